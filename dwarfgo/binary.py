@@ -1,0 +1,319 @@
+"""Layer 1: the ELF file of a Go program.
+
+Opens the binary (and its separate debug file, if the DWARF was split off), and
+answers the questions that need no DWARF: architecture, Go version, build ID,
+function symbols. The DWARF itself is opened lazily, on first use.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import re
+import zlib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import NoteSection, SymbolTableSection
+
+from .errors import BinaryError, NoDwarfError
+
+# ELF e_machine -> GOARCH
+_GOARCH_BY_MACHINE = {
+    "EM_X86_64": "amd64",
+    "EM_AARCH64": "arm64",
+    "EM_PPC64": "ppc64",  # refined to ppc64le by byte order below
+    "EM_RISCV": "riscv64",
+    "EM_LOONGARCH": "loong64",
+    "EM_S390": "s390x",
+    "EM_386": "386",
+    "EM_ARM": "arm",
+    "EM_MIPS": "mips",
+}
+
+_BUILDINFO_MAGIC = b"\xff Go buildinf:"
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """A function symbol from .symtab (names are the ELF ones: `main.(*T).M`, `runtime.memmove.abi0`)."""
+
+    name: str
+    address: int
+    size: int
+
+    @property
+    def is_abi0(self) -> bool:
+        return self.name.endswith(".abi0")
+
+    @property
+    def go_name(self) -> str:
+        """The name without the `.abi0` suffix that marks stack-ABI assembly and wrappers."""
+        return self.name[: -len(".abi0")] if self.is_abi0 else self.name
+
+
+class GoBinary:
+    """An opened Go ELF executable. Use as a context manager or call close()."""
+
+    def __init__(self, path: str | os.PathLike, debug_file: str | os.PathLike | None = None):
+        self.path = Path(path)
+        self._files = []
+        self.elf = self._open_elf(self.path)
+        self.arch = self._detect_arch(self.elf)
+        self.ptr_size = 8 if self.elf.elfclass == 64 else 4
+        if not self._looks_like_go(self.elf):
+            self.close()
+            raise BinaryError(f"{self.path}: not a Go binary (no Go build info, pclntab or runtime symbols)")
+        self._debug_file_arg = Path(debug_file) if debug_file else None
+
+    # ------------------------------------------------------------------ opening
+    def _open_elf(self, path: Path) -> ELFFile:
+        try:
+            fh = open(path, "rb")
+        except FileNotFoundError:
+            raise BinaryError(f"{path}: no such file") from None
+        except IsADirectoryError:
+            raise BinaryError(f"{path}: is a directory, not a binary") from None
+        except PermissionError:
+            raise BinaryError(f"{path}: permission denied") from None
+        except OSError as e:
+            raise BinaryError(f"{path}: cannot open: {e.strerror or e}") from None
+        if fh.read(4) != b"\x7fELF":
+            fh.close()
+            raise BinaryError(f"{path}: not an ELF file")
+        fh.seek(0)
+        try:
+            elf = ELFFile(fh)
+        except (ELFError, Exception) as e:  # a truncated or corrupt header
+            fh.close()
+            raise BinaryError(f"{path}: unreadable ELF file: {e}") from None
+        self._files.append(fh)
+        return elf
+
+    @staticmethod
+    def _detect_arch(elf: ELFFile) -> str:
+        machine = elf["e_machine"]
+        arch = _GOARCH_BY_MACHINE.get(machine, str(machine))
+        if arch == "ppc64" and elf.little_endian:
+            arch = "ppc64le"
+        if arch == "mips" and elf.elfclass == 64:
+            arch = "mips64"
+        return arch
+
+    @staticmethod
+    def _looks_like_go(elf: ELFFile) -> bool:
+        for name in (".go.buildinfo", ".gopclntab", ".note.go.buildid", ".data.rel.ro.gopclntab"):
+            if elf.get_section_by_name(name) is not None:
+                return True
+        return False
+
+    def close(self) -> None:
+        for fh in self._files:
+            fh.close()
+        self._files.clear()
+
+    def __enter__(self) -> "GoBinary":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ memory
+    def read_memory(self, address: int, size: int, elf: ELFFile | None = None) -> bytes:
+        """Bytes at a virtual address, from the file's loadable segments."""
+        elf = elf or self.elf
+        for seg in elf.iter_segments():
+            if seg["p_type"] != "PT_LOAD":
+                continue
+            start, filesz = seg["p_vaddr"], seg["p_filesz"]
+            if start <= address and address + size <= start + filesz:
+                elf.stream.seek(seg["p_offset"] + address - start)
+                return elf.stream.read(size)
+        raise BinaryError(f"{self.path}: address {address:#x} is not in the file's loaded data")
+
+    def _read_uint(self, data: bytes) -> int:
+        return int.from_bytes(data, "little" if self.elf.little_endian else "big")
+
+    # ------------------------------------------------------------------ identity
+    @cached_property
+    def go_version(self) -> str | None:
+        """`go1.22.10`, from the build info blob; falls back to the DWARF producer."""
+        version = self._buildinfo_version()
+        if version:
+            return version
+        if self.has_dwarf:
+            from .dwarf import compile_units  # local import: layer above
+
+            for unit in compile_units(self):
+                if unit.go_version:
+                    return unit.go_version
+        return None
+
+    def _buildinfo_version(self) -> str | None:
+        sec = self.elf.get_section_by_name(".go.buildinfo")
+        if sec is None:
+            return None
+        head = sec.data()[:32 + 64]
+        if not head.startswith(_BUILDINFO_MAGIC):
+            return None
+        ptr_size, flags = head[14], head[15]
+        if flags & 2:  # Go 1.18+: varint-length-prefixed strings inline after the header
+            n, shift, i = 0, 0, 32
+            data = sec.data()
+            while True:
+                b = data[i]
+                n |= (b & 0x7F) << shift
+                i += 1
+                shift += 7
+                if not b & 0x80:
+                    break
+            return data[i : i + n].decode("utf-8", "replace")
+        # Go <= 1.17: a pointer to a string header (ptr, len) at offset 16
+        try:
+            hdr_addr = self._read_uint(head[16 : 16 + ptr_size])
+            hdr = self.read_memory(hdr_addr, 2 * ptr_size)
+            str_addr, str_len = self._read_uint(hdr[:ptr_size]), self._read_uint(hdr[ptr_size:])
+            return self.read_memory(str_addr, str_len).decode("utf-8", "replace")
+        except BinaryError:
+            return None
+
+    @cached_property
+    def build_id(self) -> str | None:
+        """The Go build ID from the `.note.go.buildid` note."""
+        sec = self.elf.get_section_by_name(".note.go.buildid")
+        if not isinstance(sec, NoteSection):
+            return None
+        for note in sec.iter_notes():
+            # type 4 (GOBUILDID); pyelftools names it after the GNU note type of the same number
+            if note["n_name"] == "Go" and note["n_type"] in (4, "NT_GNU_GOLD_VERSION"):
+                desc = note["n_desc"]
+                if isinstance(desc, bytes):
+                    desc = desc.decode("utf-8", "replace")
+                return desc.rstrip("\x00")
+        return None
+
+    # ------------------------------------------------------------------ symbols
+    @cached_property
+    def function_symbols(self) -> list[Symbol]:
+        """Every STT_FUNC symbol with an address, sorted by address."""
+        tab = self.elf.get_section_by_name(".symtab")
+        if not isinstance(tab, SymbolTableSection):
+            tab = self._debug_symtab()
+        out: dict[int, Symbol] = {}
+        if tab is not None:
+            for sym in tab.iter_symbols():
+                if sym["st_info"]["type"] != "STT_FUNC" or not sym["st_value"]:
+                    continue
+                addr = sym["st_value"]
+                # keep the first name seen for an address; prefer a non-.abi0 name if both exist
+                if addr in out and not out[addr].is_abi0:
+                    continue
+                out[addr] = Symbol(sym.name, addr, sym["st_size"])
+        return sorted(out.values(), key=lambda s: s.address)
+
+    def _debug_symtab(self):
+        dbg = self.debug_elf
+        if dbg is self.elf:
+            return None
+        tab = dbg.get_section_by_name(".symtab")
+        return tab if isinstance(tab, SymbolTableSection) else None
+
+    @cached_property
+    def _symbol_addresses(self) -> list[int]:
+        return [s.address for s in self.function_symbols]
+
+    @cached_property
+    def symbols_by_name(self) -> dict[str, Symbol]:
+        return {s.name: s for s in self.function_symbols}
+
+    def symbol_at(self, address: int) -> Symbol | None:
+        """The function symbol containing `address` (for code pointers)."""
+        i = bisect.bisect_right(self._symbol_addresses, address) - 1
+        if i < 0:
+            return None
+        sym = self.function_symbols[i]
+        if sym.address <= address < sym.address + max(sym.size, 1):
+            return sym
+        return None
+
+    # ------------------------------------------------------------------ DWARF
+    @cached_property
+    def debug_elf(self) -> ELFFile:
+        """The ELF file holding the DWARF: the binary itself or its separate debug file."""
+        if self._debug_file_arg is not None:
+            return self._open_debug(self._debug_file_arg, expected_crc=None)
+        if _has_dwarf_sections(self.elf):
+            return self.elf
+        link = self.elf.get_dwarf_link() if self.elf.get_section_by_name(".gnu_debuglink") else None
+        if link is not None:
+            name = link.filename.decode("utf-8", "replace") if isinstance(link.filename, bytes) else link.filename
+            for candidate in _debuglink_candidates(self.path, name):
+                if candidate.is_file():
+                    return self._open_debug(candidate, expected_crc=link.checksum)
+            raise NoDwarfError(
+                f"{self.path}: the DWARF was split into {name!r} (.gnu_debuglink) but that file was not found "
+                f"next to the binary, in .debug/ or under /usr/lib/debug; pass it with --debug-file"
+            )
+        return self.elf
+
+    def _open_debug(self, path: Path, expected_crc: int | None) -> ELFFile:
+        if expected_crc is not None:
+            with open(path, "rb") as fh:
+                crc = 0
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    crc = zlib.crc32(block, crc)
+            if crc != expected_crc:
+                raise NoDwarfError(
+                    f"{path}: debug file does not belong to {self.path} (CRC {crc:#010x}, "
+                    f".gnu_debuglink expects {expected_crc:#010x})"
+                )
+        elf = self._open_elf(path)
+        if not _has_dwarf_sections(elf):
+            raise NoDwarfError(f"{path}: debug file has no DWARF sections")
+        return elf
+
+    @property
+    def has_dwarf(self) -> bool:
+        try:
+            return _has_dwarf_sections(self.debug_elf)
+        except NoDwarfError:
+            return False
+
+    @cached_property
+    def dwarf(self):
+        """pyelftools DWARFInfo; raises NoDwarfError with advice when absent."""
+        elf = self.debug_elf
+        if not _has_dwarf_sections(elf):
+            raise NoDwarfError(
+                f"{self.path}: Go binary without DWARF debug info (built with -ldflags=-w or -s, or stripped); "
+                f"rebuild without those flags, or pass the split-off debug file with --debug-file"
+            )
+        return elf.get_dwarf_info(relocate_dwarf_sections=False)
+
+
+def _has_dwarf_sections(elf: ELFFile) -> bool:
+    return elf.has_section(".debug_info") or elf.has_section(".zdebug_info")
+
+
+def _debuglink_candidates(binary: Path, name: str) -> list[Path]:
+    # The debuglink names a file; it must not escape into other directories.
+    if "/" in name or name in ("", ".", ".."):
+        return []
+    here = binary.resolve().parent
+    return [here / name, here / ".debug" / name, Path("/usr/lib/debug") / here.relative_to("/") / name]
+
+
+_GO_VERSION_RE = re.compile(r"go(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def parse_go_version(text: str | None) -> tuple[int, int, int] | None:
+    """`go1.22.10` -> (1, 22, 10); `go1.21rc2` -> (1, 21, 0)."""
+    if not text:
+        return None
+    m = _GO_VERSION_RE.search(text)
+    if not m:
+        return None
+    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)

@@ -1,0 +1,182 @@
+"""The `dwarfgo` command: a thin Typer layer over the library."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import List, Optional
+
+import typer
+
+from . import __version__
+from .cheaders import CHeaderWriter
+from .errors import DwarfgoError
+from .program import GoProgram
+from .report import function_record
+
+app = typer.Typer(
+    name="dwarfgo",
+    help=(
+        "Turn a Go binary's DWARF into correct bpftrace probes.\n\n"
+        "Examples:\n\n"
+        "  dwarfgo funcs ./server 'BarrierView'        list matching functions with Go signatures\n\n"
+        "  dwarfgo sig ./server '(*BarrierView).Put'   one function: parameters, results, sizes\n\n"
+        "  dwarfgo structs ./server --for BarrierView.Put --depth 1   C definitions for bpftrace"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"dwarfgo: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _open(binary: str, debug_file: Optional[str]) -> GoProgram:
+    return GoProgram(binary, debug_file)
+
+
+class _Progress:
+    """A one-line progress display on stderr for long whole-binary work (only on a terminal)."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.enabled = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total < 200:
+            return
+        now = time.monotonic()
+        if now - self.last < 0.2 and done != total:
+            return
+        self.last = now
+        end = "\n" if done == total else ""
+        sys.stderr.write(f"\r{self.label}: {done}/{total}{end}")
+        sys.stderr.flush()
+
+
+BinaryArg = typer.Argument(..., help="Go ELF binary (built with DWARF: no -ldflags=-w/-s).", show_default=False)
+DebugOpt = typer.Option(None, "--debug-file", help="Separate debug file (objcopy --only-keep-debug), if not found via .gnu_debuglink.")
+JsonOpt = typer.Option(False, "--json", help="Machine-readable output.")
+
+
+@app.command()
+def funcs(
+    binary: str = BinaryArg,
+    pattern: Optional[str] = typer.Argument(None, help="Substring, glob (`*`, `?`; `(*T)` stays literal) or, with -E, a regex."),
+    regex: bool = typer.Option(False, "-E", "--regex", help="PATTERN is a regular expression."),
+    as_json: bool = JsonOpt,
+    debug_file: Optional[str] = DebugOpt,
+) -> None:
+    """List functions with their address and Go signature.
+
+    Examples:
+
+      dwarfgo funcs ./server 'main.'
+
+      dwarfgo funcs ./server '*(*BarrierView).*'
+
+      dwarfgo funcs ./server -E '^main\\.(Get|Put)$' --json
+    """
+    with _open(binary, debug_file) as prog:
+        found = prog.matching(pattern, regex, progress=_Progress("reading functions"))
+        if as_json:
+            typer.echo(json.dumps([function_record(prog, f, with_layout=False) for f in found], indent=1))
+            return
+        if not found:
+            _fail(f"no function matches {pattern!r}" if pattern else "no functions with DWARF found")
+        for f in found:
+            typer.echo(f"{f.address:#x}  {f.name}  {f.signature()}")
+
+
+@app.command()
+def sig(
+    binary: str = BinaryArg,
+    func: str = typer.Argument(..., help="Full symbol (`main.(*Store).Put`) or a short unique form (`Store.Put`, `(*Store).Put`)."),
+    as_json: bool = JsonOpt,
+    debug_file: Optional[str] = DebugOpt,
+) -> None:
+    """One function: each parameter and result with name, Go type, size and alignment.
+
+    Examples:
+
+      dwarfgo sig ./server '(*BarrierView).Put'
+
+      dwarfgo sig ./server main.handle --json
+    """
+    with _open(binary, debug_file) as prog:
+        fn = prog.function(func)
+        rec = function_record(prog, fn, with_layout=True)
+        if as_json:
+            typer.echo(json.dumps(rec, indent=1))
+            return
+        typer.echo(f"{fn.signature()}")
+        typer.echo(f"  symbol  {fn.name} at {fn.address:#x}, package {rec['package']}")
+        typer.echo(f"  binary  {rec['go_version']} {rec['arch']}, ABI {rec['abi']}")
+        rows = [("receiver" if p is fn.receiver else "param", p) for p in fn.inputs] + [("result", r) for r in fn.results]
+        width = max((len(p.name) for _, p in rows), default=4)
+        twidth = max((len(p.type.name) for _, p in rows), default=4)
+        for role, p in rows:
+            hidden = "  (hidden)" if p.is_hidden else ""
+            typer.echo(f"  {role:<8} {p.name:<{width}}  {p.type.name:<{twidth}}  size {p.type.size:<4} align {p.type.align}{hidden}")
+
+
+@app.command()
+def structs(
+    binary: str = BinaryArg,
+    types: Optional[List[str]] = typer.Argument(None, help="Go type names (`main.Pair`, `Pair`, `[]string`)."),
+    for_func: Optional[str] = typer.Option(None, "--for", help="Every type reachable from this function's parameters and results."),
+    depth: int = typer.Option(1, "--depth", min=0, help="How many pointer/slice hops to follow."),
+    prefix: str = typer.Option("dg_", "--prefix", help="Prefix of every C struct name."),
+    debug_file: Optional[str] = DebugOpt,
+) -> None:
+    """C definitions of Go types, with exact offsets (for bpftrace scripts and for C).
+
+    Examples:
+
+      dwarfgo structs ./server main.Pair
+
+      dwarfgo structs ./server --for '(*BarrierView).Put' --depth 2 > types.h
+    """
+    if not types and not for_func:
+        _fail("name at least one TYPE, or a function with --for", 2)
+    if not prefix or not prefix.replace("_", "a").isalnum() or prefix[0].isdigit():
+        _fail(f"--prefix {prefix!r} is not a valid C identifier prefix", 2)
+    with _open(binary, debug_file) as prog:
+        roots = [prog.type_named(t) for t in types or []]
+        if for_func:
+            fn = prog.function(for_func)
+            roots += [p.type for p in fn.inputs + fn.results if not p.is_hidden]
+        w = CHeaderWriter(prefix=prefix, ptr_size=prog.binary.ptr_size)
+        for t in roots:
+            w.add(t, depth)
+        typer.echo(w.render(), nl=False)
+
+
+@app.command()
+def version() -> None:
+    """Print dwarfgo's version."""
+    typer.echo(f"dwarfgo {__version__}")
+
+
+def main() -> None:
+    try:
+        app()
+    except DwarfgoError as e:
+        typer.echo(f"dwarfgo: error: {e}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as e:  # never a traceback for a user; DWARFGO_DEBUG=1 shows it
+        if os.environ.get("DWARFGO_DEBUG"):
+            raise
+        typer.echo(f"dwarfgo: internal error: {type(e).__name__}: {e} (set DWARFGO_DEBUG=1 for details)", err=True)
+        sys.exit(70)

@@ -1,0 +1,91 @@
+"""The library's front door: a Go program's binary, DWARF, functions and types together.
+
+    from dwarfgo.program import GoProgram
+    with GoProgram("./server") as prog:
+        fn = prog.function("(*BarrierView).Put")
+        print(fn.signature())
+"""
+
+from __future__ import annotations
+
+import difflib
+from functools import cached_property
+
+from .binary import GoBinary
+from .dwarf import DwarfIndex
+from .errors import DwarfgoError, TypeNotFound
+from .functions import Function, FunctionTable
+from .gotypes import GoType
+from .names import compile_pattern, lookup
+
+_TYPE_TAGS = {"DW_TAG_typedef", "DW_TAG_base_type", "DW_TAG_structure_type", "DW_TAG_pointer_type",
+              "DW_TAG_array_type", "DW_TAG_subroutine_type"}
+
+
+class GoProgram:
+    def __init__(self, path, debug_file=None):
+        self.binary = GoBinary(path, debug_file)
+
+    def close(self) -> None:
+        self.binary.close()
+
+    def __enter__(self) -> "GoProgram":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @cached_property
+    def index(self) -> DwarfIndex:
+        return DwarfIndex(self.binary)  # raises NoDwarfError with advice
+
+    @cached_property
+    def functions(self) -> FunctionTable:
+        return FunctionTable(self.binary, self.index)
+
+    def function(self, query: str) -> Function:
+        sym = lookup(self.binary.function_symbols, query)
+        fn = self.functions.at(sym)
+        if not fn.has_dwarf:
+            raise DwarfgoError(
+                f"{sym.name} has no DWARF description (assembly, or a compiler-generated wrapper); "
+                f"its arguments cannot be recovered"
+            )
+        return fn
+
+    def matching(self, pattern: str | None, regex: bool = False, progress=None) -> list[Function]:
+        """Functions whose names match; parses only the packages that hold matching symbols."""
+        pred = compile_pattern(pattern, regex)
+        symbols = [s for s in self.binary.function_symbols if pred(s.name)]
+        out = []
+        for i, sym in enumerate(symbols):
+            fn = self.functions.at(sym)
+            if fn.has_dwarf:
+                out.append(fn)
+            if progress:
+                progress(i + 1, len(symbols))
+        return out
+
+    # ------------------------------------------------------------ types by name
+    @cached_property
+    def _types_by_name(self) -> dict[str, int]:
+        """Go type name -> DIE offset, over every unit's top-level type DIEs (whole DWARF)."""
+        names: dict[str, int] = {}
+        for unit in self.index.units:
+            for die in unit.unit.get_top_DIE().iter_children():
+                if die.tag in _TYPE_TAGS and "DW_AT_name" in die.attributes:
+                    name = die.attributes["DW_AT_name"].value.decode("utf-8", "replace")
+                    # the first DIE of a name is the outermost (typedef before its structure)
+                    names.setdefault(name, die.offset)
+        return names
+
+    def type_named(self, name: str) -> GoType:
+        names = self._types_by_name
+        if name in names:
+            return self.index.types.type_at(names[name])
+        candidates = [n for n in names if n.endswith("." + name) or n.endswith("/" + name)]
+        if len(candidates) == 1:
+            return self.index.types.type_at(names[candidates[0]])
+        if len(candidates) > 1:
+            raise DwarfgoError(f"type {name!r} is ambiguous: " + ", ".join(sorted(candidates)[:10]))
+        raise TypeNotFound(name, difflib.get_close_matches(name, list(names), n=5))
