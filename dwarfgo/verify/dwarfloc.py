@@ -1,0 +1,188 @@
+"""Cross-check 1: the locations Go's DWARF gives each parameter at the function's entry.
+
+Reads the location (a single expression, or the location-list entry that starts at
+low_pc), decodes registers (`DW_OP_regN`/`regx`), frame-base offsets
+(`DW_OP_call_frame_cfa`, `DW_OP_fbreg`) and `DW_OP_piece`s with pyelftools, and
+compares them with the computed assignment, piece by piece in leaf order (optimised
+builds emit no padding pieces).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from elftools.dwarf.dwarf_expr import DWARFExprParser
+from elftools.dwarf.locationlists import BaseAddressEntry, LocationEntry
+
+from ..abi.assign import FunctionLayout, Location, RegisterPiece, StackSlot
+
+# DWARF register numbers -> Go register names
+_DWARF_REGS = {
+    "amd64": {0: "AX", 1: "DX", 2: "CX", 3: "BX", 4: "SI", 5: "DI", 6: "BP", 7: "SP",
+              **{i: f"R{i}" for i in range(8, 16)}, **{17 + i: f"X{i}" for i in range(16)}},
+    "arm64": {**{i: f"R{i}" for i in range(31)}, 31: "RSP", **{64 + i: f"F{i}" for i in range(32)}},
+    "ppc64le": {**{i: f"R{i}" for i in range(32)}, **{32 + i: f"F{i}" for i in range(32)}},
+    "riscv64": {**{i: f"X{i}" for i in range(32)}, **{32 + i: f"F{i}" for i in range(32)}},
+    "loong64": {**{i: f"R{i}" for i in range(32)}, **{32 + i: f"F{i}" for i in range(32)}},
+    "s390x": {**{i: f"R{i}" for i in range(16)}, **{16 + i: f"F{i}" for i in (0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15)}},
+}
+
+# SP offset of the CFA at function entry (the frame base of every Go function is the CFA).
+CFA_AT_ENTRY = {"amd64": 8, "arm64": 0, "ppc64le": 0, "riscv64": 0, "loong64": 0, "s390x": 0}
+
+
+@dataclass(frozen=True)
+class DwarfPiece:
+    """One piece of a DWARF location: a register, a stack address (SP-relative at entry), or nothing."""
+
+    size: int | None  # DW_OP_piece size; None for a whole-value location
+    register: str | None = None
+    sp_offset: int | None = None
+
+    def text(self) -> str:
+        where = self.register or (f"SP+{self.sp_offset}" if self.sp_offset is not None else "?")
+        return where if self.size is None else f"{where}:{self.size}"
+
+
+@dataclass
+class ParamCheck:
+    name: str
+    computed: str
+    dwarf: str | None  # None: DWARF gives no entry location
+    agrees: bool | None  # None: no evidence
+    detail: str = ""
+    known: str = ""  # a known Go DWARF defect that explains the disagreement
+
+
+@dataclass
+class DwarfLocationReport:
+    checks: list[ParamCheck] = field(default_factory=list)
+
+    @property
+    def disagreements(self) -> list[ParamCheck]:
+        return [c for c in self.checks if c.agrees is False]
+
+    @property
+    def verdict(self) -> str:
+        if self.disagreements:
+            return "disagrees"
+        if any(c.agrees for c in self.checks):
+            return "agrees"
+        return "no evidence"
+
+
+def entry_location(dwarf, die, low_pc: int, arch: str) -> list[DwarfPiece] | None:
+    """The pieces of a parameter's DWARF location valid at `low_pc`, or None if DWARF has none."""
+    attr = die.attributes.get("DW_AT_location")
+    if attr is None:
+        return None
+    parser = DWARFExprParser(die.cu.structs)
+    if attr.form.startswith("DW_FORM_block") or attr.form == "DW_FORM_exprloc":
+        expr = attr.value
+    elif attr.form in ("DW_FORM_sec_offset", "DW_FORM_loclistx", "DW_FORM_data4", "DW_FORM_data8"):
+        lists = dwarf.location_lists()
+        if lists is None:
+            return None
+        top = die.cu.get_top_DIE()
+        base = top.attributes["DW_AT_low_pc"].value if "DW_AT_low_pc" in top.attributes else 0
+        expr = None
+        for entry in lists.get_location_list_at_offset(attr.value, die=die):
+            if isinstance(entry, BaseAddressEntry):
+                base = entry.base_address
+            elif isinstance(entry, LocationEntry):
+                begin = entry.begin_offset if entry.is_absolute else base + entry.begin_offset
+                end = entry.end_offset if entry.is_absolute else base + entry.end_offset
+                if begin <= low_pc < end:
+                    expr = entry.loc_expr
+                    break
+        if expr is None:
+            return None
+    else:
+        return None
+    if not expr:
+        return None
+    return decode(parser.parse_expr(expr), arch)
+
+
+def decode(ops, arch: str) -> list[DwarfPiece]:
+    regs = _DWARF_REGS.get(arch, {})
+    cfa = CFA_AT_ENTRY.get(arch, 0)
+    pieces: list[DwarfPiece] = []
+    reg, sp = None, None
+    for op in ops:
+        name = op.op_name
+        if name.startswith("DW_OP_reg") and name != "DW_OP_regx":
+            reg = regs.get(int(name[len("DW_OP_reg"):]), name)
+        elif name == "DW_OP_regx":
+            reg = regs.get(op.args[0], f"dwarfreg{op.args[0]}")
+        elif name == "DW_OP_call_frame_cfa":
+            sp = cfa
+        elif name == "DW_OP_fbreg":
+            sp = cfa + op.args[0]
+        elif name in ("DW_OP_plus_uconst",) and sp is not None:
+            sp += op.args[0]
+        elif name == "DW_OP_piece":
+            pieces.append(DwarfPiece(op.args[0], reg, sp))
+            reg, sp = None, None
+        else:
+            pieces.append(DwarfPiece(None, f"<{name}>", None))
+            reg, sp = None, None
+    if reg is not None or sp is not None:
+        pieces.append(DwarfPiece(None, reg, sp))
+    return pieces
+
+
+def _computed_text(loc: Location) -> str:
+    if not loc.pieces:
+        return "zero-size"
+    return " ".join(p.register if isinstance(p, RegisterPiece) else f"SP+{p.offset}" for p in loc.pieces)
+
+
+def compare(loc: Location, dwarf_pieces: list[DwarfPiece] | None) -> ParamCheck:
+    computed = _computed_text(loc) if loc.pieces else f"zero-size at SP+{loc.stack_offset}"
+    if dwarf_pieces is None:
+        return ParamCheck(loc.name, computed, None, None, "no DWARF location at entry")
+    text = " ".join(p.text() for p in dwarf_pieces)
+    # a whole-value stack location: one address for the value
+    if len(dwarf_pieces) == 1 and dwarf_pieces[0].size is None:
+        d = dwarf_pieces[0]
+        if d.sp_offset is not None:
+            if loc.in_registers and d.sp_offset == loc.spill_offset:
+                return ParamCheck(loc.name, computed, text, False,
+                                  f"DWARF gives the spill slot SP+{d.sp_offset}, which is not written at entry",
+                                  known="Go's DWARF places register-passed values it keeps spilled (e.g. the generic "
+                                        "dictionary .dict) at their spill slot for the whole function")
+            ok = not loc.in_registers and d.sp_offset == loc.stack_offset
+            return ParamCheck(loc.name, computed, text, ok, "" if ok else f"DWARF puts it at SP+{d.sp_offset}")
+        if d.register is not None:
+            ok = len(loc.pieces) == 1 and isinstance(loc.pieces[0], RegisterPiece) and loc.pieces[0].register == d.register
+            return ParamCheck(loc.name, computed, text, ok, "" if ok else f"DWARF says {d.register}")
+    # pieces, in leaf order; pieces without a location are parts DWARF does not describe
+    if len(dwarf_pieces) != len(loc.pieces):
+        # Optimised builds may describe only a prefix (e.g. a string whose len is unused) or
+        # add padding pieces; compare by size-matched order when counts differ.
+        return ParamCheck(loc.name, computed, text, False,
+                          f"{len(dwarf_pieces)} DWARF pieces for {len(loc.pieces)} leaves")
+    bad = []
+    for mine, theirs in zip(loc.pieces, dwarf_pieces):
+        if theirs.register is None and theirs.sp_offset is None:
+            continue  # part not described
+        if isinstance(mine, RegisterPiece):
+            if theirs.register != mine.register:
+                bad.append(f"{mine.leaf.path or 'value'}: {mine.register} vs DWARF {theirs.text()}")
+        elif isinstance(mine, StackSlot):
+            if theirs.sp_offset != mine.offset:
+                bad.append(f"{mine.leaf.path or 'value'}: SP+{mine.offset} vs DWARF {theirs.text()}")
+    return ParamCheck(loc.name, computed, text, not bad, "; ".join(bad))
+
+
+def check_layout(dwarf, layout: FunctionLayout, arch: str) -> DwarfLocationReport:
+    report = DwarfLocationReport()
+    low_pc = layout.function.address
+    for loc in layout.inputs:
+        die = loc.param.die
+        if die is None:
+            report.checks.append(ParamCheck(loc.name, _computed_text(loc), None, None, "not in DWARF"))
+            continue
+        report.checks.append(compare(loc, entry_location(dwarf, die, low_pc, arch)))
+    return report
