@@ -14,7 +14,8 @@ from . import __version__
 from .cheaders import CHeaderWriter
 from .errors import DwarfgoError
 from .program import GoProgram
-from .report import function_record
+from .report import evidence_record, function_record
+from .verify.evidence import gather, layout_for
 
 app = typer.Typer(
     name="dwarfgo",
@@ -112,19 +113,88 @@ def sig(
     """
     with _open(binary, debug_file) as prog:
         fn = prog.function(func)
-        rec = function_record(prog, fn, with_layout=True)
+        layout = layout_for(prog, fn)
+        rec = function_record(prog, fn, with_layout=True, layout=layout)
         if as_json:
             typer.echo(json.dumps(rec, indent=1))
             return
         typer.echo(f"{fn.signature()}")
         typer.echo(f"  symbol  {fn.name} at {fn.address:#x}, package {rec['package']}")
         typer.echo(f"  binary  {rec['go_version']} {rec['arch']}, ABI {rec['abi']}")
-        rows = [("receiver" if p is fn.receiver else "param", p) for p in fn.inputs] + [("result", r) for r in fn.results]
-        width = max((len(p.name) for _, p in rows), default=4)
-        twidth = max((len(p.type.name) for _, p in rows), default=4)
-        for role, p in rows:
+        rows = [("receiver" if loc.param is fn.receiver else "param", loc) for loc in layout.inputs]
+        rows += [("result", loc) for loc in layout.results]
+        width = max((len(loc.name) for _, loc in rows), default=4)
+        twidth = max((len(loc.param.type.name) for _, loc in rows), default=4)
+        for role, loc in rows:
+            p = loc.param
             hidden = "  (hidden)" if p.is_hidden else ""
-            typer.echo(f"  {role:<8} {p.name:<{width}}  {p.type.name:<{twidth}}  size {p.type.size:<4} align {p.type.align}{hidden}")
+            typer.echo(f"  {role:<8} {p.name:<{width}}  {p.type.name:<{twidth}}  size {p.type.size:<4} align {p.type.align:<2} "
+                       f"{loc.describe()}{hidden}")
+
+
+@app.command()
+def abi(
+    binary: str = BinaryArg,
+    pattern: Optional[str] = typer.Argument(None, help="A function (full or short name) or a pattern; default: every function of package main."),
+    regex: bool = typer.Option(False, "-E", "--regex", help="PATTERN is a regular expression."),
+    as_json: bool = JsonOpt,
+    debug_file: Optional[str] = DebugOpt,
+) -> None:
+    """Which calling convention each function uses, with the evidence.
+
+    Per compile unit: Go version and ABI from the producer. Per function: ABIInternal
+    or ABI0, body or .abi0 wrapper, the prologue's stack check, whether the morestack
+    spills and DWARF's entry locations agree with the computed assignment, RET sites.
+    Exits 3 when the evidence contradicts itself.
+
+    Examples:
+
+      dwarfgo abi ./server 'main.*'
+
+      dwarfgo abi ./server '(*BarrierView).Put' --json
+    """
+    with _open(binary, debug_file) as prog:
+        if pattern is None:
+            fns = prog.matching("main.*")
+        else:
+            try:
+                fns = [prog.function(pattern)]
+            except DwarfgoError:
+                fns = prog.matching(pattern, regex, progress=_Progress("analysing functions"))
+                if not fns:
+                    raise
+        evidence = [gather(prog, f) for f in fns]
+        units = sorted({(e.function.unit.name, e.producer) for e in evidence if e.function.unit})
+        if as_json:
+            typer.echo(json.dumps({
+                "binary": str(prog.binary.path), "go_version": prog.binary.go_version, "arch": prog.binary.arch,
+                "units": [{"name": n, "producer": p, "regabi": "regabi" in p.split()} for n, p in units],
+                "functions": [evidence_record(e) for e in evidence],
+            }, indent=1))
+        else:
+            typer.echo(f"{prog.binary.path}: {prog.binary.go_version} {prog.binary.arch}")
+            for name, producer in units:
+                typer.echo(f"  unit {name}: {producer}")
+            for e in evidence:
+                typer.echo("")
+                typer.echo(f"{e.function.name} at {e.function.address:#x}: {e.abi}, {e.role}")
+                if e.machine is not None:
+                    m = e.machine
+                    frame = f", frame {m.frame_size}" if m.frame_size is not None else ""
+                    typer.echo(f"  prologue  {m.prologue}{frame}")
+                    rets = ", ".join(f"{r:#x}" for r in m.ret_sites) or "none"
+                    typer.echo(f"  RET       {rets}")
+                if e.spills is not None:
+                    verdict = {True: "agree", False: "DISAGREE", None: "no evidence"}[e.spills.agrees]
+                    typer.echo(f"  spills    {verdict}{': ' + e.spills.detail if e.spills.detail else ''}")
+                typer.echo(f"  DWARF     {e.dwarf.verdict}")
+                for c in e.dwarf.checks:
+                    if c.agrees is False:
+                        typer.echo(f"    {c.name}: {c.detail}" + (f" [known: {c.known}]" if c.known else ""))
+                for c in e.contradictions:
+                    typer.echo(f"  CONTRADICTION {c}")
+        if any(not e.consistent for e in evidence):
+            raise typer.Exit(3)
 
 
 @app.command()

@@ -1,0 +1,78 @@
+"""The verdict on one function's ABI: computed locations against DWARF and against the machine code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..abi.assign import FunctionLayout, assign
+from ..abi.registers import arch_abi
+from ..errors import DwarfgoError
+from ..functions import Function
+from .dwarfloc import DwarfLocationReport, check_layout
+from .machine import MachineReport, SpillCheck, analyze, check_spills
+
+
+@dataclass
+class AbiEvidence:
+    function: Function
+    layout: FunctionLayout
+    producer: str
+    machine: MachineReport | None
+    spills: SpillCheck | None
+    dwarf: DwarfLocationReport
+    contradictions: list[str] = field(default_factory=list)
+
+    @property
+    def abi(self) -> str:
+        return self.layout.abi
+
+    @property
+    def role(self) -> str:
+        """`body`, or `wrapper/assembly (.abi0)` for stack-ABI symbols."""
+        return "wrapper/assembly (.abi0)" if self.function.symbol.is_abi0 else "body"
+
+    @property
+    def consistent(self) -> bool:
+        return not self.contradictions
+
+
+def layout_for(prog, fn: Function) -> FunctionLayout:
+    arch = arch_abi(prog.binary.arch)
+    if arch is None:
+        raise DwarfgoError(f"architecture {prog.binary.arch} has no register table in dwarfgo")
+    version = prog.index.version_tuple
+    regabi = fn.regabi
+    return assign(fn, arch, regabi, version, dict_type=_dict_type(prog, fn))
+
+
+def _dict_type(prog, fn: Function):
+    """A pointer-sized type for a generic shape function's hidden dictionary when DWARF omits it."""
+    if not fn.is_generic_shape or any(p.name == ".dict" for p in fn.inputs):
+        return None
+    try:
+        return prog.type_named("*uint8")
+    except DwarfgoError:
+        return None
+
+
+def gather(prog, fn: Function, machine: bool = True) -> AbiEvidence:
+    layout = layout_for(prog, fn)
+    dwarf = check_layout(prog.index.dwarf, layout, prog.binary.arch)
+    mreport = spills = None
+    if machine and prog.binary.arch in ("amd64", "arm64") and fn.symbol.size:
+        mreport = analyze(prog.binary, fn.address, fn.symbol.size)
+        spills = check_spills(layout, mreport)
+    ev = AbiEvidence(fn, layout, fn.unit.producer if fn.unit else "", mreport, spills, dwarf)
+    # contradictions between the three witnesses
+    if mreport is not None and prog.binary.arch == "amd64":
+        kind = mreport.stack_check.kind
+        if kind == "g-register" and layout.abi == "ABI0":
+            ev.contradictions.append("prologue reads g from R14 (register ABI) but the producer says ABI0")
+        if kind == "tls" and layout.abi == "ABIInternal":
+            ev.contradictions.append("prologue reads g from TLS (ABI0) but the producer says regabi")
+    if spills is not None and spills.agrees is False:
+        ev.contradictions.append("morestack spills disagree: " + spills.detail)
+    for c in dwarf.disagreements:
+        if not c.known:
+            ev.contradictions.append(f"DWARF location of {c.name} disagrees: {c.detail} (computed {c.computed}, DWARF {c.dwarf})")
+    return ev
