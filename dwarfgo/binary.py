@@ -214,6 +214,14 @@ class GoBinary:
                 out[addr] = Symbol(sym.name, addr, sym["st_size"])
         return sorted(out.values(), key=lambda s: s.address)
 
+    def data_symbol(self, name: str) -> int | None:
+        """Address of any symbol (e.g. `runtime.types`), or None."""
+        for tab in (self.elf.get_section_by_name(".symtab"), self._debug_symtab()):
+            if isinstance(tab, SymbolTableSection):
+                for sym in tab.get_symbol_by_name(name) or []:
+                    return sym["st_value"]
+        return None
+
     def _debug_symtab(self):
         dbg = self.debug_elf
         if dbg is self.elf:

@@ -229,6 +229,125 @@ def structs(
         typer.echo(w.render(), nl=False)
 
 
+def _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid):
+    from .emit.dialect import detect
+    from .emit.probe import ProbeOptions, generate
+
+    dialect, path = detect(bpftrace, bpftrace_version)
+    fns = [prog.function(f) for f in funcs]
+    opts = ProbeOptions(ret=ret, depth=depth, max_str=max_str, max_items=max_items, pid=pid)
+    return generate(prog, fns, dialect, opts), path
+
+
+FuncsArg = typer.Argument(..., help="Functions to probe: full symbols or short unique forms.", show_default=False)
+RetOpt = typer.Option(False, "--ret", help="Also probe every RET (never uretprobe, which breaks Go) and read the results.")
+DepthOpt = typer.Option(1, "--depth", min=0, max=4, help="Pointer/slice levels to follow.")
+MaxStrOpt = typer.Option(64, "--max-str", min=1, help="Bytes of each string/[]byte to copy (the real length is always printed).")
+MaxItemsOpt = typer.Option(4, "--max-items", min=0, max=64, help="Slice/array elements to decode.")
+PidOpt = typer.Option(None, "--pid", help="Only this process.")
+BpftraceOpt = typer.Option(None, "--bpftrace", help="bpftrace binary to generate for (and run).")
+BpftraceVersionOpt = typer.Option(None, "--bpftrace-version", help="Generate for this bpftrace version without running it.")
+
+
+@app.command()
+def probe(
+    binary: str = BinaryArg,
+    funcs: List[str] = FuncsArg,
+    print_all_args: bool = typer.Option(True, "--print-all-args/--no-args", help="Print every argument (default)."),
+    ret: bool = RetOpt,
+    depth: int = DepthOpt,
+    max_str: int = MaxStrOpt,
+    max_items: int = MaxItemsOpt,
+    pid: Optional[int] = PidOpt,
+    bpftrace: Optional[str] = BpftraceOpt,
+    bpftrace_version: Optional[str] = BpftraceVersionOpt,
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the program to this file instead of stdout."),
+    debug_file: Optional[str] = DebugOpt,
+) -> None:
+    """Write a bpftrace program that prints every argument (and with --ret every result) of FUNC.
+
+    The program attaches by address, reads each value where the ABI puts it, drops
+    the entry hit that is about to run morestack (one event per call), and prints
+    numbered raw values that `dwarfgo trace` decodes into Go syntax.
+
+    Examples:
+
+      dwarfgo probe ./server '(*BarrierView).Put' | sudo bpftrace -
+
+      dwarfgo probe ./server main.handle --ret --bpftrace-version 0.27 -o handle.bt
+    """
+    with _open(binary, debug_file) as prog:
+        program, _ = _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth if print_all_args else 0,
+                                  max_str, max_items, pid)
+        for w in program.warnings:
+            typer.echo(f"dwarfgo: warning: {w}", err=True)
+        if output:
+            tmp = output + ".tmp"
+            with open(tmp, "w") as fh:
+                fh.write(program.text)
+            os.replace(tmp, output)  # never a half-written program under the real name
+        else:
+            typer.echo(program.text, nl=False)
+
+
+@app.command()
+def trace(
+    binary: str = BinaryArg,
+    funcs: List[str] = FuncsArg,
+    ret: bool = RetOpt,
+    depth: int = DepthOpt,
+    max_str: int = MaxStrOpt,
+    max_items: int = MaxItemsOpt,
+    pid: Optional[int] = typer.Option(None, "-p", "--pid", help="Trace this running process."),
+    command: Optional[str] = typer.Option(None, "-c", "--command", help="Run this command and trace it until it exits."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per event."),
+    bpftrace: Optional[str] = BpftraceOpt,
+    debug_file: Optional[str] = DebugOpt,
+) -> None:
+    """Run the probe program and print decoded events (root needed).
+
+    Examples:
+
+      sudo dwarfgo trace ./server '(*BarrierView).Put' -p 1234 --ret
+
+      sudo dwarfgo trace ./fixture main.Add -c './fixture -n 3' --json
+    """
+    from .runner.decode import Decoder
+    from .runner.run import BpftraceRun, RunOptions
+    from .runtime_types import RuntimeTypeNames
+
+    with _open(binary, debug_file) as prog:
+        program, path = _probe_setup(prog, funcs, bpftrace, None, ret, depth, max_str, max_items, pid)
+        for w in program.warnings:
+            typer.echo(f"dwarfgo: warning: {w}", err=True)
+        names = RuntimeTypeNames(prog)
+        symbolize = lambda addr: (prog.binary.symbol_at(addr).name if prog.binary.symbol_at(addr) else None)
+        decoder = Decoder(program.probes, symbolize=symbolize, type_name=names, max_str=max_str)
+        run = BpftraceRun(program.text, RunOptions(path, command, duration))
+        try:
+            for line in run.lines():
+                ev = decoder.feed(line)
+                if ev is None:
+                    continue
+                if as_json:
+                    typer.echo(json.dumps(ev.to_json(pid)))
+                else:
+                    typer.echo(("-> " if ev.kind == "call" else "<- ") + ev.text())
+        except KeyboardInterrupt:
+            run.stop()
+            for line in run.lines():
+                ev = decoder.feed(line)
+                if ev is not None:
+                    typer.echo(json.dumps(ev.to_json(pid)) if as_json else ev.text())
+        rc = run.close()
+        if decoder.lost:
+            typer.echo(f"dwarfgo: warning: bpftrace lost {decoder.lost} events", err=True)
+        errors = run.errors
+        if rc not in (0, -2, 130) and errors:
+            _fail("bpftrace failed: " + " | ".join(errors[-5:]))
+
+
 @app.command()
 def version() -> None:
     """Print dwarfgo's version."""

@@ -1,0 +1,246 @@
+"""Layer 4b: the bpftrace program.
+
+For each traced function: an entry uprobe attached by address (a quoted Go name with
+`*` would be a wildcard), which drops the hit that is about to go to morestack (so one
+call gives one event), and prints every planned read; with --ret, one uprobe on each
+RET instruction reading the results where the ABI leaves them.
+
+Every output line starts with `@dg`, then the thread id and a per-thread event number,
+so the decoder can group lines of one event even when CPUs interleave:
+
+    @dg <tid> <seq> call <probe> <nsecs> <g>      start of an entry event
+    @dg <tid> <seq> ret <probe> <nsecs> <g> <site> <latency-ns>
+    @dg <tid> <seq> <read> <value>               one read (see plan.py)
+    @dg <tid> <seq> end                           event complete
+
+Only numbers come from dwarfgo into the program; names from the binary stay in the
+decoder, so no symbol or type name can change what the program does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..abi.assign import FunctionLayout
+from ..functions import Function
+from ..verify.machine import MachineReport
+from .dialect import Dialect
+from .plan import (BYTES, ArrayNode, ChanNode, ComplexNode, FuncNode, InterfaceNode, MapNode, Node, PlanBuilder,
+                   PointerNode, Read, RuntimeLayout, Scalar, SliceNode, StringNode, StructNode, ValuePlan)
+
+_FMT = {"int": "%ld", "uint": "%lu", "bool": "%lu", "hex": "%lx", "f32": "%lx", "f64": "%lx"}
+
+
+@dataclass
+class ProbePlan:
+    """Everything about one probe that the decoder needs."""
+
+    probe_id: int
+    function: Function
+    kind: str  # "call" or "ret"
+    address: int
+    values: list[ValuePlan]
+    reads: list[Read]
+    dedupe: str | None = None  # the morestack filter, or None when the function has no stack check
+    ret_sites: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Program:
+    text: str
+    probes: list[ProbePlan]
+    warnings: list[str]
+
+
+class ProgramWriter:
+    def __init__(self, binary_path: str, dialect: Dialect, pid: int | None = None, goid_offset: int | None = None):
+        self.binary_path = binary_path
+        self.goid_offset = goid_offset
+        self.dialect = dialect
+        self.pid = pid
+        self.blocks: list[str] = []
+        self.probes: list[ProbePlan] = []
+        self.warnings: list[str] = []
+
+    # ------------------------------------------------------------- helpers
+    def _attach(self, address: int) -> str:
+        return f"uprobe:{self.binary_path}:{address:#x}"
+
+    def _predicate(self, extra: str | None) -> str:
+        conds = []
+        if self.pid is not None:
+            conds.append(f"pid == {int(self.pid)}")
+        if extra:
+            conds.append(extra)
+        return f" /{' && '.join(f'({c})' for c in conds)}/" if conds else ""
+
+    @staticmethod
+    def _line(seq_var: str, rest_fmt: str, args: list[str]) -> str:
+        fmt = "@dg %d %ld " + rest_fmt + "\\n"
+        return f'printf("{fmt}", ' + ", ".join(["tid", seq_var] + args) + ");"
+
+    # ------------------------------------------------------------- entry
+    def add_entry(self, fn: Function, layout: FunctionLayout, machine: MachineReport | None, builder: PlanBuilder,
+                  g_expr: str | None, dedupe: str | None) -> ProbePlan:
+        builder.reads = []
+        values = [builder.value(loc) for loc in layout.inputs]
+        probe = ProbePlan(len(self.probes), fn, "call", fn.address, values, builder.reads, dedupe)
+        self.probes.append(probe)
+        body = [
+            "@dg_seq[tid] = @dg_seq[tid] + 1;",
+            "$seq = @dg_seq[tid];",
+            f"$g = (uint64){g_expr or '0'};",
+            self._goid(g_expr),
+            self._line("$seq", f"call {probe.probe_id} %lu %lx %ld", ["nsecs", "$g", "$goid"]),
+        ]
+        if g_expr:
+            body.append(f"@dg_start[$g, {probe.probe_id}] = nsecs;")
+        for v in values:
+            body += self._node(v.node, "$seq")
+        body.append(self._line("$seq", "end", []))
+        self.blocks.append(self._block(self._attach(fn.address), dedupe, body))
+        return probe
+
+    def add_returns(self, fn: Function, layout: FunctionLayout, sites: list[int], builder: PlanBuilder,
+                    g_expr: str | None, entry_probe: ProbePlan) -> ProbePlan | None:
+        if not sites:
+            self.warnings.append(f"{fn.name}: no RET instruction found; no return probe")
+            return None
+        if not self.dialect.supports_mid_function_probes:
+            self.warnings.append(
+                f"{fn.name}: bpftrace {self.dialect.version_text} cannot probe a RET inside a function "
+                f"(no offset support); results are not traced. Use a newer bpftrace (--bpftrace PATH, 0.23+)"
+            )
+            return None
+        builder.reads = []
+        values = [builder.value(loc) for loc in layout.results]
+        probe = ProbePlan(len(self.probes), fn, "ret", fn.address, values, builder.reads, None, sites)
+        self.probes.append(probe)
+        for site in sites:
+            body = [
+                "@dg_seq[tid] = @dg_seq[tid] + 1;",
+                "$seq = @dg_seq[tid];",
+                f"$g = (uint64){g_expr or '0'};",
+                f"$t0 = @dg_start[$g, {entry_probe.probe_id}];",
+                f"delete(@dg_start[$g, {entry_probe.probe_id}]);",
+                self._line("$seq", f"ret {probe.probe_id} %lu %lx {site:#x} %lu", ["nsecs", "$g", "($t0 > 0 ? nsecs - $t0 : 0)"]),
+            ]
+            for v in values:
+                body += self._node(v.node, "$seq")
+            body.append(self._line("$seq", "end", []))
+            self.blocks.append(self._block(self._attach(site), None, body))
+        return probe
+
+    def _goid(self, g_expr: str | None) -> str:
+        if g_expr and self.goid_offset is not None:
+            return f"$goid = $g != 0 ? *(int64*)($g + {self.goid_offset}) : (int64)-1;"
+        return "$goid = (int64)-1;"
+
+    def _block(self, attach: str, cond: str | None, body: list[str]) -> str:
+        return attach + self._predicate(cond) + "\n{\n" + "\n".join("\t" + line for line in _indent(body)) + "\n}\n"
+
+    # ------------------------------------------------------------- values
+    def _read(self, r: Read, seq: str) -> list[str]:
+        if r.kind == BYTES:
+            return [
+                f"if ({r.expr} != 0 && {r.length} > 0) {{",
+                self._line(seq, f"{r.index} %rx", [f"buf({r.expr}, {r.length})"]),
+                "}",
+            ]
+        return [f"$r{r.index} = (uint64)({r.expr});" if r.kind in ("hex",) else f"$r{r.index} = {r.expr};",
+                self._line(seq, f"{r.index} {_FMT[r.kind]}", [f"$r{r.index}"])]
+
+    def _node(self, node: Node, seq: str) -> list[str]:
+        out: list[str] = []
+        if isinstance(node, Scalar):
+            if node.read:
+                out += self._read(node.read, seq)
+        elif isinstance(node, ComplexNode):
+            for part in (node.real, node.imag):
+                out += self._node(part, seq)
+        elif isinstance(node, StringNode):
+            if node.ptr:
+                out += self._read(node.ptr, seq) + self._read(node.len, seq) + self._read(node.data, seq)
+        elif isinstance(node, SliceNode):
+            if node.ptr:
+                out += self._read(node.ptr, seq) + self._read(node.len, seq) + self._read(node.cap, seq)
+                if node.data:
+                    out += self._read(node.data, seq)
+                if node.items:
+                    out.append(f"if ($r{node.ptr.index} != 0) {{")
+                    for i, item in enumerate(node.items):
+                        out.append(f"if ($r{node.len.index} > {i}) {{")
+                        out += self._node(item, seq)
+                        out.append("}")
+                    out.append("}")
+        elif isinstance(node, ArrayNode):
+            for item in node.items:
+                out += self._node(item, seq)
+        elif isinstance(node, StructNode):
+            for _, f in node.fields:
+                out += self._node(f, seq)
+        elif isinstance(node, PointerNode):
+            if node.ptr:
+                out += self._read(node.ptr, seq)
+                if node.target is not None:
+                    inner = self._node(node.target, seq)
+                    if inner:
+                        out += [f"if ($r{node.ptr.index} != 0) {{"] + inner + ["}"]
+        elif isinstance(node, InterfaceNode):
+            if node.tab:
+                out += self._read(node.tab, seq)
+                if node.type_ptr:
+                    out += [f"if ($r{node.tab.index} != 0) {{"] + self._read(node.type_ptr, seq) + ["}"]
+                out += self._read(node.data, seq)
+        elif isinstance(node, (MapNode, ChanNode, FuncNode)):
+            if node.ptr:
+                out += self._read(node.ptr, seq)
+                inner = []
+                for r in ([node.count] if isinstance(node, MapNode) else
+                          [node.len, node.cap] if isinstance(node, ChanNode) else [node.code]):
+                    if r is not None:
+                        inner += self._read(r, seq)
+                if inner:
+                    out += [f"if ($r{node.ptr.index} != 0) {{"] + inner + ["}"]
+        return out
+
+    def render(self, header: str = "") -> Program:
+        text = header + "\n".join(self.blocks)
+        return Program(text, self.probes, self.warnings)
+
+
+def _indent(lines: list[str]) -> list[str]:
+    out, depth = [], 0
+    for line in lines:
+        if line == "}":
+            depth -= 1
+        out.append("\t" * depth + line)
+        if line.endswith("{"):
+            depth += 1
+    return out
+
+
+def runtime_layout(prog) -> RuntimeLayout:
+    """Offsets of the runtime structures the probes read, from this binary's DWARF."""
+    def field_offset(type_names, field_names):
+        for tn in type_names:
+            try:
+                t = prog.type_named(tn)
+            except Exception:
+                continue
+            for f in t.fields:
+                if f.name in field_names:
+                    return f.offset, f.type.size
+        return None, 8
+
+    v = prog.index.version_tuple or (1, 0, 0)
+    if v[:2] >= (1, 24):
+        count_off, count_size = field_offset(["internal/runtime/maps.Map"], ["used"])
+    else:
+        count_off, count_size = None, 8
+    if count_off is None:
+        count_off, count_size = field_offset(["runtime.hmap"], ["count"])
+    q_off, _ = field_offset(["runtime.hchan"], ["qcount"])
+    d_off, _ = field_offset(["runtime.hchan"], ["dataqsiz"])
+    itab_off, _ = field_offset(["runtime.itab", "internal/abi.ITab"], ["_type", "Type"])
+    return RuntimeLayout(count_off, count_size, q_off, d_off, itab_off if itab_off is not None else 8)

@@ -1,0 +1,52 @@
+"""What the chosen bpftrace version can do (design notes §5, checked on 0.17, 0.23 and 0.27)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from ..errors import DwarfgoError
+
+
+@dataclass(frozen=True)
+class Dialect:
+    version: tuple[int, int, int]
+
+    @property
+    def version_text(self) -> str:
+        return "%d.%d.%d" % self.version
+
+    @property
+    def supports_mid_function_probes(self) -> bool:
+        """uprobes at an address inside a function (RET sites): not in builds without bfd such as
+        Debian's 0.17; verified on 0.23 and 0.27."""
+        return self.version >= (0, 23, 0)
+
+    @property
+    def max_strlen(self) -> int:
+        """Longest string/buffer copy this version allows (BPFTRACE_STRLEN <= 200 up to 0.22)."""
+        return 200 if self.version < (0, 23, 0) else 1024
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    m = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+    if not m:
+        raise DwarfgoError(f"cannot read a bpftrace version from {text!r}")
+    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+
+
+def detect(bpftrace: str | None = None, version: str | None = None) -> tuple[Dialect, str | None]:
+    """The dialect to generate for: an explicit --bpftrace-version, or what `bpftrace --version` says."""
+    if version:
+        return Dialect(parse_version(version)), bpftrace
+    path = bpftrace or shutil.which("bpftrace")
+    if path is None:
+        raise DwarfgoError("bpftrace not found; install it (apt-get install bpftrace), "
+                           "or name it with --bpftrace PATH, or say --bpftrace-version V to only generate")
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
+    except OSError as e:
+        raise DwarfgoError(f"cannot run {path}: {e.strerror or e}") from None
+    return Dialect(parse_version(out.stdout + out.stderr)), path

@@ -1,0 +1,313 @@
+"""Layer 4a: the read plan: which raw words a probe reads, and how they make up Go values.
+
+A plan is a tree of nodes mirroring each Go value (struct fields, string header,
+slice items, pointed-to values to a depth). Every leaf that needs a word from the
+traced process is a `Read` with a number; the bpftrace emitter prints each read as
+`<number> <raw value>`, and the decoder walks the same tree to rebuild Go values.
+Names from the binary never enter the generated program: only numbers do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..abi.assign import Location, RegisterPiece, StackSlot
+from ..gotypes import GoType, Kind
+
+# how the decoder interprets a raw read
+INT, UINT, BOOL, HEX, FLOAT32, FLOAT64, BYTES = "int", "uint", "bool", "hex", "f32", "f64", "bytes"
+
+
+@dataclass
+class Read:
+    index: int
+    kind: str  # INT, UINT, BOOL, HEX, FLOAT32 (raw bits), FLOAT64 (raw bits), BYTES
+    expr: str  # bpftrace expression (BYTES: address expression)
+    size: int = 8  # bytes of the scalar (BYTES: the length expression is in `length`)
+    length: str | None = None  # BYTES only: bpftrace expression of the byte count (already clamped)
+
+
+@dataclass
+class Node:
+    type: GoType | None
+
+
+@dataclass
+class Scalar(Node):
+    read: Read | None = None  # None together with `unavailable`
+    unavailable: str | None = None
+
+
+@dataclass
+class StringNode(Node):
+    ptr: Read | None = None
+    len: Read | None = None
+    data: Read | None = None  # BYTES, only read when len > 0
+    unavailable: str | None = None
+
+
+@dataclass
+class SliceNode(Node):
+    ptr: Read | None = None
+    len: Read | None = None
+    cap: Read | None = None
+    items: list[Node] = field(default_factory=list)  # item i is read only when i < len
+    data: Read | None = None  # []byte: the bytes in one read
+    unavailable: str | None = None
+
+
+@dataclass
+class ArrayNode(Node):
+    items: list[Node] = field(default_factory=list)
+
+
+@dataclass
+class StructNode(Node):
+    fields: list[tuple[str, Node]] = field(default_factory=list)
+
+
+@dataclass
+class PointerNode(Node):
+    ptr: Read | None = None
+    target: Node | None = None  # read only when ptr != 0; None past --depth
+    unavailable: str | None = None
+
+
+@dataclass
+class InterfaceNode(Node):
+    tab: Read | None = None  # itab (non-empty) or *_type (empty)
+    type_ptr: Read | None = None  # non-empty interfaces: itab->_type, read when tab != 0
+    data: Read | None = None
+    unavailable: str | None = None
+
+
+@dataclass
+class MapNode(Node):
+    ptr: Read | None = None
+    count: Read | None = None  # read when ptr != 0
+    unavailable: str | None = None
+
+
+@dataclass
+class ChanNode(Node):
+    ptr: Read | None = None
+    len: Read | None = None
+    cap: Read | None = None
+    unavailable: str | None = None
+
+
+@dataclass
+class FuncNode(Node):
+    ptr: Read | None = None  # the func value (pointer to the closure object)
+    code: Read | None = None  # *ptr: the code pointer, read when ptr != 0
+    unavailable: str | None = None
+
+
+@dataclass
+class ComplexNode(Node):
+    real: Scalar | None = None
+    imag: Scalar | None = None
+
+
+@dataclass
+class ValuePlan:
+    """One parameter or result."""
+
+    name: str
+    location: Location
+    node: Node
+
+
+@dataclass
+class RuntimeLayout:
+    """Offsets inside runtime structures, from the binary's DWARF."""
+
+    map_count_offset: int | None  # runtime.hmap.count (<=1.23) / maps.Map.used (1.24+)
+    map_count_size: int
+    chan_qcount_offset: int | None  # runtime.hchan.qcount
+    chan_dataqsiz_offset: int | None
+    itab_type_offset: int  # offset of _type in runtime.itab / internal/abi.ITab
+
+
+_INT_CAST = {1: "int8", 2: "int16", 4: "int32", 8: "int64"}
+_UINT_CAST = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}
+
+
+class PlanBuilder:
+    """Builds the node tree of each value and numbers its reads."""
+
+    def __init__(self, runtime: RuntimeLayout, depth: int = 1, max_str: int = 64, max_items: int = 4,
+                 ptr_size: int = 8):
+        self.runtime = runtime
+        self.depth = depth
+        self.max_str = max_str
+        self.max_items = max_items
+        self.ptr_size = ptr_size
+        self.reads: list[Read] = []
+
+    # ------------------------------------------------------------------ reads
+    def _read(self, kind: str, expr: str, size: int = 8, length: str | None = None) -> Read:
+        r = Read(len(self.reads), kind, expr, size, length)
+        self.reads.append(r)
+        return r
+
+    @staticmethod
+    def _mem(ctype: str, addr: str, off: int) -> str:
+        a = f"{addr} + {off}" if off else addr
+        return f"*({ctype}*)({a})"
+
+    # ------------------------------------------------------------------ sources
+    def value(self, loc: Location, sp: str = 'reg("sp")') -> ValuePlan:
+        """The plan of one parameter/result at its location (registers or stack)."""
+        t = loc.param.type
+        if loc.in_registers:
+            regs = {p.leaf.offset: p for p in loc.pieces if isinstance(p, RegisterPiece)}
+            node = self._build(t, _RegisterSource(regs), 0, self.depth)
+        elif loc.pieces or loc.stack_offset is not None:
+            node = self._build(t, _MemorySource(f"{sp}", loc.stack_offset or 0), 0, self.depth)
+        else:
+            node = Scalar(t, None, "no location")
+        return ValuePlan(loc.param.source_name or loc.param.name, loc, node)
+
+    def _scalar(self, t: GoType, src, off: int, kind: str) -> Scalar:
+        expr, why = src.word(off, t.size, kind)
+        if expr is None:
+            return Scalar(t, None, why)
+        return Scalar(t, self._read(kind, expr, t.size))
+
+    def _build(self, t: GoType, src, off: int, depth: int) -> Node:
+        k = t.kind
+        if k is Kind.INT:
+            return self._scalar(t, src, off, INT)
+        if k is Kind.UINT:
+            return self._scalar(t, src, off, UINT)
+        if k is Kind.BOOL:
+            return self._scalar(t, src, off, BOOL)
+        if k in (Kind.UINTPTR, Kind.UNSAFE_POINTER):
+            return self._scalar(t, src, off, HEX)
+        if k is Kind.FLOAT:
+            return self._scalar(t, src, off, FLOAT32 if t.size == 4 else FLOAT64)
+        if k is Kind.COMPLEX:
+            half = t.size // 2
+            ft = _float_type(half)
+            kind = FLOAT32 if half == 4 else FLOAT64
+            return ComplexNode(t, self._scalar(ft, src, off, kind), self._scalar(ft, src, off + half, kind))
+        if k is Kind.STRING:
+            ptr_e, why = src.word(off, self.ptr_size, HEX)
+            len_e, why2 = src.word(off + self.ptr_size, self.ptr_size, INT)
+            if ptr_e is None or len_e is None:
+                return StringNode(t, unavailable=why or why2)
+            ptr = self._read(HEX, ptr_e)
+            ln = self._read(INT, len_e)
+            data = self._read(BYTES, f"$r{ptr.index}", length=self._clamp(f"$r{ln.index}", self.max_str))
+            return StringNode(t, ptr, ln, data)
+        if k is Kind.SLICE:
+            ptr_e, why = src.word(off, self.ptr_size, HEX)
+            len_e, _ = src.word(off + self.ptr_size, self.ptr_size, INT)
+            cap_e, _ = src.word(off + 2 * self.ptr_size, self.ptr_size, INT)
+            if ptr_e is None or len_e is None or cap_e is None:
+                return SliceNode(t, unavailable=why or "slice header not readable")
+            ptr, ln, cp = self._read(HEX, ptr_e), self._read(INT, len_e), self._read(INT, cap_e)
+            node = SliceNode(t, ptr, ln, cp)
+            elem = t.elem
+            if elem is not None and elem.size == 1 and elem.kind in (Kind.UINT, Kind.INT):
+                node.data = self._read(BYTES, f"$r{ptr.index}", length=self._clamp(f"$r{ln.index}", self.max_str))
+            elif elem is not None and elem.size > 0 and depth > 0:
+                for i in range(self.max_items):
+                    node.items.append(self._build(elem, _MemorySource(f"$r{ptr.index}", i * elem.size), 0, depth - 1))
+            return node
+        if k is Kind.ARRAY:
+            items = [self._build(t.elem, src, off + i * t.elem.size, depth) for i in range(min(t.length or 0, max(self.max_items, 1 if t.length else 0)))]
+            return ArrayNode(t, items)
+        if k is Kind.STRUCT:
+            return StructNode(t, [(f.name, self._build(f.type, src, off + f.offset, depth)) for f in t.fields])
+        if k is Kind.POINTER:
+            e, why = src.word(off, self.ptr_size, HEX)
+            if e is None:
+                return PointerNode(t, unavailable=why)
+            ptr = self._read(HEX, e)
+            node = PointerNode(t, ptr)
+            target = t.elem
+            if depth > 0 and target is not None and target.size > 0:
+                node.target = self._build(target, _MemorySource(f"$r{ptr.index}", 0), 0, depth - 1)
+            return node
+        if k is Kind.INTERFACE:
+            tab_e, why = src.word(off, self.ptr_size, HEX)
+            data_e, why2 = src.word(off + self.ptr_size, self.ptr_size, HEX)
+            if tab_e is None or data_e is None:
+                return InterfaceNode(t, unavailable=why or why2)
+            tab = self._read(HEX, tab_e)
+            type_ptr = None
+            if not t.empty_interface:
+                type_ptr = self._read(HEX, self._mem("uint64", f"$r{tab.index}", self.runtime.itab_type_offset))
+            data = self._read(HEX, data_e)
+            return InterfaceNode(t, tab, type_ptr, data)
+        if k is Kind.MAP:
+            e, why = src.word(off, self.ptr_size, HEX)
+            if e is None:
+                return MapNode(t, unavailable=why)
+            ptr = self._read(HEX, e)
+            count = None
+            if self.runtime.map_count_offset is not None:
+                ctype = _INT_CAST[self.runtime.map_count_size]
+                count = self._read(INT, self._mem(ctype, f"$r{ptr.index}", self.runtime.map_count_offset))
+            return MapNode(t, ptr, count)
+        if k is Kind.CHAN:
+            e, why = src.word(off, self.ptr_size, HEX)
+            if e is None:
+                return ChanNode(t, unavailable=why)
+            ptr = self._read(HEX, e)
+            ln = cp = None
+            if self.runtime.chan_qcount_offset is not None:
+                ln = self._read(INT, self._mem("int64", f"$r{ptr.index}", self.runtime.chan_qcount_offset))
+                cp = self._read(INT, self._mem("int64", f"$r{ptr.index}", self.runtime.chan_dataqsiz_offset))
+            return ChanNode(t, ptr, ln, cp)
+        if k is Kind.FUNC:
+            e, why = src.word(off, self.ptr_size, HEX)
+            if e is None:
+                return FuncNode(t, unavailable=why)
+            ptr = self._read(HEX, e)
+            code = self._read(HEX, self._mem("uint64", f"$r{ptr.index}", 0))
+            return FuncNode(t, ptr, code)
+        return Scalar(t, None, f"kind {k.value} not supported")
+
+    def _clamp(self, length: str, limit: int) -> str:
+        return f"({length} > {limit} ? {limit} : ({length} < 0 ? 0 : {length}))"
+
+
+def _float_type(size: int) -> GoType:
+    return GoType(offset=-1, name=f"float{size * 8}", kind=Kind.FLOAT, size=size, align=size)
+
+
+class _RegisterSource:
+    """A register-assigned value: each leaf (by offset inside the value) is one register."""
+
+    def __init__(self, pieces: dict[int, RegisterPiece]):
+        self.pieces = pieces
+
+    def word(self, off: int, size: int, kind: str) -> tuple[str | None, str | None]:
+        piece = self.pieces.get(off)
+        if piece is None:
+            return None, f"no register holds offset {off}"
+        if not piece.readable:
+            return None, piece.unavailable_reason
+        raw = f'reg("{piece.bpf_name}")'
+        if kind == INT:
+            return f"({_INT_CAST[size]}){raw}", None
+        if kind in (UINT, BOOL):
+            return f"({_UINT_CAST[size]}){raw}", None
+        return raw, None
+
+
+class _MemorySource:
+    """A value in memory at `addr + base` (a stack slot at entry, or behind a pointer)."""
+
+    def __init__(self, addr: str, base: int):
+        self.addr = addr
+        self.base = base
+
+    def word(self, off: int, size: int, kind: str) -> tuple[str | None, str | None]:
+        ctype = _INT_CAST[size] if kind == INT else _UINT_CAST.get(size, "uint64")
+        o = self.base + off
+        a = f"{self.addr} + {o}" if o else self.addr
+        return f"*({ctype}*)({a})", None

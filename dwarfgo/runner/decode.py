@@ -1,0 +1,312 @@
+"""Layer 5: decode the program's `@dg` lines back into Go values.
+
+Lines are grouped per (thread, event number) until the event's `end` line; then the
+probe's read plan is walked to turn raw words into JSON-ready values and Go syntax.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+from dataclasses import dataclass, field
+
+from ..emit.bpftrace import ProbePlan
+from ..emit.plan import (ArrayNode, ChanNode, ComplexNode, FuncNode, InterfaceNode, MapNode, Node, PointerNode,
+                         Scalar, SliceNode, StringNode, StructNode)
+from ..gotypes import Kind
+
+_HEX_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
+
+
+@dataclass
+class Event:
+    kind: str  # "call" or "ret"
+    probe: ProbePlan
+    tid: int
+    ts: int
+    g: int
+    goid: int | None
+    values: dict  # name -> JSON value
+    texts: dict  # name -> Go syntax
+    ret_site: int | None = None
+    latency_ns: int | None = None
+    args_text: str | None = None  # for returns: the matching call's arguments
+
+    @property
+    def func(self) -> str:
+        return self.probe.function.name
+
+    def to_json(self, pid: int | None = None) -> dict:
+        rec = {"event": self.kind, "func": self.func, "pid": pid, "tid": self.tid, "goroutine": self.goid,
+               "ts": self.ts}
+        if self.kind == "call":
+            rec["args"] = self.values
+        else:
+            rec["results"] = self.values
+            rec["latency_ns"] = self.latency_ns
+            rec["ret_site"] = hex(self.ret_site) if self.ret_site is not None else None
+        return rec
+
+    def text(self) -> str:
+        short = self.func
+        if self.kind == "call":
+            return f"{short}({', '.join(f'{k}={v}' for k, v in self.texts.items())})"
+        res = list(self.texts.values())
+        shown = res[0] if len(res) == 1 else "(" + ", ".join(res) + ")"
+        lat = f"  {_duration(self.latency_ns)}" if self.latency_ns else ""
+        return f"{short}({self.args_text or '…'}) → {shown}{lat}"
+
+
+def _duration(ns: int) -> str:
+    if ns < 1000:
+        return f"{ns}ns"
+    if ns < 1_000_000:
+        return f"{ns / 1000:.1f}µs"
+    if ns < 1_000_000_000:
+        return f"{ns / 1e6:.1f}ms"
+    return f"{ns / 1e9:.2f}s"
+
+
+@dataclass
+class _Pending:
+    header: list[str]
+    raw: dict[int, str] = field(default_factory=dict)
+
+
+class Decoder:
+    """Feed it the program's output lines; it yields complete events."""
+
+    def __init__(self, probes: list[ProbePlan], symbolize=None, type_name=None, max_str: int = 64):
+        self.probes = {p.probe_id: p for p in probes}
+        self.symbolize = symbolize or (lambda addr: None)  # code address -> function name
+        self.type_name = type_name or (lambda addr: None)  # runtime type address -> Go type name
+        self.max_str = max_str
+        self.pending: dict[tuple[int, int], _Pending] = {}
+        self.lost = 0
+        self.last_args: dict[tuple[int, str], str] = {}
+        self.unparsed: list[str] = []
+
+    def feed(self, line: str) -> Event | None:
+        line = line.rstrip("\n")
+        m = re.match(r"Lost (\d+) events", line)
+        if m:
+            self.lost += int(m.group(1))
+            return None
+        if not line.startswith("@dg "):
+            if line.strip() and not line.startswith("Attaching"):
+                self.unparsed.append(line)
+            return None
+        parts = line.split(" ", 4)
+        if len(parts) < 4:
+            return None
+        tid, seq, what = int(parts[1]), int(parts[2]), parts[3]
+        key = (tid, seq)
+        rest = parts[4] if len(parts) > 4 else ""
+        if what in ("call", "ret"):
+            self.pending[key] = _Pending([what] + rest.split(" "))
+            return None
+        pend = self.pending.get(key)
+        if pend is None:
+            return None
+        if what == "end":
+            del self.pending[key]
+            return self._event(tid, pend)
+        pend.raw[int(what)] = rest
+        return None
+
+    # ------------------------------------------------------------ events
+    def _event(self, tid: int, pend: _Pending) -> Event:
+        h = pend.header
+        kind, probe = h[0], self.probes[int(h[1])]
+        ts, g = int(h[2]), int(h[3], 16)
+        values, texts = {}, {}
+        for v in probe.values:
+            j, t = self._node(v.node, pend.raw)
+            values[v.name] = j
+            texts[v.name] = t
+        if kind == "call":
+            ev = Event("call", probe, tid, ts, g, int(h[4]) if len(h) > 4 and int(h[4]) >= 0 else None, values, texts)
+            self.last_args[(g, probe.function.name)] = ", ".join(f"{k}={v}" for k, v in texts.items())
+            return ev
+        site, latency = int(h[4], 16), int(h[5])
+        ev = Event("ret", probe, tid, ts, g, None, values, texts, site, latency or None)
+        ev.args_text = self.last_args.pop((g, probe.function.name), None)
+        return ev
+
+    # ------------------------------------------------------------ values
+    def _node(self, node: Node, raw: dict[int, str]):
+        if isinstance(node, Scalar):
+            if node.read is None:
+                return {"unavailable": node.unavailable}, f"<unavailable: {node.unavailable}>"
+            return self._scalar(node, raw.get(node.read.index))
+        if isinstance(node, ComplexNode):
+            (rj, rt), (ij, it) = self._node(node.real, raw), self._node(node.imag, raw)
+            if isinstance(rj, dict) or isinstance(ij, dict):
+                reason = (rj if isinstance(rj, dict) else ij).get("unavailable", "unreadable")
+                return {"unavailable": reason}, f"<unavailable: {reason}>"
+            return {"real": rj, "imag": ij}, f"({rt}{'+' if not str(it).startswith('-') else ''}{it}i)"
+        if isinstance(node, StringNode):
+            if node.ptr is None:
+                return {"unavailable": node.unavailable}, f"<unavailable: {node.unavailable}>"
+            length = _int(raw.get(node.len.index))
+            data = _bytes(raw.get(node.data.index, "")) if length and length > 0 else b""
+            s = data.decode("utf-8", "surrogateescape")
+            js = data.decode("utf-8", "replace")
+            if length is not None and len(data) < length:
+                return ({"prefix": js, "len": length, "truncated": True},
+                        f"{_go_quote(s)}…(len {length})")
+            return js, _go_quote(s)
+        if isinstance(node, SliceNode):
+            if node.ptr is None:
+                return {"unavailable": node.unavailable}, f"<unavailable: {node.unavailable}>"
+            ptr, ln, cp = _hex(raw.get(node.ptr.index)), _int(raw.get(node.len.index)), _int(raw.get(node.cap.index))
+            if ptr == 0 and ln == 0 and cp == 0:
+                return None, "nil"
+            items_j, items_t = [], []
+            if node.data is not None:
+                data = _bytes(raw.get(node.data.index, "")) if ln else b""
+                items_j = list(data)
+                items_t = [str(b) for b in data]
+            else:
+                for i, item in enumerate(node.items):
+                    if ln is None or i >= ln:
+                        break
+                    j, t = self._node(item, raw)
+                    items_j.append(j)
+                    items_t.append(t)
+            more = "" if ln is None or len(items_j) >= ln else f", …{ln - len(items_j)} more"
+            tname = node.type.name if node.type else "[]?"
+            return ({"len": ln, "cap": cp, "items": items_j},
+                    f"{tname}{{{', '.join(items_t)}{more}}}(len {ln}, cap {cp})")
+        if isinstance(node, ArrayNode):
+            pairs = [self._node(i, raw) for i in node.items]
+            length = node.type.length if node.type else len(pairs)
+            more = f", …{length - len(pairs)} more" if length and length > len(pairs) else ""
+            return [p[0] for p in pairs], f"{node.type.name if node.type else ''}{{{', '.join(p[1] for p in pairs)}{more}}}"
+        if isinstance(node, StructNode):
+            obj, parts = {}, []
+            for name, f in node.fields:
+                if f.type is not None and f.type.size == 0:
+                    obj[name] = {} if f.type.kind is Kind.STRUCT else []
+                    continue
+                j, t = self._node(f, raw)
+                obj[name] = j
+                parts.append(f"{name}:{t}")
+            return obj, f"{node.type.name if node.type else 'struct'}{{{', '.join(parts)}}}"
+        if isinstance(node, PointerNode):
+            if node.ptr is None:
+                return {"unavailable": node.unavailable}, f"<unavailable: {node.unavailable}>"
+            ptr = _hex(raw.get(node.ptr.index))
+            if ptr == 0:
+                return None, "nil"
+            if node.target is None:
+                return {"ptr": hex(ptr)}, f"({node.type.name})({ptr:#x})"
+            j, t = self._node(node.target, raw)
+            return j, "&" + t
+        if isinstance(node, InterfaceNode):
+            if node.tab is None:
+                return {"unavailable": node.unavailable}, f"<unavailable: {node.unavailable}>"
+            tab = _hex(raw.get(node.tab.index))
+            data = _hex(raw.get(node.data.index))
+            if tab == 0:
+                return None, "nil"
+            taddr = _hex(raw.get(node.type_ptr.index)) if node.type_ptr is not None else tab
+            name = self.type_name(taddr) if taddr else None
+            return ({"type": name, "type_addr": hex(taddr or 0), "data": hex(data or 0)},
+                    f"{node.type.name}({name or hex(taddr or 0)} @ {data:#x})")
+        if isinstance(node, MapNode):
+            if node.ptr is None:
+                return {"unavailable": node.unavailable}, f"<unavailable: {node.unavailable}>"
+            ptr = _hex(raw.get(node.ptr.index))
+            if ptr == 0:
+                return None, "nil"
+            count = _int(raw.get(node.count.index)) if node.count is not None else None
+            return {"len": count}, f"{node.type.name}(len {count})"
+        if isinstance(node, ChanNode):
+            if node.ptr is None:
+                return {"unavailable": node.unavailable}, f"<unavailable: {node.unavailable}>"
+            ptr = _hex(raw.get(node.ptr.index))
+            if ptr == 0:
+                return None, "nil"
+            ln = _int(raw.get(node.len.index)) if node.len else None
+            cp = _int(raw.get(node.cap.index)) if node.cap else None
+            return {"len": ln, "cap": cp}, f"{node.type.name}(len {ln}, cap {cp})"
+        if isinstance(node, FuncNode):
+            if node.ptr is None:
+                return {"unavailable": node.unavailable}, f"<unavailable: {node.unavailable}>"
+            ptr = _hex(raw.get(node.ptr.index))
+            if ptr == 0:
+                return None, "nil"
+            code = _hex(raw.get(node.code.index)) if node.code else None
+            name = self.symbolize(code) if code else None
+            return {"func": name or hex(code or 0)}, f"{name or hex(code or 0)}"
+        return {"unavailable": "unknown node"}, "<?>"
+
+    def _scalar(self, node: Scalar, raw: str | None):
+        if raw is None:
+            return {"unavailable": "not read"}, "<not read>"
+        kind = node.read.kind
+        if kind in ("int", "uint"):
+            v = int(raw)
+            return v, str(v)
+        if kind == "bool":
+            v = int(raw) != 0
+            return v, "true" if v else "false"
+        if kind == "hex":
+            v = int(raw, 16)
+            if node.type is not None and node.type.kind is Kind.UINTPTR:
+                return v, hex(v)
+            return (None, "nil") if v == 0 else (hex(v), hex(v))
+        if kind in ("f32", "f64"):
+            bits = int(raw, 16)
+            if kind == "f32":
+                f = struct.unpack("<f", struct.pack("<I", bits & 0xFFFFFFFF))[0]
+            else:
+                f = struct.unpack("<d", struct.pack("<Q", bits))[0]
+            if math.isnan(f) or math.isinf(f):
+                return {"float": str(f), "bits": hex(bits)}, str(f)
+            return f, repr(f)
+        return raw, raw
+
+
+def _int(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
+def _hex(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    try:
+        return int(raw, 16)
+    except ValueError:
+        return None
+
+
+def _bytes(raw: str) -> bytes:
+    """bpftrace's %rx output: `\\x68\\x65…`."""
+    return bytes(int(h, 16) for h in _HEX_ESCAPE.findall(raw))
+
+
+def _go_quote(s: str) -> str:
+    out = ['"']
+    for ch in s:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif "\udc80" <= ch <= "\udcff":
+            out.append(f"\\x{ord(ch) - 0xdc00:02x}")
+        elif ch.isprintable():
+            out.append(ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        else:
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+    out.append('"')
+    return "".join(out)

@@ -1,0 +1,104 @@
+"""Layer 5: run bpftrace on a generated program and stream its output lines."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+from ..errors import DwarfgoError
+
+
+@dataclass
+class RunOptions:
+    bpftrace: str
+    command: str | None = None  # -c 'CMD ARGS'
+    duration: float | None = None  # seconds
+    extra_env: dict | None = None
+
+
+class BpftraceRun:
+    """A running bpftrace. Iterate `lines()`; `stop()` ends it (SIGINT, like Ctrl-C)."""
+
+    def __init__(self, program_text: str, opts: RunOptions):
+        if os.geteuid() != 0:
+            raise DwarfgoError("bpftrace needs root to attach uprobes: run dwarfgo trace with sudo")
+        self._file = tempfile.NamedTemporaryFile("w", suffix=".bt", prefix="dwarfgo-", delete=False)
+        self._file.write(program_text)
+        self._file.close()
+        argv = [opts.bpftrace, "-B", "line"]
+        if opts.command:
+            argv += ["-c", opts.command]
+        argv.append(self._file.name)
+        env = {**os.environ, **(opts.extra_env or {})}
+        try:
+            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                         errors="replace", env=env, start_new_session=True)
+        except OSError as e:
+            os.unlink(self._file.name)
+            raise DwarfgoError(f"cannot run {opts.bpftrace}: {e.strerror or e}") from None
+        self.stderr_lines: list[str] = []
+        self.attached = threading.Event()
+        self._stderr_thread = threading.Thread(target=self._read_stderr, daemon=True)
+        self._stderr_thread.start()
+        self._timer = None
+        if opts.duration:
+            self._timer = threading.Timer(opts.duration, self.stop)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _read_stderr(self) -> None:
+        for line in self.proc.stderr:
+            self.stderr_lines.append(line.rstrip("\n"))
+            if line.startswith("Attaching") or "Attached" in line:
+                self.attached.set()
+
+    def lines(self) -> Iterator[str]:
+        for line in self.proc.stdout:
+            if line.startswith("Attaching"):
+                self.attached.set()
+                continue
+            yield line
+
+    def wait_attached(self, timeout: float = 60.0) -> bool:
+        """True once bpftrace said it attached (0.17 prints `Attaching N probes...` on stdout, 0.27 on stderr)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.attached.is_set():
+                return True
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(0.05)
+        return False
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+
+    def close(self) -> int:
+        if self._timer:
+            self._timer.cancel()
+        try:
+            rc = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            rc = self.proc.wait()
+        self._stderr_thread.join(timeout=5)
+        try:
+            os.unlink(self._file.name)
+        except OSError:
+            pass
+        return rc
+
+    @property
+    def errors(self) -> list[str]:
+        noise = ("RLIMIT_MEMLOCK", "failed to detach probe", "uprobe_events", "Attaching", "Attached")
+        return [l for l in self.stderr_lines if l.strip() and not any(n in l for n in noise)]

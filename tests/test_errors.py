@@ -1,0 +1,84 @@
+"""Bad input gets one clear line on stderr and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import FIXTURES, REPO, require_file
+
+DEMO = REPO / "fixtures" / "bin" / "demo-go1.22-amd64"
+
+
+def dwarfgo(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dwarfgo", *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+def assert_one_line_error(proc, *needles):
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("dwarfgo: error: "), lines[0]
+    for n in needles:
+        assert n in lines[0], lines[0]
+    assert proc.stdout == ""
+
+
+def test_missing_file(tmp_path):
+    assert_one_line_error(dwarfgo("sig", tmp_path / "nope", "main.main"), "no such file")
+
+
+def test_directory(tmp_path):
+    assert_one_line_error(dwarfgo("funcs", tmp_path), "is a directory")
+
+
+def test_not_elf(tmp_path):
+    f = tmp_path / "notes.txt"
+    f.write_text("hello\n")
+    assert_one_line_error(dwarfgo("funcs", f), "not an ELF file")
+
+
+def test_truncated_elf(tmp_path):
+    f = tmp_path / "trunc"
+    f.write_bytes(b"\x7fELF\x02\x01\x01" + b"\x00" * 9)
+    assert_one_line_error(dwarfgo("funcs", f), "trunc")
+
+
+
+def test_not_go():
+    assert_one_line_error(dwarfgo("funcs", "/bin/ls"), "not a Go binary")
+
+
+def test_no_dwarf():
+    path = FIXTURES / "go1.22" / "amd64" / "nodwarf" / "shapes"
+    require_file(path, "nodwarf fixture")
+    assert_one_line_error(dwarfgo("sig", path, "main.main"), "without DWARF", "-ldflags=-w")
+
+
+def test_function_not_found_suggests():
+    require_file(DEMO, "demo binary")
+    assert_one_line_error(dwarfgo("sig", DEMO, "BarrierView.Putt"), "no function matches", "did you mean", "Put")
+
+
+def test_split_debug_missing_file(tmp_path):
+    path = FIXTURES / "go1.22" / "amd64" / "splitdebug" / "shapes"
+    require_file(path, "splitdebug fixture")
+    lonely = tmp_path / "shapes"
+    lonely.write_bytes(path.read_bytes())
+    assert_one_line_error(dwarfgo("sig", lonely, "main.main"), ".gnu_debuglink", "--debug-file")
+
+
+def test_structs_needs_a_type():
+    require_file(DEMO, "demo binary")
+    proc = dwarfgo("structs", DEMO)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_help_teaches_with_examples():
+    for cmd in ("funcs", "sig", "structs", "abi"):
+        proc = dwarfgo(cmd, "--help")
+        assert proc.returncode == 0
+        assert "Examples" in proc.stdout, cmd

@@ -1,0 +1,82 @@
+"""Name handling: symbol splitting, short-form lookup, listing patterns (no binaries needed)."""
+
+import pytest
+
+from dwarfgo.binary import Symbol
+from dwarfgo.errors import AmbiguousFunction, FunctionNotFound
+from dwarfgo.functions import split_symbol
+from dwarfgo.names import compile_pattern, lookup
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("main.Add", ("main", None, "Add")),
+        ("main.(*Store).Put", ("main", "(*Store)", "Put")),
+        ("main.Pair.String", ("main", None, "Pair.String")),
+        ("main.main.func1", ("main", None, "main.func1")),
+        ("github.com/hashicorp/vault/vault.(*BarrierView).Put",
+         ("github.com/hashicorp/vault/vault", "(*BarrierView)", "Put")),
+        ("gopkg.in/yaml%2ev3.Marshal", ("gopkg.in/yaml%2ev3", None, "Marshal")),
+        ("main.Map[go.shape.int,go.shape.string]", ("main", None, "Map[go.shape.int,go.shape.string]")),
+        ("main.(*Box[go.shape.struct { A int; B net/url.URL }]).Get",
+         ("main", "(*Box[go.shape.struct { A int; B net/url.URL }])", "Get")),
+        ("runtime.memmove.abi0", ("runtime", None, "memmove")),
+    ],
+)
+def test_split_symbol(name, expected):
+    assert split_symbol(name) == expected
+
+
+SYMS = [Symbol(n, 0x1000 + 16 * i, 16) for i, n in enumerate([
+    "github.com/hashicorp/vault/vault.(*BarrierView).Put",
+    "github.com/hashicorp/vault/vault.(*BarrierView).Get",
+    "github.com/other/logical.(*BarrierView).Get",
+    "main.Pair.String",
+    "main.(*Pair).Set",
+    "runtime.memmove.abi0",
+    "main.handle",
+])]
+
+
+@pytest.mark.parametrize("query, want", [
+    ("BarrierView.Put", "github.com/hashicorp/vault/vault.(*BarrierView).Put"),
+    ("(*BarrierView).Put", "github.com/hashicorp/vault/vault.(*BarrierView).Put"),
+    ("vault.(*BarrierView).Put", "github.com/hashicorp/vault/vault.(*BarrierView).Put"),
+    ("vault.BarrierView.Get", "github.com/hashicorp/vault/vault.(*BarrierView).Get"),
+    ("Pair.String", "main.Pair.String"),
+    ("Pair.Set", "main.(*Pair).Set"),
+    ("runtime.memmove", "runtime.memmove.abi0"),
+    ("handle", "main.handle"),
+])
+def test_lookup_short_forms(query, want):
+    assert lookup(SYMS, query).name == want
+
+
+def test_lookup_ambiguous_lists_candidates():
+    with pytest.raises(AmbiguousFunction) as e:
+        lookup(SYMS, "BarrierView.Get")
+    assert e.value.candidates == [
+        "github.com/hashicorp/vault/vault.(*BarrierView).Get",
+        "github.com/other/logical.(*BarrierView).Get",
+    ]
+
+
+def test_lookup_miss_suggests_nearest():
+    with pytest.raises(FunctionNotFound) as e:
+        lookup(SYMS, "BarierView.Put")
+    assert e.value.suggestions[0] == "github.com/hashicorp/vault/vault.(*BarrierView).Put"
+
+
+@pytest.mark.parametrize("pattern, regex, matches, rejects", [
+    ("Barrier", False, "github.com/hashicorp/vault/vault.(*BarrierView).Put", "main.handle"),
+    ("*(*BarrierView).P*", False, "github.com/hashicorp/vault/vault.(*BarrierView).Put",
+     "github.com/hashicorp/vault/vault.(*BarrierView).Get"),
+    ("main.*", False, "main.handle", "runtime.main.func1"),
+    ("main.Map[go.shape.*]", False, "main.Map[go.shape.int]", "main.Map"),
+    (r"^main\.(handle|Pair\.String)$", True, "main.Pair.String", "main.(*Pair).Set"),
+])
+def test_patterns(pattern, regex, matches, rejects):
+    pred = compile_pattern(pattern, regex)
+    assert pred(matches)
+    assert not pred(rejects)

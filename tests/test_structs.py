@@ -1,0 +1,106 @@
+"""`dwarfgo structs --for` output compiles, and every struct's sizeof and every field's offsetof
+equal what DWARF says (read here directly with pyelftools, not through dwarfgo's model)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from conftest import Built, expected_builds, require_file, source_signatures
+
+C_KEYWORDS = {"int", "char", "long", "short", "float", "double", "signed", "unsigned", "void", "struct", "union",
+              "default", "case", "register", "volatile", "static", "extern", "auto", "const", "inline", "sizeof"}
+
+
+def dwarf_structs(path) -> dict[str, tuple[int, list[tuple[str, int, int]]]]:
+    """Go type name -> (byte size, [(member name, offset, member byte size)]) straight from the DIEs."""
+    with open(path, "rb") as fh:
+        dwarf = ELFFile(fh).get_dwarf_info()
+        out = {}
+        for cu in dwarf.iter_CUs():
+            for die in cu.get_top_DIE().iter_children():
+                if die.tag != "DW_TAG_structure_type" or "DW_AT_name" not in die.attributes:
+                    continue
+                members = []
+                for m in die.iter_children():
+                    if m.tag != "DW_TAG_member":
+                        continue
+                    mt = dwarf.get_DIE_from_refaddr(m.attributes["DW_AT_type"].value)
+                    while "DW_AT_byte_size" not in mt.attributes and "DW_AT_type" in mt.attributes:
+                        mt = dwarf.get_DIE_from_refaddr(mt.attributes["DW_AT_type"].value)
+                    msize = mt.attributes["DW_AT_byte_size"].value if "DW_AT_byte_size" in mt.attributes else 8
+                    members.append((m.attributes["DW_AT_name"].value.decode(),
+                                    m.attributes["DW_AT_data_member_location"].value, msize))
+                out.setdefault(die.attributes["DW_AT_name"].value.decode(),
+                               (die.attributes.get("DW_AT_byte_size").value, members))
+        return out
+
+
+_DWARF_NAME = {"iface": "runtime.iface", "interface {}": "runtime.eface"}
+_BLOCK = re.compile(r"/\* (.+?): size (\d+), align \d+ \*/\nstruct (\w+) \{")
+
+
+def _run_structs(path, func) -> str:
+    proc = subprocess.run([sys.executable, "-m", "dwarfgo", "structs", str(path), "--for", func, "--depth", "2"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+BUILDS = [b for b in expected_builds("shapes") if b.variant in ("default", "noopt")]
+
+
+@pytest.mark.matrix
+@pytest.mark.parametrize("built", BUILDS, ids=lambda b: b.id)
+def test_struct_layouts_compile_and_match_dwarf(built: Built, tmp_path):
+    require_file(built.path, "fixture binary")
+    sigs = source_signatures("shapes")
+    funcs = [k for k, s in sigs.items() if s.get("noinline") and not s.get("generic")
+             and (built.version >= (1, 18) or not s.get("go118")) and (s["params"] or s.get("receiver"))]
+    truth = dwarf_structs(built.path)
+    asserts, headers, seen = [], [], set()
+    for func in funcs:
+        text = _run_structs(built.path, func)
+        headers.append(text)
+        for go_name, size, tag in _BLOCK.findall(text):
+            if tag in seen:
+                continue
+            seen.add(tag)
+            dname = _DWARF_NAME.get(go_name, go_name)
+            if go_name.startswith("complex"):
+                asserts.append(f'_Static_assert(sizeof(struct {tag}) == {int(go_name[7:]) // 8}, "{tag}");')
+                continue
+            assert dname in truth, f"{go_name}: no DWARF structure named {dname!r}"
+            dsize, members = truth[dname]
+            assert int(size) == dsize, f"{go_name}: header says size {size}, DWARF {dsize}"
+            asserts.append(f'_Static_assert(sizeof(struct {tag}) == {dsize}, "sizeof {tag}");')
+            for mname, off, msize in members:
+                if msize == 0 or mname == "_" or mname in C_KEYWORDS or not mname.isidentifier() or not mname.isascii():
+                    continue
+                asserts.append(f'_Static_assert(offsetof(struct {tag}, {mname}) == {off}, "offsetof {tag}.{mname}");')
+    assert len(seen) >= 8, f"only {len(seen)} structs emitted"
+    # each header must compile on its own; then all asserts against the union of definitions
+    for i, h in enumerate(headers):
+        f = tmp_path / f"h{i}.c"
+        f.write_text(h)
+        r = subprocess.run(["gcc", "-fsyntax-only", "-Wall", "-Werror", str(f)], capture_output=True, text=True)
+        assert r.returncode == 0, f"{funcs[i]}: {r.stderr}"
+    # one file with every distinct definition, then the checks
+    defs, done = [], set()
+    for h in headers:
+        for m in re.finditer(r"/\* [^\n]*\*/\nstruct (\w+) \{.*?\n\};", h, re.S):
+            if m.group(1) not in done:
+                done.add(m.group(1))
+                defs.append(m.group(0))
+    forward = sorted({t for h in headers for t in re.findall(r"^struct (\w+);$", h, re.M)})
+    src = "#include <stdint.h>\n#include <stddef.h>\n" + "".join(f"struct {t};\n" for t in forward)
+    src += "\n".join(defs) + "\n" + "\n".join(asserts) + "\n"
+    f = tmp_path / "all.c"
+    f.write_text(src)
+    r = subprocess.run(["gcc", "-fsyntax-only", "-Wall", str(f)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert len(asserts) > 20
