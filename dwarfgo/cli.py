@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from typing import List, Optional
 
@@ -325,6 +326,12 @@ def trace(
         symbolize = lambda addr: (prog.binary.symbol_at(addr).name if prog.binary.symbol_at(addr) else None)
         decoder = Decoder(program.probes, symbolize=symbolize, type_name=names, max_str=max_str)
         run = BpftraceRun(program.text, RunOptions(path, command, duration))
+
+        def announce():
+            if run.wait_attached(timeout=600):
+                typer.echo(f"dwarfgo: tracing {len(funcs)} function(s) with {path}; Ctrl-C to stop", err=True)
+
+        threading.Thread(target=announce, daemon=True).start()
         try:
             for line in run.lines():
                 ev = decoder.feed(line)

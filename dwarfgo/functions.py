@@ -87,6 +87,20 @@ class Function:
     def is_generic_shape(self) -> bool:
         return "[go.shape." in self.name or "[go.shape" in self.name
 
+    def display_names(self) -> dict[int, str]:
+        """A unique, readable name for every value (keyed by id of the Parameter): source names,
+        `_<i>` for a blank or unnamed argument at position i, `r<i>` for an unnamed result."""
+        names: dict[int, str] = {}
+        if self.receiver is not None:
+            names[id(self.receiver)] = self.receiver.source_name or "_recv"
+        for i, p in enumerate(self.arguments):
+            names[id(p)] = p.name if not (p.is_blank or p.is_unnamed) else f"_{i}"
+        for p in self.inputs:
+            names.setdefault(id(p), p.name)  # hidden ones: `.dict`
+        for i, r in enumerate(self.results):
+            names[id(r)] = r.name if not (r.is_blank or r.is_unnamed) else f"r{i}"
+        return names
+
     def signature(self) -> str:
         """Go syntax: `func (st *main.Store) Put(k string, v []uint8) (int, error)`."""
         pkg, recv, short = split_symbol(self.name)

@@ -83,7 +83,8 @@ class ProgramWriter:
     def add_entry(self, fn: Function, layout: FunctionLayout, machine: MachineReport | None, builder: PlanBuilder,
                   g_expr: str | None, dedupe: str | None) -> ProbePlan:
         builder.reads = []
-        values = [builder.value(loc) for loc in layout.inputs]
+        names = fn.display_names()
+        values = [builder.value(loc, names.get(id(loc.param))) for loc in layout.inputs if not loc.param.is_hidden]
         probe = ProbePlan(len(self.probes), fn, "call", fn.address, values, builder.reads, dedupe)
         self.probes.append(probe)
         body = [
@@ -113,7 +114,8 @@ class ProgramWriter:
             )
             return None
         builder.reads = []
-        values = [builder.value(loc) for loc in layout.results]
+        names = fn.display_names()
+        values = [builder.value(loc, names.get(id(loc.param))) for loc in layout.results]
         probe = ProbePlan(len(self.probes), fn, "ret", fn.address, values, builder.reads, None, sites)
         self.probes.append(probe)
         for site in sites:

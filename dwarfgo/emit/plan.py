@@ -157,7 +157,7 @@ class PlanBuilder:
         return f"*({ctype}*)({a})"
 
     # ------------------------------------------------------------------ sources
-    def value(self, loc: Location, sp: str = 'reg("sp")') -> ValuePlan:
+    def value(self, loc: Location, name: str | None = None, sp: str = 'reg("sp")') -> ValuePlan:
         """The plan of one parameter/result at its location (registers or stack)."""
         t = loc.param.type
         if loc.in_registers:
@@ -167,7 +167,7 @@ class PlanBuilder:
             node = self._build(t, _MemorySource(f"{sp}", loc.stack_offset or 0), 0, self.depth)
         else:
             node = Scalar(t, None, "no location")
-        return ValuePlan(loc.param.source_name or loc.param.name, loc, node)
+        return ValuePlan(name or loc.param.source_name or loc.param.name, loc, node)
 
     def _scalar(self, t: GoType, src, off: int, kind: str) -> Scalar:
         expr, why = src.word(off, t.size, kind)
@@ -228,6 +228,10 @@ class PlanBuilder:
             ptr = self._read(HEX, e)
             node = PointerNode(t, ptr)
             target = t.elem
+            if t.name.startswith("go.shape."):
+                # a generic pointer shape (`go.shape.*uint8`) stands for any pointer type: what it
+                # points to is not known here, so only the address is read
+                target = None
             if depth > 0 and target is not None and target.size > 0:
                 node.target = self._build(target, _MemorySource(f"$r{ptr.index}", 0), 0, depth - 1)
             return node

@@ -31,7 +31,7 @@ class BpftraceRun:
         self._file = tempfile.NamedTemporaryFile("w", suffix=".bt", prefix="dwarfgo-", delete=False)
         self._file.write(program_text)
         self._file.close()
-        argv = [opts.bpftrace, "-B", "line"]
+        argv = [opts.bpftrace, "-B", "none"]  # unbuffered: "line" is not known to 0.17
         if opts.command:
             argv += ["-c", opts.command]
         argv.append(self._file.name)
