@@ -129,8 +129,11 @@ def sig(
         for role, loc in rows:
             p = loc.param
             hidden = "  (hidden)" if p.is_hidden else ""
+            where = "unknown" if layout.unknown else loc.describe()
             typer.echo(f"  {role:<8} {p.name:<{width}}  {p.type.name:<{twidth}}  size {p.type.size:<4} align {p.type.align:<2} "
-                       f"{loc.describe()}{hidden}")
+                       f"{where}{hidden}")
+        if layout.unknown:
+            typer.echo(f"  note    locations unknown: {layout.unknown}")
 
 
 @app.command()
@@ -189,6 +192,8 @@ def abi(
                     verdict = {True: "agree", False: "DISAGREE", None: "no evidence"}[e.spills.agrees]
                     typer.echo(f"  spills    {verdict}{': ' + e.spills.detail if e.spills.detail else ''}")
                 typer.echo(f"  DWARF     {e.dwarf.verdict}")
+                if e.layout.unknown:
+                    typer.echo(f"  locations UNKNOWN: {e.layout.unknown}")
                 for c in e.dwarf.checks:
                     if c.agrees is False:
                         typer.echo(f"    {c.name}: {c.detail}" + (f" [known: {c.known}]" if c.known else ""))

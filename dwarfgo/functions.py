@@ -57,6 +57,18 @@ class Function:
     receiver_name: str | None = None  # `(*Store)` / `Store` part of the name, if a method
 
     @property
+    def omitted_inputs(self) -> int:
+        """Parameters the DWARF leaves out. Go <= 1.16 writes no DIE for blank or unnamed
+        parameters; its unnamed results are numbered after all parameters (`~r3` means three
+        inputs), which tells how many are missing."""
+        counted = len([p for p in self.inputs if not p.is_hidden])
+        best = 0
+        for r in self.results:
+            if r.name.startswith("~r") and r.name[2:].isdigit():
+                best = max(best, int(r.name[2:]) - self.results.index(r) - counted)
+        return best
+
+    @property
     def name(self) -> str:
         return self.symbol.name
 
@@ -108,7 +120,10 @@ class Function:
         if self.receiver is not None:
             out += f"({_param_text(self.receiver)}) "
         out += short
-        out += "(" + ", ".join(_param_text(p) for p in self.arguments) + ")"
+        args = [_param_text(p) for p in self.arguments]
+        if self.omitted_inputs:
+            args.append(f"/* {self.omitted_inputs} blank or unnamed parameter(s) not in this Go version's DWARF */")
+        out += "(" + ", ".join(args) + ")"
         results = [r for r in self.results if not r.is_hidden]
         if len(results) == 1 and results[0].is_unnamed:
             out += " " + results[0].type.name

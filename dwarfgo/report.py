@@ -64,8 +64,10 @@ def function_record(prog, fn: Function, with_layout: bool = True, layout: Functi
         "params": [parameter_record(p) for p in fn.inputs if p is not fn.receiver],
         "results": [parameter_record(r) for r in fn.results],
     }
+    rec["omitted_params"] = fn.omitted_inputs
     if layout is not None:
         rec["abi"] = layout.abi
+        rec["locations_unknown"] = layout.unknown
         locs = {id(loc.param): loc for loc in layout.inputs + layout.results}
         for group, params in (("params", [p for p in fn.inputs if p is not fn.receiver]), ("results", fn.results)):
             for r, p in zip(rec[group], params):

@@ -110,6 +110,7 @@ class FunctionLayout:
     spill_offset: int  # start of the spill area, from the argument base
     spill_size: int
     notes: list[str] = field(default_factory=list)
+    unknown: str | None = None  # why these locations cannot be trusted (then every value is unavailable)
 
     def location_of(self, name: str) -> Location | None:
         for loc in self.inputs + self.results:
@@ -243,6 +244,9 @@ def assign(fn: Function, arch: ArchABI, regabi: bool, version: tuple[int, int, i
             loc.spill_offset += arch.arg_base + spill_offset
     layout = FunctionLayout(fn, "ABIInternal" if regabi else "ABI0", arch, ins, outs, stack_args,
                             results_offset, spill_offset, spill_size)
+    if fn.omitted_inputs:
+        layout.unknown = (f"this Go version's DWARF omits {fn.omitted_inputs} blank or unnamed parameter(s), "
+                          f"so the stack layout of the others cannot be known")
     if fn.is_generic_shape and not any(p.name == ".dict" for p in fn.inputs) and dict_type is None:
         layout.notes.append("generic shape function: the hidden dictionary argument is not in DWARF and was not placed")
     return layout

@@ -43,6 +43,7 @@ class ProbePlan:
     reads: list[Read]
     dedupe: str | None = None  # the morestack filter, or None when the function has no stack check
     ret_sites: list[int] = field(default_factory=list)
+    unknown: str | None = None  # why no value of this probe could be located
 
 
 @dataclass
@@ -84,8 +85,10 @@ class ProgramWriter:
                   g_expr: str | None, dedupe: str | None) -> ProbePlan:
         builder.reads = []
         names = fn.display_names()
-        values = [builder.value(loc, names.get(id(loc.param))) for loc in layout.inputs if not loc.param.is_hidden]
-        probe = ProbePlan(len(self.probes), fn, "call", fn.address, values, builder.reads, dedupe)
+        values = [builder.value(loc, names.get(id(loc.param)), unknown=layout.unknown)
+                  for loc in layout.inputs if not loc.param.is_hidden]
+        probe = ProbePlan(len(self.probes), fn, "call", fn.address, values, builder.reads, dedupe,
+                          unknown=layout.unknown)
         self.probes.append(probe)
         body = [
             "@dg_seq[tid] = @dg_seq[tid] + 1;",
@@ -115,8 +118,9 @@ class ProgramWriter:
             return None
         builder.reads = []
         names = fn.display_names()
-        values = [builder.value(loc, names.get(id(loc.param))) for loc in layout.results]
-        probe = ProbePlan(len(self.probes), fn, "ret", fn.address, values, builder.reads, None, sites)
+        values = [builder.value(loc, names.get(id(loc.param)), unknown=layout.unknown) for loc in layout.results]
+        probe = ProbePlan(len(self.probes), fn, "ret", fn.address, values, builder.reads, None, sites,
+                          unknown=layout.unknown)
         self.probes.append(probe)
         for site in sites:
             body = [

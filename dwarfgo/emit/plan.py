@@ -157,10 +157,13 @@ class PlanBuilder:
         return f"*({ctype}*)({a})"
 
     # ------------------------------------------------------------------ sources
-    def value(self, loc: Location, name: str | None = None, sp: str = 'reg("sp")') -> ValuePlan:
+    def value(self, loc: Location, name: str | None = None, sp: str = 'reg("sp")',
+              unknown: str | None = None) -> ValuePlan:
         """The plan of one parameter/result at its location (registers or stack)."""
         t = loc.param.type
-        if loc.in_registers:
+        if unknown:
+            node = Scalar(t, None, unknown)
+        elif loc.in_registers:
             regs = {p.leaf.offset: p for p in loc.pieces if isinstance(p, RegisterPiece)}
             node = self._build(t, _RegisterSource(regs), 0, self.depth)
         elif loc.pieces or loc.stack_offset is not None:

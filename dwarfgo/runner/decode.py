@@ -40,6 +40,8 @@ class Event:
     def to_json(self, pid: int | None = None) -> dict:
         rec = {"event": self.kind, "func": self.func, "pid": pid, "tid": self.tid, "goroutine": self.goid,
                "ts": self.ts}
+        if self.probe.unknown:
+            rec["unavailable"] = self.probe.unknown
         if self.kind == "call":
             rec["args"] = self.values
         else:

@@ -153,14 +153,19 @@ def compare(loc: Location, dwarf_pieces: list[DwarfPiece] | None) -> ParamCheck:
                                   known="Go's DWARF places register-passed values it keeps spilled (e.g. the generic "
                                         "dictionary .dict) at their spill slot for the whole function")
             ok = not loc.in_registers and d.sp_offset == loc.stack_offset
-            return ParamCheck(loc.name, computed, text, ok, "" if ok else f"DWARF puts it at SP+{d.sp_offset}")
+            check = ParamCheck(loc.name, computed, text, ok, "" if ok else f"DWARF puts it at SP+{d.sp_offset}")
+            if not ok and points_inside(loc, d.sp_offset):
+                check.known = KNOWN_INSIDE
+            return check
         if d.register is not None:
             ok = len(loc.pieces) == 1 and isinstance(loc.pieces[0], RegisterPiece) and loc.pieces[0].register == d.register
             return ParamCheck(loc.name, computed, text, ok, "" if ok else f"DWARF says {d.register}")
     # pieces, in leaf order; pieces without a location are parts DWARF does not describe
-    if len(dwarf_pieces) != len(loc.pieces):
-        # Optimised builds may describe only a prefix (e.g. a string whose len is unused) or
-        # add padding pieces; compare by size-matched order when counts differ.
+    described = ""
+    if len(dwarf_pieces) < len(loc.pieces):
+        # optimised builds describe only the parts still in use (e.g. a slice whose cap is unused)
+        described = f"DWARF describes {len(dwarf_pieces)} of {len(loc.pieces)} parts"
+    elif len(dwarf_pieces) > len(loc.pieces):
         return ParamCheck(loc.name, computed, text, False,
                           f"{len(dwarf_pieces)} DWARF pieces for {len(loc.pieces)} leaves")
     bad = []
@@ -173,7 +178,20 @@ def compare(loc: Location, dwarf_pieces: list[DwarfPiece] | None) -> ParamCheck:
         elif isinstance(mine, StackSlot):
             if theirs.sp_offset != mine.offset:
                 bad.append(f"{mine.leaf.path or 'value'}: SP+{mine.offset} vs DWARF {theirs.text()}")
-    return ParamCheck(loc.name, computed, text, not bad, "; ".join(bad))
+    return ParamCheck(loc.name, computed, text, not bad, "; ".join(bad) or described)
+
+
+KNOWN_INSIDE = ("golang/go#61700: optimised ABI0 DWARF gives a partly used value the address of the "
+                "part still in use (e.g. a string's len field)")
+
+
+def points_inside(loc: Location, sp_offset: int | None) -> bool:
+    """DWARF's address is not the value's start but one of its parts (a known Go defect)."""
+    if sp_offset is None or loc.in_registers or loc.stack_offset is None:
+        return False
+    inner = sp_offset - loc.stack_offset
+    return 0 < inner < loc.param.type.size and any(
+        isinstance(p, StackSlot) and p.offset == sp_offset for p in loc.pieces)
 
 
 def check_layout(dwarf, layout: FunctionLayout, arch: str) -> DwarfLocationReport:

@@ -42,7 +42,23 @@ def layout_for(prog, fn: Function) -> FunctionLayout:
         raise DwarfgoError(f"architecture {prog.binary.arch} has no register table in dwarfgo")
     version = prog.index.version_tuple
     regabi = fn.regabi
-    return assign(fn, arch, regabi, version, dict_type=_dict_type(prog, fn))
+    layout = assign(fn, arch, regabi, version, dict_type=_dict_type(prog, fn))
+    if not regabi and layout.unknown is None:
+        _guard_abi0_gaps(prog, layout)
+    return layout
+
+
+def _guard_abi0_gaps(prog, layout) -> None:
+    """Under ABI0 every value is on the stack, so DWARF's offsets must match the computed ones.
+    A disagreement other than Go's known "points at the len field" defect means a parameter is
+    missing from DWARF (Go <= 1.16 omits blank ones): then no offset can be trusted."""
+    report = check_layout(prog.index.dwarf, layout, prog.binary.arch)
+    for c in report.disagreements:
+        if c.known:
+            continue
+        layout.unknown = (f"DWARF places {c.name} at {c.dwarf} but the ABI puts it at {c.computed}; "
+                          f"a blank or unnamed parameter is probably missing from this Go version's DWARF")
+        return
 
 
 def _dict_type(prog, fn: Function):
@@ -73,6 +89,8 @@ def gather(prog, fn: Function, machine: bool = True) -> AbiEvidence:
     if spills is not None and spills.agrees is False:
         ev.contradictions.append("morestack spills disagree: " + spills.detail)
     for c in dwarf.disagreements:
+        if layout.unknown:
+            c.known = c.known or layout.unknown  # explained: the DWARF lacks parameters
         if not c.known:
             ev.contradictions.append(f"DWARF location of {c.name} disagrees: {c.detail} (computed {c.computed}, DWARF {c.dwarf})")
     return ev
