@@ -241,7 +241,11 @@ class FunctionTable:
             gotype = self.index.types.type_at(ref_offset(child))
             loc_die = concrete.get(child.offset, child if origin is die else None)
             p = Parameter(name, gotype, is_result, loc_die)
-            (results if is_result else inputs).append(p)
+            group = results if is_result else inputs
+            if name.startswith("~r") and any(q.name == name for q in group):
+                # seen with Go 1.22: an unnamed result whose DIE is emitted twice; one value, not two
+                continue
+            group.append(p)
         return inputs, results
 
     def iter_all(self):
