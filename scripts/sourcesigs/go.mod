@@ -1,0 +1,3 @@
+module sourcesigs
+
+go 1.18
