@@ -32,6 +32,7 @@ class Event:
     ret_site: int | None = None
     latency_ns: int | None = None
     args_text: str | None = None  # for returns: the matching call's arguments
+    suspect_repeat: bool = False
 
     @property
     def func(self) -> str:
@@ -42,6 +43,9 @@ class Event:
                "ts": self.ts}
         if self.probe.unknown:
             rec["unavailable"] = self.probe.unknown
+        if self.suspect_repeat:
+            rec["suspect_repeat"] = ("may repeat the previous event: the kernel can re-run the first breakpoint "
+                                     "it single-steps in a process")
         if self.kind == "call":
             rec["args"] = self.values
         else:
@@ -88,6 +92,8 @@ class Decoder:
         self.lost = 0
         self.last_args: dict[tuple[int, str], str] = {}
         self.unparsed: list[str] = []
+        self.suspect_repeats = 0
+        self._last_call: dict[int, tuple] = {}  # tid -> (seq, probe, g, first_step, raw)
 
     def feed(self, line: str) -> Event | None:
         line = line.rstrip("\n")
@@ -113,9 +119,29 @@ class Decoder:
             return None
         if what == "end":
             del self.pending[key]
-            return self._event(tid, pend)
+            suspect = self._maybe_kernel_restart(tid, seq, pend)
+            ev = self._event(tid, pend)
+            if suspect:
+                self.suspect_repeats += 1
+                ev.suspect_repeat = True
+            return ev
         pend.raw[int(what)] = rest
         return None
+
+    def _maybe_kernel_restart(self, tid: int, seq: int, pend: _Pending) -> bool:
+        """Possibly not a new call: the kernel sometimes re-runs a breakpoint whose hit was the
+        process's first single-step (it was creating its out-of-line area). Such a repeat follows
+        on the same thread, same probe, same g and values; a loop calling the function twice with
+        the same arguments looks the same, so the event is only marked, never dropped."""
+        h = pend.header
+        if h[0] != "call":
+            self._last_call.pop(tid, None)
+            return False
+        first_step = len(h) > 5 and h[5] == "1"
+        last = self._last_call.get(tid)
+        self._last_call[tid] = (seq, h[1], h[3], first_step, dict(pend.raw))
+        return (last is not None and last[3] and last[0] == seq - 1 and last[1] == h[1]
+                and last[2] == h[3] and last[4] == pend.raw)
 
     # ------------------------------------------------------------ events
     def _event(self, tid: int, pend: _Pending) -> Event:

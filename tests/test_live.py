@@ -1,0 +1,169 @@
+"""Live: `dwarfgo trace` attached by a real bpftrace to a running fixture prints exactly the values
+the fixture reports it passed and returned; one call event per call.
+
+For every Go version of the matrix (amd64): the shapes fixture on bpftrace 0.17 (entry
+probes: 0.17 cannot probe RET sites) and on the newest bpftrace with --ret; the stack-growth
+and concurrent fixtures check the event counts. Needs root; with DWARFGO_REQUIRE_LIVE=1
+(CI) anything that keeps a live test from running is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import FIXTURES, TOOLCHAINS, go_versions
+from livecompare import compare_run
+
+REQUIRE_LIVE = os.environ.get("DWARFGO_REQUIRE_LIVE") == "1"
+SUMMARY = []  # (id, checked, unavailable, truncated) for the session summary
+
+
+def _need(condition: bool, why: str) -> None:
+    if condition:
+        return
+    if REQUIRE_LIVE:
+        pytest.fail(why)
+    pytest.skip(why)
+
+
+def bpftrace_path(version: str) -> str:
+    return str(TOOLCHAINS / "bin" / f"bpftrace-{version}")
+
+
+def newest_bpftrace() -> str:
+    f = TOOLCHAINS / "bpftrace-versions"
+    versions = f.read_text().split() if f.is_file() else []
+    return versions[-1] if versions else "0.27"
+
+
+def reported_calls(binary, *args) -> list[dict]:
+    out = subprocess.run([str(binary), "-report", *args], capture_output=True, text=True, timeout=120, check=True)
+    return [json.loads(l) for l in out.stdout.splitlines() if l.strip()]
+
+
+def trace_fixture(binary, funcs: list[str], bpftrace: str, ret: bool, fixture_args=(), max_str=200, timeout=600):
+    """Start the fixture (waiting), attach `dwarfgo trace`, release the fixture, collect both sides."""
+    fixture = subprocess.Popen([str(binary), "-report", "-wait", *fixture_args], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ready = fixture.stderr.readline()
+    assert ready.startswith("READY"), ready
+    argv = [sys.executable, "-m", "dwarfgo", "trace", str(binary), *funcs, "-p", str(fixture.pid), "--json",
+            "--max-str", str(max_str), "--bpftrace", bpftrace]
+    if ret:
+        argv.append("--ret")
+    tracer = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    events, errors = [], []
+    attached = threading.Event()
+
+    def read_out():
+        for line in tracer.stdout:
+            if line.strip():
+                events.append(json.loads(line))
+
+    def read_err():
+        for line in tracer.stderr:
+            errors.append(line.rstrip())
+            if line.startswith("dwarfgo: tracing"):
+                attached.set()
+
+    threads = [threading.Thread(target=read_out, daemon=True), threading.Thread(target=read_err, daemon=True)]
+    for t in threads:
+        t.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not attached.is_set():
+            assert tracer.poll() is None, "trace exited before attaching:\n" + "\n".join(errors[-20:])
+            assert time.monotonic() < deadline, "trace did not attach in time"
+            time.sleep(0.1)
+        report_text, _ = fixture.communicate("go\n", timeout=300)
+        report = [json.loads(l) for l in report_text.splitlines() if l.strip()]
+        expected = len(report) * (2 if ret else 1)
+        # wait for the events to drain (bounded), then stop the tracer like Ctrl-C
+        drain = time.monotonic() + 30
+        while len(events) < expected and time.monotonic() < drain:
+            time.sleep(0.1)
+        time.sleep(0.5)
+    finally:
+        if tracer.poll() is None:
+            tracer.send_signal(signal.SIGINT)
+        try:
+            tracer.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            tracer.kill()
+        if fixture.poll() is None:
+            fixture.kill()
+        for t in threads:
+            t.join(timeout=10)
+    return report, events, errors, tracer.returncode
+
+
+def _function_names(report: list[dict]) -> list[str]:
+    names = []
+    for r in report:
+        if r["func"] not in names:
+            names.append(r["func"])
+    return names
+
+
+def _live_preconditions(binary):
+    _need(os.geteuid() == 0, "live bpftrace tests need root")
+    _need(binary.exists(), f"fixture binary missing: {binary} (run scripts/build-fixtures)")
+
+
+MATRIX = [(v, bt) for v in (go_versions() or ["1.22"]) for bt in ("0.17", "newest")]
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("go, bt", MATRIX, ids=[f"go{v}-bpftrace{b}" for v, b in MATRIX])
+def test_shapes_values_exact(go, bt):
+    binary = FIXTURES / f"go{go}" / "amd64" / "default" / "shapes"
+    _live_preconditions(binary)
+    version = newest_bpftrace() if bt == "newest" else bt
+    path = bpftrace_path(version)
+    _need(os.path.exists(path), f"bpftrace {version} not installed (run scripts/install-toolchains)")
+    ret = version != "0.17"  # 0.17 has no offset probes: RET sites cannot be probed there
+    funcs = _function_names(reported_calls(binary))
+    report, events, errors, rc = trace_fixture(binary, funcs, path, ret)
+    assert rc == 0, "\n".join(errors[-20:])
+    tally, problems = compare_run(report, events, with_results=ret)
+    SUMMARY.append((f"go{go}/bpftrace{version}", tally.checked, tally.unavailable_count(), tally.truncated))
+    assert not tally.mismatches, "wrong values:\n" + "\n".join(tally.mismatches[:50])
+    assert not problems, "\n".join(problems[:50])
+    assert tally.checked > 250, f"only {tally.checked} values compared"
+    # every value not compared is marked unavailable with a reason, never silently dropped
+    for reason in tally.unavailable:
+        assert reason and len(reason) > 10
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("fixture", ["stackgrowth", "concurrent"])
+@pytest.mark.parametrize("bt", ["0.17", "newest"])
+def test_one_event_per_call(fixture, bt):
+    """Stack growth inside the probed function and many goroutines at once: events == calls."""
+    versions = go_versions() or ["1.22"]
+    for go in (versions[0], versions[-1]):
+        binary = FIXTURES / f"go{go}" / "amd64" / "default" / fixture
+        _live_preconditions(binary)
+        version = newest_bpftrace() if bt == "newest" else bt
+        funcs = _function_names(reported_calls(binary))
+        report, events, errors, rc = trace_fixture(binary, funcs, bpftrace_path(version), ret=version != "0.17")
+        assert rc == 0, "\n".join(errors[-20:])
+        tally, problems = compare_run(report, events, with_results=version != "0.17")
+        SUMMARY.append((f"{fixture} go{go}/bpftrace{version}", tally.checked, tally.unavailable_count(), tally.truncated))
+        assert not tally.mismatches, "\n".join(tally.mismatches[:30])
+        assert not problems, "\n".join(problems[:30])
+
+
+def teardown_module(module):
+    if SUMMARY:
+        lines = [f"  {name}: {c} values exact, {u} unavailable (with reason), {t} truncated by limits"
+                 for name, c, u, t in SUMMARY]
+        sys.stderr.write("\nlive value checks:\n" + "\n".join(lines) + "\n")
