@@ -87,13 +87,14 @@ class Function:
 
     @property
     def receiver(self) -> Parameter | None:
-        return self.inputs[0] if self.receiver_name and self.inputs else None
+        visible = [p for p in self.inputs if not p.is_hidden]
+        return visible[0] if self.receiver_name and visible else None
 
     @property
     def arguments(self) -> list[Parameter]:
         """Source-visible arguments (no receiver, no hidden parameters)."""
-        params = self.inputs[1:] if self.receiver is not None else self.inputs
-        return [p for p in params if not p.is_hidden]
+        recv = self.receiver
+        return [p for p in self.inputs if not p.is_hidden and p is not recv]
 
     @property
     def is_generic_shape(self) -> bool:
@@ -218,7 +219,8 @@ class FunctionTable:
             return Function(symbol, unit, [], [], None, None)
         inputs, results = self._parameters(die)
         fn = Function(symbol, unit, inputs, results, die, None)
-        fn.receiver_name = receiver_of(symbol.name, inputs[0] if inputs else None)
+        visible = [p for p in inputs if not p.is_hidden]
+        fn.receiver_name = receiver_of(symbol.name, visible[0] if visible else None)
         return fn
 
     def _parameters(self, die) -> tuple[list[Parameter], list[Parameter]]:

@@ -40,6 +40,12 @@ class GoProgram:
         return DwarfIndex(self.binary)  # raises NoDwarfError with advice
 
     @cached_property
+    def functab(self):
+        """The runtime's own function table (.gopclntab): argument-area sizes."""
+        from .pclntab import FuncTable
+        return FuncTable(self.binary)
+
+    @cached_property
     def functions(self) -> FunctionTable:
         return FunctionTable(self.binary, self.index)
 

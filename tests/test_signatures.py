@@ -13,6 +13,7 @@ import pytest
 from conftest import REQUIRE, TOOLCHAINS, Built, expected_builds, go_versions, require_file, source_signatures
 from dwarfgo.functions import Function
 from dwarfgo.program import GoProgram
+from dwarfgo.verify.evidence import layout_for
 
 FIXTURE_NAMES = ("shapes", "demo", "stackgrowth", "concurrent")
 
@@ -56,10 +57,30 @@ def _expected_params(sig: dict) -> list[tuple[str, str]]:
     return params
 
 
-def _compare(fn: Function, sig: dict, generic: bool) -> list[str]:
+def _zero_size_order(fn: Function, got: list, want: list) -> list:
+    """Go <= 1.16 lists parameters by frame offset; a zero-size parameter shares its offset with
+    the next one and may come after it. Put such a pair back in source order (only that swap)."""
+    sizes = {(p.source_name, p.type.name): p.type.size for p in fn.inputs}
+    got = list(got)
+    for i in range(len(got) - 1):
+        if got[i] != want[i] and got[i] == want[i + 1] and got[i + 1] == want[i] \
+                and 0 in (sizes.get(got[i]), sizes.get(got[i + 1])):
+            got[i], got[i + 1] = got[i + 1], got[i]
+    return got
+
+
+def _compare(fn: Function, sig: dict, generic: bool, version: tuple[int, int], flagged: bool) -> list[str]:
     problems = []
     got_in = [(p.source_name, p.type.name) for p in fn.inputs if not p.is_hidden]
     want_in = _expected_params(sig)
+    if version < (1, 22) and any(n in ("", "_") for n, _ in want_in):
+        # Go before 1.22 writes no DWARF entry for blank or unnamed parameters: dwarfgo cannot
+        # list them, and must say that the locations of the others are unknown.
+        want_in = [(n, t) for n, t in want_in if n not in ("", "_")]
+        if not flagged:
+            problems.append("blank/unnamed parameters missing from DWARF, but dwarfgo did not flag the locations as unknown")
+    if version < (1, 17):
+        got_in = _zero_size_order(fn, got_in, want_in)
     got_out = [(r.source_name, r.type.name) for r in fn.results]
     want_out = [(r["name"], r["type"]) for r in sig["results"]]
     for label, got, want in (("params", got_in, want_in), ("results", got_out, want_out)):
@@ -104,10 +125,12 @@ def test_signatures_match_source(built: Built):
                 if not fn.has_dwarf:
                     problems.append(f"{sym.name}: no DWARF subprogram")
                     continue
-                problems += [f"{sym.name}: {p}" for p in _compare(fn, sig, generic)]
+                flagged = bool(layout_for(prog, fn).unknown)
+                problems += [f"{sym.name}: {p}" for p in _compare(fn, sig, generic, built.version, flagged)]
                 checked += 1
     assert not problems, "\n".join(problems)
-    assert checked >= 5, f"only {checked} functions checked"
+    minimum = {"shapes": 40, "demo": 5}.get(built.fixture, 1)
+    assert checked >= minimum, f"only {checked} functions checked"
 
 
 def test_matrix_is_complete():

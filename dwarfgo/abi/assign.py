@@ -111,6 +111,7 @@ class FunctionLayout:
     spill_size: int
     notes: list[str] = field(default_factory=list)
     unknown: str | None = None  # why these locations cannot be trusted (then every value is unavailable)
+    args_size_mismatch: tuple[int, int] | None = None  # (computed, runtime's) argument-area sizes
 
     def location_of(self, name: str) -> Location | None:
         for loc in self.inputs + self.results:

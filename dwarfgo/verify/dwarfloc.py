@@ -162,6 +162,16 @@ def compare(loc: Location, dwarf_pieces: list[DwarfPiece] | None) -> ParamCheck:
             return ParamCheck(loc.name, computed, text, ok, "" if ok else f"DWARF says {d.register}")
     # pieces, in leaf order; pieces without a location are parts DWARF does not describe
     described = ""
+    if len(dwarf_pieces) > len(loc.pieces):
+        deduped = [p for i, p in enumerate(dwarf_pieces) if i == 0 or p != dwarf_pieces[i - 1]]
+        if len(deduped) == len(loc.pieces):
+            check = compare(loc, deduped)
+            if check.agrees:
+                check.dwarf = text
+                check.agrees = False
+                check.detail = "DWARF repeats a piece"
+                check.known = KNOWN_REPEATED_PIECE
+            return check
     if len(dwarf_pieces) < len(loc.pieces):
         # optimised builds describe only the parts still in use (e.g. a slice whose cap is unused)
         described = f"DWARF describes {len(dwarf_pieces)} of {len(loc.pieces)} parts"
@@ -181,6 +191,8 @@ def compare(loc: Location, dwarf_pieces: list[DwarfPiece] | None) -> ParamCheck:
     return ParamCheck(loc.name, computed, text, not bad, "; ".join(bad) or described)
 
 
+KNOWN_REPEATED_PIECE = ("Go 1.19-1.21 DWARF lists the first register piece of some multi-register values "
+                        "twice; without the repeat the pieces agree")
 KNOWN_INSIDE = ("golang/go#61700: optimised ABI0 DWARF gives a partly used value the address of the "
                 "part still in use (e.g. a string's len field)")
 

@@ -43,21 +43,37 @@ def layout_for(prog, fn: Function) -> FunctionLayout:
     version = prog.index.version_tuple
     regabi = fn.regabi
     layout = assign(fn, arch, regabi, version, dict_type=_dict_type(prog, fn))
-    if not regabi and layout.unknown is None:
-        _guard_abi0_gaps(prog, layout)
+    if layout.unknown is None:
+        _guard_args_size(prog, layout)
+    if layout.unknown is None:
+        _guard_dwarf_gaps(prog, layout)
     return layout
 
 
-def _guard_abi0_gaps(prog, layout) -> None:
-    """Under ABI0 every value is on the stack, so DWARF's offsets must match the computed ones.
-    A disagreement other than Go's known "points at the len field" defect means a parameter is
-    missing from DWARF (Go <= 1.16 omits blank ones): then no offset can be trusted."""
+def _guard_args_size(prog, layout) -> None:
+    """The runtime's function table records the size of the argument area (stack arguments,
+    stack results, spill area). If the DWARF parameters do not fill exactly that, one is
+    missing from DWARF (blank/unnamed parameters before Go 1.22, receivers of compiler-generated
+    wrappers), and no location computed from them can be trusted."""
+    size = prog.functab.args_size(layout.function.address)
+    mine = layout.spill_offset + layout.spill_size
+    if size is not None and size != mine:
+        layout.args_size_mismatch = (mine, size)
+        layout.unknown = (f"the runtime's function table gives {size} bytes of arguments, the DWARF parameters "
+                          f"account for {mine}: a parameter is missing from DWARF (blank or unnamed before Go 1.22, "
+                          f"or the receiver of a compiler-generated wrapper)")
+
+
+def _guard_dwarf_gaps(prog, layout) -> None:
+    """DWARF's entry locations must match the computed ones. A disagreement other than Go's
+    known defects means the parameter list is not what the function receives: then no
+    location can be trusted."""
     report = check_layout(prog.index.dwarf, layout, prog.binary.arch)
     for c in report.disagreements:
         if c.known:
             continue
         layout.unknown = (f"DWARF places {c.name} at {c.dwarf} but the ABI puts it at {c.computed}; "
-                          f"a blank or unnamed parameter is probably missing from this Go version's DWARF")
+                          f"a parameter is probably missing from this Go version's DWARF")
         return
 
 
@@ -86,7 +102,7 @@ def gather(prog, fn: Function, machine: bool = True) -> AbiEvidence:
             ev.contradictions.append("prologue reads g from R14 (register ABI) but the producer says ABI0")
         if kind == "tls" and layout.abi == "ABIInternal":
             ev.contradictions.append("prologue reads g from TLS (ABI0) but the producer says regabi")
-    if spills is not None and spills.agrees is False:
+    if spills is not None and spills.agrees is False and not layout.unknown:
         ev.contradictions.append("morestack spills disagree: " + spills.detail)
     for c in dwarf.disagreements:
         if layout.unknown:
