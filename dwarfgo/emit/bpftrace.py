@@ -12,6 +12,7 @@ so the decoder can group lines of one event even when CPUs interleave:
     @dg <tid> <seq> ret <probe> <nsecs> <g> <site> <latency-ns>
     @dg <tid> <seq> <read> <value>               one read (see plan.py)
     @dg <tid> <seq> end                           event complete
+    @dg 0 0 attached                              (from BEGIN) every probe is attached
 
 Only numbers come from dwarfgo into the program; names from the binary stay in the
 decoder, so no symbol or type name can change what the program does.
@@ -220,7 +221,9 @@ class ProgramWriter:
         return out
 
     def render(self, header: str = "") -> Program:
-        text = header + "\n".join(self.blocks)
+        # BEGIN runs once every probe is attached: the signal that calls are now traced
+        begin = 'BEGIN\n{\n\tprintf("@dg 0 0 attached\\n");\n}\n\n'
+        text = header + begin + "\n".join(self.blocks)
         return Program(text, self.probes, self.warnings)
 
 

@@ -55,18 +55,19 @@ class BpftraceRun:
     def _read_stderr(self) -> None:
         for line in self.proc.stderr:
             self.stderr_lines.append(line.rstrip("\n"))
-            if line.startswith("Attaching") or "Attached" in line:
-                self.attached.set()
 
     def lines(self) -> Iterator[str]:
         for line in self.proc.stdout:
-            if line.startswith("Attaching"):
+            if line.startswith("@dg 0 0 attached"):  # printed by the program's BEGIN probe
                 self.attached.set()
+                continue
+            if line.startswith("Attaching"):
                 continue
             yield line
 
     def wait_attached(self, timeout: float = 60.0) -> bool:
-        """True once bpftrace said it attached (0.17 prints `Attaching N probes...` on stdout, 0.27 on stderr)."""
+        """True once the program's BEGIN probe ran, which bpftrace does after attaching every probe
+        (its own `Attaching N probes...` comes before the attaching)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.attached.is_set():
