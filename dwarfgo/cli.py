@@ -345,8 +345,7 @@ def trace(
                 if as_json:
                     typer.echo(json.dumps(ev.to_json(pid)))
                 else:
-                    mark = "  [possible repeat of the previous event]" if ev.suspect_repeat else ""
-                    typer.echo(("-> " if ev.kind == "call" else "<- ") + ev.text() + mark)
+                    typer.echo(("-> " if ev.kind == "call" else "<- ") + ev.text())
         except KeyboardInterrupt:
             run.stop()
             for line in run.lines():
@@ -354,9 +353,6 @@ def trace(
                 if ev is not None:
                     typer.echo(json.dumps(ev.to_json(pid)) if as_json else ev.text())
         rc = run.close()
-        if decoder.suspect_repeats:
-            typer.echo(f"dwarfgo: note: {decoder.suspect_repeats} event(s) marked as a possible repeat: the kernel can "
-                       f"re-run the first breakpoint it single-steps in a process; bpftrace 0.23+ avoids it", err=True)
         if decoder.lost:
             typer.echo(f"dwarfgo: warning: bpftrace lost {decoder.lost} events", err=True)
         errors = run.errors

@@ -40,7 +40,7 @@ def evidence_record(e) -> dict:
         "name": e.function.name, "address": e.function.address, "abi": e.abi, "role": e.role,
         "producer": e.producer,
         "prologue": None if m is None else {"summary": m.prologue, "check": m.stack_check.kind,
-                                             "sp_adjust": m.stack_check.sp_adjust, "frame_size": m.frame_size},
+                                             "shape": m.stack_check.shape, "keep": m.stack_check.keep, "frame_size": m.frame_size},
         "ret_sites": [] if m is None else m.ret_sites,
         "spills": None if e.spills is None else {"agrees": e.spills.agrees, "detail": e.spills.detail},
         "dwarf": {"verdict": e.dwarf.verdict, "checks": [

@@ -6,7 +6,7 @@ content: this module states how each form maps, and counts what it checked.
 
 from __future__ import annotations
 
-import math
+import re
 import struct
 from dataclasses import dataclass, field
 
@@ -157,24 +157,74 @@ def compare(path: str, want, got, tally: Tally) -> None:
     tally.mismatches.append(f"{path}: cannot compare {want!r} with {got!r}")
 
 
-def compare_run(report_lines: list[dict], events: list[dict], with_results: bool) -> tuple[Tally, list[str]]:
-    """Match events to reported calls per function, in order; return the tally and count problems."""
+def canonical_func(name: str) -> str:
+    """Go 1.19 names shape instantiations `Map[go.shape.int_0,go.shape.string_1]`; 1.21+ drop the index."""
+    return re.sub(r"(go\.shape\.[^,\]]*?)_\d+(?=[,\]])", r"\1", name)
+
+
+def _int_key(args: dict | None) -> tuple:
+    """Top-level integer arguments: what tells apart the calls of a function made concurrently."""
+    key = []
+    for name, v in sorted((args or {}).items()):
+        if isinstance(v, bool):
+            continue
+        if isinstance(v, int):
+            key.append((name, v))
+        elif isinstance(v, str) and v.lstrip("-").isdigit():
+            key.append((name, int(v)))
+    return tuple(key)
+
+
+def _pair(reported: list[dict], events: list[dict]) -> list[tuple[dict, dict]]:
+    """Pair reported calls with events: in time order, within groups of equal integer arguments
+    (calls from many goroutines at once arrive in no fixed order)."""
+    groups: dict[tuple, list[dict]] = {}
+    for e in events:
+        groups.setdefault(_int_key(e.get("args")), []).append(e)
+    pairs = []
+    for r in reported:
+        group = groups.get(_int_key(r["args"]))
+        if group:
+            pairs.append((r, group.pop(0)))
+    return pairs
+
+
+def _set_aside_repeats(report_lines: list[dict], events: list[dict], tally: Tally) -> list[dict]:
+    """bpftrace 0.17 probes a function's first instruction, and dwarfgo says a call may then be
+    reported twice (a preemption request racing the re-evaluated stack check, or the kernel
+    re-running a single-stepped breakpoint). Where a function has more call events than calls,
+    set aside events that exactly repeat an earlier one (same goroutine, same arguments), no more
+    than the surplus; everything else is compared as usual."""
+    reported: dict[str, int] = {}
+    for r in report_lines:
+        reported[r["func"]] = reported.get(r["func"], 0) + 1
+    calls: dict[str, list[dict]] = {}
+    for e in sorted(events, key=lambda e: e["ts"]):
+        if e["event"] == "call":
+            calls.setdefault(e["func"], []).append(e)
+    drop = set()
+    for func, evs in calls.items():
+        surplus = len(evs) - reported.get(func, 0)
+        seen = set()
+        for e in evs:
+            key = (e.get("g"), repr(e.get("args")))
+            if key in seen and surplus > 0:
+                drop.add(id(e))
+                surplus -= 1
+            seen.add(key)
+    tally.repeats_set_aside = len(drop)
+    return [e for e in events if id(e) not in drop]
+
+
+def compare_run(report_lines: list[dict], events: list[dict], with_results: bool,
+                repeats_allowed: bool = False) -> tuple[Tally, list[str]]:
+    """Match events to reported calls per function; return the tally and count problems."""
     tally = Tally()
     problems = []
-    # The one documented kernel behaviour dwarfgo cannot prevent on bpftrace without offset probes:
-    # the first single-stepped breakpoint of a process may run twice. dwarfgo marks such an event;
-    # it is set aside here only when that function has exactly one event more than calls.
-    reported_count: dict[str, int] = {}
-    for r in report_lines:
-        reported_count[r["func"]] = reported_count.get(r["func"], 0) + 1
-    call_count: dict[str, int] = {}
-    for e in events:
-        if e["event"] == "call":
-            call_count[e["func"]] = call_count.get(e["func"], 0) + 1
-    marked = [e for e in events if e.get("suspect_repeat")]
-    if len(marked) == 1 and call_count.get(marked[0]["func"], 0) == reported_count.get(marked[0]["func"], 0) + 1:
-        events = [e for e in events if e is not marked[0]]
-        tally.repeats_set_aside = 1
+    report_lines = [dict(r, func=canonical_func(r["func"])) for r in report_lines]
+    events = [dict(e, func=canonical_func(e["func"])) for e in events]
+    if repeats_allowed:
+        events = _set_aside_repeats(report_lines, events, tally)
     by_func_report: dict[str, list[dict]] = {}
     for r in report_lines:
         by_func_report.setdefault(r["func"], []).append(r)
@@ -186,7 +236,7 @@ def compare_run(report_lines: list[dict], events: list[dict], with_results: bool
         got_calls = calls.get(func, [])
         if len(got_calls) != len(reported):
             problems.append(f"{func}: {len(got_calls)} call events for {len(reported)} calls")
-        for i, (r, e) in enumerate(zip(reported, got_calls)):
+        for i, (r, e) in enumerate(_pair(reported, got_calls)):
             if e.get("unavailable"):  # dwarfgo said it cannot locate this function's values, and why
                 for name in list(r["args"]) + list(r["results"] if with_results else []):
                     tally.unavailable[e["unavailable"]] = tally.unavailable.get(e["unavailable"], 0) + 1
@@ -200,7 +250,7 @@ def compare_run(report_lines: list[dict], events: list[dict], with_results: bool
             got_rets = rets.get(func, [])
             if len(got_rets) != len(reported):
                 problems.append(f"{func}: {len(got_rets)} return events for {len(reported)} calls")
-            for i, (r, e) in enumerate(zip(reported, got_rets)):
+            for i, (r, e) in enumerate(_pair(reported, got_rets)):
                 if e.get("unavailable"):
                     continue
                 for name, want in r["results"].items():

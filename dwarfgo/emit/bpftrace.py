@@ -42,7 +42,7 @@ class ProbePlan:
     address: int
     values: list[ValuePlan]
     reads: list[Read]
-    dedupe: str | None = None  # the morestack filter, or None when the function has no stack check
+    keep: str | None = None  # the entry probe's predicate: this pass of the prologue proceeds (no morestack)
     ret_sites: list[int] = field(default_factory=list)
     unknown: str | None = None  # why no value of this probe could be located
 
@@ -83,12 +83,12 @@ class ProgramWriter:
 
     # ------------------------------------------------------------- entry
     def add_entry(self, fn: Function, layout: FunctionLayout, machine: MachineReport | None, builder: PlanBuilder,
-                  g_expr: str | None, dedupe: str | None, at: int | None = None) -> ProbePlan:
+                  g_expr: str | None, keep: str | None, at: int | None = None) -> ProbePlan:
         builder.reads = []
         names = fn.display_names()
         values = [builder.value(loc, names.get(id(loc.param)), unknown=layout.unknown)
                   for loc in layout.inputs if not loc.param.is_hidden]
-        probe = ProbePlan(len(self.probes), fn, "call", fn.address, values, builder.reads, dedupe,
+        probe = ProbePlan(len(self.probes), fn, "call", fn.address, values, builder.reads, keep,
                           unknown=layout.unknown)
         self.probes.append(probe)
         body = [
@@ -96,14 +96,14 @@ class ProgramWriter:
             "$seq = @dg_seq[tid];",
             f"$g = (uint64){g_expr or '0'};",
             self._goid(g_expr),
-            self._line("$seq", f"call {probe.probe_id} %lu %lx %ld %d", ["nsecs", "$g", "$goid", self._first_step(at, fn)]),
+            self._line("$seq", f"call {probe.probe_id} %lu %lx %ld", ["nsecs", "$g", "$goid"]),
         ]
         if g_expr:
             body.append(f"@dg_start[$g, {probe.probe_id}] = nsecs;")
         for v in values:
             body += self._node(v.node, "$seq")
         body.append(self._line("$seq", "end", []))
-        self.blocks.append(self._block(self._attach(at if at is not None else fn.address), dedupe, body))
+        self.blocks.append(self._block(self._attach(at if at is not None else fn.address), keep, body))
         return probe
 
     def add_returns(self, fn: Function, layout: FunctionLayout, sites: list[int], builder: PlanBuilder,
@@ -137,15 +137,6 @@ class ProgramWriter:
             body.append(self._line("$seq", "end", []))
             self.blocks.append(self._block(self._attach(site), None, body))
         return probe
-
-    @staticmethod
-    def _first_step(at: int | None, fn: Function) -> str:
-        """1 when this hit is the process's first single-step (the kernel is creating its
-        out-of-line area): the kernel sometimes re-runs such a breakpoint, and the decoder then
-        drops the identical second hit. Not needed at an emulated branch (no single-step)."""
-        if at is not None and at != fn.address:
-            return "0"
-        return "(uint64)curtask->mm->uprobes_state.xol_area == 0 ? 1 : 0"
 
     def _goid(self, g_expr: str | None) -> str:
         if g_expr and self.goid_offset is not None:

@@ -38,38 +38,58 @@ def g_expression(prog, fn) -> str | None:
     return None
 
 
-def dedupe_predicate(machine: MachineReport | None, g_expr: str | None) -> tuple[str | None, str | None]:
-    """The condition under which the prologue does NOT branch to morestack (keep the hit).
+# The branch to morestack is NOT taken when these flags say so (x86 EFLAGS: CF bit 0, ZF bit 6;
+# arm64 PSTATE: Z bit 30, C bit 29).
+_FALLS_THROUGH = {
+    "jbe": '(reg("flags") & 0x41) == 0',  # taken if CF=1 or ZF=1
+    "b.ls": '(reg("pstate") & 0x60000000) == 0x20000000',  # taken if C=0 or Z=1
+}
 
-    Returns (predicate, warning)."""
+
+@dataclass
+class EntryPoint:
+    address: int
+    predicate: str | None  # keep the hit only when this holds (the call proceeds)
+    how: str  # one line for the program's comment and for warnings
+    warning: str | None = None
+
+
+def entry_point(fn, machine: MachineReport | None, g_expr: str | None, dialect: Dialect) -> EntryPoint:
+    """Where the entry probe goes and which hits it keeps, so that one call gives one event.
+
+    When the prologue's stack check sends the call to morestack, Go runs it and re-enters the
+    function at its entry: a probe there fires twice for one call.
+
+    * With a bpftrace that can probe inside a function: at the stack check's final conditional
+      branch. SP and every argument register are still as at entry there (the prologue has only
+      loaded g.stackguard0 into a scratch register and compared), the CPU flags say exactly
+      whether this pass goes to morestack, and the kernel emulates the branch instead of
+      single-stepping it out of line (single-stepping the first instruction lets the kernel
+      re-run the breakpoint now and then, seen here under load).
+    * Otherwise (bpftrace 0.17): at the first instruction, re-evaluating the prologue's
+      comparison of SP with g.stackguard0. Another thread may request preemption between that
+      read and the real comparison, and the kernel may re-run a single-stepped breakpoint, so a
+      call is occasionally reported twice: said in a warning.
+    """
     if machine is None or g_expr is None:
-        return None, None
+        return EntryPoint(fn.address, None, "at the entry")
     sc = machine.stack_check
     if sc.kind == "none" or sc.tail_address is None:
-        return None, None  # no stack check: every hit is a call
+        return EntryPoint(fn.address, None, "at the entry (no stack check: every hit is a call)")
     if not (machine.morestack_target or "").startswith("runtime.morestack"):
-        return None, f"stack check branches to {machine.morestack_target or 'an unknown target'}; double hits possible"
-    if sc.huge:
-        return None, "prologue of a huge frame: its stack check is not re-evaluated; an entry may be reported twice after stack growth"
-    sp = 'reg("sp")' if not sc.sp_adjust else f'(reg("sp") - {sc.sp_adjust})'
-    return f"{sp} > *(uint64*)({g_expr} + {sc.guard_offset})", None
-
-
-def entry_probe_address(fn, machine: MachineReport | None, dialect: Dialect, dedupe: str | None) -> int:
-    """Where the entry probe goes: the function's first instruction, or, where bpftrace can place
-    a probe inside a function, the conditional branch right after the stack-bound compare.
-
-    At that branch SP and every argument register are still as at entry (the prologue has only
-    loaded g.stackguard0 into a scratch register and compared), and the kernel emulates a
-    conditional branch instead of single-stepping it out of line. Single-stepping the first
-    instruction can make the kernel re-run the breakpoint (seen here: an occasional second hit
-    on the first call in a process, while it sets up its single-step area), which would report
-    one call twice."""
-    if (dedupe is not None and machine is not None and dialect.supports_mid_function_probes
-            and machine.stack_check.branch_address is not None
-            and machine.stack_check.branch_address in machine.instruction_starts):
-        return machine.stack_check.branch_address
-    return fn.address
+        return EntryPoint(fn.address, None, "at the entry", f"stack check branches to "
+                          f"{machine.morestack_target or 'an unknown target'}; a call may be reported twice")
+    flags = _FALLS_THROUGH.get(sc.decision or "")
+    if (dialect.supports_mid_function_probes and flags and sc.decision_address is not None
+            and sc.decision_address in machine.instruction_starts):
+        return EntryPoint(sc.decision_address, flags, f"at the stack check's {sc.decision} (+{sc.decision_address - fn.address:#x}), "
+                          f"kept when the call proceeds")
+    if sc.keep is None:
+        return EntryPoint(fn.address, None, "at the entry", "stack check of an unrecognised form: a call may be "
+                          "reported twice after stack growth")
+    guard = f"*(uint64*)({g_expr} + {sc.guard_offset})"
+    return EntryPoint(fn.address, sc.keep.format(sp='reg("sp")', guard=guard),
+                      "at the entry, dropping the hit about to run morestack")
 
 
 def goid_offset(prog) -> int | None:
@@ -92,19 +112,19 @@ def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Progra
         layout = layout_for(prog, fn)
         machine = analyze(prog.binary, fn.address, fn.symbol.size) if fn.symbol.size and prog.binary.arch in ("amd64", "arm64") else None
         g = g_expression(prog, fn)
-        dedupe, warning = dedupe_predicate(machine, g)
-        if warning:
-            writer.warnings.append(f"{fn.name}: {warning}")
+        where = entry_point(fn, machine, g, dialect)
+        if where.warning:
+            writer.warnings.append(f"{fn.name}: {where.warning}")
         builder = PlanBuilder(rt, options.depth, options.max_str, options.max_items, prog.binary.ptr_size)
-        entry = writer.add_entry(fn, layout, machine, builder, g, dedupe,
-                                 at=entry_probe_address(fn, machine, dialect, dedupe))
+        entry = writer.add_entry(fn, layout, machine, builder, g, where.predicate, at=where.address)
         if options.ret:
             sites = machine.ret_sites if machine else []
             writer.add_returns(fn, layout, sites, builder, g, entry)
     if not dialect.supports_mid_function_probes:
         writer.warnings.append(
-            f"bpftrace {dialect.version_text} can only probe a function's first instruction; the kernel may then "
-            f"report the first call in a process twice (marked in `dwarfgo trace`); bpftrace 0.23+ avoids it")
+            f"bpftrace {dialect.version_text} can only probe a function's first instruction: a call is then "
+            f"occasionally reported twice (preemption racing the stack check, or the kernel re-running the "
+            f"breakpoint); bpftrace 0.23+ probes the stack check's branch instead and avoids it")
     header = (f"// Generated by dwarfgo for {prog.binary.go_version} {prog.binary.arch}, "
               f"bpftrace {dialect.version_text}.\n"
               "// Output lines: @dg <tid> <event#> ...; decode them with `dwarfgo trace` (same options).\n")

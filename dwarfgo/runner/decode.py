@@ -32,7 +32,7 @@ class Event:
     ret_site: int | None = None
     latency_ns: int | None = None
     args_text: str | None = None  # for returns: the matching call's arguments
-    suspect_repeat: bool = False
+    call_args: dict | None = None  # for returns: the matching call's argument values
 
     @property
     def func(self) -> str:
@@ -40,16 +40,14 @@ class Event:
 
     def to_json(self, pid: int | None = None) -> dict:
         rec = {"event": self.kind, "func": self.func, "pid": pid, "tid": self.tid, "goroutine": self.goid,
-               "ts": self.ts}
+               "g": hex(self.g), "ts": self.ts}
         if self.probe.unknown:
             rec["unavailable"] = self.probe.unknown
-        if self.suspect_repeat:
-            rec["suspect_repeat"] = ("may repeat the previous event: the kernel can re-run the first breakpoint "
-                                     "it single-steps in a process")
         if self.kind == "call":
             rec["args"] = self.values
         else:
             rec["results"] = self.values
+            rec["args"] = self.call_args  # of the call this return ends (same goroutine), if it was seen
             rec["latency_ns"] = self.latency_ns
             rec["ret_site"] = hex(self.ret_site) if self.ret_site is not None else None
         return rec
@@ -90,10 +88,8 @@ class Decoder:
         self.max_str = max_str
         self.pending: dict[tuple[int, int], _Pending] = {}
         self.lost = 0
-        self.last_args: dict[tuple[int, str], str] = {}
+        self.last_args: dict[tuple[int, str], tuple[str, dict]] = {}
         self.unparsed: list[str] = []
-        self.suspect_repeats = 0
-        self._last_call: dict[int, tuple] = {}  # tid -> (seq, probe, g, first_step, raw)
 
     def feed(self, line: str) -> Event | None:
         line = line.rstrip("\n")
@@ -119,29 +115,9 @@ class Decoder:
             return None
         if what == "end":
             del self.pending[key]
-            suspect = self._maybe_kernel_restart(tid, seq, pend)
-            ev = self._event(tid, pend)
-            if suspect:
-                self.suspect_repeats += 1
-                ev.suspect_repeat = True
-            return ev
+            return self._event(tid, pend)
         pend.raw[int(what)] = rest
         return None
-
-    def _maybe_kernel_restart(self, tid: int, seq: int, pend: _Pending) -> bool:
-        """Possibly not a new call: the kernel sometimes re-runs a breakpoint whose hit was the
-        process's first single-step (it was creating its out-of-line area). Such a repeat follows
-        on the same thread, same probe, same g and values; a loop calling the function twice with
-        the same arguments looks the same, so the event is only marked, never dropped."""
-        h = pend.header
-        if h[0] != "call":
-            self._last_call.pop(tid, None)
-            return False
-        first_step = len(h) > 5 and h[5] == "1"
-        last = self._last_call.get(tid)
-        self._last_call[tid] = (seq, h[1], h[3], first_step, dict(pend.raw))
-        return (last is not None and last[3] and last[0] == seq - 1 and last[1] == h[1]
-                and last[2] == h[3] and last[4] == pend.raw)
 
     # ------------------------------------------------------------ events
     def _event(self, tid: int, pend: _Pending) -> Event:
@@ -155,11 +131,13 @@ class Decoder:
             texts[v.name] = t
         if kind == "call":
             ev = Event("call", probe, tid, ts, g, int(h[4]) if len(h) > 4 and int(h[4]) >= 0 else None, values, texts)
-            self.last_args[(g, probe.function.name)] = ", ".join(f"{k}={v}" for k, v in texts.items())
+            self.last_args[(g, probe.function.name)] = (", ".join(f"{k}={v}" for k, v in texts.items()), values)
             return ev
         site, latency = int(h[4], 16), int(h[5])
         ev = Event("ret", probe, tid, ts, g, None, values, texts, site, latency or None)
-        ev.args_text = self.last_args.pop((g, probe.function.name), None)
+        call = self.last_args.pop((g, probe.function.name), None)
+        if call is not None:
+            ev.args_text, ev.call_args = call
         return ev
 
     # ------------------------------------------------------------ values

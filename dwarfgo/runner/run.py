@@ -35,7 +35,8 @@ class BpftraceRun:
         if opts.command:
             argv += ["-c", opts.command]
         argv.append(self._file.name)
-        env = {**os.environ, **(opts.extra_env or {})}
+        # per-CPU output buffer: 64 pages by default, too few for bursts from many goroutines
+        env = {"BPFTRACE_PERF_RB_PAGES": "1024", **os.environ, **(opts.extra_env or {})}
         try:
             self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                          errors="replace", env=env, start_new_session=True)

@@ -28,16 +28,26 @@ class SpillStore:
     width: int
 
 
+STACK_PREEMPT = 0xFFFFFFFFFFFFFADE  # stackguard0 value that requests preemption (uintptr(-1314))
+
+
 @dataclass
 class StackCheck:
-    """The prologue's stack-bound comparison, as the probe must re-evaluate it."""
+    """The prologue's stack-bound check, as the probe must re-evaluate it.
 
-    kind: str  # "g-register" (regabi), "tls" (ABI0 amd64), "g-register-abi0" (arm64 ABI0), "none"
-    sp_adjust: int = 0  # the prologue compares SP - sp_adjust with g.stackguard0
+    `keep` is the condition under which the prologue does NOT branch to morestack, written
+    with `{sp}` (SP at entry) and `{guard}` (g.stackguard0) for the emitter to fill in;
+    comparisons are unsigned, as the machine code's."""
+
+    kind: str  # "g-register" (regabi g in R14/R28), "tls" (ABI0 amd64), "none"
+    shape: str = ""  # "small", "frame" (SP - N), "huge" (SP - N with underflow check), "huge-preempt" (Go <= 1.16)
+    keep: str | None = None
     guard_offset: int = 16  # offset of stackguard0 in g as the prologue reads it
-    branch_address: int | None = None
+    branch_address: int | None = None  # the first conditional branch to the tail
     tail_address: int | None = None  # the morestack tail the branch goes to
-    huge: bool = False  # frames so large the prologue's compare is of another shape
+    sp_adjust: int = 0
+    decision_address: int | None = None  # the last conditional branch to the tail: whether to grow
+    decision: str | None = None  # its mnemonic (jbe, b.ls): the flags at it say if the call proceeds
 
 
 @dataclass
@@ -113,47 +123,94 @@ def _symbol_name(binary: GoBinary, addr: int | None) -> str | None:
 def _analyze_amd64(binary: GoBinary, insns, entry: int) -> MachineReport:
     starts = [i.address for i in insns]
     rets = [i.address for i in insns if i.mnemonic == "ret"]
-    head = insns[:6]
-    check = StackCheck("none")
+    check = _amd64_stack_check(insns[:12])
     frame = None
-    text = "no stack check (NOSPLIT or frameless leaf)"
-    # find the compare with [reg + 0x10] (g.stackguard0) and the conditional branch after it
-    for n, insn in enumerate(head):
-        if insn.mnemonic != "cmp" or len(insn.operands) != 2:
-            continue
-        left, right = insn.operands
-        if right.type != x86_const.X86_OP_MEM or left.type != x86_const.X86_OP_REG:
-            continue
-        base = insn.reg_name(right.mem.base) if right.mem.base else None
-        lreg = insn.reg_name(left.reg)
-        adjust = 0
-        if lreg != "rsp":
-            # `lea r12, [rsp - N]` (or ABI0 `lea rax, [rsp - N]`) before the compare
-            for prev in head[:n]:
-                if prev.mnemonic == "lea" and prev.operands[0].type == x86_const.X86_OP_REG \
-                        and prev.reg_name(prev.operands[0].reg) == lreg \
-                        and prev.operands[1].type == x86_const.X86_OP_MEM \
-                        and prev.reg_name(prev.operands[1].mem.base) == "rsp":
-                    adjust = -prev.operands[1].mem.disp
-        kind = "g-register" if base == "r14" else "tls"
-        if kind == "tls" and not any(p.mnemonic == "mov" and "fs:" in p.op_str for p in head[:n]):
-            kind = "g-register" if base == "r14" else "other"
-        nxt = insns[n + 1] if n + 1 < len(insns) else None
-        branch, tail = None, None
-        if nxt is not None and nxt.mnemonic in ("jbe", "jb", "jae", "ja", "jle", "jl"):
-            branch, tail = nxt.address, _branch_target(nxt)
-        check = StackCheck(kind, adjust, right.mem.disp, branch, tail, huge=lreg not in ("rsp",) and adjust == 0)
-        text = {"g-register": "stack check through g in R14 (ABIInternal)",
-                "tls": "stack check through g from thread-local storage (ABI0)"}.get(kind, "stack check of unknown shape")
-        break
-    for insn in insns[:12]:
-        if insn.mnemonic == "sub" and insn.op_str.startswith("rsp,"):
+    for insn in insns[:16]:
+        if insn.mnemonic == "sub" and insn.op_str.startswith("rsp,") and insn.operands[1].type == x86_const.X86_OP_IMM:
             frame = insn.operands[1].imm
             break
+    text = {"g-register": "stack check through g in R14 (ABIInternal)",
+            "tls": "stack check through g from thread-local storage (ABI0)",
+            "none": "no stack check (NOSPLIT or frameless leaf)"}.get(check.kind, "stack check of unknown shape")
+    if check.kind != "none" and check.shape not in ("small", ""):
+        text += f", {check.shape} frame form"
     report = MachineReport(text, check, frame, ret_sites=rets, instruction_starts=starts)
     if check.tail_address is not None:
         _read_amd64_tail(binary, insns, check.tail_address, entry, report)
     return report
+
+
+def _is_reg(op, insn, name=None) -> bool:
+    return op.type == x86_const.X86_OP_REG and (name is None or insn.reg_name(op.reg) == name)
+
+
+def _mem_base(op, insn) -> str | None:
+    return insn.reg_name(op.mem.base) if op.type == x86_const.X86_OP_MEM and op.mem.base else None
+
+
+def _amd64_stack_check(head) -> StackCheck:
+    check = _amd64_stack_check_form(head)
+    if check.kind != "none" and check.tail_address is not None:
+        last = [i for i in head if i.mnemonic in ("jbe", "jb", "je") and _branch_target(i) == check.tail_address]
+        if last:
+            check.decision_address, check.decision = last[-1].address, last[-1].mnemonic
+    return check
+
+
+def _amd64_stack_check_form(head) -> StackCheck:
+    """Recognise Go's amd64 prologue checks:
+      small:  cmp rsp, [g+16]; jbe T
+      frame:  lea r12, [rsp-N]; cmp r12, [g+16]; jbe T          (ABI0: lea rax / rcx g)
+      huge:   mov r12, rsp; sub r12, N; jb T; cmp r12, [g+16]; jbe T
+      huge-preempt (Go <= 1.16): mov rsi, [g+16]; cmp rsi, StackPreempt; je T;
+              lea rax, [rsp+K]; sub rax, rsi; cmp rax, C; jbe T
+    g is R14 (regabi) or loaded from fs:-8 (ABI0)."""
+    tls = any(i.mnemonic == "mov" and "fs:" in i.op_str for i in head[:3])
+    kind = "tls" if tls else "g-register"
+    branches = [k for k, i in enumerate(head) if i.mnemonic in ("jbe", "jb", "je", "jae", "ja")]
+    if not branches:
+        return StackCheck("none")
+    first = head[branches[0]]
+    tail = _branch_target(first)
+    for k, insn in enumerate(head):
+        if insn.mnemonic != "cmp" or len(insn.operands) != 2:
+            continue
+        left, right = insn.operands
+        nxt = head[k + 1] if k + 1 < len(head) else None
+        if nxt is None or nxt.mnemonic not in ("jbe", "je") or _branch_target(nxt) != tail:
+            continue
+        if _is_reg(left, insn) and right.type == x86_const.X86_OP_MEM and right.mem.disp in (16, 0x10):
+            lreg = insn.reg_name(left.reg)
+            guard_off = right.mem.disp
+            if lreg == "rsp":
+                return StackCheck(kind, "small", "{sp} > {guard}", guard_off, first.address, tail)
+            for prev in reversed(head[:k]):
+                if prev.mnemonic == "lea" and _is_reg(prev.operands[0], prev, lreg) \
+                        and _mem_base(prev.operands[1], prev) == "rsp":
+                    n = -prev.operands[1].mem.disp
+                    return StackCheck(kind, "frame", f"{{sp}} - {n} > {{guard}}", guard_off, first.address, tail, n)
+                if prev.mnemonic == "sub" and _is_reg(prev.operands[0], prev, lreg) \
+                        and prev.operands[1].type == x86_const.X86_OP_IMM:
+                    n = prev.operands[1].imm
+                    return StackCheck(kind, "huge", f"{{sp}} >= {n} && {{sp}} - {n} > {{guard}}", guard_off,
+                                      first.address, tail, n)
+            if kind == "g-register" and _mem_base(right, insn) != "r14":
+                continue
+            return StackCheck(kind, "unknown", None, guard_off, first.address, tail)
+        if _is_reg(left, insn) and right.type == x86_const.X86_OP_IMM and nxt.mnemonic == "jbe":
+            # huge-preempt: cmp rax, C after lea rax,[rsp+K]; sub rax, rsi (rsi = stackguard0)
+            c = right.imm
+            lea = next((p for p in head[:k] if p.mnemonic == "lea" and _mem_base(p.operands[1], p) == "rsp"), None)
+            load = next((p for p in head[:k] if p.mnemonic == "mov" and len(p.operands) == 2
+                         and p.operands[1].type == x86_const.X86_OP_MEM and p.operands[1].mem.disp == 16), None)
+            if lea is not None and load is not None:
+                kk = lea.operands[1].mem.disp
+                keep = f"{{guard}} != {STACK_PREEMPT:#x} && {{sp}} + {kk} - {{guard}} > {c}"
+                return StackCheck(kind, "huge-preempt", keep, 16, first.address, tail)
+    if tls or any(_mem_base(op, i) == "r14" for i in head for op in i.operands if op.type == x86_const.X86_OP_MEM
+                  and op.mem.disp == 16):
+        return StackCheck(kind, "unknown", None, 16, first.address, tail)
+    return StackCheck("none")  # branches of the body, not a stack check
 
 
 def _read_amd64_tail(binary: GoBinary, insns, tail: int, entry: int, report: MachineReport) -> None:
@@ -183,29 +240,11 @@ def _read_amd64_tail(binary: GoBinary, insns, tail: int, entry: int, report: Mac
 def _analyze_arm64(binary: GoBinary, insns, entry: int) -> MachineReport:
     starts = [i.address for i in insns]
     rets = [i.address for i in insns if i.mnemonic == "ret"]
-    head = insns[:8]
-    check = StackCheck("none")
-    text = "no stack check (NOSPLIT or frameless leaf)"
+    check = _arm64_stack_check(insns[:12])
+    text = "no stack check (NOSPLIT or frameless leaf)" if check.kind == "none" else "stack check through g in R28"
+    if check.kind != "none" and check.shape not in ("small", ""):
+        text += f", {check.shape} frame form"
     frame = None
-    for n, insn in enumerate(head):
-        if insn.mnemonic != "ldr" or "x28" not in insn.op_str:
-            continue
-        guard_reg = insn.reg_name(insn.operands[0].reg)
-        disp = insn.operands[1].mem.disp if insn.operands[1].type == arm64_const.ARM64_OP_MEM else 16
-        adjust = 0
-        for k in range(n + 1, min(n + 5, len(insns))):
-            c = insns[k]
-            if c.mnemonic == "sub" and "sp" in c.op_str and len(c.operands) == 3 and c.operands[2].type == arm64_const.ARM64_OP_IMM:
-                adjust = c.operands[2].imm
-            if c.mnemonic == "cmp" and guard_reg in c.op_str:
-                nxt = insns[k + 1] if k + 1 < len(insns) else None
-                branch, tail = None, None
-                if nxt is not None and nxt.mnemonic.startswith("b."):
-                    branch, tail = nxt.address, _branch_target(nxt)
-                check = StackCheck("g-register", adjust, disp, branch, tail)
-                text = "stack check through g in R28"
-                break
-        break
     for insn in insns[:12]:
         if insn.mnemonic in ("str", "stp") and "sp, #-" in insn.op_str and insn.op_str.endswith("]!"):
             frame = -insn.operands[-1].mem.disp if insn.operands[-1].type == arm64_const.ARM64_OP_MEM else None
@@ -234,6 +273,65 @@ def _analyze_arm64(binary: GoBinary, insns, entry: int) -> MachineReport:
                     report.spills.append(SpillStore(_arm64_reg(an), dst.mem.disp, width))
                     report.spills.append(SpillStore(_arm64_reg(bn), dst.mem.disp + width, width))
     return report
+
+
+def _arm64_stack_check(head) -> StackCheck:
+    check = _arm64_stack_check_form(head)
+    if check.kind != "none" and check.tail_address is not None:
+        last = [i for i in head if i.mnemonic.startswith("b.") and _branch_target(i) == check.tail_address]
+        if last:
+            check.decision_address, check.decision = last[-1].address, last[-1].mnemonic
+    return check
+
+
+def _arm64_stack_check_form(head) -> StackCheck:
+    """Recognise Go's arm64 prologue checks (g in R28):
+      small/frame: ldr G, [x28,#16]; [sub X, sp, #N]; cmp X|sp, G; b.ls T
+      huge:        ldr G, [x28,#16]; mov x27, #N; subs X, sp, x27; b.lo T; cmp X, G; b.ls T
+      huge-preempt (Go <= 1.17): ldr G, [x28,#16]; mov x27, #StackPreempt; cmp G, x27; b.eq T;
+                   add X, sp, #K; sub X, X, G; mov Y, #C; cmp X, Y; b.ls T"""
+    if not head or head[0].mnemonic != "ldr" or "x28" not in head[0].op_str:
+        return StackCheck("none")
+    guard_reg = head[0].reg_name(head[0].operands[0].reg)
+    disp = head[0].operands[1].mem.disp if head[0].operands[1].type == arm64_const.ARM64_OP_MEM else 16
+    branches = [i for i in head if i.mnemonic.startswith("b.")]
+    if not branches:
+        return StackCheck("none")
+    first, tail = branches[0], _branch_target(branches[0])
+    imms: dict[str, int] = {}
+    sub_n = None
+    add_k = None
+    sp_copies = {"sp"}
+    for insn in head[1:]:
+        ops = insn.operands
+        if insn.mnemonic == "mov" and len(ops) == 2 and ops[1].type == arm64_const.ARM64_OP_REG \
+                and insn.reg_name(ops[1].reg) == "sp":
+            sp_copies.add(insn.reg_name(ops[0].reg))  # Go 1.15: mov x2, sp; cmp x2, x1
+        elif insn.mnemonic in ("mov", "movz") and len(ops) == 2 and ops[1].type == arm64_const.ARM64_OP_IMM:
+            imms[insn.reg_name(ops[0].reg)] = ops[1].imm
+        elif insn.mnemonic in ("sub", "subs") and len(ops) == 3 and insn.reg_name(ops[1].reg) == "sp":
+            sub_n = ops[2].imm if ops[2].type == arm64_const.ARM64_OP_IMM else imms.get(insn.reg_name(ops[2].reg))
+        elif insn.mnemonic == "add" and len(ops) == 3 and insn.reg_name(ops[1].reg) == "sp" \
+                and ops[2].type == arm64_const.ARM64_OP_IMM:
+            add_k = ops[2].imm
+        elif insn.mnemonic == "cmp" and len(ops) == 2 and ops[0].type == arm64_const.ARM64_OP_REG:
+            a = insn.reg_name(ops[0].reg)
+            b = insn.reg_name(ops[1].reg) if ops[1].type == arm64_const.ARM64_OP_REG else None
+            if a == guard_reg:
+                continue  # the StackPreempt test of the huge-preempt form
+            if b == guard_reg:
+                if a in sp_copies:
+                    return StackCheck("g-register", "small", "{sp} > {guard}", disp, first.address, tail)
+                if sub_n is not None:
+                    huge = any(i.mnemonic == "b.lo" for i in branches)
+                    keep = (f"{{sp}} >= {sub_n} && {{sp}} - {sub_n} > {{guard}}" if huge
+                            else f"{{sp}} - {sub_n} > {{guard}}")
+                    return StackCheck("g-register", "huge" if huge else "frame", keep, disp, first.address, tail, sub_n)
+            elif b in imms and add_k is not None:
+                keep = f"{{guard}} != {STACK_PREEMPT:#x} && {{sp}} + {add_k} - {{guard}} > {imms[b]}"
+                return StackCheck("g-register", "huge-preempt", keep, disp, first.address, tail)
+            break
+    return StackCheck("g-register", "unknown", None, disp, first.address, tail)
 
 
 @dataclass
