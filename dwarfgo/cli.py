@@ -235,13 +235,15 @@ def structs(
         typer.echo(w.render(), nl=False)
 
 
-def _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid):
+def _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid, buffer_pages=None):
     from .emit.dialect import detect
     from .emit.probe import ProbeOptions, generate
 
     dialect, path = detect(bpftrace, bpftrace_version)
     fns = [prog.function(f) for f in funcs]
     opts = ProbeOptions(ret=ret, depth=depth, max_str=max_str, max_items=max_items, pid=pid)
+    if buffer_pages:
+        opts.buffer_pages = buffer_pages
     return generate(prog, fns, dialect, opts), path
 
 
@@ -252,6 +254,7 @@ MaxStrOpt = typer.Option(64, "--max-str", min=1, help="Bytes of each string/[]by
 MaxItemsOpt = typer.Option(4, "--max-items", min=0, max=64, help="Slice/array elements to decode.")
 PidOpt = typer.Option(None, "--pid", help="Only this process.")
 BpftraceOpt = typer.Option(None, "--bpftrace", help="bpftrace binary to generate for (and run).")
+BufferOpt = typer.Option(None, "--buffer-pages", min=8, help="Per-CPU output buffer in pages (default: 4096, less on many CPUs).")
 BpftraceVersionOpt = typer.Option(None, "--bpftrace-version", help="Generate for this bpftrace version without running it.")
 
 
@@ -267,6 +270,7 @@ def probe(
     pid: Optional[int] = PidOpt,
     bpftrace: Optional[str] = BpftraceOpt,
     bpftrace_version: Optional[str] = BpftraceVersionOpt,
+    buffer_pages: Optional[int] = BufferOpt,
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the program to this file instead of stdout."),
     debug_file: Optional[str] = DebugOpt,
 ) -> None:
@@ -284,7 +288,7 @@ def probe(
     """
     with _open(binary, debug_file) as prog:
         program, _ = _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth if print_all_args else 0,
-                                  max_str, max_items, pid)
+                                  max_str, max_items, pid, buffer_pages)
         for w in program.warnings:
             typer.echo(f"dwarfgo: warning: {w}", err=True)
         if output:
@@ -309,6 +313,7 @@ def trace(
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per event."),
     bpftrace: Optional[str] = BpftraceOpt,
+    buffer_pages: Optional[int] = BufferOpt,
     debug_file: Optional[str] = DebugOpt,
 ) -> None:
     """Run the probe program and print decoded events (root needed).
@@ -324,37 +329,48 @@ def trace(
     from .runtime_types import RuntimeTypeNames
 
     with _open(binary, debug_file) as prog:
-        program, path = _probe_setup(prog, funcs, bpftrace, None, ret, depth, max_str, max_items, pid)
+        program, path = _probe_setup(prog, funcs, bpftrace, None, ret, depth, max_str, max_items, pid, buffer_pages)
         for w in program.warnings:
             typer.echo(f"dwarfgo: warning: {w}", err=True)
         names = RuntimeTypeNames(prog)
         symbolize = lambda addr: (prog.binary.symbol_at(addr).name if prog.binary.symbol_at(addr) else None)
         decoder = Decoder(program.probes, symbolize=symbolize, type_name=names, max_str=max_str)
-        run = BpftraceRun(program.text, RunOptions(path, command, duration))
+        run = BpftraceRun(program.text, RunOptions(path, command, duration, buffer_pages=buffer_pages))
 
         def announce():
             if run.wait_attached(timeout=600):
                 typer.echo(f"dwarfgo: tracing {len(funcs)} function(s) with {path}; Ctrl-C to stop", err=True)
 
         threading.Thread(target=announce, daemon=True).start()
-        try:
-            for line in run.lines():
-                ev = decoder.feed(line)
-                if ev is None:
-                    continue
-                if as_json:
-                    typer.echo(json.dumps(ev.to_json(pid)))
-                else:
-                    typer.echo(("-> " if ev.kind == "call" else "<- ") + ev.text())
-        except KeyboardInterrupt:
-            run.stop()
-            for line in run.lines():
+        def show(ev) -> None:
+            if as_json:
+                typer.echo(json.dumps(ev.to_json(pid)))
+            else:
+                typer.echo(("-> " if ev.kind == "call" else "<- ") + ev.text())
+
+        def consume(lines) -> None:
+            for line in lines:
                 ev = decoder.feed(line)
                 if ev is not None:
-                    typer.echo(json.dumps(ev.to_json(pid)) if as_json else ev.text())
+                    show(ev)
+                for held in decoder.take_held():
+                    show(held)
+
+        try:
+            consume(run.lines())
+        except KeyboardInterrupt:
+            run.stop()
+            consume(run.lines())
+        for ev in decoder.finish():
+            show(ev)
         rc = run.close()
-        if decoder.lost:
-            typer.echo(f"dwarfgo: warning: bpftrace lost {decoder.lost} events", err=True)
+        lost = decoder.lost + run.lost
+        if lost:
+            typer.echo(f"dwarfgo: warning: bpftrace lost {lost} output records: some calls are missing "
+                       f"(a bigger --buffer-pages helps)", err=True)
+        if decoder.incomplete:
+            typer.echo(f"dwarfgo: warning: {decoder.incomplete} event(s) incomplete (output dropped by bpftrace); "
+                       f"their values are shown as unavailable", err=True)
         errors = run.errors
         if rc not in (0, -2, 130) and errors:
             _fail("bpftrace failed: " + " | ".join(errors[-5:]))

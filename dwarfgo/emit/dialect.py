@@ -25,6 +25,11 @@ class Dialect:
         return self.version >= (0, 23, 0)
 
     @property
+    def config_block(self) -> bool:
+        """`config = { ... }` at the top of a program (0.19+; older versions read BPFTRACE_* variables)."""
+        return self.version >= (0, 19, 0)
+
+    @property
     def max_strlen(self) -> int:
         """Longest string/buffer copy this version allows (BPFTRACE_STRLEN <= 200 up to 0.22)."""
         return 200 if self.version < (0, 23, 0) else 1024

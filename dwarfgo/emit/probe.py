@@ -23,6 +23,7 @@ class ProbeOptions:
     max_str: int = 64
     max_items: int = 4
     pid: int | None = None
+    buffer_pages: int | None = None
 
 
 def g_expression(prog, fn) -> str | None:
@@ -107,6 +108,8 @@ def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Progra
     if options.max_str > dialect.max_strlen:
         raise DwarfgoError(f"--max-str {options.max_str} exceeds bpftrace {dialect.version_text}'s limit of {dialect.max_strlen}")
     writer = ProgramWriter(str(prog.binary.path.resolve()), dialect, options.pid, goid_offset(prog))
+    if options.buffer_pages:
+        writer.buffer_pages = options.buffer_pages
     rt = runtime_layout(prog)
     for fn in functions:
         layout = layout_for(prog, fn)

@@ -33,6 +33,8 @@ class Event:
     latency_ns: int | None = None
     args_text: str | None = None  # for returns: the matching call's arguments
     call_args: dict | None = None  # for returns: the matching call's argument values
+    call_id: tuple[int, int] | None = None  # (tid, seq) of the call event (for a return: of its call)
+    incomplete: str | None = None  # bpftrace dropped some of this event's lines
 
     @property
     def func(self) -> str:
@@ -43,6 +45,8 @@ class Event:
                "g": hex(self.g), "ts": self.ts}
         if self.probe.unknown:
             rec["unavailable"] = self.probe.unknown
+        if self.incomplete:
+            rec["incomplete"] = self.incomplete
         if self.kind == "call":
             rec["args"] = self.values
         else:
@@ -76,6 +80,7 @@ def _duration(ns: int) -> str:
 class _Pending:
     header: list[str]
     raw: dict[int, str] = field(default_factory=dict)
+    lines: int = 1
 
 
 class Decoder:
@@ -88,7 +93,10 @@ class Decoder:
         self.max_str = max_str
         self.pending: dict[tuple[int, int], _Pending] = {}
         self.lost = 0
-        self.last_args: dict[tuple[int, str], tuple[str, dict]] = {}
+        self.calls: dict[tuple[int, int], Event] = {}  # (tid, seq) -> call event awaiting its return
+        self.early_returns: dict[tuple[int, int], Event] = {}  # returns that arrived before their call
+        self.incomplete = 0
+        self.held: list[Event] = []
         self.unparsed: list[str] = []
 
     def feed(self, line: str) -> Event | None:
@@ -115,12 +123,24 @@ class Decoder:
             return None
         if what == "end":
             del self.pending[key]
-            return self._event(tid, pend)
-        pend.raw[int(what)] = rest
+            printed = int(rest) if rest.strip().isdigit() else None
+            ev = self._event(tid, seq, pend)
+            if printed is not None and printed != pend.lines + 1:
+                ev.incomplete = f"bpftrace dropped {printed - pend.lines - 1} of this event's {printed} output lines"
+                self.incomplete += 1
+                # any value may be missing a part: none is shown rather than a wrong one
+                ev.values = {k: {"unavailable": ev.incomplete} for k in ev.values}
+                ev.texts = {k: f"<unavailable: {ev.incomplete}>" for k in ev.texts}
+            return self._deliver(ev)
+        indices = what.split(",")
+        values = rest.split(" ") if len(indices) > 1 else [rest]
+        for i, v in zip(indices, values):
+            pend.raw[int(i)] = v
+        pend.lines += 1
         return None
 
     # ------------------------------------------------------------ events
-    def _event(self, tid: int, pend: _Pending) -> Event:
+    def _event(self, tid: int, seq: int, pend: _Pending) -> Event:
         h = pend.header
         kind, probe = h[0], self.probes[int(h[1])]
         ts, g = int(h[2]), int(h[3], 16)
@@ -130,15 +150,47 @@ class Decoder:
             values[v.name] = j
             texts[v.name] = t
         if kind == "call":
-            ev = Event("call", probe, tid, ts, g, int(h[4]) if len(h) > 4 and int(h[4]) >= 0 else None, values, texts)
-            self.last_args[(g, probe.function.name)] = (", ".join(f"{k}={v}" for k, v in texts.items()), values)
-            return ev
+            goid = int(h[4]) if len(h) > 4 and int(h[4]) >= 0 else None
+            return Event("call", probe, tid, ts, g, goid, values, texts, call_id=(tid, seq))
         site, latency = int(h[4], 16), int(h[5])
-        ev = Event("ret", probe, tid, ts, g, None, values, texts, site, latency or None)
-        call = self.last_args.pop((g, probe.function.name), None)
+        packed = int(h[6]) if len(h) > 6 else 0
+        call_id = (packed >> 32, packed & 0xFFFFFFFF) if packed > 0 else None
+        return Event("ret", probe, tid, ts, g, None, values, texts, site, latency or None, call_id=call_id)
+
+    def _deliver(self, ev: Event) -> Event | None:
+        """Pair a return with its call (by the call's id, recorded by the program at entry). Events
+        of one goroutine can arrive out of order when it moved between CPUs: a return that comes
+        before its call is held until the call arrives."""
+        if ev.kind == "call":
+            self.calls[ev.call_id] = ev
+            early = self.early_returns.pop(ev.call_id, None)
+            if early is not None:
+                self._attach_call(early, ev)
+                self.held.append(early)
+            return ev
+        call = self.calls.pop(ev.call_id, None) if ev.call_id else None
+        if call is None and ev.call_id is not None:
+            self.early_returns[ev.call_id] = ev
+            return None
         if call is not None:
-            ev.args_text, ev.call_args = call
+            self._attach_call(ev, call)
         return ev
+
+    @staticmethod
+    def _attach_call(ret: Event, call: Event) -> None:
+        ret.args_text = ", ".join(f"{k}={v}" for k, v in call.texts.items())
+        ret.call_args = call.values
+
+    def take_held(self) -> list[Event]:
+        """Returns released by the arrival of their call (emit them after that call)."""
+        out, self.held = self.held, []
+        return out
+
+    def finish(self) -> list[Event]:
+        """At the end: returns whose call never arrived (it was lost, or came before tracing began)."""
+        out = list(self.early_returns.values())
+        self.early_returns.clear()
+        return out
 
     # ------------------------------------------------------------ values
     def _node(self, node: Node, raw: dict[int, str]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -11,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
+from ..emit.bpftrace import PERF_RB_PAGES
 from ..errors import DwarfgoError
 
 
@@ -20,6 +22,7 @@ class RunOptions:
     command: str | None = None  # -c 'CMD ARGS'
     duration: float | None = None  # seconds
     extra_env: dict | None = None
+    buffer_pages: int | None = None
 
 
 class BpftraceRun:
@@ -36,7 +39,7 @@ class BpftraceRun:
             argv += ["-c", opts.command]
         argv.append(self._file.name)
         # per-CPU output buffer: 64 pages by default, too few for bursts from many goroutines
-        env = {"BPFTRACE_PERF_RB_PAGES": "1024", **os.environ, **(opts.extra_env or {})}
+        env = {"BPFTRACE_PERF_RB_PAGES": str(opts.buffer_pages or PERF_RB_PAGES), **os.environ, **(opts.extra_env or {})}
         try:
             self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                          errors="replace", env=env, start_new_session=True)
@@ -56,6 +59,16 @@ class BpftraceRun:
     def _read_stderr(self) -> None:
         for line in self.proc.stderr:
             self.stderr_lines.append(line.rstrip("\n"))
+
+    @property
+    def lost(self) -> int:
+        """Records bpftrace reported lost on stderr (0.23+ report there; 0.17 on stdout)."""
+        total = 0
+        for line in self.stderr_lines:
+            m = re.match(r"(?:WARNING: )?Lost (\d+) events", line)
+            if m:
+                total += int(m.group(1))
+        return total
 
     def lines(self) -> Iterator[str]:
         for line in self.proc.stdout:
@@ -102,5 +115,6 @@ class BpftraceRun:
 
     @property
     def errors(self) -> list[str]:
-        noise = ("RLIMIT_MEMLOCK", "failed to detach probe", "uprobe_events", "Attaching", "Attached")
+        noise = ("RLIMIT_MEMLOCK", "failed to detach probe", "uprobe_events", "Attaching", "Attached", "WARNING",
+                 "~~~", "available_filter_functions", "$", "printf(")
         return [l for l in self.stderr_lines if l.strip() and not any(n in l for n in noise)]
