@@ -162,19 +162,18 @@ def compare(loc: Location, dwarf_pieces: list[DwarfPiece] | None) -> ParamCheck:
             return ParamCheck(loc.name, computed, text, ok, "" if ok else f"DWARF says {d.register}")
     # pieces, in leaf order; pieces without a location are parts DWARF does not describe
     described = ""
-    if len(dwarf_pieces) > len(loc.pieces):
-        deduped = [p for i, p in enumerate(dwarf_pieces) if i == 0 or p != dwarf_pieces[i - 1]]
-        if len(deduped) == len(loc.pieces):
-            check = compare(loc, deduped)
-            if check.agrees:
-                check.dwarf = text
-                check.agrees = False
-                check.detail = "DWARF repeats a piece"
-                check.known = KNOWN_REPEATED_PIECE
-            return check
     if len(dwarf_pieces) < len(loc.pieces):
-        # optimised builds describe only the parts still in use (e.g. a slice whose cap is unused)
+        # optimised builds describe only the parts still in use (a slice whose cap is unused, a
+        # struct of which one field is read): each described part must be one of the leaves
         described = f"DWARF describes {len(dwarf_pieces)} of {len(loc.pieces)} parts"
+        by_leaf = {(p.offset if isinstance(p, StackSlot) else None, p.leaf.size): p for p in loc.pieces}
+        if all(theirs.register is None and theirs.sp_offset is None for theirs in dwarf_pieces):
+            return ParamCheck(loc.name, computed, text, None, "DWARF describes no part")
+        if all(theirs.sp_offset is not None for theirs in dwarf_pieces if theirs.register or theirs.sp_offset):
+            missing = [t.text() for t in dwarf_pieces
+                       if (t.register or t.sp_offset is not None) and (t.sp_offset, t.size) not in by_leaf]
+            return ParamCheck(loc.name, computed, text, not missing,
+                              described if not missing else "DWARF parts " + ", ".join(missing) + " are no leaf")
     elif len(dwarf_pieces) > len(loc.pieces):
         return ParamCheck(loc.name, computed, text, False,
                           f"{len(dwarf_pieces)} DWARF pieces for {len(loc.pieces)} leaves")

@@ -43,25 +43,28 @@ def layout_for(prog, fn: Function) -> FunctionLayout:
     version = prog.index.version_tuple
     regabi = fn.regabi
     layout = assign(fn, arch, regabi, version, dict_type=_dict_type(prog, fn))
-    if layout.unknown is None:
-        _guard_args_size(prog, layout)
-    if layout.unknown is None:
+    if layout.unknown is None and not _guard_args_size(prog, layout):
+        # no argument-area size for this function: DWARF's own locations are the only witness
+        # of a complete parameter list
         _guard_dwarf_gaps(prog, layout)
     return layout
 
 
-def _guard_args_size(prog, layout) -> None:
+def _guard_args_size(prog, layout) -> bool:
     """The runtime's function table records the size of the argument area (stack arguments,
     stack results, spill area). If the DWARF parameters do not fill exactly that, one is
     missing from DWARF (blank/unnamed parameters before Go 1.22, receivers of compiler-generated
     wrappers), and no location computed from them can be trusted."""
     size = prog.functab.args_size(layout.function.address)
+    if size is None:
+        return False
     mine = layout.spill_offset + layout.spill_size
-    if size is not None and size != mine:
+    if size != mine:
         layout.args_size_mismatch = (mine, size)
         layout.unknown = (f"the runtime's function table gives {size} bytes of arguments, the DWARF parameters "
                           f"account for {mine}: a parameter is missing from DWARF (blank or unnamed before Go 1.22, "
                           f"or the receiver of a compiler-generated wrapper)")
+    return True
 
 
 def _guard_dwarf_gaps(prog, layout) -> None:
