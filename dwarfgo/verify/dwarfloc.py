@@ -175,6 +175,13 @@ def compare(loc: Location, dwarf_pieces: list[DwarfPiece] | None) -> ParamCheck:
             return ParamCheck(loc.name, computed, text, not missing,
                               described if not missing else "DWARF parts " + ", ".join(missing) + " are no leaf")
     elif len(dwarf_pieces) > len(loc.pieces):
+        # Go 1.19-1.21: some register values list a piece repeatedly, with undescribed holes
+        described_pieces = [p for p in dwarf_pieces if p.register is not None or p.sp_offset is not None]
+        deduped = [p for i, p in enumerate(described_pieces) if i == 0 or p != described_pieces[i - 1]]
+        if len(deduped) == len(loc.pieces):
+            check = compare(loc, deduped)
+            if check.agrees:
+                return ParamCheck(loc.name, computed, text, False, "DWARF repeats pieces", known=KNOWN_REPEATED_PIECE)
         return ParamCheck(loc.name, computed, text, False,
                           f"{len(dwarf_pieces)} DWARF pieces for {len(loc.pieces)} leaves")
     bad = []
@@ -190,8 +197,8 @@ def compare(loc: Location, dwarf_pieces: list[DwarfPiece] | None) -> ParamCheck:
     return ParamCheck(loc.name, computed, text, not bad, "; ".join(bad) or described)
 
 
-KNOWN_REPEATED_PIECE = ("Go 1.19-1.21 DWARF lists the first register piece of some multi-register values "
-                        "twice; without the repeat the pieces agree")
+KNOWN_REPEATED_PIECE = ("Go 1.19-1.21 DWARF repeats register pieces of some multi-register values (with "
+                        "undescribed holes); without the repeats the pieces agree")
 KNOWN_INSIDE = ("golang/go#61700: optimised ABI0 DWARF gives a partly used value the address of the "
                 "part still in use (e.g. a string's len field)")
 
