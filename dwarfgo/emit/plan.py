@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..abi.assign import Location, RegisterPiece, StackSlot
+from ..abi.assign import Location, RegisterPiece
 from ..gotypes import GoType, Kind
 
 # how the decoder interprets a raw read
