@@ -177,15 +177,21 @@ def _int_key(args: dict | None) -> tuple:
 
 def _pair(reported: list[dict], events: list[dict]) -> list[tuple[dict, dict]]:
     """Pair reported calls with events: in time order, within groups of equal integer arguments
-    (calls from many goroutines at once arrive in no fixed order)."""
+    (calls from many goroutines at once arrive in no fixed order); what no group pairs (values
+    dwarfgo marked unavailable have no key) is paired in order. Every reported call is paired
+    when the counts agree (the counts are checked separately)."""
     groups: dict[tuple, list[dict]] = {}
     for e in events:
         groups.setdefault(_int_key(e.get("args")), []).append(e)
-    pairs = []
+    pairs, left = [], []
     for r in reported:
         group = groups.get(_int_key(r["args"]))
         if group:
             pairs.append((r, group.pop(0)))
+        else:
+            left.append(r)
+    rest = sorted((e for g in groups.values() for e in g), key=lambda e: e["ts"])
+    pairs += list(zip(left, rest))
     return pairs
 
 
