@@ -145,11 +145,13 @@ class GoBinary:
         if version:
             return version
         if self.has_dwarf:
-            from .dwarf import compile_units  # local import: layer above
-
-            for unit in compile_units(self):
-                if unit.go_version:
-                    return unit.go_version
+            # the compile units' producer: "Go cmd/compile go1.22.10; regabi"
+            for cu in self.dwarf.iter_CUs():
+                producer = cu.get_top_DIE().attributes.get("DW_AT_producer")
+                if producer is not None:
+                    m = re.search(r"Go cmd/compile (go[0-9][^;\s]*)", producer.value.decode("utf-8", "replace"))
+                    if m:
+                        return m.group(1)
         return None
 
     def _buildinfo_version(self) -> str | None:
