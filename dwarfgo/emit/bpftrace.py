@@ -115,10 +115,7 @@ class ProgramWriter:
         probe = ProbePlan(len(self.probes), fn, "call", fn.address, values, builder.reads, keep,
                           unknown=layout.unknown)
         self.probes.append(probe)
-        body = [
-            "@dg_seq[tid] = @dg_seq[tid] + 1;",
-            "$seq = @dg_seq[tid];",
-            f"$g = (uint64){g_expr or '0'};",
+        body = self._event_start(g_expr) + [
             self._goid(g_expr),
             self._line("$seq", f"call {probe.probe_id} %lu %lx %ld", ["nsecs", "$g", "$goid"]),
             "$n = 1;",
@@ -151,10 +148,7 @@ class ProgramWriter:
                           unknown=layout.unknown)
         self.probes.append(probe)
         for site in sites:
-            body = [
-                "@dg_seq[tid] = @dg_seq[tid] + 1;",
-                "$seq = @dg_seq[tid];",
-                f"$g = (uint64){g_expr or '0'};",
+            body = self._event_start(g_expr) + [
                 f"$t0 = @dg_start[$g, {entry_probe.probe_id}];",
                 f"$c = @dg_call[$g, {entry_probe.probe_id}];",
                 f"delete(@dg_start[$g, {entry_probe.probe_id}]);",
@@ -169,6 +163,15 @@ class ProgramWriter:
             body.append(self._line("$seq", "end %ld", ["$n + 1"]))
             self.blocks.append(self._block(self._attach(site), None, body))
         return probe
+
+    @staticmethod
+    def _event_start(g_expr: str | None) -> list[str]:
+        """Every event: the next number of this thread's events, and the goroutine (g) pointer."""
+        return [
+            "@dg_seq[tid] = @dg_seq[tid] + 1;",
+            "$seq = @dg_seq[tid];",
+            f"$g = (uint64){g_expr or '0'};",
+        ]
 
     def _goid(self, g_expr: str | None) -> str:
         if g_expr and self.goid_offset is not None:

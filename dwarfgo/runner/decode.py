@@ -129,8 +129,9 @@ class Decoder:
                 ev.incomplete = f"bpftrace dropped {printed - pend.lines - 1} of this event's {printed} output lines"
                 self.incomplete += 1
                 # any value may be missing a part: none is shown rather than a wrong one
-                ev.values = {k: {"unavailable": ev.incomplete} for k in ev.values}
-                ev.texts = {k: f"<unavailable: {ev.incomplete}>" for k in ev.texts}
+                gone = _unavailable(ev.incomplete)
+                ev.values = {k: gone[0] for k in ev.values}
+                ev.texts = {k: gone[1] for k in ev.texts}
             return self._deliver(ev)
         indices = what.split(",")
         values = rest.split(" ") if len(indices) > 1 else [rest]
@@ -196,17 +197,17 @@ class Decoder:
     def _node(self, node: Node, raw: dict[int, str]):
         if isinstance(node, Scalar):
             if node.read is None:
-                return {"unavailable": node.unavailable}, f"<unavailable: {node.unavailable}>"
+                return _unavailable(node.unavailable)
             return self._scalar(node, raw.get(node.read.index))
         if isinstance(node, ComplexNode):
             (rj, rt), (ij, it) = self._node(node.real, raw), self._node(node.imag, raw)
             if isinstance(rj, dict) or isinstance(ij, dict):
                 reason = (rj if isinstance(rj, dict) else ij).get("unavailable", "unreadable")
-                return {"unavailable": reason}, f"<unavailable: {reason}>"
+                return _unavailable(reason)
             return {"real": rj, "imag": ij}, f"({rt}{'+' if not str(it).startswith('-') else ''}{it}i)"
         if isinstance(node, StringNode):
             if node.ptr is None:
-                return {"unavailable": node.unavailable}, f"<unavailable: {node.unavailable}>"
+                return _unavailable(node.unavailable)
             length = _int(raw.get(node.len.index))
             data = _bytes(raw.get(node.data.index, "")) if length and length > 0 else b""
             s = data.decode("utf-8", "surrogateescape")
@@ -217,7 +218,7 @@ class Decoder:
             return js, _go_quote(s)
         if isinstance(node, SliceNode):
             if node.ptr is None:
-                return {"unavailable": node.unavailable}, f"<unavailable: {node.unavailable}>"
+                return _unavailable(node.unavailable)
             ptr, ln, cp = _hex(raw.get(node.ptr.index)), _int(raw.get(node.len.index)), _int(raw.get(node.cap.index))
             if ptr == 0 and ln == 0 and cp == 0:
                 return None, "nil"
@@ -254,7 +255,7 @@ class Decoder:
             return obj, f"{node.type.name if node.type else 'struct'}{{{', '.join(parts)}}}"
         if isinstance(node, PointerNode):
             if node.ptr is None:
-                return {"unavailable": node.unavailable}, f"<unavailable: {node.unavailable}>"
+                return _unavailable(node.unavailable)
             ptr = _hex(raw.get(node.ptr.index))
             if ptr == 0:
                 return None, "nil"
@@ -264,7 +265,7 @@ class Decoder:
             return j, "&" + t
         if isinstance(node, InterfaceNode):
             if node.tab is None:
-                return {"unavailable": node.unavailable}, f"<unavailable: {node.unavailable}>"
+                return _unavailable(node.unavailable)
             tab = _hex(raw.get(node.tab.index))
             data = _hex(raw.get(node.data.index))
             if tab == 0:
@@ -275,7 +276,7 @@ class Decoder:
                     f"{node.type.name}({name or hex(taddr or 0)} @ {data:#x})")
         if isinstance(node, MapNode):
             if node.ptr is None:
-                return {"unavailable": node.unavailable}, f"<unavailable: {node.unavailable}>"
+                return _unavailable(node.unavailable)
             ptr = _hex(raw.get(node.ptr.index))
             if ptr == 0:
                 return None, "nil"
@@ -283,7 +284,7 @@ class Decoder:
             return {"len": count}, f"{node.type.name}(len {count})"
         if isinstance(node, ChanNode):
             if node.ptr is None:
-                return {"unavailable": node.unavailable}, f"<unavailable: {node.unavailable}>"
+                return _unavailable(node.unavailable)
             ptr = _hex(raw.get(node.ptr.index))
             if ptr == 0:
                 return None, "nil"
@@ -292,7 +293,7 @@ class Decoder:
             return {"len": ln, "cap": cp}, f"{node.type.name}(len {ln}, cap {cp})"
         if isinstance(node, FuncNode):
             if node.ptr is None:
-                return {"unavailable": node.unavailable}, f"<unavailable: {node.unavailable}>"
+                return _unavailable(node.unavailable)
             ptr = _hex(raw.get(node.ptr.index))
             if ptr == 0:
                 return None, "nil"
@@ -326,6 +327,11 @@ class Decoder:
                 return {"float": str(f), "bits": hex(bits)}, str(f)
             return f, repr(f)
         return raw, raw
+
+
+def _unavailable(reason: str | None) -> tuple[dict, str]:
+    """A value dwarfgo cannot give: JSON form and Go-syntax form, both with the reason."""
+    return {"unavailable": reason}, f"<unavailable: {reason}>"
 
 
 def _int(raw: str | None) -> int | None:
