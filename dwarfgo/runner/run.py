@@ -91,10 +91,23 @@ class BpftraceRun:
             time.sleep(0.05)
         return False
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 20.0) -> None:
+        """SIGINT (bpftrace prints what it still holds and detaches); SIGKILL after `grace`
+        seconds, so that a bpftrace that hangs while detaching cannot hang dwarfgo (seen with
+        0.17 and 65 probes)."""
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGINT)
+            except ProcessLookupError:
+                return
+            killer = threading.Timer(grace, self._kill)
+            killer.daemon = True
+            killer.start()
+
+    def _kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
 
