@@ -359,6 +359,8 @@ def trace(
         try:
             consume(run.lines())
         except KeyboardInterrupt:
+            typer.echo(f"dwarfgo: stopping; bpftrace is detaching {run.probe_count} probe(s) "
+                       f"(about 0.1 s each)", err=True)
             run.stop()
             consume(run.lines())
         for ev in decoder.finish():
@@ -372,8 +374,12 @@ def trace(
             typer.echo(f"dwarfgo: warning: {decoder.incomplete} event(s) incomplete (output dropped by bpftrace); "
                        f"their values are shown as unavailable", err=True)
         errors = run.errors
-        if rc not in (0, -2, 130) and errors:
-            _fail("bpftrace failed: " + " | ".join(errors[-5:]))
+        if run.killed:
+            _fail(f"bpftrace did not exit within {time.monotonic() - run.stop_requested:.0f} s of the stop "
+                  f"request and was killed; the events above were printed before it hung")
+        if rc not in (0, -2, 130):
+            detail = (": " + " | ".join(errors[-5:])) if errors else " and printed no error"
+            _fail(f"bpftrace exited with status {rc}{detail}")
 
 
 @app.command()

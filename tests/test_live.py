@@ -95,7 +95,7 @@ def trace_fixture(binary, funcs: list[str], bpftrace: str, ret: bool, fixture_ar
         if tracer.poll() is None:
             tracer.send_signal(signal.SIGINT)
         try:
-            tracer.wait(timeout=120)
+            tracer.wait(timeout=300)
         except subprocess.TimeoutExpired:
             tracer.kill()
         if fixture.poll() is None:

@@ -122,7 +122,7 @@ class ProgramWriter:
         ]
         if g_expr:
             body.append(f"@dg_start[$g, {probe.probe_id}] = nsecs;")
-            body.append(f"@dg_call[$g, {probe.probe_id}] = (int64)tid * 4294967296 + $seq;")
+            body.append(f"@dg_call[$g, {probe.probe_id}] = (uint64)tid * 4294967296 + (uint64)$seq;")
         for v in values:
             body += self._node(v.node, "$seq")
         body = self._batch_prints(body, "$seq")
