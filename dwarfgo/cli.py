@@ -235,13 +235,21 @@ def structs(
         typer.echo(w.render(), nl=False)
 
 
-def _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid, buffer_pages=None):
+def _arg_selection(print_all_args: bool, args: Optional[List[str]]) -> Optional[List[str]]:
+    """None: every argument; a list: these `--args` expressions (comma-separated or repeated)."""
+    if args:
+        return [e.strip() for a in args for e in a.split(",") if e.strip()]
+    return None if print_all_args else []
+
+
+def _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid, buffer_pages=None,
+                 args=None):
     from .emit.dialect import detect
     from .emit.probe import ProbeOptions, generate
 
     dialect, path = detect(bpftrace, bpftrace_version)
     fns = [prog.function(f) for f in funcs]
-    opts = ProbeOptions(ret=ret, depth=depth, max_str=max_str, max_items=max_items, pid=pid)
+    opts = ProbeOptions(ret=ret, depth=depth, max_str=max_str, max_items=max_items, pid=pid, args=args)
     if buffer_pages:
         opts.buffer_pages = buffer_pages
     return generate(prog, fns, dialect, opts), path
@@ -255,6 +263,13 @@ MaxItemsOpt = typer.Option(4, "--max-items", min=0, max=64, help="Slice/array el
 PidOpt = typer.Option(None, "--pid", help="Only this process.")
 BpftraceOpt = typer.Option(None, "--bpftrace", help="bpftrace binary to generate for (and run).")
 BufferOpt = typer.Option(None, "--buffer-pages", min=8, help="Per-CPU output buffer in pages (default: 4096, less on many CPUs).")
+AllArgsOpt = typer.Option(True, "--print-all-args/--no-args",
+                          help="Print every argument (default), or none (--no-args: calls, returns and latency only).")
+ArgsOpt = typer.Option(None, "--args", "-a", metavar="EXPR",
+                       help="Print only these Go expressions of the arguments: p.Field.Sub (through pointers), "
+                            "xs[2], len(s), cap(s). Repeat or separate with commas. Each applies to the probed "
+                            "functions that have that parameter; a nil pointer or an index out of range shows "
+                            "as unavailable.")
 BpftraceVersionOpt = typer.Option(None, "--bpftrace-version", help="Generate for this bpftrace version without running it.")
 
 
@@ -262,7 +277,8 @@ BpftraceVersionOpt = typer.Option(None, "--bpftrace-version", help="Generate for
 def probe(
     binary: str = BinaryArg,
     funcs: List[str] = FuncsArg,
-    print_all_args: bool = typer.Option(True, "--print-all-args/--no-args", help="Print every argument (default)."),
+    print_all_args: bool = AllArgsOpt,
+    args: Optional[List[str]] = ArgsOpt,
     ret: bool = RetOpt,
     depth: int = DepthOpt,
     max_str: int = MaxStrOpt,
@@ -285,10 +301,12 @@ def probe(
       dwarfgo probe ./server '(*BarrierView).Put' | sudo bpftrace -
 
       dwarfgo probe ./server main.handle --ret --bpftrace-version 0.27 -o handle.bt
+
+      dwarfgo probe ./server main.handle --args 'req.URL.Path,len(req.Header)'
     """
     with _open(binary, debug_file) as prog:
-        program, _ = _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth if print_all_args else 0,
-                                  max_str, max_items, pid, buffer_pages)
+        program, _ = _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid,
+                                  buffer_pages, _arg_selection(print_all_args, args))
         for w in program.warnings:
             typer.echo(f"dwarfgo: warning: {w}", err=True)
         if output:
@@ -304,6 +322,8 @@ def probe(
 def trace(
     binary: str = BinaryArg,
     funcs: List[str] = FuncsArg,
+    print_all_args: bool = AllArgsOpt,
+    args: Optional[List[str]] = ArgsOpt,
     ret: bool = RetOpt,
     depth: int = DepthOpt,
     max_str: int = MaxStrOpt,
@@ -323,13 +343,16 @@ def trace(
       sudo dwarfgo trace ./server '(*BarrierView).Put' -p 1234 --ret
 
       sudo dwarfgo trace ./fixture main.Add -c './fixture -n 3' --json
+
+      sudo dwarfgo trace ./fixture main.List -a head.Next.Name -a 'len(head.Name)' -p 1234
     """
     from .runner.decode import Decoder
     from .runner.run import BpftraceRun, RunOptions
     from .runtime_types import RuntimeTypeNames
 
     with _open(binary, debug_file) as prog:
-        program, path = _probe_setup(prog, funcs, bpftrace, None, ret, depth, max_str, max_items, pid, buffer_pages)
+        program, path = _probe_setup(prog, funcs, bpftrace, None, ret, depth, max_str, max_items, pid, buffer_pages,
+                                     _arg_selection(print_all_args, args))
         for w in program.warnings:
             typer.echo(f"dwarfgo: warning: {w}", err=True)
         names = RuntimeTypeNames(prog)
@@ -375,8 +398,9 @@ def trace(
                        f"their values are shown as unavailable", err=True)
         errors = run.errors
         if run.killed:
+            where = f" ({run.hang_state})" if run.hang_state else ""
             _fail(f"bpftrace did not exit within {time.monotonic() - run.stop_requested:.0f} s of the stop "
-                  f"request and was killed; the events above were printed before it hung")
+                  f"request{where} and was killed; the events above were printed before it hung")
         if rc not in (0, -2, 130):
             detail = (": " + " | ".join(errors[-5:])) if errors else " and printed no error"
             _fail(f"bpftrace exited with status {rc}{detail}")

@@ -49,14 +49,15 @@ def reported_calls(binary, *args) -> list[dict]:
     return [json.loads(l) for l in out.stdout.splitlines() if l.strip()]
 
 
-def trace_fixture(binary, funcs: list[str], bpftrace: str, ret: bool, fixture_args=(), max_str=200, timeout=600):
+def trace_fixture(binary, funcs: list[str], bpftrace: str, ret: bool, fixture_args=(), max_str=200, timeout=600,
+                  trace_args=()):
     """Start the fixture (waiting), attach `dwarfgo trace`, release the fixture, collect both sides."""
     fixture = subprocess.Popen([str(binary), "-report", "-wait", *fixture_args], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ready = fixture.stderr.readline()
     assert ready.startswith("READY"), ready
     argv = [sys.executable, "-m", "dwarfgo", "trace", str(binary), *funcs, "-p", str(fixture.pid), "--json",
-            "--max-str", str(max_str), "--bpftrace", bpftrace]
+            "--max-str", str(max_str), "--bpftrace", bpftrace, *trace_args]
     if ret:
         argv.append("--ret")
     tracer = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

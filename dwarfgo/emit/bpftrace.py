@@ -27,7 +27,8 @@ from ..abi.assign import FunctionLayout
 from ..functions import Function
 from ..verify.machine import MachineReport
 from .dialect import Dialect
-from .plan import (BYTES, ArrayNode, ChanNode, ComplexNode, FuncNode, InterfaceNode, MapNode, Node, PlanBuilder,
+from ..goexpr import ArgExpr
+from .plan import (BYTES, ArrayNode, ChanNode, ComplexNode, FuncNode, GuardNode, InterfaceNode, MapNode, Node, PlanBuilder,
                    PointerNode, Read, RuntimeLayout, Scalar, SliceNode, StringNode, StructNode, ValuePlan)
 
 def default_buffer_pages() -> int:
@@ -107,11 +108,19 @@ class ProgramWriter:
 
     # ------------------------------------------------------------- entry
     def add_entry(self, fn: Function, layout: FunctionLayout, machine: MachineReport | None, builder: PlanBuilder,
-                  g_expr: str | None, keep: str | None, at: int | None = None) -> ProbePlan:
+                  g_expr: str | None, keep: str | None, at: int | None = None,
+                  selections: list[ArgExpr] | None = None, returns: bool = True) -> ProbePlan:
+        """The entry probe. `selections`: the `--args` expressions to print (those rooted at a
+        parameter of this function); None prints every argument."""
         builder.reads = []
         names = fn.display_names()
-        values = [builder.value(loc, names.get(id(loc.param)), unknown=layout.unknown)
-                  for loc in layout.inputs if not loc.param.is_hidden]
+        shown = [loc for loc in layout.inputs if not loc.param.is_hidden]
+        if selections is None:
+            values = [builder.value(loc, names.get(id(loc.param)), unknown=layout.unknown) for loc in shown]
+        else:
+            by_name = {names.get(id(loc.param)) or loc.param.name: loc for loc in shown}
+            values = [builder.selection(e, by_name[e.root], unknown=layout.unknown)
+                      for e in selections if e.root in by_name]
         probe = ProbePlan(len(self.probes), fn, "call", fn.address, values, builder.reads, keep,
                           unknown=layout.unknown)
         self.probes.append(probe)
@@ -120,7 +129,7 @@ class ProgramWriter:
             self._line("$seq", f"call {probe.probe_id} %lu %lx %ld", ["nsecs", "$g", "$goid"]),
             "$n = 1;",
         ]
-        if g_expr:
+        if g_expr and returns:  # for the return probes: latency, and the call this return ends
             body.append(f"@dg_start[$g, {probe.probe_id}] = nsecs;")
             body.append(f"@dg_call[$g, {probe.probe_id}] = (uint64)tid * 4294967296 + (uint64)$seq;")
         for v in values:
@@ -256,6 +265,14 @@ class ProgramWriter:
                     inner = self._node(node.target, seq)
                     if inner:
                         out += [f"if ($r{node.ptr.index} != 0) {{"] + inner + ["}"]
+        elif isinstance(node, GuardNode):
+            if node.check:
+                if node.base is not None:
+                    out += self._read(node.base, seq)
+                out += self._read(node.check, seq)
+                inner = self._node(node.target, seq) if node.target is not None else []
+                if inner:
+                    out += [f"if ($r{node.check.index} > {node.minimum}) {{"] + inner + ["}"]
         elif isinstance(node, InterfaceNode):
             if node.tab:
                 out += self._read(node.tab, seq)

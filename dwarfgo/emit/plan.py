@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..abi.assign import Location, RegisterPiece
+from ..errors import DwarfgoError
+from ..goexpr import ArgExpr, FieldStep, IndexStep
 from ..gotypes import GoType, Kind
 
 # how the decoder interprets a raw read
@@ -110,6 +112,20 @@ class ComplexNode(Node):
 
 
 @dataclass
+class GuardNode(Node):
+    """A value reached through a pointer or a slice index (`--args p.Next.Val`, `xs[2]`): read
+    only when `check` > `minimum` (pointer non-nil, length past the index). Otherwise the value
+    is `otherwise` when Go defines one (len of a nil map is 0), else unavailable with `reason`."""
+
+    check: Read | None = None
+    minimum: int = 0
+    target: Node | None = None
+    reason: str = ""
+    otherwise: int | None = None
+    base: Read | None = None  # read before the check: the slice/string data pointer the target uses
+
+
+@dataclass
 class ValuePlan:
     """One parameter or result."""
 
@@ -171,6 +187,90 @@ class PlanBuilder:
         else:
             node = Scalar(t, None, "no location")
         return ValuePlan(name or loc.param.source_name or loc.param.name, loc, node)
+
+    def selection(self, expr: ArgExpr, loc: Location, unknown: str | None = None) -> ValuePlan:
+        """The plan of one `--args` expression rooted at the parameter at `loc`."""
+        t = loc.param.type
+        if unknown:
+            return ValuePlan(expr.text, loc, Scalar(t, None, unknown))
+        if loc.in_registers:
+            regs = {p.leaf.offset: p for p in loc.pieces if isinstance(p, RegisterPiece)}
+            src = _RegisterSource(regs)
+        elif loc.pieces or loc.stack_offset is not None:
+            src = _MemorySource('reg("sp")', loc.stack_offset or 0)
+        else:
+            return ValuePlan(expr.text, loc, Scalar(t, None, "no location"))
+        return ValuePlan(expr.text, loc, self._select(expr, 0, t, src, 0))
+
+    def _select(self, expr: ArgExpr, i: int, t: GoType, src, off: int) -> Node:
+        """Walk expr.steps[i:] from a value of type t at (src, off)."""
+        here = expr.path_text(i)
+        if i == len(expr.steps):
+            return self._builtin(expr, t, src, off) if expr.builtin else self._build(t, src, off, self.depth)
+        step = expr.steps[i]
+        deref = t.kind is Kind.POINTER and t.elem is not None and (
+            (isinstance(step, FieldStep) and t.elem.kind is Kind.STRUCT)
+            or (isinstance(step, IndexStep) and t.elem.kind is Kind.ARRAY))
+        if deref:  # Go's automatic dereference: p.f is (*p).f, p[i] is (*p)[i] for a pointer to an array
+            e, why = src.word(off, self.ptr_size, HEX)
+            if e is None:
+                return Scalar(t, None, why)
+            ptr = self._read(HEX, e)
+            inner = self._select(expr, i, t.elem, _MemorySource(f"$r{ptr.index}", 0), 0)
+            return GuardNode(inner.type, ptr, 0, inner, f"{here} is nil")
+        if isinstance(step, FieldStep):
+            if t.kind is not Kind.STRUCT:
+                raise DwarfgoError(f"--args {expr.text}: {here} is {t.name}, which has no fields"
+                                   + (" (Go follows one pointer only)" if t.kind is Kind.POINTER else ""))
+            for f in t.fields:
+                if f.name == step.name:
+                    return self._select(expr, i + 1, f.type, src, off + f.offset)
+            names = ", ".join(f.name for f in t.fields) or "none"
+            raise DwarfgoError(f"--args {expr.text}: {t.name} has no field {step.name} (fields: {names})")
+        n = step.index
+        if t.kind is Kind.ARRAY:
+            if t.elem is None or n >= (t.length or 0):
+                raise DwarfgoError(f"--args {expr.text}: index {n} out of range for {t.name}")
+            return self._select(expr, i + 1, t.elem, src, off + n * t.elem.size)
+        if t.kind in (Kind.SLICE, Kind.STRING):
+            ptr_e, why = src.word(off, self.ptr_size, HEX)
+            len_e, why2 = src.word(off + self.ptr_size, self.ptr_size, INT)
+            if ptr_e is None or len_e is None:
+                return Scalar(t, None, why or why2)
+            ptr, ln = self._read(HEX, ptr_e), self._read(INT, len_e)
+            if t.kind is Kind.STRING:
+                if i + 1 < len(expr.steps) or expr.builtin:
+                    raise DwarfgoError(f"--args {expr.text}: {here}[{n}] is a byte")
+                inner: Node = Scalar(_BYTE, self._read(UINT, self._mem("uint8", f"$r{ptr.index}", n), 1))
+            else:
+                inner = self._select(expr, i + 1, t.elem, _MemorySource(f"$r{ptr.index}", n * t.elem.size), 0)
+            return GuardNode(inner.type, ln, n, inner, f"index {n} out of range: {here} is shorter", base=ptr)
+        raise DwarfgoError(f"--args {expr.text}: cannot index {here} of type {t.name}")
+
+    def _builtin(self, expr: ArgExpr, t: GoType, src, off: int) -> Node:
+        """len(x) / cap(x) with Go's meaning for each kind."""
+        what, here = expr.builtin, expr.path_text()
+        if t.kind is Kind.ARRAY:
+            return Scalar(_INT, self._read(INT, str(t.length or 0)))
+        if t.kind is Kind.SLICE or (t.kind is Kind.STRING and what == "len"):
+            word = 1 if what == "len" else 2
+            e, why = src.word(off + word * self.ptr_size, self.ptr_size, INT)
+            return Scalar(_INT, self._read(INT, e)) if e else Scalar(_INT, None, why)
+        if t.kind in (Kind.MAP, Kind.CHAN) and not (t.kind is Kind.MAP and what == "cap"):
+            e, why = src.word(off, self.ptr_size, HEX)
+            if e is None:
+                return Scalar(_INT, None, why)
+            if t.kind is Kind.MAP:
+                field_off, size = self.runtime.map_count_offset, self.runtime.map_count_size
+            else:
+                field_off = self.runtime.chan_qcount_offset if what == "len" else self.runtime.chan_dataqsiz_offset
+                size = 8
+            if field_off is None:
+                return Scalar(_INT, None, f"{t.kind.value} layout not found in this binary's DWARF")
+            ptr = self._read(HEX, e)
+            count = Scalar(_INT, self._read(INT, self._mem(_INT_CAST[size], f"$r{ptr.index}", field_off), size))
+            return GuardNode(_INT, ptr, 0, count, f"{here} is nil", otherwise=0)
+        raise DwarfgoError(f"--args {expr.text}: invalid argument: {here} ({t.name}) for {what}")
 
     def _scalar(self, t: GoType, src, off: int, kind: str) -> Scalar:
         expr, why = src.word(off, t.size, kind)
@@ -280,6 +380,10 @@ class PlanBuilder:
 
     def _clamp(self, length: str, limit: int) -> str:
         return f"({length} > {limit} ? {limit} : ({length} < 0 ? 0 : {length}))"
+
+
+_INT = GoType(offset=-1, name="int", kind=Kind.INT, size=8, align=8)
+_BYTE = GoType(offset=-1, name="uint8", kind=Kind.UINT, size=1, align=1)
 
 
 def _float_type(size: int) -> GoType:

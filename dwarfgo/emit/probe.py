@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import goexpr
 from ..errors import DwarfgoError
+from ..goexpr import ArgExpr
 from ..verify.evidence import layout_for
 from ..verify.machine import MachineReport, analyze
 from .bpftrace import Program, ProgramWriter, runtime_layout
@@ -24,6 +26,7 @@ class ProbeOptions:
     max_items: int = 4
     pid: int | None = None
     buffer_pages: int | None = None
+    args: list[str] | None = None  # --args expressions; None: every argument; []: none
 
 
 def g_expression(prog, fn) -> str | None:
@@ -111,6 +114,7 @@ def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Progra
     if options.buffer_pages:
         writer.buffer_pages = options.buffer_pages
     rt = runtime_layout(prog)
+    selections = _selections(functions, options.args)
     for fn in functions:
         layout = layout_for(prog, fn)
         machine = analyze(prog.binary, fn.address, fn.symbol.size) if fn.symbol.size and prog.binary.arch in ("amd64", "arm64") else None
@@ -119,7 +123,14 @@ def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Progra
         if where.warning:
             writer.warnings.append(f"{fn.name}: {where.warning}")
         builder = PlanBuilder(rt, options.depth, options.max_str, options.max_items, prog.binary.ptr_size)
-        entry = writer.add_entry(fn, layout, machine, builder, g, where.predicate, at=where.address)
+        try:
+            entry = writer.add_entry(fn, layout, machine, builder, g, where.predicate, at=where.address,
+                                     selections=selections,
+                                     returns=options.ret and dialect.supports_mid_function_probes)
+        except DwarfgoError as e:
+            if selections is None:
+                raise
+            raise DwarfgoError(f"{e} (in {fn.name})") from None
         if options.ret:
             sites = machine.ret_sites if machine else []
             writer.add_returns(fn, layout, sites, builder, g, entry)
@@ -134,6 +145,25 @@ def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Progra
     for fn in functions:
         header += f"// {fn.address:#x} {_comment_safe(fn.signature())}\n"
     return writer.render(header + "\n")
+
+
+def _selections(functions, texts: list[str] | None) -> list[ArgExpr] | None:
+    """Parse the `--args` expressions; each must be rooted at a parameter of at least one of the
+    probed functions (it is printed for those)."""
+    if texts is None:
+        return None
+    exprs = [goexpr.parse(t) for t in texts]
+    params, results = set(), set()
+    for fn in functions:
+        names = fn.display_names()
+        params |= {names.get(id(p)) or p.name for p in fn.inputs if not p.is_hidden}
+        results |= {names.get(id(p)) or p.name for p in fn.results}
+    for e in exprs:
+        if e.root not in params:
+            hint = (f"{e.root} is a result: results are printed with --ret" if e.root in results
+                    else f"parameters: {', '.join(sorted(params)) or 'none'}")
+            raise DwarfgoError(f"--args {e.text}: no probed function has a parameter {e.root} ({hint})")
+    return exprs
 
 
 def _comment_safe(text: str) -> str:

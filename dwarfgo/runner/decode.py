@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass, field
 
 from ..emit.bpftrace import ProbePlan
-from ..emit.plan import (ArrayNode, ChanNode, ComplexNode, FuncNode, InterfaceNode, MapNode, Node, PointerNode,
+from ..emit.plan import (ArrayNode, ChanNode, ComplexNode, FuncNode, GuardNode, InterfaceNode, MapNode, Node, PointerNode,
                          Scalar, SliceNode, StringNode, StructNode)
 from ..gotypes import Kind
 
@@ -263,6 +263,18 @@ class Decoder:
                 return {"ptr": hex(ptr)}, f"({node.type.name})({ptr:#x})"
             j, t = self._node(node.target, raw)
             return j, "&" + t
+        if isinstance(node, GuardNode):
+            if node.check is None:
+                return _unavailable(node.reason)
+            raw_check = raw.get(node.check.index)
+            value = _hex(raw_check) if node.check.kind == "hex" else _int(raw_check)
+            if value is None:
+                return _unavailable("not read")
+            if value > node.minimum and node.target is not None:
+                return self._node(node.target, raw)
+            if node.otherwise is not None:
+                return node.otherwise, str(node.otherwise)
+            return _unavailable(node.reason)
         if isinstance(node, InterfaceNode):
             if node.tab is None:
                 return _unavailable(node.unavailable)

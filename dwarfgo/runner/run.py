@@ -50,6 +50,7 @@ class BpftraceRun:
         self.probe_count = program_text.count("\nuprobe:") + program_text.startswith("uprobe:")
         self.stop_requested: float | None = None
         self.killed = False  # True when bpftrace did not exit within the grace after SIGINT
+        self.hang_state = ""  # what the kernel said bpftrace was doing when it was killed
         self.attached = threading.Event()
         self._stderr_thread = threading.Thread(target=self._read_stderr, daemon=True)
         self._stderr_thread.start()
@@ -116,6 +117,7 @@ class BpftraceRun:
     def _kill(self) -> None:
         if self.proc.poll() is None:
             self.killed = True
+            self.hang_state = _process_state(self.proc.pid)
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -154,3 +156,21 @@ class BpftraceRun:
             if line.strip() and not any(n in line for n in noise) and line.strip(" ~^"):
                 out.append(line)
         return out
+
+
+def _process_state(pid: int) -> str:
+    """`state D in synchronize_rcu` for each thread of a process: where it is stuck (for the error)."""
+    parts = []
+    try:
+        for tid in sorted(os.listdir(f"/proc/{pid}/task"), key=int):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+                with open(f"/proc/{pid}/task/{tid}/wchan") as f:
+                    wchan = f.read().strip()
+            except OSError:
+                continue
+            parts.append(f"state {state}" + (f" in {wchan}" if wchan and wchan != "0" else ""))
+    except OSError:
+        return ""
+    return ", ".join(parts)
