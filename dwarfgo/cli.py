@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -357,14 +358,18 @@ def trace(
             typer.echo(f"dwarfgo: warning: {w}", err=True)
         names = RuntimeTypeNames(prog)
         symbolize = lambda addr: (prog.binary.symbol_at(addr).name if prog.binary.symbol_at(addr) else None)
-        decoder = Decoder(program.probes, symbolize=symbolize, type_name=names, max_str=max_str)
-        run = BpftraceRun(program.text, RunOptions(path, command, duration, buffer_pages=buffer_pages))
+        decoder = Decoder(program.probes, symbolize=symbolize, type_name=names, max_str=max_str,
+                          read_lines=program.read_lines)
+        run = BpftraceRun(program.text, RunOptions(path, command, duration, buffer_pages=buffer_pages,
+                                                   flags=tuple(program.run_flags)))
 
         def announce():
             if run.wait_attached(timeout=600):
                 typer.echo(f"dwarfgo: tracing {len(funcs)} function(s) with {path}; Ctrl-C to stop", err=True)
 
         threading.Thread(target=announce, daemon=True).start()
+        # SIGTERM (kill, systemd, a CI timeout) stops like Ctrl-C: bpftrace detaches, events are flushed
+        signal.signal(signal.SIGTERM, _interrupt)
         def show(ev) -> None:
             if as_json:
                 typer.echo(json.dumps(ev.to_json(pid)))
@@ -389,13 +394,22 @@ def trace(
         for ev in decoder.finish():
             show(ev)
         rc = run.close()
-        lost = decoder.lost + run.lost
+        lost = decoder.lost
         if lost:
             typer.echo(f"dwarfgo: warning: bpftrace lost {lost} output records: some calls are missing "
                        f"(a bigger --buffer-pages helps)", err=True)
         if decoder.incomplete:
             typer.echo(f"dwarfgo: warning: {decoder.incomplete} event(s) incomplete (output dropped by bpftrace); "
                        f"their values are shown as unavailable", err=True)
+        if decoder.failed_reads:
+            typer.echo(f"dwarfgo: note: {decoder.failed_reads} memory read(s) failed (page not resident or bad "
+                       f"pointer); those values are shown as unavailable", err=True)
+        if decoder.untied_failures:
+            typer.echo(f"dwarfgo: warning: {len(decoder.untied_failures)} failed memory read(s) could not be tied "
+                       f"to an event: {decoder.untied_failures[0]}", err=True)
+        if run.signals_resent:
+            typer.echo(f"dwarfgo: note: bpftrace kept polling after the stop signal (a race in bpftrace 0.17's "
+                       f"poll loop); the signal was sent {run.signals_resent} more time(s)", err=True)
         errors = run.errors
         if run.killed:
             where = f" ({run.hang_state})" if run.hang_state else ""
@@ -410,6 +424,10 @@ def trace(
 def version() -> None:
     """Print dwarfgo's version."""
     typer.echo(f"dwarfgo {__version__}")
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from dwarfgo.functions import Function
 from dwarfgo.program import GoProgram
 from dwarfgo.verify.evidence import layout_for
 
-FIXTURE_NAMES = ("shapes", "demo", "stackgrowth", "concurrent")
+FIXTURE_NAMES = ("shapes", "demo", "stackgrowth", "concurrent", "coldmem")
 
 
 def _all_builds() -> list[Built]:

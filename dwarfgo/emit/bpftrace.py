@@ -21,15 +21,17 @@ decoder, so no symbol or type name can change what the program does.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ..abi.assign import FunctionLayout
 from ..functions import Function
+from ..goexpr import ArgExpr
 from ..verify.machine import MachineReport
 from .dialect import Dialect
-from ..goexpr import ArgExpr
-from .plan import (BYTES, ArrayNode, ChanNode, ComplexNode, FuncNode, GuardNode, InterfaceNode, MapNode, Node, PlanBuilder,
-                   PointerNode, Read, RuntimeLayout, Scalar, SliceNode, StringNode, StructNode, ValuePlan)
+from .plan import (BYTES, ArrayNode, ChanNode, ComplexNode, FuncNode, GuardNode, InterfaceNode, MapNode, Node,
+                   PlanBuilder, PointerNode, Read, RuntimeLayout, Scalar, SliceNode, StringNode, StructNode,
+                   ValuePlan)
 
 def default_buffer_pages() -> int:
     """Per-CPU output buffer (pages): bursts from many goroutines overflow bpftrace's default of 64
@@ -75,6 +77,10 @@ class Program:
     text: str
     probes: list[ProbePlan]
     warnings: list[str]
+    # program line (1-based) -> (probe id, read index) done on it: bpftrace's failed-read
+    # warnings name the line
+    read_lines: dict[int, tuple[int, int]] = field(default_factory=dict)
+    run_flags: list[str] = field(default_factory=list)  # bpftrace flags the decoder relies on
 
 
 class ProgramWriter:
@@ -162,7 +168,7 @@ class ProgramWriter:
                 f"$c = @dg_call[$g, {entry_probe.probe_id}];",
                 f"delete(@dg_start[$g, {entry_probe.probe_id}]);",
                 f"delete(@dg_call[$g, {entry_probe.probe_id}]);",
-                self._line("$seq", f"ret {probe.probe_id} %lu %lx {site:#x} %lu %ld",
+                self._line("$seq", f"ret {probe.probe_id} %lu %lx {site:#x} %lu %lu",
                            ["nsecs", "$g", "($t0 > 0 ? nsecs - $t0 : 0)", "$c"]),
                 "$n = 1;",
             ]
@@ -297,7 +303,34 @@ class ProgramWriter:
         # a bigger per-CPU output buffer: bursts from many goroutines overflow the default 64 pages
         config = f"config = {{\n\tperf_rb_pages = {self.buffer_pages}\n}}\n\n" if self.dialect.config_block else ""
         text = header + config + begin + "\n".join(self.blocks)
-        return Program(text, self.probes, self.warnings)
+        return Program(text, self.probes, self.warnings, _read_lines(text), self.dialect.read_error_flags)
+
+
+def _read_lines(text: str) -> dict[int, tuple[int, int]]:
+    """Which read each line of the program does, as (probe id, read index): `$rK = <expr>;` reads
+    K; a printf of a `buf()` prints read K (`... K %rx`). A block's probe id is in its event's
+    first printf (`call N` / `ret N`), which comes before any read of the block."""
+    out = {}
+    probe = None
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if line.startswith("uprobe:"):
+            probe = None
+            continue
+        m = re.search(r'%ld (?:call|ret) (\d+) ', line)
+        if m and line.startswith("printf("):
+            probe = int(m.group(1))
+            continue
+        if probe is None:
+            continue
+        m = re.match(r"\$r(\d+) = ", line)
+        if m:
+            out[number] = (probe, int(m.group(1)))
+        elif "buf(" in line:
+            m = re.search(r'%ld (\d+) %rx', line)
+            if m:
+                out[number] = (probe, int(m.group(1)))
+    return out
 
 
 def _indent(lines: list[str]) -> list[str]:

@@ -35,6 +35,14 @@ class Dialect:
         return 200 if self.version < (0, 23, 0) else 1024
 
 
+    @property
+    def read_error_flags(self) -> list[str]:
+        """Command-line flags that make bpftrace report a failed memory read (with the program
+        line and column) instead of silently giving zeros: `-kk` before 0.23, `-k` from 0.23
+        (its changelog: "Remove '-kk' ..., make '-k' surface probe read errors")."""
+        return ["-k"] if self.version >= (0, 23, 0) else ["-kk"]
+
+
 def parse_version(text: str) -> tuple[int, int, int]:
     m = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
     if not m:

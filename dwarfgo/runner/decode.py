@@ -12,8 +12,8 @@ import struct
 from dataclasses import dataclass, field
 
 from ..emit.bpftrace import ProbePlan
-from ..emit.plan import (ArrayNode, ChanNode, ComplexNode, FuncNode, GuardNode, InterfaceNode, MapNode, Node, PointerNode,
-                         Scalar, SliceNode, StringNode, StructNode)
+from ..emit.plan import (ArrayNode, ChanNode, ComplexNode, FuncNode, GuardNode, InterfaceNode, MapNode, Node,
+                         PointerNode, Read, Scalar, SliceNode, StringNode, StructNode)
 from ..gotypes import Kind
 
 _HEX_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
@@ -81,13 +81,32 @@ class _Pending:
     header: list[str]
     raw: dict[int, str] = field(default_factory=dict)
     lines: int = 1
+    failed: dict[int, str] = field(default_factory=dict)  # read index -> why the memory read failed
+
+    @property
+    def probe_id(self) -> int:
+        return int(self.header[1])
+
+
+# bpftrace's report of a failed memory read: 0.17 with -kk, one line
+#   /tmp/x.bt:29:12-30: WARNING: Failed to probe_read: Bad address (-14)
+# 0.23+ with -k, two lines (the first alone is also the shape of compile-time warnings)
+#   /tmp/x.bt:29:12-30: WARNING: Bad address
+#   Additional Info - helper: probe_read_user, retcode: -14
+_LOCATED_WARNING = re.compile(r"^\S*?:(\d+):\d+(?:-\d+)?: WARNING: (.*)$")
+_OLD_READ_FAILURE = re.compile(r"Failed to probe_read\w*: (.*?)(?: \(-?\d+\))?$")
 
 
 class Decoder:
     """Feed it the program's output lines; it yields complete events."""
 
-    def __init__(self, probes: list[ProbePlan], symbolize=None, type_name=None, max_str: int = 64):
+    def __init__(self, probes: list[ProbePlan], symbolize=None, type_name=None, max_str: int = 64,
+                 read_lines: dict[int, tuple[int, int]] | None = None):
         self.probes = {p.probe_id: p for p in probes}
+        self.read_lines = read_lines or {}  # program line -> (probe id, read index)
+        self.failed_reads = 0  # memory reads bpftrace reported failed, tied to their values
+        self.untied_failures: list[str] = []  # failed reads that could not be tied to an event
+        self._held_warning: tuple[int, str, str] | None = None
         self.symbolize = symbolize or (lambda addr: None)  # code address -> function name
         self.type_name = type_name or (lambda addr: None)  # runtime type address -> Go type name
         self.max_str = max_str
@@ -101,12 +120,22 @@ class Decoder:
 
     def feed(self, line: str) -> Event | None:
         line = line.rstrip("\n")
-        m = re.match(r"Lost (\d+) events", line)
+        m = re.match(r"(?:WARNING: )?Lost (\d+) events", line)
         if m:
             self.lost += int(m.group(1))
             return None
         if not line.startswith("@dg "):
-            if line.strip() and not line.startswith("Attaching"):
+            held, self._held_warning = self._held_warning, None
+            m = _LOCATED_WARNING.match(line)
+            if m:
+                old = _OLD_READ_FAILURE.match(m.group(2))
+                if old:
+                    self._read_failed(int(m.group(1)), old.group(1), line)
+                else:  # a read failure only if bpftrace's next line names a probe_read helper
+                    self._held_warning = (int(m.group(1)), m.group(2), line)
+            elif held and line.startswith("Additional Info - helper: probe_read"):
+                self._read_failed(*held)
+            elif line.strip() and not line.startswith("Attaching"):
                 self.unparsed.append(line)
             return None
         parts = line.split(" ", 4)
@@ -140,14 +169,37 @@ class Decoder:
         pend.lines += 1
         return None
 
+    def _read_failed(self, program_line: int, why: str, text: str) -> None:
+        """A memory read failed (bpftrace then gives zeros). It happened in an event whose first
+        line was already printed and whose value line for that read was not: bpftrace handles the
+        output of one probe run in order, and prints this warning in the same stream. Every such
+        event (usually one; several when CPUs run the same probe at once) loses that read."""
+        where = self.read_lines.get(program_line)
+        if where is None:
+            self.untied_failures.append(text)
+            return
+        probe_id, index = where
+        reason = f"memory read failed ({why}): page not resident, or not a valid address"
+        candidates = [p for p in self.pending.values() if p.probe_id == probe_id and index not in p.raw]
+        if not candidates:
+            self.untied_failures.append(text)
+        for p in candidates:
+            p.failed[index] = reason
+            self.failed_reads += 1
+
     # ------------------------------------------------------------ events
     def _event(self, tid: int, seq: int, pend: _Pending) -> Event:
         h = pend.header
         kind, probe = h[0], self.probes[int(h[1])]
         ts, g = int(h[2]), int(h[3], 16)
         values, texts = {}, {}
+        raw = pend.raw
+        if pend.failed:
+            raw = dict(raw)
+            for index, reason in pend.failed.items():
+                raw[index] = _FailedRead(reason)
         for v in probe.values:
-            j, t = self._node(v.node, pend.raw)
+            j, t = self._node(v.node, raw)
             values[v.name] = j
             texts[v.name] = t
         if kind == "call":
@@ -195,6 +247,13 @@ class Decoder:
 
     # ------------------------------------------------------------ values
     def _node(self, node: Node, raw: dict[int, str]):
+        """JSON value and Go syntax of one node; unavailable when one of its own reads failed."""
+        for r in _own_reads(node):
+            if isinstance(raw.get(r.index), _FailedRead):
+                return _unavailable(raw[r.index].reason)
+        return self._node_value(node, raw)
+
+    def _node_value(self, node: Node, raw: dict[int, str]):
         if isinstance(node, Scalar):
             if node.read is None:
                 return _unavailable(node.unavailable)
@@ -339,6 +398,20 @@ class Decoder:
                 return {"float": str(f), "bits": hex(bits)}, str(f)
             return f, repr(f)
         return raw, raw
+
+
+class _FailedRead(str):
+    """In place of a raw value: bpftrace reported this memory read failed (its zeros are not data)."""
+
+    def __new__(cls, reason: str):
+        obj = super().__new__(cls, "")
+        obj.reason = reason
+        return obj
+
+
+def _own_reads(node: Node) -> list[Read]:
+    """The reads a node does itself (its children's are theirs)."""
+    return [v for v in vars(node).values() if isinstance(v, Read)]
 
 
 def _unavailable(reason: str | None) -> tuple[dict, str]:

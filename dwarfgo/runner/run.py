@@ -23,6 +23,7 @@ class RunOptions:
     duration: float | None = None  # seconds
     extra_env: dict | None = None
     buffer_pages: int | None = None
+    flags: tuple[str, ...] = ()  # e.g. the dialect's read-error flags
 
 
 class BpftraceRun:
@@ -34,15 +35,18 @@ class BpftraceRun:
         self._file = tempfile.NamedTemporaryFile("w", suffix=".bt", prefix="dwarfgo-", delete=False)
         self._file.write(program_text)
         self._file.close()
-        argv = [opts.bpftrace, "-B", "none"]  # unbuffered: "line" is not known to 0.17
+        argv = [opts.bpftrace, "-B", "none", *opts.flags]  # unbuffered: "line" is not known to 0.17
         if opts.command:
             argv += ["-c", opts.command]
         argv.append(self._file.name)
         # per-CPU output buffer: 64 pages by default, too few for bursts from many goroutines
         env = {"BPFTRACE_PERF_RB_PAGES": str(opts.buffer_pages or PERF_RB_PAGES), **os.environ, **(opts.extra_env or {})}
         try:
-            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                         errors="replace", env=env, start_new_session=True)
+            # one stream for both: a failed-read warning then comes before the printf of the value
+            # it spoiled, in the order bpftrace handled them (the decoder relies on that)
+            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                         errors="replace", env=env, start_new_session=True,
+                                         preexec_fn=_stop_when_parent_dies)
         except OSError as e:
             os.unlink(self._file.name)
             raise DwarfgoError(f"cannot run {opts.bpftrace}: {e.strerror or e}") from None
@@ -50,37 +54,24 @@ class BpftraceRun:
         self.probe_count = program_text.count("\nuprobe:") + program_text.startswith("uprobe:")
         self.stop_requested: float | None = None
         self.killed = False  # True when bpftrace did not exit within the grace after SIGINT
+        self.signals_resent = 0  # SIGINTs sent again because bpftrace kept polling (see stop())
         self.hang_state = ""  # what the kernel said bpftrace was doing when it was killed
         self.attached = threading.Event()
-        self._stderr_thread = threading.Thread(target=self._read_stderr, daemon=True)
-        self._stderr_thread.start()
         self._timer = None
         if opts.duration:
             self._timer = threading.Timer(opts.duration, self.stop)
             self._timer.daemon = True
             self._timer.start()
 
-    def _read_stderr(self) -> None:
-        for line in self.proc.stderr:
-            self.stderr_lines.append(line.rstrip("\n"))
-
-    @property
-    def lost(self) -> int:
-        """Records bpftrace reported lost on stderr (0.23+ report there; 0.17 on stdout)."""
-        total = 0
-        for line in self.stderr_lines:
-            m = re.match(r"(?:WARNING: )?Lost (\d+) events", line)
-            if m:
-                total += int(m.group(1))
-        return total
-
     def lines(self) -> Iterator[str]:
+        """Every line bpftrace prints, its own messages included (the decoder reads failed-read
+        warnings among them); the messages are also kept in `stderr_lines`."""
         for line in self.proc.stdout:
             if line.startswith("@dg 0 0 attached"):  # printed by the program's BEGIN probe
                 self.attached.set()
                 continue
-            if line.startswith("Attaching"):
-                continue
+            if not line.startswith("@dg "):
+                self.stderr_lines.append(line.rstrip("\n"))
             yield line
 
     def wait_attached(self, timeout: float = 60.0) -> bool:
@@ -97,11 +88,17 @@ class BpftraceRun:
 
     def stop(self, grace: float | None = None) -> None:
         """SIGINT (bpftrace prints what it still holds and detaches); SIGKILL after `grace`
-        seconds, so that a bpftrace that hangs while detaching cannot hang dwarfgo.
+        seconds, so that a bpftrace that hangs cannot hang dwarfgo.
 
         Detaching is slow: about 0.11 s per uprobe on this kernel with both 0.17 and 0.27
         (65 probes: 7 s), more on a loaded machine, so the default grace grows with the
-        number of probes."""
+        number of probes.
+
+        bpftrace 0.17 can miss a SIGINT: its poll loop notices the signal only when
+        epoll_wait returns EINTR (or when another event arrives). A signal that lands while
+        it is between two epoll_wait calls sets its flag, and with no further events it then
+        polls forever. So while bpftrace sits in epoll_wait after the request, the signal is
+        sent again (every 2 s); a bpftrace that took it is detaching, not polling."""
         if grace is None:
             grace = 30.0 + 1.0 * self.probe_count
         self.stop_requested = time.monotonic()
@@ -113,6 +110,20 @@ class BpftraceRun:
             killer = threading.Timer(grace, self._kill)
             killer.daemon = True
             killer.start()
+            threading.Thread(target=self._resend_while_polling, args=(grace,), daemon=True).start()
+
+    def _resend_while_polling(self, grace: float) -> None:
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            time.sleep(2.0)
+            if self.proc.poll() is not None:
+                return
+            if _main_thread_wchan(self.proc.pid) == "do_epoll_wait":
+                self.signals_resent += 1
+                try:
+                    os.killpg(self.proc.pid, signal.SIGINT)
+                except ProcessLookupError:
+                    return
 
     def _kill(self) -> None:
         if self.proc.poll() is None:
@@ -131,7 +142,6 @@ class BpftraceRun:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             rc = self.proc.wait()
-        self._stderr_thread.join(timeout=5)
         try:
             os.unlink(self._file.name)
         except OSError:
@@ -140,22 +150,46 @@ class BpftraceRun:
 
     @property
     def errors(self) -> list[str]:
-        """bpftrace's stderr without its noise: warnings (a `file:L:C: WARNING:` line is followed
-        by the source line and a caret line), attach chatter and kernel hints."""
+        """bpftrace's messages without the noise: warnings (a `file:L:C: WARNING:` line is followed
+        by an optional `Additional Info` line, the source line and a caret line), attach chatter,
+        kernel hints and lost-event counts (reported separately)."""
         noise = ("RLIMIT_MEMLOCK", "failed to detach probe", "uprobe_events", "Attaching", "Attached", "WARNING",
-                 "available_filter_functions")
+                 "available_filter_functions", "Additional Info", "Lost ")
         out: list[str] = []
-        skip = 0
+        in_warning = 0
         for line in self.stderr_lines:
-            if skip:
-                skip -= 1
-                continue
             if re.match(r".*:\d+:\d+(?:-\d+)?: WARNING:", line):
-                skip = 2
+                in_warning = 3  # at most: Additional Info, source, caret
+                continue
+            if in_warning:
+                in_warning -= 1
+                if line.strip() and not line.strip(" ~^"):
+                    in_warning = 0  # the caret line ends the warning
                 continue
             if line.strip() and not any(n in line for n in noise) and line.strip(" ~^"):
                 out.append(line)
         return out
+
+
+def _stop_when_parent_dies() -> None:
+    """In the child before exec: SIGTERM (which bpftrace treats like Ctrl-C) when dwarfgo dies,
+    so that a killed dwarfgo never leaves probes attached (bpftrace runs in its own session
+    and would not see a Ctrl-C meant for dwarfgo)."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _main_thread_wchan(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def _process_state(pid: int) -> str:
