@@ -242,3 +242,22 @@ def test_unreadable_memory_is_unavailable_never_zero(bt):
                         assert "memory read failed" in args[name][field].get("unavailable", ""), (go, name, args)
             checked += 1
     assert checked == 6 * len(go_versions() or ["1.22"])
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("go", [v for v in ("1.15", "1.19", "1.22", "1.27") if v in (go_versions() or ["1.22"])])
+def test_pie_values_exact(go):
+    """A position-independent build: code and type addresses read from the process carry the load
+    bias; func values and interfaces' dynamic types must still be named exactly."""
+    binary = FIXTURES / f"go{go}" / "amd64" / "pie" / "shapes"
+    _live_preconditions(binary)
+    version = newest_bpftrace()
+    funcs = _function_names(reported_calls(binary), binary)
+    report, events, errors, rc = trace_fixture(binary, funcs, bpftrace_path(version), True)
+    assert rc == 0, "\n".join(errors[-20:])
+    tally, problems = compare_run(report, events, with_results=True, repeats_allowed=False)
+    SUMMARY.append((f"pie go{go}/bpftrace{version}", tally.checked, tally.unavailable_count(), tally.truncated,
+                    tally.repeats_set_aside))
+    assert not tally.mismatches, "wrong values:\n" + "\n".join(tally.mismatches[:50])
+    assert not problems, "\n".join(problems[:50])
+    assert tally.checked > 250

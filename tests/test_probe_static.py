@@ -13,8 +13,8 @@ from dwarfgo.emit.probe import ProbeOptions, generate
 from dwarfgo.program import GoProgram
 from dwarfgo.verify.machine import analyze
 
-ARM64_READABLE = {f"r{i}" for i in range(16)} | {"sp", "r28", "pstate"}
-AMD64_READABLE = {"ax", "bx", "cx", "di", "si", "r8", "r9", "r10", "r11", "sp", "r14", "flags"}
+ARM64_READABLE = {f"r{i}" for i in range(16)} | {"sp", "r28", "pstate", "pc"}  # pc, ip: the probed address (load bias)
+AMD64_READABLE = {"ax", "bx", "cx", "di", "si", "r8", "r9", "r10", "r11", "sp", "r14", "flags", "ip"}
 
 
 def _all_funcs(prog) -> list:

@@ -8,8 +8,9 @@ RET instruction reading the results where the ABI leaves them.
 Every output line starts with `@dg`, then the thread id and a per-thread event number,
 so the decoder can group lines of one event even when CPUs interleave:
 
-    @dg <tid> <seq> call <probe> <nsecs> <g>      start of an entry event
-    @dg <tid> <seq> ret <probe> <nsecs> <g> <site> <latency-ns> <call>   (call: tid<<32 | seq of its call)
+    @dg <tid> <seq> call <probe> <nsecs> <g> <goid> <pc>       start of an entry event
+    @dg <tid> <seq> ret <probe> <nsecs> <g> <site> <latency-ns> <call> <pc>
+                                (call: tid<<32 | seq of its call; pc: the probed address at run time)
     @dg <tid> <seq> <read>[,<read>...] <value>... reads (see plan.py), several per line
     @dg <tid> <seq> end <lines>                   event complete; <lines> printed in all, so the
                                                   decoder knows when bpftrace dropped some
@@ -70,6 +71,7 @@ class ProbePlan:
     keep: str | None = None  # the entry probe's predicate: this pass of the prologue proceeds (no morestack)
     ret_sites: list[int] = field(default_factory=list)
     unknown: str | None = None  # why no value of this probe could be located
+    attach_address: int | None = None  # entry probe: where it is attached (the link-time address)
 
 
 @dataclass
@@ -85,8 +87,11 @@ class Program:
 
 class ProgramWriter:
     def __init__(self, binary_path: str, dialect: Dialect, pid: int | None = None, goid_offset: int | None = None,
-                 buffer_pages: int = PERF_RB_PAGES):
+                 buffer_pages: int = PERF_RB_PAGES, pc_register: str = "ip"):
         self.binary_path = binary_path
+        # the probed instruction's run-time address: minus the attach address, the load bias
+        # (non-zero for PIE), which code and type addresses read from the process need
+        self.pc = f'reg("{pc_register}")'
         self.buffer_pages = buffer_pages
         self.goid_offset = goid_offset
         self.dialect = dialect
@@ -128,11 +133,11 @@ class ProgramWriter:
             values = [builder.selection(e, by_name[e.root], unknown=layout.unknown)
                       for e in selections if e.root in by_name]
         probe = ProbePlan(len(self.probes), fn, "call", fn.address, values, builder.reads, keep,
-                          unknown=layout.unknown)
+                          unknown=layout.unknown, attach_address=at if at is not None else fn.address)
         self.probes.append(probe)
         body = self._event_start(g_expr) + [
             self._goid(g_expr),
-            self._line("$seq", f"call {probe.probe_id} %lu %lx %ld", ["nsecs", "$g", "$goid"]),
+            self._line("$seq", f"call {probe.probe_id} %lu %lx %ld %lx", ["nsecs", "$g", "$goid", self.pc]),
             "$n = 1;",
         ]
         if g_expr and returns:  # for the return probes: latency, and the call this return ends
@@ -168,8 +173,8 @@ class ProgramWriter:
                 f"$c = @dg_call[$g, {entry_probe.probe_id}];",
                 f"delete(@dg_start[$g, {entry_probe.probe_id}]);",
                 f"delete(@dg_call[$g, {entry_probe.probe_id}]);",
-                self._line("$seq", f"ret {probe.probe_id} %lu %lx {site:#x} %lu %lu",
-                           ["nsecs", "$g", "($t0 > 0 ? nsecs - $t0 : 0)", "$c"]),
+                self._line("$seq", f"ret {probe.probe_id} %lu %lx {site:#x} %lu %lu %lx",
+                           ["nsecs", "$g", "($t0 > 0 ? nsecs - $t0 : 0)", "$c", self.pc]),
                 "$n = 1;",
             ]
             for v in values:

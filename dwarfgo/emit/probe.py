@@ -110,7 +110,8 @@ def goid_offset(prog) -> int | None:
 def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Program:
     if options.max_str > dialect.max_strlen:
         raise DwarfgoError(f"--max-str {options.max_str} exceeds bpftrace {dialect.version_text}'s limit of {dialect.max_strlen}")
-    writer = ProgramWriter(str(prog.binary.path.resolve()), dialect, options.pid, goid_offset(prog))
+    writer = ProgramWriter(str(prog.binary.path.resolve()), dialect, options.pid, goid_offset(prog),
+                           pc_register="pc" if prog.binary.arch == "arm64" else "ip")
     if options.buffer_pages:
         writer.buffer_pages = options.buffer_pages
     rt = runtime_layout(prog)

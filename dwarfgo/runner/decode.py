@@ -107,6 +107,7 @@ class Decoder:
         self.failed_reads = 0  # memory reads bpftrace reported failed, tied to their values
         self.untied_failures: list[str] = []  # failed reads that could not be tied to an event
         self._held_warning: tuple[int, str, str] | None = None
+        self._bias = 0  # of the event being decoded
         self.symbolize = symbolize or (lambda addr: None)  # code address -> function name
         self.type_name = type_name or (lambda addr: None)  # runtime type address -> Go type name
         self.max_str = max_str
@@ -198,6 +199,10 @@ class Decoder:
             raw = dict(raw)
             for index, reason in pend.failed.items():
                 raw[index] = _FailedRead(reason)
+        # load bias (PIE): the probed instruction's run-time address minus its link-time address
+        pc_field, linked = (5, probe.attach_address) if kind == "call" else (7, int(h[4], 16))
+        pc = _hex(h[pc_field]) if len(h) > pc_field else None
+        self._bias = pc - linked if pc is not None and linked is not None else 0
         for v in probe.values:
             j, t = self._node(v.node, raw)
             values[v.name] = j
@@ -295,6 +300,11 @@ class Decoder:
                     items_t.append(t)
             more = "" if ln is None or len(items_j) >= ln else f", …{ln - len(items_j)} more"
             tname = node.type.name if node.type else "[]?"
+            text = _text_of(data) if node.data is not None and data else None
+            if text is not None:  # []byte holding text: shown as Go's conversion from a string
+                cut = "…" if ln is not None and len(data) < ln else ""
+                return ({"len": ln, "cap": cp, "items": items_j},
+                        f"{tname}({_go_quote(text)}{cut})(len {ln}, cap {cp})")
             return ({"len": ln, "cap": cp, "items": items_j},
                     f"{tname}{{{', '.join(items_t)}{more}}}(len {ln}, cap {cp})")
         if isinstance(node, ArrayNode):
@@ -342,7 +352,7 @@ class Decoder:
             if tab == 0:
                 return None, "nil"
             taddr = _hex(raw.get(node.type_ptr.index)) if node.type_ptr is not None else tab
-            name = self.type_name(taddr) if taddr else None
+            name = self.type_name(taddr - self._bias) if taddr else None
             return ({"type": name, "type_addr": hex(taddr or 0), "data": hex(data or 0)},
                     f"{node.type.name}({name or hex(taddr or 0)} @ {data:#x})")
         if isinstance(node, MapNode):
@@ -369,7 +379,7 @@ class Decoder:
             if ptr == 0:
                 return None, "nil"
             code = _hex(raw.get(node.code.index)) if node.code else None
-            name = self.symbolize(code) if code else None
+            name = self.symbolize(code - self._bias) if code else None
             return {"func": name or hex(code or 0)}, f"{name or hex(code or 0)}"
         return {"unavailable": "unknown node"}, "<?>"
 
@@ -440,6 +450,20 @@ def _hex(raw: str | None) -> int | None:
 def _bytes(raw: str) -> bytes:
     """bpftrace's %rx output: `\\x68\\x65…`."""
     return bytes(int(h, 16) for h in _HEX_ESCAPE.findall(raw))
+
+
+def _text_of(data: bytes) -> str | None:
+    """The bytes as text, if they are UTF-8 (a copy cut short may end inside a character, which
+    is dropped) of printable characters and common whitespace; else None."""
+    for cut in range(4):
+        try:
+            text = data[:len(data) - cut].decode("utf-8")
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        return None
+    return text if all(ch.isprintable() or ch in "\n\t\r" for ch in text) else None
 
 
 def _go_quote(s: str) -> str:

@@ -24,7 +24,9 @@ _DWARF_REGS = {
     "ppc64le": {**{i: f"R{i}" for i in range(32)}, **{32 + i: f"F{i}" for i in range(32)}},
     "riscv64": {**{i: f"X{i}" for i in range(32)}, **{32 + i: f"F{i}" for i in range(32)}},
     "loong64": {**{i: f"R{i}" for i in range(32)}, **{32 + i: f"F{i}" for i in range(32)}},
-    "s390x": {**{i: f"R{i}" for i in range(16)}, **{16 + i: f"F{i}" for i in (0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15)}},
+    # s390x ELF ABI: DWARF 16-31 are f0, f2, f4, f6, f1, f3, f5, f7, f8, f10, f12, f14, f9, f11, f13, f15
+    "s390x": {**{i: f"R{i}" for i in range(16)},
+              **{16 + k: f"F{n}" for k, n in enumerate((0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15))}},
 }
 
 # SP offset of the CFA at function entry (the frame base of every Go function is the CFA).

@@ -43,9 +43,11 @@ def layout_for(prog, fn: Function) -> FunctionLayout:
     version = prog.index.version_tuple
     regabi = fn.regabi
     layout = assign(fn, arch, regabi, version, dict_type=_dict_type(prog, fn))
-    if layout.unknown is None and not _guard_args_size(prog, layout):
-        # no argument-area size for this function: DWARF's own locations are the only witness
-        # of a complete parameter list
+    if layout.unknown is None and (not _guard_args_size(prog, layout) or layout.abi == "ABI0"):
+        # DWARF's own entry locations witness the parameter list and its order: always on the
+        # stack ABI, where they are exact at entry (Go 1.15 on ppc64le lists parameters out of
+        # declaration order, with the same total size); elsewhere when the function table has
+        # no argument-area size
         _guard_dwarf_gaps(prog, layout)
     return layout
 
@@ -75,8 +77,8 @@ def _guard_dwarf_gaps(prog, layout) -> None:
     for c in report.disagreements:
         if c.known:
             continue
-        layout.unknown = (f"DWARF places {c.name} at {c.dwarf} but the ABI puts it at {c.computed}; "
-                          f"a parameter is probably missing from this Go version's DWARF")
+        layout.unknown = (f"DWARF places {c.name} at {c.dwarf} but the ABI puts it at {c.computed}: this Go "
+                          f"version's DWARF lacks a parameter or lists them out of declaration order")
         return
 
 
