@@ -201,9 +201,10 @@ def receiver_of(name: str, first_input: Parameter | None) -> str | None:
 class FunctionTable:
     """All functions of a binary, by address and by name."""
 
-    def __init__(self, binary: GoBinary, index: DwarfIndex | None = None):
+    def __init__(self, binary: GoBinary, index: DwarfIndex | None = None, type_by_name=None):
         self.binary = binary
         self._index = index
+        self._type_by_name = type_by_name  # exact Go type name -> GoType or None (for missing receivers)
 
     @cached_property
     def index(self) -> DwarfIndex:
@@ -218,10 +219,44 @@ class FunctionTable:
         if die is None:
             return Function(symbol, unit, [], [], None, None)
         inputs, results = self._parameters(die)
+        missing = self._missing_receiver(symbol.name, inputs)
+        if missing is not None:
+            inputs.insert(0, missing)
         fn = Function(symbol, unit, inputs, results, die, None)
         visible = [p for p in inputs if not p.is_hidden]
         fn.receiver_name = receiver_of(symbol.name, visible[0] if visible else None)
         return fn
+
+    def _missing_receiver(self, name: str, inputs: list[Parameter]) -> Parameter | None:
+        """Before Go 1.22 DWARF has no DIE for an unnamed receiver (`func (*T) M()`), nor for the
+        receiver of a compiler-generated `(*T).M` wrapper. The symbol names the receiver's type:
+        when the first parameter is not of that type, the receiver is put back, unnamed and
+        without a DIE (so DWARF gives no location for it; the function table's argument size
+        still witnesses the whole list). Generic receivers are left alone."""
+        if self._type_by_name is None:
+            return None
+        pkg, recv, rest = split_symbol(name)
+        if "-" in rest or (recv is not None and "." in rest):
+            # method values (-fm), range-over-func bodies (-range1) and closures inside methods
+            # (.func1, .deferwrap1, .gowrap1):
+            # the receiver travels in the closure context, not as an argument
+            return None
+        if recv is not None:
+            if not (recv.startswith("(*") and recv.endswith(")")) or "[" in recv:
+                return None
+            want = f"*{pkg}.{recv[2:-1]}"
+        else:
+            parts = _split_top_level(rest)
+            if len(parts) != 2 or "[" in parts[0] or parts[0].startswith("func"):
+                return None
+            want = f"{pkg}.{parts[0]}"  # a value method `pkg.T.M`, if pkg.T is a type
+        visible = [p for p in inputs if not p.is_hidden]
+        if visible and _strip_brackets(visible[0].type.name) == want:
+            return None
+        rtype = self._type_by_name(want)
+        if rtype is None:
+            return None
+        return Parameter("", rtype, False, None)
 
     def _parameters(self, die) -> tuple[list[Parameter], list[Parameter]]:
         origin = self.index.origin(die)

@@ -47,7 +47,7 @@ class GoProgram:
 
     @cached_property
     def functions(self) -> FunctionTable:
-        return FunctionTable(self.binary, self.index)
+        return FunctionTable(self.binary, self.index, type_by_name=self._type_or_none)
 
     def function(self, query: str) -> Function:
         sym = lookup(self.binary.function_symbols, query)
@@ -84,6 +84,11 @@ class GoProgram:
                     # the first DIE of a name is the outermost (typedef before its structure)
                     names.setdefault(name, die.offset)
         return names
+
+    def _type_or_none(self, name: str) -> GoType | None:
+        """The type of exactly this name (no short forms), or None."""
+        offset = self._types_by_name.get(name)
+        return self.index.types.type_at(offset) if offset is not None else None
 
     def type_named(self, name: str) -> GoType:
         names = self._types_by_name

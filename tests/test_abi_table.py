@@ -112,3 +112,24 @@ def test_spills_witness_the_register_assignment():
                         assert ev.spills.agrees, f"go{v} {arch} {fn.name}: {ev.spills.detail}"
                         checked += 1
     assert checked > 300, checked
+
+
+@pytest.mark.matrix
+@pytest.mark.parametrize("go", go_versions() or ["1.22"])
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+def test_missing_receiver_recovered_from_the_symbol(go, arch):
+    """Before Go 1.22 the compiler-generated wrapper main.(*Pair).String (for the value method
+    Pair.String) has no receiver DIE. The receiver is put back from the symbol's `(*Pair)`; by
+    hand: ABI0 receiver SP+8, result SP+16 SP+24; amd64 AX, AX BX; arm64 R0, R0 R1. The runtime's
+    argument-area size must then agree (the layout is not unknown)."""
+    path = FIXTURES / f"go{go}" / arch / "default" / "shapes"
+    require_file(path, "fixture binary")
+    with GoProgram(path) as prog:
+        fn = prog.function("main.(*Pair).String")
+        assert fn.receiver is not None and fn.receiver.type.name == "*main.Pair"
+        layout = layout_for(prog, fn)
+        assert layout.unknown is None, layout.unknown
+        got = [_pieces(loc) for loc in layout.inputs + layout.results]
+    want = {"ABI0": [["SP+8"], ["SP+16", "SP+24"]], "amd64": [["AX"], ["AX", "BX"]],
+            "arm64": [["R0"], ["R0", "R1"]]}["ABI0" if layout.abi == "ABI0" else arch]
+    assert got == want
