@@ -54,6 +54,7 @@ class ParamCheck:
     agrees: bool | None  # None: no evidence
     detail: str = ""
     known: str = ""  # a known Go DWARF defect that explains the disagreement
+    crossed: bool = False  # DWARF puts this value in another parameter's register, of another type
 
 
 @dataclass
@@ -214,6 +215,8 @@ def points_inside(loc: Location, sp_offset: int | None) -> bool:
         isinstance(p, StackSlot) and p.offset == sp_offset for p in loc.pieces)
 
 
+KNOWN_SWAPPED = ("DWARF names the register the ABI gives another parameter of the same type: it follows a "
+                 "value the function exchanges between parameters (math/big.(*Int).And: x, y = y, x)")
 KNOWN_REASSIGNED = ("DWARF's entry stack offsets run against the parameter order: it follows a value the "
                     "function reassigns from the entry on (math/big.(*Int).And swaps x and y); the layout in "
                     "declaration order stands")
@@ -223,13 +226,24 @@ def check_layout(dwarf, layout: FunctionLayout, arch: str) -> DwarfLocationRepor
     report = DwarfLocationReport()
     low_pc = layout.function.address
     offsets = []  # DWARF's first stack offset of each input, in list order (stack ABI)
+    owner = {p.register: loc for loc in layout.inputs for p in loc.pieces if isinstance(p, RegisterPiece)}
     for loc in layout.inputs:
         die = loc.param.die
         if die is None:
             report.checks.append(ParamCheck(loc.name, _computed_text(loc), None, None, "not in DWARF"))
             continue
         pieces = entry_location(dwarf, die, low_pc, arch)
-        report.checks.append(compare(loc, pieces))
+        check = compare(loc, pieces)
+        report.checks.append(check)
+        if check.agrees is False and not check.known and loc.in_registers:
+            # registers DWARF names for this value that the ABI gives to other parameters
+            others = [owner.get(p.register) for p in pieces or [] if p.register is not None]
+            others = [o for o in others if o is not None and o is not loc]
+            if others and len(others) == len([p for p in pieces if p.register]):
+                if all(o.param.type.name == loc.param.type.name for o in others):
+                    check.known = KNOWN_SWAPPED
+                else:
+                    check.crossed = True  # a value of another type: the parameter order itself is in doubt
         first = next((p.sp_offset for p in pieces or [] if p.sp_offset is not None), None)
         if first is not None and not loc.in_registers:
             offsets.append(first)

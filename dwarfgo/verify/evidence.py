@@ -43,12 +43,15 @@ def layout_for(prog, fn: Function) -> FunctionLayout:
     version = prog.index.version_tuple
     regabi = fn.regabi
     layout = assign(fn, arch, regabi, version, dict_type=_dict_type(prog, fn))
-    if layout.unknown is None and (not _guard_args_size(prog, layout) or layout.abi == "ABI0"):
-        # DWARF's own entry locations witness the parameter list and its order: always on the
-        # stack ABI, where they are exact at entry (Go 1.15 on ppc64le lists parameters out of
-        # declaration order, with the same total size); elsewhere when the function table has
-        # no argument-area size
-        _guard_dwarf_gaps(prog, layout)
+    if layout.unknown is None:
+        sized = _guard_args_size(prog, layout)
+        if layout.unknown is None:
+            # DWARF's own entry locations witness the parameter list and its order: on the stack
+            # ABI, where they are exact at entry (Go 1.15 on ppc64le lists parameters out of
+            # declaration order, with the same total size); without an argument-area size; and,
+            # on the register ABI, where DWARF puts a value in another parameter's register of
+            # another type (no reassignment does that)
+            _guard_dwarf_gaps(prog, layout, strict=layout.abi == "ABI0" or not sized)
     return layout
 
 
@@ -69,7 +72,7 @@ def _guard_args_size(prog, layout) -> bool:
     return True
 
 
-def _guard_dwarf_gaps(prog, layout) -> None:
+def _guard_dwarf_gaps(prog, layout, strict: bool = True) -> None:
     """DWARF's entry locations must match the computed ones. A disagreement other than Go's
     known defects means the parameter list is not what the function receives: then no
     location can be trusted."""
@@ -77,6 +80,8 @@ def _guard_dwarf_gaps(prog, layout) -> None:
     for c in report.disagreements:
         if c.known:
             continue
+        if not strict and not c.crossed:
+            continue  # register DWARF of reassigned values is unreliable; only a crossed type is decisive
         layout.unknown = (f"DWARF places {c.name} at {c.dwarf} but the ABI puts it at {c.computed}: this Go "
                           f"version's DWARF lacks a parameter or lists them out of declaration order")
         return
