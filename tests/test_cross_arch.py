@@ -14,8 +14,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import FIXTURES, go_versions, require_file
-from dwarfgo.abi.assign import RegisterPiece
 from dwarfgo.program import GoProgram
+from test_abi_table import hand_table_problems
 from dwarfgo.verify.evidence import gather, layout_for
 
 CROSS_VERSIONS = ("1.15", "1.21", "1.22", "1.25", "1.26", "1.27")  # as scripts/build-fixtures
@@ -82,10 +82,6 @@ def _builds():
     return out
 
 
-def _pieces(loc) -> list[str]:
-    return [p.register if isinstance(p, RegisterPiece) else f"SP+{p.offset}" for p in loc.pieces]
-
-
 @pytest.mark.matrix
 @pytest.mark.parametrize("go, arch", _builds(), ids=[f"go{v}-{a}" for v, a in _builds()])
 def test_cross_arch_locations(go, arch):
@@ -98,16 +94,7 @@ def test_cross_arch_locations(go, arch):
         assert prog.binary.arch == arch
         main_unit = next(u for u in prog.index.units if u.name == "main")
         assert main_unit.regabi == regabi, f"producer {main_unit.producer!r}"
-        for func, expected in table.items():
-            fn = prog.function(func)
-            layout = layout_for(prog, fn)
-            assert layout.abi == ("ABIInternal" if regabi else "ABI0"), f"{func}: {layout.abi}"
-            assert layout.unknown is None, f"{func}: {layout.unknown}"
-            names = fn.display_names()
-            got = {names[id(loc.param)]: _pieces(loc) for loc in layout.inputs + layout.results}
-            for name, want in expected.items():
-                if got.get(name) != want:
-                    problems.append(f"{func} {name}: computed {got.get(name)}, by hand {want}")
+        problems += hand_table_problems(prog, table, "ABIInternal" if regabi else "ABI0")
         for fn in prog.matching("main.*"):
             ev = gather(prog, fn, machine=False)
             for c in ev.dwarf.checks:

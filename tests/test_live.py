@@ -38,6 +38,15 @@ def bpftrace_path(version: str) -> str:
     return str(TOOLCHAINS / "bin" / f"bpftrace-{version}")
 
 
+def installed_bpftrace(bt: str) -> tuple[str, str]:
+    """(version, path) of bpftrace `bt` ("0.17", "newest", ...); a missing one is a skip, or in CI
+    (DWARFGO_REQUIRE_LIVE=1) a failure."""
+    version = newest_bpftrace() if bt == "newest" else bt
+    path = bpftrace_path(version)
+    _need(os.path.exists(path), f"bpftrace {version} not installed (run scripts/install-toolchains)")
+    return version, path
+
+
 def newest_bpftrace() -> str:
     f = TOOLCHAINS / "bpftrace-versions"
     versions = f.read_text().split() if f.is_file() else []
@@ -139,9 +148,7 @@ MATRIX = [(v, bt) for v in (go_versions() or ["1.22"]) for bt in ("0.17", "newes
 def test_shapes_values_exact(go, bt):
     binary = FIXTURES / f"go{go}" / "amd64" / "default" / "shapes"
     _live_preconditions(binary)
-    version = newest_bpftrace() if bt == "newest" else bt
-    path = bpftrace_path(version)
-    _need(os.path.exists(path), f"bpftrace {version} not installed (run scripts/install-toolchains)")
+    version, path = installed_bpftrace(bt)
     ret = version != "0.17"  # 0.17 has no offset probes: RET sites cannot be probed there
     funcs = _function_names(reported_calls(binary), binary)
     report, events, errors, rc = trace_fixture(binary, funcs, path, ret)
@@ -166,9 +173,9 @@ def test_one_event_per_call(fixture, bt):
     for go in (versions[0], versions[-1]):
         binary = FIXTURES / f"go{go}" / "amd64" / "default" / fixture
         _live_preconditions(binary)
-        version = newest_bpftrace() if bt == "newest" else bt
+        version, path = installed_bpftrace(bt)
         funcs = _function_names(reported_calls(binary), binary)
-        report, events, errors, rc = trace_fixture(binary, funcs, bpftrace_path(version), ret=version != "0.17")
+        report, events, errors, rc = trace_fixture(binary, funcs, path, ret=version != "0.17")
         assert rc == 0, "\n".join(errors[-20:])
         tally, problems = compare_run(report, events, with_results=version != "0.17",
                                       repeats_allowed=version == "0.17")
@@ -218,13 +225,13 @@ def test_unreadable_memory_is_unavailable_never_zero(bt):
     """A pointer into a page that is not present, and one to an unmapped address: bpftrace's read
     fails and gives zeros; dwarfgo must show those values as unavailable (the read failed), and
     the same pointer's values exactly once the page is present (fixtures/coldmem)."""
-    version = newest_bpftrace() if bt == "newest" else bt
+    version, path = installed_bpftrace(bt)
     checked = 0
     versions = go_versions() or ["1.22"]
     for go in versions:
         binary = FIXTURES / f"go{go}" / "amd64" / "default" / "coldmem"
         _live_preconditions(binary)
-        report, events, errors, rc = trace_fixture(binary, ["main.Touch"], bpftrace_path(version), ret=False,
+        report, events, errors, rc = trace_fixture(binary, ["main.Touch"], path, ret=False,
                                                    fixture_args=("-n", "3"))
         assert rc == 0, "\n".join(errors[-20:])
         assert not [e for e in errors if "could not be tied" in e], errors
@@ -253,9 +260,9 @@ def test_pie_values_exact(go):
     bias; func values and interfaces' dynamic types must still be named exactly."""
     binary = FIXTURES / f"go{go}" / "amd64" / "pie" / "shapes"
     _live_preconditions(binary)
-    version = newest_bpftrace()
+    version, path = installed_bpftrace("newest")
     funcs = _function_names(reported_calls(binary), binary)
-    report, events, errors, rc = trace_fixture(binary, funcs, bpftrace_path(version), True)
+    report, events, errors, rc = trace_fixture(binary, funcs, path, True)
     assert rc == 0, "\n".join(errors[-20:])
     tally, problems = compare_run(report, events, with_results=True, repeats_allowed=False)
     SUMMARY.append((f"pie go{go}/bpftrace{version}", tally.checked, tally.unavailable_count(), tally.truncated,

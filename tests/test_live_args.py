@@ -14,8 +14,7 @@ import re
 import pytest
 
 from conftest import FIXTURES, go_versions
-from test_live import (_live_preconditions, _need, bpftrace_path, newest_bpftrace, reported_calls,
-                       trace_fixture)
+from test_live import _live_preconditions, installed_bpftrace, reported_calls, trace_fixture
 
 # (function, expressions); every function exists in every Go version of the matrix
 SELECTIONS = {
@@ -74,15 +73,14 @@ MATRIX = [(v, "newest") for v in _VERSIONS] + [(v, "0.17") for v in sorted({_VER
 def test_args_expressions_exact(go, bt):
     binary = FIXTURES / f"go{go}" / "amd64" / "default" / "shapes"
     _live_preconditions(binary)
-    version = newest_bpftrace() if bt == "newest" else bt
-    _need(__import__("os").path.exists(bpftrace_path(version)), f"bpftrace {version} not installed")
+    version, path = installed_bpftrace(bt)
     funcs = list(SELECTIONS)
     exprs = sorted({e for es in SELECTIONS.values() for e in es})
     trace_args = [a for e in exprs for a in ("--args", e)]
     # the report names functions as the fixture calls them; every one here is in the report
     report = [r for r in reported_calls(binary) if r["func"] in SELECTIONS]
     assert {r["func"] for r in report} == set(SELECTIONS)
-    _, events, errors, rc = trace_fixture(binary, funcs, bpftrace_path(version), ret=False, trace_args=trace_args,
+    _, events, errors, rc = trace_fixture(binary, funcs, path, ret=False, trace_args=trace_args,
                                           calls_traced=lambda rep: sum(r["func"] in SELECTIONS for r in rep))
     assert rc == 0, "\n".join(errors[-20:])
     calls = sorted((e for e in events if e["event"] == "call"), key=lambda e: e["ts"])

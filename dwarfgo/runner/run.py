@@ -107,23 +107,24 @@ class BpftraceRun:
                 os.killpg(self.proc.pid, signal.SIGINT)
             except ProcessLookupError:
                 return
-            killer = threading.Timer(grace, self._kill)
-            killer.daemon = True
-            killer.start()
-            threading.Thread(target=self._resend_while_polling, args=(grace,), daemon=True).start()
+            threading.Thread(target=self._watch_stop, args=(grace,), daemon=True).start()
 
-    def _resend_while_polling(self, grace: float) -> None:
+    def _watch_stop(self, grace: float) -> None:
+        """Until bpftrace exits: SIGINT again while it polls; SIGKILL once `grace` has passed."""
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            time.sleep(2.0)
+        while True:
+            time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
             if self.proc.poll() is not None:
                 return
+            if time.monotonic() >= deadline:
+                break
             if _main_thread_wchan(self.proc.pid) == "do_epoll_wait":
                 self.signals_resent += 1
                 try:
                     os.killpg(self.proc.pid, signal.SIGINT)
                 except ProcessLookupError:
                     return
+        self._kill()
 
     def _kill(self) -> None:
         if self.proc.poll() is None:

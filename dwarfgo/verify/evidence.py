@@ -37,12 +37,19 @@ class AbiEvidence:
 
 
 def layout_for(prog, fn: Function) -> FunctionLayout:
+    return _layout_and_dwarf(prog, fn)[0]
+
+
+def _layout_and_dwarf(prog, fn: Function) -> tuple[FunctionLayout, DwarfLocationReport | None]:
+    """The computed layout, guarded by its witnesses, and DWARF's report on it when the guard
+    read DWARF (so that gather() does not read it again)."""
     arch = arch_abi(prog.binary.arch)
     if arch is None:
         raise DwarfgoError(f"architecture {prog.binary.arch} has no register table in dwarfgo")
     version = prog.index.version_tuple
     regabi = fn.regabi
     layout = assign(fn, arch, regabi, version, dict_type=_dict_type(prog, fn))
+    report = None
     if layout.unknown is None:
         sized = _guard_args_size(prog, layout)
         if layout.unknown is None:
@@ -51,8 +58,8 @@ def layout_for(prog, fn: Function) -> FunctionLayout:
             # declaration order, with the same total size); without an argument-area size; and,
             # on the register ABI, where DWARF puts a value in another parameter's register of
             # another type (no reassignment does that)
-            _guard_dwarf_gaps(prog, layout, strict=layout.abi == "ABI0" or not sized)
-    return layout
+            report = _guard_dwarf_gaps(prog, layout, strict=layout.abi == "ABI0" or not sized)
+    return layout, report
 
 
 def _guard_args_size(prog, layout) -> bool:
@@ -72,10 +79,11 @@ def _guard_args_size(prog, layout) -> bool:
     return True
 
 
-def _guard_dwarf_gaps(prog, layout, strict: bool = True) -> None:
+def _guard_dwarf_gaps(prog, layout, strict: bool) -> DwarfLocationReport:
     """DWARF's entry locations must match the computed ones. A disagreement other than Go's
-    known defects means the parameter list is not what the function receives: then no
-    location can be trusted."""
+    known defects (strict), or one that puts a value in another parameter's register of another
+    type (not strict), means the parameter list is not what the function receives: then no
+    location can be trusted. Returns DWARF's report."""
     report = check_layout(prog.index.dwarf, layout, prog.binary.arch)
     for c in report.disagreements:
         if c.known:
@@ -84,7 +92,8 @@ def _guard_dwarf_gaps(prog, layout, strict: bool = True) -> None:
             continue  # register DWARF of reassigned values is unreliable; only a crossed type is decisive
         layout.unknown = (f"DWARF places {c.name} at {c.dwarf} but the ABI puts it at {c.computed}: this Go "
                           f"version's DWARF lacks a parameter or lists them out of declaration order")
-        return
+        break
+    return report
 
 
 def _dict_type(prog, fn: Function):
@@ -98,8 +107,9 @@ def _dict_type(prog, fn: Function):
 
 
 def gather(prog, fn: Function, machine: bool = True) -> AbiEvidence:
-    layout = layout_for(prog, fn)
-    dwarf = check_layout(prog.index.dwarf, layout, prog.binary.arch)
+    layout, dwarf = _layout_and_dwarf(prog, fn)
+    if dwarf is None:
+        dwarf = check_layout(prog.index.dwarf, layout, prog.binary.arch)
     mreport = spills = None
     if machine and prog.binary.arch in ("amd64", "arm64") and fn.symbol.size:
         mreport = analyze(prog.binary, fn.address, fn.symbol.size)
