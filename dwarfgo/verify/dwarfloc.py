@@ -9,6 +9,7 @@ builds emit no padding pieces).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from elftools.dwarf.dwarf_expr import DWARFExprParser
@@ -41,9 +42,11 @@ class DwarfPiece:
     register: str | None = None
     sp_offset: int | None = None
 
+    def place(self) -> str:
+        return self.register or (f"SP+{self.sp_offset}" if self.sp_offset is not None else "?")
+
     def text(self) -> str:
-        where = self.register or (f"SP+{self.sp_offset}" if self.sp_offset is not None else "?")
-        return where if self.size is None else f"{where}:{self.size}"
+        return self.place() if self.size is None else f"{self.place()}:{self.size}"
 
 
 @dataclass
@@ -178,26 +181,69 @@ def compare(loc: Location, dwarf_pieces: list[DwarfPiece] | None) -> ParamCheck:
             return ParamCheck(loc.name, computed, text, not missing,
                               described if not missing else "DWARF parts " + ", ".join(missing) + " are no leaf")
     elif len(dwarf_pieces) > len(loc.pieces):
-        # Go 1.19-1.21: some register values list a piece repeatedly, with undescribed holes
-        described_pieces = [p for p in dwarf_pieces if p.register is not None or p.sp_offset is not None]
-        deduped = [p for i, p in enumerate(described_pieces) if i == 0 or p != described_pieces[i - 1]]
-        if len(deduped) == len(loc.pieces):
-            check = compare(loc, deduped)
-            if check.agrees:
+        # Go 1.19-1.21: some values list a piece repeatedly, or with an undescribed hole
+        for aligned in repeat_alignments(loc, dwarf_pieces):
+            if not mismatched_pieces(loc, aligned):
                 return ParamCheck(loc.name, computed, text, False, "DWARF repeats pieces", known=KNOWN_REPEATED_PIECE)
         return ParamCheck(loc.name, computed, text, False,
                           f"{len(dwarf_pieces)} DWARF pieces for {len(loc.pieces)} leaves")
-    bad = []
-    for mine, theirs in zip(loc.pieces, dwarf_pieces):
-        if theirs.register is None and theirs.sp_offset is None:
-            continue  # part not described
-        if isinstance(mine, RegisterPiece):
-            if theirs.register != mine.register:
-                bad.append(f"{mine.leaf.path or 'value'}: {mine.register} vs DWARF {theirs.text()}")
-        elif isinstance(mine, StackSlot):
-            if theirs.sp_offset != mine.offset:
-                bad.append(f"{mine.leaf.path or 'value'}: SP+{mine.offset} vs DWARF {theirs.text()}")
+    bad = [f"{mine.leaf.path or 'value'}: {_where(mine)} vs DWARF {theirs.text()}"
+           for mine, theirs in mismatched_pieces(loc, dwarf_pieces)]
     return ParamCheck(loc.name, computed, text, not bad, "; ".join(bad) or described)
+
+
+def _where(piece) -> str:
+    return piece.register if isinstance(piece, RegisterPiece) else f"SP+{piece.offset}"
+
+
+def _same_place(piece, theirs: DwarfPiece) -> bool:
+    if isinstance(piece, RegisterPiece):
+        return theirs.register == piece.register
+    return theirs.register is None and theirs.sp_offset == piece.offset
+
+
+def mismatched_pieces(loc: Location, aligned: list[DwarfPiece]) -> list[tuple]:
+    """(computed piece, DWARF piece) pairs, in leaf order, where a described DWARF piece is elsewhere."""
+    return [(mine, theirs) for mine, theirs in zip(loc.pieces, aligned)
+            if (theirs.register is not None or theirs.sp_offset is not None) and not _same_place(mine, theirs)]
+
+
+def repeat_alignments(loc: Location, dwarf_pieces: list[DwarfPiece]):
+    """The ways to read DWARF's surplus pieces as Go 1.19-1.21's repeats: drop exactly the surplus
+    number of pieces, each an undescribed hole or a repeat of the piece before it."""
+    surplus = len(dwarf_pieces) - len(loc.pieces)
+    if surplus <= 0:
+        return
+    # every hole and every repeat dropped (the usual shape: `AX:8 AX:8 BX:8 CX:8`)
+    described = [p for p in dwarf_pieces if p.register is not None or p.sp_offset is not None]
+    collapsed = [p for i, p in enumerate(described) if i == 0 or p != described[i - 1]]
+    if len(collapsed) == len(loc.pieces):
+        yield collapsed
+    droppable = [i for i, p in enumerate(dwarf_pieces)
+                 if (p.register is None and p.sp_offset is None) or (i and p == dwarf_pieces[i - 1])]
+    if len(droppable) < surplus or len(droppable) > 12:
+        return
+    for drop in itertools.combinations(droppable, surplus):
+        yield [p for i, p in enumerate(dwarf_pieces) if i not in drop]
+
+
+def merged_lengths(loc: Location, dwarf_pieces: list[DwarfPiece], layout: FunctionLayout) -> bool:
+    """golang/go#48405: DWARF gives a slice's (or string's) .len or .cap the place of another int the
+    function receives (the other's .len, or the same slice's len as its cap): it follows a value the
+    optimiser merged with an equal one later in the function. True when that explains every
+    disagreeing piece, after Go 1.19-1.21's repeats are read as such."""
+    ints = {}
+    for other in layout.inputs:
+        for piece in other.pieces:
+            ints.setdefault((piece.leaf.type_name, _where(piece)), []).append(piece)
+    alignments = [dwarf_pieces] if len(dwarf_pieces) == len(loc.pieces) else list(repeat_alignments(loc, dwarf_pieces))
+    for aligned in alignments:
+        bad = mismatched_pieces(loc, aligned)
+        if bad and all(mine.leaf.path.endswith((".len", ".cap")) and mine.leaf.type_name == "int"
+                       and any(p is not mine for p in ints.get(("int", theirs.place()), []))
+                       for mine, theirs in bad):
+            return True
+    return False
 
 
 KNOWN_REPEATED_PIECE = ("Go 1.19-1.21 DWARF repeats register pieces of some multi-register values (with "
@@ -215,6 +261,8 @@ def points_inside(loc: Location, sp_offset: int | None) -> bool:
         isinstance(p, StackSlot) and p.offset == sp_offset for p in loc.pieces)
 
 
+KNOWN_MERGED_LENGTH = ("golang/go#48405: DWARF gives a slice's len or cap the place of another int "
+                       "argument it is later merged with (math/big.nat.expNNMontgomery: len(x) == len(m))")
 KNOWN_SWAPPED = ("DWARF names the register the ABI gives another parameter of the same type: it follows a "
                  "value the function exchanges between parameters (math/big.(*Int).And: x, y = y, x)")
 KNOWN_REASSIGNED = ("DWARF's entry stack offsets run against the parameter order: it follows a value the "
@@ -235,6 +283,8 @@ def check_layout(dwarf, layout: FunctionLayout, arch: str) -> DwarfLocationRepor
         pieces = entry_location(dwarf, die, low_pc, arch)
         check = compare(loc, pieces)
         report.checks.append(check)
+        if check.agrees is False and not check.known and pieces and merged_lengths(loc, pieces, layout):
+            check.known = KNOWN_MERGED_LENGTH
         if check.agrees is False and not check.known and loc.in_registers:
             # registers DWARF names for this value that the ABI gives to other parameters
             others = [owner.get(p.register) for p in pieces or [] if p.register is not None]

@@ -1,0 +1,92 @@
+"""The classification of Go's DWARF location defects, on location lists seen in real binaries.
+
+Each case is a parameter's computed location (Go's ABI rules applied by hand to the source
+signature) and the entry pieces DWARF gave it in `cmd/compile` built by that Go version,
+copied from `scripts/agreement-report --list`. The verdicts are the reading of those lists:
+which are a known Go defect, and which stay unexplained.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from dwarfgo.abi.assign import Leaf, Location, RegisterPiece, StackSlot
+from dwarfgo.verify.dwarfloc import KNOWN_REPEATED_PIECE, DwarfPiece, compare, merged_lengths
+
+SLICE = ((".array", 0, "*uint"), (".len", 8, "int"), (".cap", 16, "int"))
+
+
+def _slice(name: str, *places) -> Location:
+    pieces = []
+    for (path, off, type_name), place in zip(SLICE, places):
+        leaf = Leaf(path, off, 8, type_name, False)
+        pieces.append(StackSlot(leaf, place) if isinstance(place, int) else RegisterPiece(leaf, place, place.lower()))
+    return Location(SimpleNamespace(name=name), not isinstance(places[0], int), pieces)
+
+
+def _dwarf(text: str) -> list[DwarfPiece]:
+    out = []
+    for word in text.split():
+        place, size = word.split(":")
+        if place == "?":
+            out.append(DwarfPiece(int(size)))
+        elif place.startswith("SP+"):
+            out.append(DwarfPiece(int(size), sp_offset=int(place[3:])))
+        else:
+            out.append(DwarfPiece(int(size), register=place))
+    return out
+
+
+def _exp_nn_montgomery():
+    """math/big: func (z nat) expNNMontgomery(x, y, m nat) nat, amd64 register ABI: nine integer
+    registers hold z, x and y; m goes to the stack."""
+    z = _slice("z", "AX", "BX", "CX")
+    x = _slice("x", "DI", "SI", "R8")
+    y = _slice("y", "R9", "R10", "R11")
+    m = _slice("m", 8, 16, 24)
+    return x, SimpleNamespace(inputs=[z, x, y, m])
+
+
+def test_slice_lengths_in_another_ints_place_are_golang_48405():
+    x, layout = _exp_nn_montgomery()
+    # Go 1.22: len(x) and cap(x) at m's len slot (the function makes len(x) == len(m))
+    pieces = _dwarf("DI:8 SP+16:8 SP+16:8")
+    assert compare(x, pieces).agrees is False
+    assert merged_lengths(x, pieces, layout)
+    # Go 1.19: the same, with the pointer piece repeated (that version's other defect)
+    assert merged_lengths(x, _dwarf("DI:8 DI:8 SP+16:8 SP+16:8"), layout)
+
+
+def test_a_cap_at_its_own_len_is_golang_48405():
+    # cmd/compile/internal/noder.(*genInst).getInstantiation, Go 1.19: shapes in CX DI SI
+    shapes = _slice("shapes", "CX", "DI", "SI")
+    assert merged_lengths(shapes, _dwarf("CX:8 DI:8 DI:8"), SimpleNamespace(inputs=[shapes]))
+
+
+def test_other_disagreements_stay_unexplained():
+    x, layout = _exp_nn_montgomery()
+    # a length in the place of a pointer (y's array) is no merged length
+    assert not merged_lengths(x, _dwarf("DI:8 R9:8 R8:8"), layout)
+    # the pointer itself elsewhere: not this defect
+    assert not merged_lengths(x, _dwarf("R9:8 SI:8 R8:8"), layout)
+    # a length in a place no argument has
+    assert not merged_lengths(x, _dwarf("DI:8 R12:8 R8:8"), layout)
+    # types2.(*Checker).infer tparams, Go 1.19: after reading the repeats, the len is in the
+    # pointer's register: left unexplained (the morestack spills witness SI R8 R9)
+    tparams = _slice("tparams", "SI", "R8", "R9")
+    pieces = _dwarf("SI:8 ?:8 SI:8 SI:8 R8:8 R8:8")
+    assert compare(tparams, pieces).known == ""
+    assert not merged_lengths(tparams, pieces, SimpleNamespace(inputs=[tparams]))
+
+
+def test_repeated_pieces_and_holes_read_as_go_119_repeats():
+    a = _slice("a", "AX", "BX", "CX")
+    assert compare(a, _dwarf("AX:8 AX:8 BX:8 CX:8")).known == KNOWN_REPEATED_PIECE
+    # an undescribed hole among the pieces (types2.(*Checker).infer targs, Go 1.19)
+    targs = _slice("targs", 8, 16, 24)
+    check = compare(targs, _dwarf("?:8 SP+8:8 ?:8 ?:8 ?:8 ?:8 ?:8 ?:8 SP+8:8 SP+16:8 SP+24:8"))
+    assert check.known == KNOWN_REPEATED_PIECE, check
+    # surplus pieces that are neither holes nor repeats are not explained
+    assert compare(a, _dwarf("AX:8 DI:8 BX:8 CX:8")).known == ""
+    # agreeing pieces agree
+    assert compare(a, _dwarf("AX:8 BX:8 CX:8")).agrees is True
