@@ -71,12 +71,20 @@ def test_other_disagreements_stay_unexplained():
     assert not merged_lengths(x, _dwarf("R9:8 SI:8 R8:8"), layout)
     # a length in a place no argument has
     assert not merged_lengths(x, _dwarf("DI:8 R12:8 R8:8"), layout)
-    # types2.(*Checker).infer tparams, Go 1.19: after reading the repeats, the len is in the
-    # pointer's register: left unexplained (the morestack spills witness SI R8 R9)
+    # repeats that leave a length in a pointer's register
+    tparams = _slice("tparams", "SI", "R8", "R9")
+    assert not merged_lengths(tparams, _dwarf("SI:8 ?:8 SI:8 R9:8"), SimpleNamespace(inputs=[tparams]))
+
+
+def test_repeats_across_a_hole_then_golang_48405():
+    # types2.(*Checker).infer tparams, Go 1.19: `SI ? SI SI R8 R8`. Read as the pointer, a hole
+    # and its two repeats dropped, the cap (unused, R9) is given the len's R8. The machine code
+    # agrees with R8 = len(tparams): `TEST R8, R8` then `CMP R8, len(targs)` for
+    # assert(n > 0 && n >= len(targs)), and the morestack spills store SI R8 R9.
     tparams = _slice("tparams", "SI", "R8", "R9")
     pieces = _dwarf("SI:8 ?:8 SI:8 SI:8 R8:8 R8:8")
     assert compare(tparams, pieces).known == ""
-    assert not merged_lengths(tparams, pieces, SimpleNamespace(inputs=[tparams]))
+    assert merged_lengths(tparams, pieces, SimpleNamespace(inputs=[tparams]))
 
 
 def test_repeated_pieces_and_holes_read_as_go_119_repeats():

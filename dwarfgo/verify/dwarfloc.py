@@ -210,7 +210,7 @@ def mismatched_pieces(loc: Location, aligned: list[DwarfPiece]) -> list[tuple]:
 
 def repeat_alignments(loc: Location, dwarf_pieces: list[DwarfPiece]):
     """The ways to read DWARF's surplus pieces as Go 1.19-1.21's repeats: drop exactly the surplus
-    number of pieces, each an undescribed hole or a repeat of the piece before it."""
+    number of pieces, each an undescribed hole or a repeat of the last described piece before it."""
     surplus = len(dwarf_pieces) - len(loc.pieces)
     if surplus <= 0:
         return
@@ -219,8 +219,14 @@ def repeat_alignments(loc: Location, dwarf_pieces: list[DwarfPiece]):
     collapsed = [p for i, p in enumerate(described) if i == 0 or p != described[i - 1]]
     if len(collapsed) == len(loc.pieces):
         yield collapsed
-    droppable = [i for i, p in enumerate(dwarf_pieces)
-                 if (p.register is None and p.sp_offset is None) or (i and p == dwarf_pieces[i - 1])]
+    droppable, previous = [], None  # holes, and repeats of the last described piece
+    for i, p in enumerate(dwarf_pieces):
+        if p.register is None and p.sp_offset is None:
+            droppable.append(i)
+            continue
+        if p == previous:
+            droppable.append(i)
+        previous = p
     if len(droppable) < surplus or len(droppable) > 12:
         return
     for drop in itertools.combinations(droppable, surplus):
