@@ -142,10 +142,13 @@ def split_symbol(name: str) -> tuple[str, str | None, str]:
 
     `github.com/a/b%2ec.(*T[go.shape.int]).M` -> ('github.com/a/b%2ec', '(*T[go.shape.int])', 'M')
     `main.main.func1` -> ('main', None, 'main.func1')  (receiver is decided from DWARF later).
+    `type:.eq.main.T` -> ('', None, 'type:.eq.main.T')  (compiler-generated, per type).
     Brackets of generic instantiations may contain dots and slashes; they are skipped.
     """
     if name.endswith(".abi0"):
         name = name[:-5]
+    if name.startswith(_TYPE_FUNCTION_PREFIXES):
+        return "", None, name  # `type:.eq.main.T`: the compiler's per-type function, of no package
     slash = name.rfind("/", 0, _first_bracket(name))
     dot = name.find(".", slash + 1)
     if dot < 0:
@@ -155,6 +158,10 @@ def split_symbol(name: str) -> tuple[str, str | None, str]:
     if len(parts) >= 2 and parts[0].startswith("("):
         return pkg, parts[0], ".".join(parts[1:])
     return pkg, None, rest
+
+
+# equality and hash functions the compiler generates per type (`type..` before Go 1.20)
+_TYPE_FUNCTION_PREFIXES = ("type:.", "type..")
 
 
 def _first_bracket(name: str) -> int:

@@ -74,6 +74,8 @@ def suggest(query: str, names: list[str], n: int = 5) -> list[str]:
 def compile_pattern(pattern: str | None, regex: bool = False):
     """A predicate on names: substring by default, glob when `*`/`?` are used as wildcards, or a regex.
 
+    A glob matches the whole name, or the name without its import path (`vault.(*B*).Put`).
+
     In a glob, `*` right after `(` is literal (Go's pointer receivers: `(*T).M`), and `[`
     is literal (generic instantiations).
     """
@@ -94,5 +96,6 @@ def compile_pattern(pattern: str | None, regex: bool = False):
         parts.append(".*" if pattern[i] == "*" else ".")
         last = i + 1
     parts.append(re.escape(pattern[last:]))
-    rx = re.compile("^" + "".join(parts) + "$")
+    # anchored at the whole name, or after an import path's last `/` (`types2.(*Checker).in*`)
+    rx = re.compile("^(?:.*/)?" + "".join(parts) + "$")
     return lambda name: rx.match(name) is not None

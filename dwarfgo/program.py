@@ -75,9 +75,21 @@ class GoProgram:
     # ------------------------------------------------------------ types by name
     @cached_property
     def _types_by_name(self) -> dict[str, int]:
-        """Go type name -> DIE offset, over every unit's top-level type DIEs (whole DWARF)."""
+        """Go type name -> DIE offset, over the top-level type DIEs of the unit(s) holding types.
+
+        Go's linker writes every type into the `runtime` unit, so that unit alone is read (a
+        whole-DWARF pass parses every DIE: 10 s on cmd/compile); a binary without one, or
+        without types in it, gets the whole pass."""
+        units = [u for u in self.index.units if u.name == "runtime"]
+        names = self._type_names(units)
+        if not names:
+            names = self._type_names(self.index.units)
+        return names
+
+    @staticmethod
+    def _type_names(units) -> dict[str, int]:
         names: dict[str, int] = {}
-        for unit in self.index.units:
+        for unit in units:
             for die in unit.unit.get_top_DIE().iter_children():
                 if die.tag in _TYPE_TAGS and "DW_AT_name" in die.attributes:
                     name = die.attributes["DW_AT_name"].value.decode("utf-8", "replace")

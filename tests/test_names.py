@@ -18,6 +18,9 @@ from dwarfgo.names import compile_pattern, lookup
         ("github.com/hashicorp/vault/vault.(*BarrierView).Put",
          ("github.com/hashicorp/vault/vault", "(*BarrierView)", "Put")),
         ("gopkg.in/yaml%2ev3.Marshal", ("gopkg.in/yaml%2ev3", None, "Marshal")),
+        # the compiler's per-type equality functions belong to no package
+        ("type:.eq.internal/abi.RegArgs", ("", None, "type:.eq.internal/abi.RegArgs")),
+        ("type..eq.[15]internal/cpu.option", ("", None, "type..eq.[15]internal/cpu.option")),
         ("main.Map[go.shape.int,go.shape.string]", ("main", None, "Map[go.shape.int,go.shape.string]")),
         ("main.(*Box[go.shape.struct { A int; B net/url.URL }]).Get",
          ("main", "(*Box[go.shape.struct { A int; B net/url.URL }])", "Get")),
@@ -74,6 +77,11 @@ def test_lookup_miss_suggests_nearest():
      "github.com/hashicorp/vault/vault.(*BarrierView).Get"),
     ("main.*", False, "main.handle", "runtime.main.func1"),
     ("main.Map[go.shape.*]", False, "main.Map[go.shape.int]", "main.Map"),
+    # a glob may leave out the import path, not part of a package name
+    ("types2.(*Checker).in*", False, "cmd/compile/internal/types2.(*Checker).infer",
+     "cmd/compile/internal/types2.(*Checker).exprInternal"),
+    ("vault.(*BarrierView).P*", False, "github.com/hashicorp/vault/vault.(*BarrierView).Put",
+     "github.com/hashicorp/vault/myvault.(*BarrierView).Put"),
     (r"^main\.(handle|Pair\.String)$", True, "main.Pair.String", "main.(*Pair).Set"),
 ])
 def test_patterns(pattern, regex, matches, rejects):
