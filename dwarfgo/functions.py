@@ -7,6 +7,8 @@ functions' out-of-line copies).
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -99,6 +101,16 @@ class Function:
     @property
     def is_generic_shape(self) -> bool:
         return "[go.shape." in self.name or "[go.shape" in self.name
+
+    @property
+    def is_closure(self) -> bool:
+        """A function literal (`F.func1`, `F.gowrap1`, `F.deferwrap1`), a method value (`T.M-fm`)
+        or a range-over-func body (`F-range1`): its captured variables, a generic function's
+        dictionary among them, come in the closure context, or, for a literal the compiler calls
+        directly, as parameters in DWARF's order."""
+        rest = split_symbol(self.name)[2]
+        last = _split_top_level(rest)[-1]
+        return "-" in rest or re.fullmatch(r"(?:func|gowrap|deferwrap)\d+", last) is not None
 
     def display_names(self) -> dict[int, str]:
         """A unique, readable name for every value (keyed by id of the Parameter): source names,

@@ -88,3 +88,21 @@ def test_patterns(pattern, regex, matches, rejects):
     pred = compile_pattern(pattern, regex)
     assert pred(matches)
     assert not pred(rejects)
+
+
+@pytest.mark.parametrize("name, closure", [
+    ("main.MakeAdder.func1", True),
+    ("crypto/internal/fips140/hmac.New[go.shape.*uint8].func1", True),
+    ("main.(*Store).Put.gowrap1", True),
+    ("main.(*Store).Put-fm", True),
+    ("main.Walk-range1", True),
+    ("main.Map[go.shape.int]", False),
+    ("main.(*Store).Put", False),
+    ("main.funcName", False),
+    ("main.function1", False),
+])
+def test_closures_are_told_by_name(name, closure):
+    # a closure's generic dictionary is captured, not a leading hidden argument
+    from dwarfgo.functions import Function
+
+    assert Function(Symbol(name, 0x1000, 16), None, [], []).is_closure is closure

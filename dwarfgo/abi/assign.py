@@ -213,7 +213,9 @@ def abi_inputs(fn: Function, version: tuple[int, int, int] | None, ptr_type: GoT
     first in Go 1.18-1.19, after the receiver from 1.21 (design notes §2)."""
     inputs = list(fn.inputs)
     dicts = [p for p in inputs if p.name == ".dict"]
-    if not dicts and not fn.is_generic_shape:
+    if fn.is_closure or (not dicts and not fn.is_generic_shape):
+        # a closure's dictionary is a captured variable: in the closure context, or where DWARF
+        # lists it when the compiler turned the captures into parameters (a literal called directly)
         return inputs
     if dicts:
         d = dicts[0]

@@ -98,7 +98,7 @@ def _guard_dwarf_gaps(prog, layout, strict: bool) -> DwarfLocationReport:
 
 def _dict_type(prog, fn: Function):
     """A pointer-sized type for a generic shape function's hidden dictionary when DWARF omits it."""
-    if not fn.is_generic_shape or any(p.name == ".dict" for p in fn.inputs):
+    if not fn.is_generic_shape or fn.is_closure or any(p.name == ".dict" for p in fn.inputs):
         return None
     try:
         return prog.type_named("*uint8")
