@@ -267,10 +267,13 @@ BufferOpt = typer.Option(None, "--buffer-pages", min=8, help="Per-CPU output buf
 AllArgsOpt = typer.Option(True, "--print-all-args/--no-args",
                           help="Print every argument (default), or none (--no-args: calls, returns and latency only).")
 ArgsOpt = typer.Option(None, "--args", "-a", metavar="EXPR",
-                       help="Print only these Go expressions of the arguments: p.Field.Sub (through pointers), "
-                            "xs[2], len(s), cap(s). Repeat or separate with commas. Each applies to the probed "
-                            "functions that have that parameter; a nil pointer or an index out of range shows "
-                            "as unavailable.")
+                       help="Print only these Go expressions: p.Field.Sub (through pointers), *p, (*p).f, "
+                            "xs[2], len(s), cap(s). Repeat or separate with commas. An expression of a "
+                            "parameter is printed on the call; one of a result (with --ret; an unnamed result "
+                            "is r0, r1, ... or its DWARF name ~r0) on the return. If any expression names a "
+                            "result, returns print only the selected results, else every result. Each applies "
+                            "to the probed functions that have that parameter or result; a nil pointer or an "
+                            "index out of range shows as unavailable.")
 BpftraceVersionOpt = typer.Option(None, "--bpftrace-version", help="Generate for this bpftrace version without running it.")
 
 
@@ -304,6 +307,8 @@ def probe(
       dwarfgo probe ./server main.handle --ret --bpftrace-version 0.27 -o handle.bt
 
       dwarfgo probe ./server main.handle --args 'req.URL.Path,len(req.Header)'
+
+      dwarfgo probe ./server main.handle --ret -a 'req.Method,(*resp).Status'
     """
     with _open(binary, debug_file) as prog:
         program, _ = _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid,

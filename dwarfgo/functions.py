@@ -126,6 +126,16 @@ class Function:
             names[id(r)] = r.name if not (r.is_blank or r.is_unnamed) else f"r{i}"
         return names
 
+    def names_of(self, values: list[Parameter]) -> dict[str, Parameter]:
+        """The names `--args` accepts for these values: each one's display name, and the DWARF name
+        `dwarfgo sig` shows for an unnamed or blank one (`~r0`, `~p1`)."""
+        display = self.display_names()
+        out = {display.get(id(p)) or p.name: p for p in values}
+        for p in values:
+            if p.name.startswith("~"):
+                out.setdefault(p.name, p)
+        return out
+
     def signature(self) -> str:
         """Go syntax: `func (st *main.Store) Put(k string, v []uint8) (int, error)`."""
         pkg, recv, short = split_symbol(self.name)

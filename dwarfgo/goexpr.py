@@ -1,12 +1,16 @@
 """The Go expressions `--args` accepts, parsed into a selection path.
 
-    expr  := path | "len(" path ")" | "cap(" path ")"
-    path  := IDENT { "." IDENT | "[" INT "]" }
+    expr    := path | "len(" path ")" | "cap(" path ")"
+    path    := "*" path | primary { "." IDENT | "[" INT "]" }
+    primary := IDENT | "(" path ")"
 
-`entry.Key`, `c.Addr.Port`, `xs[2].Name`, `len(buf)`, `cap(q)`. Selection through a
-pointer follows it (Go's automatic dereference of `p.f`), which the read plan turns
-into a guarded read: a nil pointer or an index past the length makes the value
-unavailable with that reason, never a read of address 0.
+`entry.Key`, `c.Addr.Port`, `xs[2].Name`, `len(buf)`, `cap(q)`, `*p`, `(*p).f`, `(*a)[1]`,
+`len(*p)`. IDENT names a parameter or, printed on the return event (`--ret`), a result
+(`sum`, or an unnamed one as `r0` or DWARF's `~r0`). Selection through a pointer follows
+it (Go's automatic dereference of `p.f`), as does an explicit `*p`; the read plan turns
+each into a guarded read: a nil pointer or an index past the length makes the value
+unavailable with that reason, never a read of address 0. Map indexing (`m["k"]`) is not
+supported: finding a key needs Go's hash function.
 """
 
 from __future__ import annotations
@@ -21,87 +25,127 @@ from .errors import DwarfgoError
 class FieldStep:
     name: str
 
-    def __str__(self) -> str:
-        return "." + self.name
-
 
 @dataclass(frozen=True)
 class IndexStep:
     index: int
 
-    def __str__(self) -> str:
-        return f"[{self.index}]"
+
+@dataclass(frozen=True)
+class DerefStep:
+    """`*x`: the value x points to."""
+
+
+Step = FieldStep | IndexStep | DerefStep
+
+_MAP_INDEX = "indexing a map needs Go's hash function; print len({}) or the map"
 
 
 @dataclass(frozen=True)
 class ArgExpr:
-    text: str  # as the user wrote it, normalised (no spaces)
-    root: str  # the parameter name
-    steps: tuple[FieldStep | IndexStep, ...]
+    text: str  # as the user wrote it, normalised (no spaces, no redundant parentheses)
+    root: str  # the parameter or result name
+    steps: tuple[Step, ...]  # applied to the root in order: `(*p).f` is (DerefStep(), FieldStep("f"))
     builtin: str | None = None  # "len", "cap" or None
 
     def path_text(self, upto: int | None = None) -> str:
-        steps = self.steps if upto is None else self.steps[:upto]
-        return self.root + "".join(str(s) for s in steps)
+        """Go syntax of the root with the first `upto` steps applied (all by default)."""
+        text, starred = self.root, False
+        for s in self.steps if upto is None else self.steps[:upto]:
+            if isinstance(s, DerefStep):
+                text, starred = "*" + text, True
+                continue
+            if starred:
+                text, starred = f"({text})", False
+            text += f".{s.name}" if isinstance(s, FieldStep) else f"[{s.index}]"
+        return text
 
 
-_TOKEN = re.compile(r"\s*(?:(?P<ident>[A-Za-z_\u00c0-\uffff][\w\u00c0-\uffff]*)|(?P<int>0[xX][0-9a-fA-F]+|\d+)"
-                    r"|(?P<punct>[.\[\]()]))")
+def map_index_error(text: str, map_path: str) -> DwarfgoError:
+    """The one error for every form of map indexing."""
+    return DwarfgoError(f"--args {text}: {_MAP_INDEX.format(map_path)}")
+
+
+_TOKEN = re.compile(r"\s*(?:(?P<ident>~?[A-Za-z_\u00c0-\uffff][\w\u00c0-\uffff]*)|(?P<int>0[xX][0-9a-fA-F]+|\d+)"
+                    r"|(?P<key>\"(?:[^\"\\]|\\.)*\"|`[^`]*`|'(?:[^'\\]|\\.)+')"
+                    r"|(?P<punct>[.\[\]()*]))")
+_WANT = {"ident": "a name", "int": "an integer index"}
+_HINT = "expressions are like a.b.c, xs[2], *p, (*p).f, len(s), cap(s)"
+
+
+class _Parser:
+    """Recursive descent over the tokens of one expression."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.tokens: list[tuple[str, str, int]] = []
+        stripped = text.rstrip()
+        pos = 0
+        while pos < len(stripped):
+            m = _TOKEN.match(stripped, pos)
+            if not m or m.end() == pos:
+                at = len(stripped) - len(stripped[pos:].lstrip())
+                self.fail(f"unexpected {stripped[at:at + 10]!r} at column {at + 1} ({_HINT})")
+            kind = m.lastgroup
+            self.tokens.append((kind, m.group(kind), m.start(kind)))
+            pos = m.end()
+        if not self.tokens:
+            raise DwarfgoError("--args: empty expression")
+        self.i = 0
+
+    def fail(self, why: str):
+        raise DwarfgoError(f"--args {self.text!r}: {why}")
+
+    def peek(self, ahead: int = 0) -> str | None:
+        j = self.i + ahead
+        return self.tokens[j][1] if j < len(self.tokens) else None
+
+    def expect(self, kind: str, value: str | None = None) -> str:
+        want = repr(value) if value else _WANT.get(kind, kind)
+        if self.i >= len(self.tokens):
+            self.fail(f"ends early, expected {want}")
+        k, v, at = self.tokens[self.i]
+        if k != kind or (value is not None and v != value):
+            self.fail(f"expected {want} at column {at + 1}, found {v!r}")
+        self.i += 1
+        return v
+
+    def expr(self) -> ArgExpr:
+        builtin = None
+        if self.tokens[0][0] == "ident" and self.peek() in ("len", "cap") and self.peek(1) == "(":
+            builtin, self.i = self.peek(), 2
+        root, steps = self.path()
+        if builtin:
+            self.expect("punct", ")")
+        if self.i < len(self.tokens):
+            _, v, at = self.tokens[self.i]
+            self.fail(f"unexpected {v!r} " + (f"after {builtin}(…)" if builtin else f"at column {at + 1} ({_HINT})"))
+        return ArgExpr("", root, tuple(steps), builtin)
+
+    def path(self) -> tuple[str, list[Step]]:
+        if self.peek() == "*":
+            self.i += 1
+            root, steps = self.path()
+            return root, steps + [DerefStep()]
+        if self.peek() == "(":
+            self.i += 1
+            root, steps = self.path()
+            self.expect("punct", ")")
+        else:
+            root, steps = self.expect("ident"), []
+        while self.peek() in (".", "["):
+            if self.expect("punct") == ".":
+                steps.append(FieldStep(self.expect("ident")))
+                continue
+            if self.i < len(self.tokens) and self.tokens[self.i][0] == "key":
+                self.fail(_MAP_INDEX.format(ArgExpr("", root, tuple(steps)).path_text()))
+            steps.append(IndexStep(int(self.expect("int"), 0)))
+            self.expect("punct", "]")
+        return root, steps
 
 
 def parse(text: str) -> ArgExpr:
     """Parse one `--args` expression; a DwarfgoError says what is wrong and where."""
-    tokens: list[tuple[str, str, int]] = []
-    pos = 0
-    stripped = text.rstrip()
-    while pos < len(stripped):
-        m = _TOKEN.match(stripped, pos)
-        if not m or m.end() == pos:
-            raise DwarfgoError(f"--args {text!r}: unexpected {stripped[pos:].strip()[:10]!r} at column {pos + 1} "
-                               f"(expressions are like a.b.c, xs[2], len(s), cap(s))")
-        kind = m.lastgroup
-        tokens.append((kind, m.group(kind), m.start(kind)))
-        pos = m.end()
-    if not tokens:
-        raise DwarfgoError("--args: empty expression")
-
-    i = 0
-
-    def expect(kind: str, value: str | None = None) -> str:
-        nonlocal i
-        if i >= len(tokens):
-            want = value or {"ident": "a name", "int": "an integer index"}.get(kind, kind)
-            raise DwarfgoError(f"--args {text!r}: ends early, expected {want}")
-        k, v, at = tokens[i]
-        if k != kind or (value is not None and v != value):
-            want = repr(value) if value else {"ident": "a name", "int": "an integer index"}.get(kind, kind)
-            raise DwarfgoError(f"--args {text!r}: expected {want} at column {at + 1}, found {v!r}")
-        i += 1
-        return v
-
-    builtin = None
-    if len(tokens) > 1 and tokens[0][0] == "ident" and tokens[0][1] in ("len", "cap") and tokens[1][1] == "(":
-        builtin = tokens[0][1]
-        i = 2
-    root = expect("ident")
-    steps: list[FieldStep | IndexStep] = []
-    while i < len(tokens):
-        k, v, at = tokens[i]
-        if v == ".":
-            i += 1
-            steps.append(FieldStep(expect("ident")))
-        elif v == "[":
-            i += 1
-            raw = expect("int")
-            steps.append(IndexStep(int(raw, 0)))
-            expect("punct", "]")
-        elif v == ")" and builtin:
-            break
-        else:
-            raise DwarfgoError(f"--args {text!r}: unexpected {v!r} at column {at + 1}")
-    if builtin:
-        expect("punct", ")")
-        if i < len(tokens):
-            raise DwarfgoError(f"--args {text!r}: unexpected {tokens[i][1]!r} after {builtin}(…)")
-    path = root + "".join(str(s) for s in steps)
-    return ArgExpr(f"{builtin}({path})" if builtin else path, root, tuple(steps), builtin)
+    e = _Parser(text).expr()
+    path = e.path_text()
+    return ArgExpr(f"{e.builtin}({path})" if e.builtin else path, e.root, e.steps, e.builtin)

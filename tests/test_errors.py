@@ -81,3 +81,23 @@ def test_help_teaches_with_examples():
         proc = dwarfgo(cmd, "--help")
         assert proc.returncode == 0
         assert "Examples" in proc.stdout, cmd
+
+
+SHAPES = FIXTURES / "go1.22" / "amd64" / "default" / "shapes"
+
+
+def test_args_errors_are_one_line():
+    """--args: a result without --ret, a result on a bpftrace without RET probes, map indexing, `*`
+    on a non-pointer."""
+    require_file(SHAPES, "fixture binary")
+    probe = ("probe", SHAPES, "main.List", "main.Maps")
+    assert_one_line_error(dwarfgo(*probe, "-a", "sum", "--bpftrace-version", "0.27"),
+                          "--args sum: sum is a result, printed on the return event: add --ret")
+    assert_one_line_error(dwarfgo(*probe, "-a", "last.Name", "--ret", "--bpftrace-version", "0.17"),
+                          "last is a result", "bpftrace 0.17.0 cannot probe a RET", "0.23+")
+    assert_one_line_error(dwarfgo(*probe, "-a", 'm["k"]', "--bpftrace-version", "0.27"),
+                          "indexing a map needs Go's hash function; print len(m) or the map")
+    assert_one_line_error(dwarfgo(*probe, "-a", "m[3]", "--bpftrace-version", "0.27"),
+                          "indexing a map needs Go's hash function; print len(m) or the map")
+    assert_one_line_error(dwarfgo(*probe, "-a", "*head.Val", "--bpftrace-version", "0.27"),
+                          "cannot indirect head.Val: it is int, not a pointer")

@@ -58,3 +58,53 @@ def test_hostile_names_cannot_escape():
     from dwarfgo.emit.probe import _comment_safe
 
     assert "\n" not in _comment_safe('func x"); system("id"); //\nuprobe:/bin/sh:main {')
+
+
+# --args naming results: the RET probes read them where the ABI leaves them (by hand: Go 1.22's
+# register ABI puts List's results in AX, BX, CX / R0, R1, R2; main.Big, 12 words, is a stack
+# result at SP+104 on amd64 (after the 96-byte b) and fills R0-R11 on arm64; Go 1.15 puts
+# everything on the stack: List's results at SP+16, +24, +32).
+RESULT_READS = [
+    ("1.22", "amd64", "main.List", ["sum", "last.Name"],
+     ['(int64)reg("ax")', 'reg("cx")', "*(uint64*)($r1 + 8)", "*(int64*)($r1 + 16)", "$r2"]),
+    ("1.22", "arm64", "main.List", ["sum", "len(last.Name)"],
+     ['(int64)reg("r0")', 'reg("r2")', "*(int64*)($r1 + 16)"]),
+    ("1.22", "amd64", "main.StructBig", ["r0.J"], ['*(int64*)(reg("sp") + 176)']),  # J at +72
+    ("1.22", "arm64", "main.StructBig", ["~r0.J"], ['(int64)reg("r9")']),  # the 10th word
+    ("1.15", "amd64", "main.List", ["sum", "(*last).Val"],
+     ['*(int64*)(reg("sp") + 16)', '*(uint64*)(reg("sp") + 32)', "*(int64*)($r1)"]),
+]
+
+
+@pytest.mark.matrix
+@pytest.mark.parametrize("go, arch, func, exprs, reads", RESULT_READS,
+                         ids=[f"go{g}-{a}-{f}" for g, a, f, _, _ in RESULT_READS])
+def test_result_selection_reads_where_the_abi_leaves_results(go, arch, func, exprs, reads):
+    path = FIXTURES / f"go{go}" / arch / "default" / "shapes"
+    require_file(path, "fixture binary")
+    with GoProgram(path) as prog:
+        program = generate(prog, [prog.function(func)], Dialect((0, 27, 1)), ProbeOptions(ret=True, args=exprs))
+    call, ret = program.probes
+    assert call.kind == "call" and call.values == [] and call.reads == []  # no argument was selected
+    assert ret.kind == "ret" and [v.name for v in ret.values] == exprs
+    assert [r.expr for r in ret.reads] == reads
+    # every RET site's block does the first read (and its guards), and only the RET blocks do
+    first = f"$r0 = {ret.reads[0].expr};" if ret.reads[0].kind != "hex" else f"$r0 = (uint64)({ret.reads[0].expr});"
+    assert program.text.count(first) == len(ret.ret_sites) >= 1
+
+
+@pytest.mark.matrix
+def test_results_all_printed_unless_one_is_selected():
+    """An --args list naming no result leaves the return event as it is: every result."""
+    path = FIXTURES / "go1.22" / "amd64" / "default" / "shapes"
+    require_file(path, "fixture binary")
+    with GoProgram(path) as prog:
+        fns = [prog.function("main.List"), prog.function("main.Pointers")]
+        program = generate(prog, fns, Dialect((0, 27, 1)), ProbeOptions(ret=True, args=["head.Val", "*n"]))
+        mixed = generate(prog, fns, Dialect((0, 27, 1)), ProbeOptions(ret=True, args=["head.Val", "sum"]))
+    names = {(p.function.name, p.kind): [v.name for v in p.values] for p in program.probes}
+    assert names == {("main.List", "call"): ["head.Val"], ("main.List", "ret"): ["sum", "count", "last"],
+                     ("main.Pointers", "call"): ["*n"], ("main.Pointers", "ret"): ["r0"]}
+    names = {(p.function.name, p.kind): [v.name for v in p.values] for p in mixed.probes}
+    assert names == {("main.List", "call"): ["head.Val"], ("main.List", "ret"): ["sum"],
+                     ("main.Pointers", "call"): [], ("main.Pointers", "ret"): []}

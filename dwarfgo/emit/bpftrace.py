@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..abi.assign import FunctionLayout
+from ..abi.assign import FunctionLayout, Location
 from ..functions import Function
 from ..goexpr import ArgExpr
 from ..verify.machine import MachineReport
@@ -72,6 +72,7 @@ class ProbePlan:
     ret_sites: list[int] = field(default_factory=list)
     unknown: str | None = None  # why no value of this probe could be located
     attach_address: int | None = None  # entry probe: where it is attached (the link-time address)
+    selected: bool = False  # the values are `--args` expressions (named by their text), not every value
 
 
 @dataclass
@@ -124,16 +125,11 @@ class ProgramWriter:
         """The entry probe. `selections`: the `--args` expressions to print (those rooted at a
         parameter of this function); None prints every argument."""
         builder.reads = []
-        names = fn.display_names()
         shown = [loc for loc in layout.inputs if not loc.param.is_hidden]
-        if selections is None:
-            values = [builder.value(loc, names.get(id(loc.param)), unknown=layout.unknown) for loc in shown]
-        else:
-            by_name = {names.get(id(loc.param)) or loc.param.name: loc for loc in shown}
-            values = [builder.selection(e, by_name[e.root], unknown=layout.unknown)
-                      for e in selections if e.root in by_name]
+        values = _values(builder, fn, shown, selections, layout.unknown)
         probe = ProbePlan(len(self.probes), fn, "call", fn.address, values, builder.reads, keep,
-                          unknown=layout.unknown, attach_address=at if at is not None else fn.address)
+                          unknown=layout.unknown, attach_address=at if at is not None else fn.address,
+                          selected=selections is not None)
         self.probes.append(probe)
         body = self._event_start(g_expr) + [
             self._goid(g_expr),
@@ -151,21 +147,21 @@ class ProgramWriter:
         return probe
 
     def add_returns(self, fn: Function, layout: FunctionLayout, sites: list[int], builder: PlanBuilder,
-                    g_expr: str | None, entry_probe: ProbePlan) -> ProbePlan | None:
+                    g_expr: str | None, entry_probe: ProbePlan,
+                    selections: list[ArgExpr] | None = None) -> ProbePlan | None:
+        """One probe on each RET, reading the results where the ABI leaves them. `selections`: the
+        `--args` expressions to print (those rooted at a result of this function); None prints
+        every result."""
         if not sites:
             self.warnings.append(f"{fn.name}: no RET instruction found; no return probe")
             return None
-        if not self.dialect.supports_mid_function_probes:
-            self.warnings.append(
-                f"{fn.name}: bpftrace {self.dialect.version_text} cannot probe a RET inside a function "
-                f"(no offset support); results are not traced. Use a newer bpftrace (--bpftrace PATH, 0.23+)"
-            )
+        if self.dialect.no_ret_probes:
+            self.warnings.append(f"{fn.name}: results are not traced: {self.dialect.no_ret_probes}")
             return None
         builder.reads = []
-        names = fn.display_names()
-        values = [builder.value(loc, names.get(id(loc.param)), unknown=layout.unknown) for loc in layout.results]
+        values = _values(builder, fn, layout.results, selections, layout.unknown)
         probe = ProbePlan(len(self.probes), fn, "ret", fn.address, values, builder.reads, None, sites,
-                          unknown=layout.unknown)
+                          unknown=layout.unknown, selected=selections is not None)
         self.probes.append(probe)
         for site in sites:
             body = self._event_start(g_expr) + [
@@ -309,6 +305,18 @@ class ProgramWriter:
         config = f"config = {{\n\tperf_rb_pages = {self.buffer_pages}\n}}\n\n" if self.dialect.config_block else ""
         text = header + config + begin + "\n".join(self.blocks)
         return Program(text, self.probes, self.warnings, _read_lines(text), self.dialect.read_error_flags)
+
+
+def _values(builder: PlanBuilder, fn: Function, locs: list[Location], selections: list[ArgExpr] | None,
+            unknown: str | None) -> list[ValuePlan]:
+    """The plans of the values at `locs` (parameters, or results): every one (selections None), or
+    the `--args` expressions rooted at one of them, by any name `--args` accepts for it."""
+    if selections is None:
+        names = fn.display_names()
+        return [builder.value(loc, names.get(id(loc.param)), unknown=unknown) for loc in locs]
+    loc_of = {id(loc.param): loc for loc in locs}
+    by_name = {name: loc_of[id(p)] for name, p in fn.names_of([loc.param for loc in locs]).items()}
+    return [builder.selection(e, by_name[e.root], unknown=unknown) for e in selections if e.root in by_name]
 
 
 def _read_lines(text: str) -> dict[int, tuple[int, int]]:

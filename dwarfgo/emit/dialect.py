@@ -25,6 +25,14 @@ class Dialect:
         return self.version >= (0, 23, 0)
 
     @property
+    def no_ret_probes(self) -> str | None:
+        """Why this version cannot trace results (None: it can)."""
+        if self.supports_mid_function_probes:
+            return None
+        return (f"bpftrace {self.version_text} cannot probe a RET inside a function (no offset support); "
+                f"use a newer bpftrace (--bpftrace PATH, 0.23+)")
+
+    @property
     def config_block(self) -> bool:
         """`config = { ... }` at the top of a program (0.19+; older versions read BPFTRACE_* variables)."""
         return self.version >= (0, 19, 0)

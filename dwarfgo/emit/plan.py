@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ..abi.assign import Location, RegisterPiece
 from ..errors import DwarfgoError
-from ..goexpr import ArgExpr, FieldStep, IndexStep
+from ..goexpr import ArgExpr, DerefStep, FieldStep, IndexStep, map_index_error
 from ..gotypes import GoType, Kind
 
 # how the decoder interprets a raw read
@@ -208,20 +208,27 @@ class PlanBuilder:
         if i == len(expr.steps):
             return self._builtin(expr, t, src, off) if expr.builtin else self._build(t, src, off, self.depth)
         step = expr.steps[i]
-        deref = t.kind is Kind.POINTER and t.elem is not None and (
+        if isinstance(step, DerefStep):
+            if t.kind is not Kind.POINTER or t.elem is None:
+                raise DwarfgoError(f"--args {expr.text}: cannot indirect {here}: it is {t.name}, not a pointer")
+            if t.name.startswith("go.shape."):
+                raise DwarfgoError(f"--args {expr.text}: cannot indirect {here}: {t.name} is a generic pointer "
+                                   f"shape, which stands for any pointer type")
+            if expr.builtin and i + 1 == len(expr.steps) and t.elem.kind is Kind.ARRAY:
+                return self._builtin(expr, t.elem, src, off)  # len(*p) of an array pointer: a constant, p unread
+            return self._follow(expr, i + 1, t, src, off, here)
+        auto = t.kind is Kind.POINTER and t.elem is not None and (
             (isinstance(step, FieldStep) and t.elem.kind is Kind.STRUCT)
             or (isinstance(step, IndexStep) and t.elem.kind is Kind.ARRAY))
-        if deref:  # Go's automatic dereference: p.f is (*p).f, p[i] is (*p)[i] for a pointer to an array
-            e, why = src.word(off, self.ptr_size, HEX)
-            if e is None:
-                return Scalar(t, None, why)
-            ptr = self._read(HEX, e)
-            inner = self._select(expr, i, t.elem, _MemorySource(f"$r{ptr.index}", 0), 0)
-            return GuardNode(inner.type, ptr, 0, inner, f"{here} is nil")
+        if auto:  # Go's automatic dereference: p.f is (*p).f, p[i] is (*p)[i] for a pointer to an array
+            return self._follow(expr, i, t, src, off, here)
         if isinstance(step, FieldStep):
             if t.kind is not Kind.STRUCT:
-                raise DwarfgoError(f"--args {expr.text}: {here} is {t.name}, which has no fields"
-                                   + (" (Go follows one pointer only)" if t.kind is Kind.POINTER else ""))
+                hint = ""
+                if t.kind is Kind.POINTER:  # Go follows one pointer only
+                    explicit = ArgExpr("", expr.root, expr.steps[:i] + (DerefStep(), step)).path_text()
+                    hint = f" (Go follows one pointer only: {explicit})"
+                raise DwarfgoError(f"--args {expr.text}: {here} is {t.name}, which has no fields{hint}")
             for f in t.fields:
                 if f.name == step.name:
                     return self._select(expr, i + 1, f.type, src, off + f.offset)
@@ -245,7 +252,19 @@ class PlanBuilder:
             else:
                 inner = self._select(expr, i + 1, t.elem, _MemorySource(f"$r{ptr.index}", n * t.elem.size), 0)
             return GuardNode(inner.type, ln, n, inner, f"index {n} out of range: {here} is shorter", base=ptr)
+        if t.kind is Kind.MAP:
+            raise map_index_error(expr.text, here)
         raise DwarfgoError(f"--args {expr.text}: cannot index {here} of type {t.name}")
+
+    def _follow(self, expr: ArgExpr, i: int, t: GoType, src, off: int, pointer: str) -> Node:
+        """The pointer `pointer` of type t at (src, off), followed: expr.steps[i:] walk what it points
+        to, read only when the pointer is not nil."""
+        e, why = src.word(off, self.ptr_size, HEX)
+        if e is None:
+            return Scalar(t, None, why)
+        ptr = self._read(HEX, e)
+        inner = self._select(expr, i, t.elem, _MemorySource(f"$r{ptr.index}", 0), 0)
+        return GuardNode(inner.type, ptr, 0, inner, f"{pointer} is nil")
 
     def _builtin(self, expr: ArgExpr, t: GoType, src, off: int) -> Node:
         """len(x) / cap(x) with Go's meaning for each kind."""

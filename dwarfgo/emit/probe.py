@@ -115,7 +115,7 @@ def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Progra
     if options.buffer_pages:
         writer.buffer_pages = options.buffer_pages
     rt = runtime_layout(prog)
-    selections = _selections(functions, options.args)
+    selections = _selections(functions, options.args, options.ret, dialect)
     for fn in functions:
         layout = layout_for(prog, fn)
         machine = analyze(prog.binary, fn.address, fn.symbol.size) if fn.symbol.size and prog.binary.arch in ("amd64", "arm64") else None
@@ -126,15 +126,15 @@ def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Progra
         builder = PlanBuilder(rt, options.depth, options.max_str, options.max_items, prog.binary.ptr_size)
         try:
             entry = writer.add_entry(fn, layout, machine, builder, g, where.predicate, at=where.address,
-                                     selections=selections,
+                                     selections=selections.entry,
                                      returns=options.ret and dialect.supports_mid_function_probes)
+            if options.ret:
+                sites = machine.ret_sites if machine else []
+                writer.add_returns(fn, layout, sites, builder, g, entry, selections.ret)
         except DwarfgoError as e:
-            if selections is None:
+            if selections.entry is None:
                 raise
             raise DwarfgoError(f"{e} (in {fn.name})") from None
-        if options.ret:
-            sites = machine.ret_sites if machine else []
-            writer.add_returns(fn, layout, sites, builder, g, entry)
     if not dialect.supports_mid_function_probes:
         writer.warnings.append(
             f"bpftrace {dialect.version_text} can only probe a function's first instruction: a call is then "
@@ -150,23 +150,38 @@ def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Progra
     return writer.render(header + "\n")
 
 
-def _selections(functions, texts: list[str] | None) -> list[ArgExpr] | None:
-    """Parse the `--args` expressions; each must be rooted at a parameter of at least one of the
-    probed functions (it is printed for those)."""
+@dataclass(frozen=True)
+class Selections:
+    """The `--args` expressions, for each kind of event. An expression rooted at a parameter is
+    printed on the call, one rooted at a result on the return."""
+
+    entry: list[ArgExpr] | None  # None: every argument
+    ret: list[ArgExpr] | None  # None: every result (no expression names a result)
+
+
+def _selections(functions, texts: list[str] | None, ret: bool, dialect: Dialect) -> Selections:
+    """Parse the `--args` expressions; each must be rooted at a parameter or a result of at least one
+    of the probed functions (it is printed for those). A result needs return probes."""
     if texts is None:
-        return None
+        return Selections(None, None)
     exprs = [goexpr.parse(t) for t in texts]
     params, results = set(), set()
     for fn in functions:
-        names = fn.display_names()
-        params |= {names.get(id(p)) or p.name for p in fn.inputs if not p.is_hidden}
-        results |= {names.get(id(p)) or p.name for p in fn.results}
+        params |= set(fn.names_of([p for p in fn.inputs if not p.is_hidden]))
+        results |= set(fn.names_of(fn.results))
     for e in exprs:
-        if e.root not in params:
-            hint = (f"{e.root} is a result: results are printed with --ret" if e.root in results
-                    else f"parameters: {', '.join(sorted(params)) or 'none'}")
-            raise DwarfgoError(f"--args {e.text}: no probed function has a parameter {e.root} ({hint})")
-    return exprs
+        if e.root in params:
+            continue
+        if e.root not in results:
+            raise DwarfgoError(f"--args {e.text}: no probed function has a parameter or result {e.root} "
+                               f"(parameters: {', '.join(sorted(params)) or 'none'}; "
+                               f"results: {', '.join(sorted(results)) or 'none'})")
+        if not ret:
+            raise DwarfgoError(f"--args {e.text}: {e.root} is a result, printed on the return event: add --ret")
+        if dialect.no_ret_probes:
+            raise DwarfgoError(f"--args {e.text}: {e.root} is a result, printed on the return event, but "
+                               f"{dialect.no_ret_probes}")
+    return Selections(exprs, exprs if any(e.root in results for e in exprs) else None)
 
 
 def _comment_safe(text: str) -> str:

@@ -60,7 +60,7 @@ class Event:
         short = self.func
         if self.kind == "call":
             return f"{short}({', '.join(f'{k}={v}' for k, v in self.texts.items())})"
-        res = list(self.texts.values())
+        res = [f"{k}={v}" for k, v in self.texts.items()] if self.probe.selected else list(self.texts.values())
         shown = res[0] if len(res) == 1 else "(" + ", ".join(res) + ")"
         lat = f"  {_duration(self.latency_ns)}" if self.latency_ns else ""
         return f"{short}({self.args_text or '…'}) → {shown}{lat}"
