@@ -366,7 +366,7 @@ def trace(
         decoder = Decoder(program.probes, symbolize=symbolize, type_name=names, max_str=max_str,
                           read_lines=program.read_lines)
         run = BpftraceRun(program.text, RunOptions(path, command, duration, buffer_pages=buffer_pages,
-                                                   flags=tuple(program.run_flags)))
+                                                   flags=tuple(program.run_flags), extra_env=program.run_env))
 
         def announce():
             if run.wait_attached(timeout=600):

@@ -17,7 +17,6 @@ class Tally:
     unavailable: dict = field(default_factory=dict)  # reason -> count
     mismatches: list = field(default_factory=list)
     truncated: int = 0  # values not fully copied (string limits, item limits, depth): compared as far as read
-    repeats_set_aside: int = 0
 
     def unavailable_count(self) -> int:
         return sum(self.unavailable.values())
@@ -195,42 +194,12 @@ def _pair(reported: list[dict], events: list[dict]) -> list[tuple[dict, dict]]:
     return pairs
 
 
-def _set_aside_repeats(report_lines: list[dict], events: list[dict], tally: Tally) -> list[dict]:
-    """bpftrace 0.17 probes a function's first instruction, and dwarfgo says a call may then be
-    reported twice (a preemption request racing the re-evaluated stack check, or the kernel
-    re-running a single-stepped breakpoint). Where a function has more call events than calls,
-    set aside events that exactly repeat an earlier one (same goroutine, same arguments), no more
-    than the surplus; everything else is compared as usual."""
-    reported: dict[str, int] = {}
-    for r in report_lines:
-        reported[r["func"]] = reported.get(r["func"], 0) + 1
-    calls: dict[str, list[dict]] = {}
-    for e in sorted(events, key=lambda e: e["ts"]):
-        if e["event"] == "call":
-            calls.setdefault(e["func"], []).append(e)
-    drop = set()
-    for func, evs in calls.items():
-        surplus = len(evs) - reported.get(func, 0)
-        seen = set()
-        for e in evs:
-            key = (e.get("g"), repr(e.get("args")))
-            if key in seen and surplus > 0:
-                drop.add(id(e))
-                surplus -= 1
-            seen.add(key)
-    tally.repeats_set_aside = len(drop)
-    return [e for e in events if id(e) not in drop]
-
-
-def compare_run(report_lines: list[dict], events: list[dict], with_results: bool,
-                repeats_allowed: bool = False) -> tuple[Tally, list[str]]:
+def compare_run(report_lines: list[dict], events: list[dict], with_results: bool) -> tuple[Tally, list[str]]:
     """Match events to reported calls per function; return the tally and count problems."""
     tally = Tally()
     problems = []
     report_lines = [dict(r, func=canonical_func(r["func"])) for r in report_lines]
     events = [dict(e, func=canonical_func(e["func"])) for e in events]
-    if repeats_allowed:
-        events = _set_aside_repeats(report_lines, events, tally)
     by_func_report: dict[str, list[dict]] = {}
     for r in report_lines:
         by_func_report.setdefault(r["func"], []).append(r)

@@ -23,7 +23,7 @@ from conftest import FIXTURES, TOOLCHAINS, go_versions
 from livecompare import compare_run
 
 REQUIRE_LIVE = os.environ.get("DWARFGO_REQUIRE_LIVE") == "1"
-SUMMARY = []  # (id, checked, unavailable, truncated, repeats) for the session summary
+SUMMARY = []  # (id, checked, unavailable, truncated) for the session summary
 
 
 def _need(condition: bool, why: str) -> None:
@@ -153,9 +153,8 @@ def test_shapes_values_exact(go, bt):
     funcs = _function_names(reported_calls(binary), binary)
     report, events, errors, rc = trace_fixture(binary, funcs, path, ret)
     assert rc == 0, "\n".join(errors[-20:])
-    tally, problems = compare_run(report, events, with_results=ret, repeats_allowed=not ret)
-    SUMMARY.append((f"go{go}/bpftrace{version}", tally.checked, tally.unavailable_count(), tally.truncated,
-                    tally.repeats_set_aside))
+    tally, problems = compare_run(report, events, with_results=ret)
+    SUMMARY.append((f"go{go}/bpftrace{version}", tally.checked, tally.unavailable_count(), tally.truncated))
     assert not tally.mismatches, "wrong values:\n" + "\n".join(tally.mismatches[:50])
     assert not problems, "\n".join(problems[:50])
     assert tally.checked > 250, f"only {tally.checked} values compared"
@@ -177,46 +176,20 @@ def test_one_event_per_call(fixture, bt):
         funcs = _function_names(reported_calls(binary), binary)
         report, events, errors, rc = trace_fixture(binary, funcs, path, ret=version != "0.17")
         assert rc == 0, "\n".join(errors[-20:])
-        tally, problems = compare_run(report, events, with_results=version != "0.17",
-                                      repeats_allowed=version == "0.17")
+        tally, problems = compare_run(report, events, with_results=version != "0.17")
         SUMMARY.append((f"{fixture} go{go}/bpftrace{version}", tally.checked, tally.unavailable_count(),
-                        tally.truncated, tally.repeats_set_aside))
+                        tally.truncated))
         assert not tally.mismatches, "\n".join(tally.mismatches[:30])
-        if version == "0.17":
-            problems = _tolerate_017_missing(problems, fixture, go)
         assert not problems, "\n".join(problems[:30]) + "\ntrace stderr:\n" + "\n".join(errors[-10:])
-
-
-# Seen once in 6 CI runs: bpftrace 0.17, 2000 calls from 8 goroutines, 1999 call events (cause
-# not yet found; 0.27 at the stack check's branch has given 2000 every time). Tolerated for 0.17
-# only, at most 1 in 500 calls, and reported in the session summary; the newest bpftrace must
-# match exactly.
-MISSING_017: list[str] = []
-
-
-def _tolerate_017_missing(problems: list[str], fixture: str, go: str) -> list[str]:
-    import re
-
-    kept = []
-    for p in problems:
-        m = re.match(r"(\S+): (\d+) call events for (\d+) calls$", p)
-        if m and 0 < int(m.group(3)) - int(m.group(2)) <= max(1, int(m.group(3)) // 500):
-            MISSING_017.append(f"{fixture} go{go}: {p}")
-            continue
-        kept.append(p)
-    return kept
 
 
 def teardown_module(module):
     if SUMMARY:
         lines = [f"  {name}: {c} values exact, {u} unavailable (with reason), {t} truncated by limits"
-                 + (f", {r} repeated call events (bpftrace 0.17, documented)" if r else "")
-                 for name, c, u, t, r in SUMMARY]
+                 for name, c, u, t in SUMMARY]
         sys.stderr.write("\nlive value checks:\n" + "\n".join(lines) + "\n")
     if RESENT:
         sys.stderr.write(f"  stop signal sent again {len(RESENT)} time(s) (bpftrace 0.17 poll-loop race)\n")
-    for m in MISSING_017:
-        sys.stderr.write(f"  bpftrace 0.17, call event missing (tolerated, see _tolerate_017_missing): {m}\n")
 
 
 @pytest.mark.live
@@ -236,8 +209,6 @@ def test_unreadable_memory_is_unavailable_never_zero(bt):
         assert rc == 0, "\n".join(errors[-20:])
         assert not [e for e in errors if "could not be tied" in e], errors
         calls = sorted((e for e in events if e["event"] == "call"), key=lambda e: e["ts"])
-        # 0.17 may repeat a call event (documented): drop exact repeats of the previous event
-        calls = [e for i, e in enumerate(calls) if i == 0 or e["args"] != calls[i - 1]["args"]]
         assert len(calls) == len(report) == 6, (go, len(calls), len(report))
         for ev, rec in zip(calls, report):
             args, want = ev["args"], rec["args"]
@@ -264,9 +235,8 @@ def test_pie_values_exact(go):
     funcs = _function_names(reported_calls(binary), binary)
     report, events, errors, rc = trace_fixture(binary, funcs, path, True)
     assert rc == 0, "\n".join(errors[-20:])
-    tally, problems = compare_run(report, events, with_results=True, repeats_allowed=False)
-    SUMMARY.append((f"pie go{go}/bpftrace{version}", tally.checked, tally.unavailable_count(), tally.truncated,
-                    tally.repeats_set_aside))
+    tally, problems = compare_run(report, events, with_results=True)
+    SUMMARY.append((f"pie go{go}/bpftrace{version}", tally.checked, tally.unavailable_count(), tally.truncated))
     assert not tally.mismatches, "wrong values:\n" + "\n".join(tally.mismatches[:50])
     assert not problems, "\n".join(problems[:50])
     assert tally.checked > 250

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from ..abi.assign import FunctionLayout, Location
 from ..functions import Function
 from ..goexpr import ArgExpr
-from ..verify.machine import MachineReport
+from ..verify.machine import MachineReport, MorestackCall
 from .dialect import Dialect
 from .plan import (BYTES, ArrayNode, ChanNode, ComplexNode, FuncNode, GuardNode, InterfaceNode, MapNode, Node,
                    PlanBuilder, PointerNode, Read, RuntimeLayout, Scalar, SliceNode, StringNode, StructNode,
@@ -46,6 +46,8 @@ def default_buffer_pages() -> int:
     return pages
 
 
+# goroutines whose re-entry after morestack can be marked at once (bpftrace's default is 4096)
+REENTRY_MAP_KEYS = 65536
 PERF_RB_PAGES = default_buffer_pages()  # BPFTRACE_PERF_RB_PAGES for versions without a config block
 BATCH = 6  # scalar reads per printf (its arguments live on the 512-byte BPF stack in 0.17)
 
@@ -84,6 +86,7 @@ class Program:
     # warnings name the line
     read_lines: dict[int, tuple[int, int]] = field(default_factory=dict)
     run_flags: list[str] = field(default_factory=list)  # bpftrace flags the decoder relies on
+    run_env: dict[str, str] = field(default_factory=dict)  # environment bpftrace needs for it
 
 
 class ProgramWriter:
@@ -100,6 +103,7 @@ class ProgramWriter:
         self.blocks: list[str] = []
         self.probes: list[ProbePlan] = []
         self.warnings: list[str] = []
+        self.run_env: dict[str, str] = {}  # environment bpftrace needs for this program
 
     # ------------------------------------------------------------- helpers
     def _attach(self, address: int) -> str:
@@ -121,7 +125,8 @@ class ProgramWriter:
     # ------------------------------------------------------------- entry
     def add_entry(self, fn: Function, layout: FunctionLayout, machine: MachineReport | None, builder: PlanBuilder,
                   g_expr: str | None, keep: str | None, at: int | None = None,
-                  selections: list[ArgExpr] | None = None, returns: bool = True) -> ProbePlan:
+                  selections: list[ArgExpr] | None = None, returns: bool = True,
+                  reentry: MorestackCall | None = None) -> ProbePlan:
         """The entry probe. `selections`: the `--args` expressions to print (those rooted at a
         parameter of this function); None prints every argument."""
         builder.reads = []
@@ -143,8 +148,30 @@ class ProgramWriter:
             body += self._node(v.node, "$seq")
         body = self._batch_prints(body, "$seq")
         body.append(self._line("$seq", "end %ld", ["$n + 1"]))
+        if reentry is not None and g_expr:
+            body = self._unless_reentry(probe, reentry, g_expr, body)
         self.blocks.append(self._block(self._attach(at if at is not None else fn.address), keep, body))
         return probe
+
+    def _unless_reentry(self, probe: ProbePlan, call: MorestackCall, g_expr: str, body: list[str]) -> list[str]:
+        """Drop the entry hit that re-enters after the prologue's morestack call: a probe on the
+        morestack routine marks the goroutine when called from this function's prologue (its
+        return address is the instruction after that call; compared relative to the probed
+        address, so a PIE's load bias cancels out), and the entry probe skips a marked
+        goroutine's next hit and clears the mark. The entry probe writes the goroutine's entry
+        on every hit, so a map lookup finds it (bpftrace -kk reports each lookup of a missing
+        key) and the map holds one entry per goroutine that calls a traced function."""
+        mark = probe.probe_id + 1
+        delta = call.return_address - call.target
+        ret = 'reg("r30")' if self.pc == 'reg("pc")' else '*(uint64*)reg("sp")'
+        expected = f"{self.pc} + {delta:#x}" if delta >= 0 else f"{self.pc} - {-delta:#x}"
+        self.blocks.append(self._block(self._attach(call.target), f"{ret} == {expected}",
+                                       [f"@dg_reenter[(uint64){g_expr}] = {mark};"]))
+        self.run_env["BPFTRACE_MAP_KEYS_MAX"] = str(REENTRY_MAP_KEYS)
+        return [f"$g0 = (uint64){g_expr};",
+                "$again = @dg_reenter[$g0];",
+                "@dg_reenter[$g0] = 0;",
+                f"if ($again != {mark}) {{", *body, "}"]
 
     def add_returns(self, fn: Function, layout: FunctionLayout, sites: list[int], builder: PlanBuilder,
                     g_expr: str | None, entry_probe: ProbePlan,
@@ -304,7 +331,8 @@ class ProgramWriter:
         # a bigger per-CPU output buffer: bursts from many goroutines overflow the default 64 pages
         config = f"config = {{\n\tperf_rb_pages = {self.buffer_pages}\n}}\n\n" if self.dialect.config_block else ""
         text = header + config + begin + "\n".join(self.blocks)
-        return Program(text, self.probes, self.warnings, _read_lines(text), self.dialect.read_error_flags)
+        return Program(text, self.probes, self.warnings, _read_lines(text), self.dialect.read_error_flags,
+                       dict(self.run_env))
 
 
 def _values(builder: PlanBuilder, fn: Function, locs: list[Location], selections: list[ArgExpr] | None,

@@ -97,6 +97,13 @@ _LOCATED_WARNING = re.compile(r"^\S*?:(\d+):\d+(?:-\d+)?: WARNING: (.*)$")
 _OLD_READ_FAILURE = re.compile(r"Failed to probe_read\w*: (.*?)(?: \(-?\d+\))?$")
 
 
+def _header_ts(pend: "_Pending") -> int:
+    try:
+        return int(pend.header[2])
+    except (ValueError, IndexError):
+        return 0
+
+
 class Decoder:
     """Feed it the program's output lines; it yields complete events."""
 
@@ -156,12 +163,8 @@ class Decoder:
             printed = int(rest) if rest.strip().isdigit() else None
             ev = self._event(tid, seq, pend)
             if printed is not None and printed != pend.lines + 1:
-                ev.incomplete = f"bpftrace dropped {printed - pend.lines - 1} of this event's {printed} output lines"
-                self.incomplete += 1
-                # any value may be missing a part: none is shown rather than a wrong one
-                gone = _unavailable(ev.incomplete)
-                ev.values = {k: gone[0] for k in ev.values}
-                ev.texts = {k: gone[1] for k in ev.texts}
+                self._incomplete(ev, f"bpftrace dropped {printed - pend.lines - 1} of this event's {printed} "
+                                     f"output lines")
             return self._deliver(ev)
         indices = what.split(",")
         values = rest.split(" ") if len(indices) > 1 else [rest]
@@ -244,9 +247,32 @@ class Decoder:
         out, self.held = self.held, []
         return out
 
+    def _incomplete(self, ev: Event, why: str) -> None:
+        ev.incomplete = why
+        self.incomplete += 1
+        # any value may be missing a part: none is shown rather than a wrong one
+        gone = _unavailable(why)
+        ev.values = {k: gone[0] for k in ev.values}
+        ev.texts = {k: gone[1] for k in ev.texts}
+
     def finish(self) -> list[Event]:
-        """At the end: returns whose call never arrived (it was lost, or came before tracing began)."""
-        out = list(self.early_returns.values())
+        """At the end: events whose last line never came (bpftrace 0.17 drops the output it reads
+        after the stop signal, or the output was lost), shown with their values unavailable
+        rather than not at all; then returns whose call never arrived (it was lost, or came
+        before tracing began)."""
+        out = []
+        for (tid, seq), pend in sorted(self.pending.items(), key=lambda kv: _header_ts(kv[1])):
+            try:
+                ev = self._event(tid, seq, pend)
+            except (ValueError, IndexError, KeyError):
+                continue  # the header line itself is cut
+            self._incomplete(ev, "bpftrace stopped before printing the rest of this event")
+            ev = self._deliver(ev)
+            if ev is not None:
+                out.append(ev)
+            out += self.take_held()
+        self.pending.clear()
+        out += list(self.early_returns.values())
         self.early_returns.clear()
         return out
 

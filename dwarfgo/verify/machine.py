@@ -50,6 +50,15 @@ class StackCheck:
     decision: str | None = None  # its mnemonic (jbe, b.ls): the flags at it say if the call proceeds
 
 
+@dataclass(frozen=True)
+class MorestackCall:
+    """The morestack tail's call: after it returns, the tail jumps back to the entry."""
+
+    site: int  # the CALL/BL instruction
+    return_address: int  # the instruction after it: the return address morestack sees
+    target: int  # runtime.morestack* (link-time addresses)
+
+
 @dataclass
 class MachineReport:
     prologue: str  # human summary
@@ -57,6 +66,7 @@ class MachineReport:
     frame_size: int | None
     spills: list[SpillStore] = field(default_factory=list)
     morestack_target: str | None = None
+    morestack_call: MorestackCall | None = None
     ret_sites: list[int] = field(default_factory=list)  # absolute addresses
     instruction_starts: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -213,6 +223,11 @@ def _amd64_stack_check_form(head) -> StackCheck:
     return StackCheck("none")  # branches of the body, not a stack check
 
 
+def _morestack_call(insn) -> MorestackCall | None:
+    target = _branch_target(insn)
+    return MorestackCall(insn.address, insn.address + insn.size, target) if target is not None else None
+
+
 def _read_amd64_tail(binary: GoBinary, insns, tail: int, entry: int, report: MachineReport) -> None:
     i = next((k for k, insn in enumerate(insns) if insn.address == tail), None)
     if i is None:
@@ -221,6 +236,7 @@ def _read_amd64_tail(binary: GoBinary, insns, tail: int, entry: int, report: Mac
     for insn in insns[i:]:
         if insn.mnemonic == "call":
             report.morestack_target = _symbol_name(binary, _branch_target(insn))
+            report.morestack_call = _morestack_call(insn)
             break
         if insn.mnemonic in ("mov", "movsd", "movss", "movq", "movd", "movups") and len(insn.operands) == 2:
             dst, src = insn.operands
@@ -258,6 +274,7 @@ def _analyze_arm64(binary: GoBinary, insns, entry: int) -> MachineReport:
         for insn in insns[i:]:
             if insn.mnemonic == "bl":
                 report.morestack_target = _symbol_name(binary, _branch_target(insn))
+                report.morestack_call = _morestack_call(insn)
                 break
             if insn.mnemonic in ("str", "strb", "strh", "stur", "fstr") and len(insn.operands) == 2:
                 src, dst = insn.operands
