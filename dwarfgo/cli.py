@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 from typing import List, Optional
 
@@ -368,11 +367,9 @@ def trace(
         run = BpftraceRun(program.text, RunOptions(path, command, duration, buffer_pages=buffer_pages,
                                                    flags=tuple(program.run_flags), extra_env=program.run_env))
 
-        def announce():
-            if run.wait_attached(timeout=600):
-                typer.echo(f"dwarfgo: tracing {len(funcs)} function(s) with {path}; Ctrl-C to stop", err=True)
-
-        threading.Thread(target=announce, daemon=True).start()
+        # said when bpftrace's BEGIN probe reports every probe attached, before the first event
+        run.on_attached = lambda: typer.echo(f"dwarfgo: tracing {len(funcs)} function(s) with {path}; "
+                                             f"Ctrl-C to stop", err=True)
         # SIGTERM (kill, systemd, a CI timeout) stops like Ctrl-C: bpftrace detaches, events are flushed
         signal.signal(signal.SIGTERM, _interrupt)
         def show(ev) -> None:

@@ -326,9 +326,9 @@ class Decoder:
                     items_t.append(t)
             more = "" if ln is None or len(items_j) >= ln else f", …{ln - len(items_j)} more"
             tname = node.type.name if node.type else "[]?"
-            text = _text_of(data) if node.data is not None and data else None
+            cut = "…" if ln is not None and data is not None and len(data) < ln else ""
+            text = _text_of(data, cut_short=bool(cut)) if node.data is not None and data else None
             if text is not None:  # []byte holding text: shown as Go's conversion from a string
-                cut = "…" if ln is not None and len(data) < ln else ""
                 return ({"len": ln, "cap": cp, "items": items_j},
                         f"{tname}({_go_quote(text)}{cut})(len {ln}, cap {cp})")
             return ({"len": ln, "cap": cp, "items": items_j},
@@ -478,17 +478,16 @@ def _bytes(raw: str) -> bytes:
     return bytes(int(h, 16) for h in _HEX_ESCAPE.findall(raw))
 
 
-def _text_of(data: bytes) -> str | None:
-    """The bytes as text, if they are UTF-8 (a copy cut short may end inside a character, which
-    is dropped) of printable characters and common whitespace; else None."""
-    for cut in range(4):
-        try:
-            text = data[:len(data) - cut].decode("utf-8")
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        return None
+def _text_of(data: bytes, cut_short: bool = False) -> str | None:
+    """The bytes as text, if they are UTF-8 of printable characters and common whitespace; else
+    None. Only a copy cut short (`cut_short`) may end inside a character (its first bytes, which
+    are dropped): every other byte must be part of the text."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if not (cut_short and e.reason == "unexpected end of data" and e.end == len(data)):
+            return None
+        text = data[:e.start].decode("utf-8")
     return text if all(ch.isprintable() or ch in "\n\t\r" for ch in text) else None
 
 

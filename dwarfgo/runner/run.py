@@ -57,6 +57,7 @@ class BpftraceRun:
         self.signals_resent = 0  # SIGINTs sent again because bpftrace kept polling (see stop())
         self.hang_state = ""  # what the kernel said bpftrace was doing when it was killed
         self.attached = threading.Event()
+        self.on_attached = None  # called (in the reading thread) when every probe is attached
         self._timer = None
         if opts.duration:
             self._timer = threading.Timer(opts.duration, self.stop)
@@ -69,22 +70,12 @@ class BpftraceRun:
         for line in self.proc.stdout:
             if line.startswith("@dg 0 0 attached"):  # printed by the program's BEGIN probe
                 self.attached.set()
+                if self.on_attached is not None:
+                    self.on_attached()  # before any event line is handed on
                 continue
             if not line.startswith("@dg "):
                 self.stderr_lines.append(line.rstrip("\n"))
             yield line
-
-    def wait_attached(self, timeout: float = 60.0) -> bool:
-        """True once the program's BEGIN probe ran, which bpftrace does after attaching every probe
-        (its own `Attaching N probes...` comes before the attaching)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.attached.is_set():
-                return True
-            if self.proc.poll() is not None:
-                return False
-            time.sleep(0.05)
-        return False
 
     def stop(self, grace: float | None = None) -> None:
         """SIGINT (bpftrace prints what it still holds and detaches); SIGKILL after `grace`
