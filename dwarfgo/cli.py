@@ -370,7 +370,10 @@ def trace(
         # said when bpftrace's BEGIN probe reports every probe attached, before the first event
         run.on_attached = lambda: typer.echo(f"dwarfgo: tracing {len(funcs)} function(s) with {path}; "
                                              f"Ctrl-C to stop", err=True)
-        # SIGTERM (kill, systemd, a CI timeout) stops like Ctrl-C: bpftrace detaches, events are flushed
+        # SIGINT and SIGTERM (Ctrl-C, kill, systemd, a CI timeout) stop the trace: bpftrace detaches,
+        # events are flushed. Installed explicitly: a process started in the background by a
+        # script inherits SIGINT ignored, and Python then leaves it ignored (no KeyboardInterrupt)
+        signal.signal(signal.SIGINT, _interrupt)
         signal.signal(signal.SIGTERM, _interrupt)
         def show(ev) -> None:
             if as_json:

@@ -240,3 +240,25 @@ def test_pie_values_exact(go):
     assert not tally.mismatches, "wrong values:\n" + "\n".join(tally.mismatches[:50])
     assert not problems, "\n".join(problems[:50])
     assert tally.checked > 250
+
+
+@pytest.mark.live
+def test_sigint_stops_trace_even_when_inherited_ignored():
+    """A script that starts `dwarfgo trace ... &` hands it SIGINT ignored (POSIX shells do that to
+    background commands without job control); `kill -INT` must still stop it cleanly."""
+    go = (go_versions() or ["1.22"])[-1]
+    binary = FIXTURES / f"go{go}" / "amd64" / "default" / "demo"
+    _live_preconditions(binary)
+    _, path = installed_bpftrace("newest")
+    tracer = subprocess.Popen([sys.executable, "-m", "dwarfgo", "trace", str(binary), "(*BarrierView).Put",
+                               "--bpftrace", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        line = tracer.stderr.readline()  # said once every probe is attached
+        assert line.startswith("dwarfgo: tracing"), line + tracer.stderr.read()
+        tracer.send_signal(signal.SIGINT)
+        rc = tracer.wait(timeout=60)
+    finally:
+        if tracer.poll() is None:
+            tracer.kill()
+    assert rc in (0, 130), (rc, tracer.stderr.read())
