@@ -105,3 +105,15 @@ def source_signatures(fixture: str) -> dict:
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The live tests' figures (values compared exactly, unavailable, per run), in every report."""
+    import sys
+
+    live = sys.modules.get("test_live")
+    lines = live.summary_lines() if live is not None else []
+    if lines:
+        terminalreporter.write_sep("-", "live value checks")
+        for line in lines:
+            terminalreporter.write_line(line)

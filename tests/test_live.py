@@ -183,13 +183,13 @@ def test_one_event_per_call(fixture, bt):
         assert not problems, "\n".join(problems[:30]) + "\ntrace stderr:\n" + "\n".join(errors[-10:])
 
 
-def teardown_module(module):
-    if SUMMARY:
-        lines = [f"  {name}: {c} values exact, {u} unavailable (with reason), {t} truncated by limits"
-                 for name, c, u, t in SUMMARY]
-        sys.stderr.write("\nlive value checks:\n" + "\n".join(lines) + "\n")
+def summary_lines() -> list[str]:
+    """What the live runs checked, for the end of the pytest report (conftest.py prints it)."""
+    lines = [f"{name}: {c} values exact, {u} unavailable (with reason), {t} truncated by limits"
+             for name, c, u, t in SUMMARY]
     if RESENT:
-        sys.stderr.write(f"  stop signal sent again {len(RESENT)} time(s) (bpftrace 0.17 poll-loop race)\n")
+        lines.append(f"stop signal sent again {len(RESENT)} time(s) (bpftrace 0.17 poll-loop race)")
+    return lines
 
 
 @pytest.mark.live

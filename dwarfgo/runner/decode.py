@@ -326,8 +326,10 @@ class Decoder:
                     items_t.append(t)
             more = "" if ln is None or len(items_j) >= ln else f", …{ln - len(items_j)} more"
             tname = node.type.name if node.type else "[]?"
-            cut = "…" if ln is not None and data is not None and len(data) < ln else ""
-            text = _text_of(data, cut_short=bool(cut)) if node.data is not None and data else None
+            text = cut = None
+            if node.data is not None and data:
+                cut = "…" if ln is not None and len(data) < ln else ""
+                text = _text_of(data, cut_short=bool(cut))
             if text is not None:  # []byte holding text: shown as Go's conversion from a string
                 return ({"len": ln, "cap": cp, "items": items_j},
                         f"{tname}({_go_quote(text)}{cut})(len {ln}, cap {cp})")
