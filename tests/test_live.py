@@ -262,3 +262,58 @@ def test_sigint_stops_trace_even_when_inherited_ignored():
         if tracer.poll() is None:
             tracer.kill()
     assert rc in (0, 130), (rc, tracer.stderr.read())
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("bt", ["0.17", "newest"])
+def test_two_processes_of_one_binary_traced_system_wide(bt):
+    """Without -p, every process running the binary is traced. Two copies of one Go binary put
+    their goroutines' g structures at the same addresses, so nothing a probe keeps per goroutine
+    (the re-entry mark, a call awaiting its return) may be shared between them; each event
+    names its process. Both copies grow stacks in the traced functions at the same time."""
+    go = (go_versions() or ["1.22"])[-1]
+    binary = FIXTURES / f"go{go}" / "amd64" / "default" / "stackgrowth"
+    _live_preconditions(binary)
+    version, path = installed_bpftrace(bt)
+    ret = version != "0.17"
+    fixtures = [subprocess.Popen([str(binary), "-report", "-wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    tracer = None
+    try:
+        for f in fixtures:
+            assert f.stderr.readline().startswith("READY")
+        funcs = _function_names(reported_calls(binary), binary)
+        argv = [sys.executable, "-m", "dwarfgo", "trace", str(binary), *funcs, "--json", "--bpftrace", path]
+        tracer = subprocess.Popen(argv + (["--ret"] if ret else []), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        line = tracer.stderr.readline()
+        assert line.startswith("dwarfgo: tracing"), line + tracer.stderr.read()
+        for f in fixtures:
+            f.stdin.write("go\n")
+            f.stdin.flush()
+        reports = {f.pid: [json.loads(l) for l in f.communicate(timeout=300)[0].splitlines() if l.strip()]
+                   for f in fixtures}
+        events = []
+        expected = sum(len(r) for r in reports.values()) * (2 if ret else 1)
+        reader = threading.Thread(target=lambda: events.extend(json.loads(l) for l in tracer.stdout if l.strip()),
+                                  daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 30
+        while len(events) < expected and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        tracer.send_signal(signal.SIGINT)
+        assert tracer.wait(timeout=300) in (0, 130), tracer.stderr.read()
+        reader.join(timeout=10)
+    finally:
+        for p in fixtures + ([tracer] if tracer else []):
+            if p.poll() is None:
+                p.kill()
+    assert {e["pid"] for e in events} == set(reports)
+    for pid, report in reports.items():
+        mine = [e for e in events if e["pid"] == pid]
+        tally, problems = compare_run(report, mine, with_results=ret)
+        SUMMARY.append((f"two processes, stackgrowth go{go}/bpftrace{version} pid {pid}", tally.checked,
+                        tally.unavailable_count(), tally.truncated))
+        assert not tally.mismatches, "\n".join(tally.mismatches[:30])
+        assert not problems, "\n".join(problems[:30])

@@ -8,8 +8,8 @@ RET instruction reading the results where the ABI leaves them.
 Every output line starts with `@dg`, then the thread id and a per-thread event number,
 so the decoder can group lines of one event even when CPUs interleave:
 
-    @dg <tid> <seq> call <probe> <nsecs> <g> <goid> <pc>       start of an entry event
-    @dg <tid> <seq> ret <probe> <nsecs> <g> <site> <latency-ns> <call> <pc>
+    @dg <tid> <seq> call <probe> <nsecs> <g> <goid> <pc> <pid>       start of an entry event
+    @dg <tid> <seq> ret <probe> <nsecs> <g> <site> <latency-ns> <call> <pc> <pid>
                                 (call: tid<<32 | seq of its call; pc: the probed address at run time)
     @dg <tid> <seq> <read>[,<read>...] <value>... reads (see plan.py), several per line
     @dg <tid> <seq> end <lines>                   event complete; <lines> printed in all, so the
@@ -138,12 +138,13 @@ class ProgramWriter:
         self.probes.append(probe)
         body = self._event_start(g_expr) + [
             self._goid(g_expr),
-            self._line("$seq", f"call {probe.probe_id} %lu %lx %ld %lx", ["nsecs", "$g", "$goid", self.pc]),
+            self._line("$seq", f"call {probe.probe_id} %lu %lx %ld %lx %lu",
+                       ["nsecs", "$g", "$goid", self.pc, "(uint64)pid"]),
             "$n = 1;",
         ]
         if g_expr and returns:  # for the return probes: latency, and the call this return ends
-            body.append(f"@dg_start[$g, {probe.probe_id}] = nsecs;")
-            body.append(f"@dg_call[$g, {probe.probe_id}] = (uint64)tid * 4294967296 + (uint64)$seq;")
+            body.append(f"@dg_start[pid, $g, {probe.probe_id}] = nsecs;")
+            body.append(f"@dg_call[pid, $g, {probe.probe_id}] = (uint64)tid * 4294967296 + (uint64)$seq;")
         for v in values:
             body += self._node(v.node, "$seq")
         body = self._batch_prints(body, "$seq")
@@ -160,17 +161,19 @@ class ProgramWriter:
         address, so a PIE's load bias cancels out), and the entry probe skips a marked
         goroutine's next hit and clears the mark. The entry probe writes the goroutine's entry
         on every hit, so a map lookup finds it (bpftrace -kk reports each lookup of a missing
-        key) and the map holds one entry per goroutine that calls a traced function."""
+        key) and the map holds one entry per goroutine that calls a traced function. Goroutines are
+        keyed with their process: two processes of one binary have g structures at the same
+        addresses."""
         mark = probe.probe_id + 1
         delta = call.return_address - call.target
         ret = 'reg("r30")' if self.pc == 'reg("pc")' else '*(uint64*)reg("sp")'
         expected = f"{self.pc} + {delta:#x}" if delta >= 0 else f"{self.pc} - {-delta:#x}"
         self.blocks.append(self._block(self._attach(call.target), f"{ret} == {expected}",
-                                       [f"@dg_reenter[(uint64){g_expr}] = {mark};"]))
+                                       [f"@dg_reenter[pid, (uint64){g_expr}] = {mark};"]))
         self.run_env["BPFTRACE_MAP_KEYS_MAX"] = str(REENTRY_MAP_KEYS)
         return [f"$g0 = (uint64){g_expr};",
-                "$again = @dg_reenter[$g0];",
-                "@dg_reenter[$g0] = 0;",
+                "$again = @dg_reenter[pid, $g0];",
+                "@dg_reenter[pid, $g0] = 0;",
                 f"if ($again != {mark}) {{", *body, "}"]
 
     def add_returns(self, fn: Function, layout: FunctionLayout, sites: list[int], builder: PlanBuilder,
@@ -192,12 +195,12 @@ class ProgramWriter:
         self.probes.append(probe)
         for site in sites:
             body = self._event_start(g_expr) + [
-                f"$t0 = @dg_start[$g, {entry_probe.probe_id}];",
-                f"$c = @dg_call[$g, {entry_probe.probe_id}];",
-                f"delete(@dg_start[$g, {entry_probe.probe_id}]);",
-                f"delete(@dg_call[$g, {entry_probe.probe_id}]);",
-                self._line("$seq", f"ret {probe.probe_id} %lu %lx {site:#x} %lu %lu %lx",
-                           ["nsecs", "$g", "($t0 > 0 ? nsecs - $t0 : 0)", "$c", self.pc]),
+                f"$t0 = @dg_start[pid, $g, {entry_probe.probe_id}];",
+                f"$c = @dg_call[pid, $g, {entry_probe.probe_id}];",
+                f"delete(@dg_start[pid, $g, {entry_probe.probe_id}]);",
+                f"delete(@dg_call[pid, $g, {entry_probe.probe_id}]);",
+                self._line("$seq", f"ret {probe.probe_id} %lu %lx {site:#x} %lu %lu %lx %lu",
+                           ["nsecs", "$g", "($t0 > 0 ? nsecs - $t0 : 0)", "$c", self.pc, "(uint64)pid"]),
                 "$n = 1;",
             ]
             for v in values:

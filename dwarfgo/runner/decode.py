@@ -35,13 +35,15 @@ class Event:
     call_args: dict | None = None  # for returns: the matching call's argument values
     call_id: tuple[int, int] | None = None  # (tid, seq) of the call event (for a return: of its call)
     incomplete: str | None = None  # bpftrace dropped some of this event's lines
+    pid: int | None = None  # the traced process (several when tracing a binary system-wide)
 
     @property
     def func(self) -> str:
         return self.probe.function.name
 
     def to_json(self, pid: int | None = None) -> dict:
-        rec = {"event": self.kind, "func": self.func, "pid": pid, "tid": self.tid, "goroutine": self.goid,
+        rec = {"event": self.kind, "func": self.func, "pid": self.pid if self.pid is not None else pid,
+               "tid": self.tid, "goroutine": self.goid,
                "g": hex(self.g), "ts": self.ts}
         if self.probe.unknown:
             rec["unavailable"] = self.probe.unknown
@@ -210,13 +212,15 @@ class Decoder:
             j, t = self._node(v.node, raw)
             values[v.name] = j
             texts[v.name] = t
+        pid_field = pc_field + 1
+        pid = int(h[pid_field]) if len(h) > pid_field else None
         if kind == "call":
             goid = int(h[4]) if len(h) > 4 and int(h[4]) >= 0 else None
-            return Event("call", probe, tid, ts, g, goid, values, texts, call_id=(tid, seq))
+            return Event("call", probe, tid, ts, g, goid, values, texts, call_id=(tid, seq), pid=pid)
         site, latency = int(h[4], 16), int(h[5])
         packed = int(h[6]) if len(h) > 6 else 0
         call_id = (packed >> 32, packed & 0xFFFFFFFF) if packed > 0 else None
-        return Event("ret", probe, tid, ts, g, None, values, texts, site, latency or None, call_id=call_id)
+        return Event("ret", probe, tid, ts, g, None, values, texts, site, latency or None, call_id=call_id, pid=pid)
 
     def _deliver(self, ev: Event) -> Event | None:
         """Pair a return with its call (by the call's id, recorded by the program at entry). Events
