@@ -104,13 +104,10 @@ class Function:
 
     @property
     def is_closure(self) -> bool:
-        """A function literal (`F.func1`, `F.gowrap1`, `F.deferwrap1`), a method value (`T.M-fm`)
-        or a range-over-func body (`F-range1`): its captured variables, a generic function's
-        dictionary among them, come in the closure context, or, for a literal the compiler calls
-        directly, as parameters in DWARF's order."""
-        rest = split_symbol(self.name)[2]
-        last = _split_top_level(rest)[-1]
-        return "-" in rest or re.fullmatch(r"(?:func|gowrap|deferwrap)\d+", last) is not None
+        """Its captured variables, a generic function's dictionary among them, come in the closure
+        context, or, for a literal the compiler calls directly, as parameters in DWARF's order
+        (see `is_closure_rest`)."""
+        return is_closure_rest(split_symbol(self.name)[2])
 
     def display_names(self) -> dict[int, str]:
         """A unique, readable name for every value (keyed by id of the Parameter): source names,
@@ -180,6 +177,16 @@ def split_symbol(name: str) -> tuple[str, str | None, str]:
     if len(parts) >= 2 and parts[0].startswith("("):
         return pkg, parts[0], ".".join(parts[1:])
     return pkg, None, rest
+
+
+_CLOSURE_PART = re.compile(r"(?:func|gowrap|deferwrap)\d+")
+
+
+def is_closure_rest(rest: str) -> bool:
+    """Whether the function part of a symbol (split_symbol's third) names a closure: a function
+    literal (`F.func1`, nested `F.func1.2`, `F.gowrap1`, `F.deferwrap1`, `glob..func1`), a method
+    value (`M-fm`) or a range-over-func body (`F-range1`)."""
+    return "-" in rest or any(_CLOSURE_PART.fullmatch(part) for part in _split_top_level(rest)[1:])
 
 
 # equality and hash functions the compiler generates per type (`type..` before Go 1.20)
@@ -265,9 +272,8 @@ class FunctionTable:
         if self._type_by_name is None:
             return None
         pkg, recv, rest = split_symbol(name)
-        if "-" in rest or (recv is not None and "." in rest):
-            # method values (-fm), range-over-func bodies (-range1) and closures inside methods
-            # (.func1, .deferwrap1, .gowrap1):
+        if is_closure_rest(rest) or (recv is not None and "." in rest):
+            # method values (-fm), range-over-func bodies (-range1) and closures inside methods:
             # the receiver travels in the closure context, not as an argument
             return None
         if recv is not None:

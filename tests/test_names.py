@@ -93,6 +93,8 @@ def test_patterns(pattern, regex, matches, rejects):
 @pytest.mark.parametrize("name, closure", [
     ("main.MakeAdder.func1", True),
     ("crypto/internal/fips140/hmac.New[go.shape.*uint8].func1", True),
+    ("crypto/internal/fips140/hmac.New[go.shape.*uint8].func1.1", True),  # nested
+    ("main.glob..func1", True),  # a package-level literal (Go <= 1.21)
     ("main.(*Store).Put.gowrap1", True),
     ("main.(*Store).Put-fm", True),
     ("main.Walk-range1", True),
