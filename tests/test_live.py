@@ -140,6 +140,19 @@ def _live_preconditions(binary):
     _need(binary.exists(), f"fixture binary missing: {binary} (run scripts/build-fixtures)")
 
 
+def _values_exact(binary, bpftrace: str, ret: bool, label: str):
+    """Trace every function the fixture reports calling, compare every decoded value with the
+    fixture's own report (one event per call), record the figures under `label`; the tally."""
+    funcs = _function_names(reported_calls(binary), binary)
+    report, events, errors, rc = trace_fixture(binary, funcs, bpftrace, ret)
+    assert rc == 0, "\n".join(errors[-20:])
+    tally, problems = compare_run(report, events, with_results=ret)
+    SUMMARY.append((label, tally.checked, tally.unavailable_count(), tally.truncated))
+    assert not tally.mismatches, "wrong values:\n" + "\n".join(tally.mismatches[:50])
+    assert not problems, "\n".join(problems[:50]) + "\ntrace stderr:\n" + "\n".join(errors[-10:])
+    return tally
+
+
 MATRIX = [(v, bt) for v in (go_versions() or ["1.22"]) for bt in ("0.17", "newest")]
 
 
@@ -150,13 +163,7 @@ def test_shapes_values_exact(go, bt):
     _live_preconditions(binary)
     version, path = installed_bpftrace(bt)
     ret = version != "0.17"  # 0.17 has no offset probes: RET sites cannot be probed there
-    funcs = _function_names(reported_calls(binary), binary)
-    report, events, errors, rc = trace_fixture(binary, funcs, path, ret)
-    assert rc == 0, "\n".join(errors[-20:])
-    tally, problems = compare_run(report, events, with_results=ret)
-    SUMMARY.append((f"go{go}/bpftrace{version}", tally.checked, tally.unavailable_count(), tally.truncated))
-    assert not tally.mismatches, "wrong values:\n" + "\n".join(tally.mismatches[:50])
-    assert not problems, "\n".join(problems[:50])
+    tally = _values_exact(binary, path, ret, f"go{go}/bpftrace{version}")
     assert tally.checked > 250, f"only {tally.checked} values compared"
     # every value not compared is marked unavailable with a reason, never silently dropped
     for reason in tally.unavailable:
@@ -173,14 +180,7 @@ def test_one_event_per_call(fixture, bt):
         binary = FIXTURES / f"go{go}" / "amd64" / "default" / fixture
         _live_preconditions(binary)
         version, path = installed_bpftrace(bt)
-        funcs = _function_names(reported_calls(binary), binary)
-        report, events, errors, rc = trace_fixture(binary, funcs, path, ret=version != "0.17")
-        assert rc == 0, "\n".join(errors[-20:])
-        tally, problems = compare_run(report, events, with_results=version != "0.17")
-        SUMMARY.append((f"{fixture} go{go}/bpftrace{version}", tally.checked, tally.unavailable_count(),
-                        tally.truncated))
-        assert not tally.mismatches, "\n".join(tally.mismatches[:30])
-        assert not problems, "\n".join(problems[:30]) + "\ntrace stderr:\n" + "\n".join(errors[-10:])
+        _values_exact(binary, path, version != "0.17", f"{fixture} go{go}/bpftrace{version}")
 
 
 def summary_lines() -> list[str]:
@@ -232,13 +232,7 @@ def test_pie_values_exact(go):
     binary = FIXTURES / f"go{go}" / "amd64" / "pie" / "shapes"
     _live_preconditions(binary)
     version, path = installed_bpftrace("newest")
-    funcs = _function_names(reported_calls(binary), binary)
-    report, events, errors, rc = trace_fixture(binary, funcs, path, True)
-    assert rc == 0, "\n".join(errors[-20:])
-    tally, problems = compare_run(report, events, with_results=True)
-    SUMMARY.append((f"pie go{go}/bpftrace{version}", tally.checked, tally.unavailable_count(), tally.truncated))
-    assert not tally.mismatches, "wrong values:\n" + "\n".join(tally.mismatches[:50])
-    assert not problems, "\n".join(problems[:50])
+    tally = _values_exact(binary, path, True, f"pie go{go}/bpftrace{version}")
     assert tally.checked > 250
 
 

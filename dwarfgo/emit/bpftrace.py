@@ -46,6 +46,9 @@ def default_buffer_pages() -> int:
     return pages
 
 
+# (the probed address, the return address at a function's first instruction) by architecture:
+# amd64's CALL pushes it, arm64's BL leaves it in the link register
+_ARCH_EXPRESSIONS = {"amd64": ('reg("ip")', '*(uint64*)reg("sp")'), "arm64": ('reg("pc")', 'reg("r30")')}
 # goroutines whose re-entry after morestack can be marked at once (bpftrace's default is 4096)
 REENTRY_MAP_KEYS = 65536
 PERF_RB_PAGES = default_buffer_pages()  # BPFTRACE_PERF_RB_PAGES for versions without a config block
@@ -91,11 +94,12 @@ class Program:
 
 class ProgramWriter:
     def __init__(self, binary_path: str, dialect: Dialect, pid: int | None = None, goid_offset: int | None = None,
-                 buffer_pages: int = PERF_RB_PAGES, pc_register: str = "ip"):
+                 buffer_pages: int = PERF_RB_PAGES, arch: str = "amd64"):
         self.binary_path = binary_path
-        # the probed instruction's run-time address: minus the attach address, the load bias
-        # (non-zero for PIE), which code and type addresses read from the process need
-        self.pc = f'reg("{pc_register}")'
+        # pc: the probed instruction's run-time address (minus the attach address, the load bias,
+        # non-zero for PIE, which code and type addresses read from the process need); and at the
+        # first instruction of a function, the address it will return to
+        self.pc, self.return_address = _ARCH_EXPRESSIONS.get(arch, _ARCH_EXPRESSIONS["amd64"])
         self.buffer_pages = buffer_pages
         self.goid_offset = goid_offset
         self.dialect = dialect
@@ -143,8 +147,9 @@ class ProgramWriter:
             "$n = 1;",
         ]
         if g_expr and returns:  # for the return probes: latency, and the call this return ends
-            body.append(f"@dg_start[pid, $g, {probe.probe_id}] = nsecs;")
-            body.append(f"@dg_call[pid, $g, {probe.probe_id}] = (uint64)tid * 4294967296 + (uint64)$seq;")
+            key = _call_key(probe)
+            body.append(f"@dg_start[{key}] = nsecs;")
+            body.append(f"@dg_call[{key}] = (uint64)tid * 4294967296 + (uint64)$seq;")
         for v in values:
             body += self._node(v.node, "$seq")
         body = self._batch_prints(body, "$seq")
@@ -166,9 +171,8 @@ class ProgramWriter:
         addresses."""
         mark = probe.probe_id + 1
         delta = call.return_address - call.target
-        ret = 'reg("r30")' if self.pc == 'reg("pc")' else '*(uint64*)reg("sp")'
         expected = f"{self.pc} + {delta:#x}" if delta >= 0 else f"{self.pc} - {-delta:#x}"
-        self.blocks.append(self._block(self._attach(call.target), f"{ret} == {expected}",
+        self.blocks.append(self._block(self._attach(call.target), f"{self.return_address} == {expected}",
                                        [f"@dg_reenter[pid, (uint64){g_expr}] = {mark};"]))
         self.run_env["BPFTRACE_MAP_KEYS_MAX"] = str(REENTRY_MAP_KEYS)
         return [f"$g0 = (uint64){g_expr};",
@@ -193,12 +197,13 @@ class ProgramWriter:
         probe = ProbePlan(len(self.probes), fn, "ret", fn.address, values, builder.reads, None, sites,
                           unknown=layout.unknown, selected=selections is not None)
         self.probes.append(probe)
+        key = _call_key(entry_probe)
         for site in sites:
             body = self._event_start(g_expr) + [
-                f"$t0 = @dg_start[pid, $g, {entry_probe.probe_id}];",
-                f"$c = @dg_call[pid, $g, {entry_probe.probe_id}];",
-                f"delete(@dg_start[pid, $g, {entry_probe.probe_id}]);",
-                f"delete(@dg_call[pid, $g, {entry_probe.probe_id}]);",
+                f"$t0 = @dg_start[{key}];",
+                f"$c = @dg_call[{key}];",
+                f"delete(@dg_start[{key}]);",
+                f"delete(@dg_call[{key}]);",
                 self._line("$seq", f"ret {probe.probe_id} %lu %lx {site:#x} %lu %lu %lx %lu",
                            ["nsecs", "$g", "($t0 > 0 ? nsecs - $t0 : 0)", "$c", self.pc, "(uint64)pid"]),
                 "$n = 1;",
@@ -336,6 +341,12 @@ class ProgramWriter:
         text = header + config + begin + "\n".join(self.blocks)
         return Program(text, self.probes, self.warnings, _read_lines(text), self.dialect.read_error_flags,
                        dict(self.run_env))
+
+
+def _call_key(entry_probe: ProbePlan) -> str:
+    """The key of a call awaiting its return: the goroutine, with its process (two processes of
+    one binary can have g structures at the same address), and the function's entry probe."""
+    return f"pid, $g, {entry_probe.probe_id}"
 
 
 def _values(builder: PlanBuilder, fn: Function, locs: list[Location], selections: list[ArgExpr] | None,

@@ -117,7 +117,7 @@ def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Progra
     if options.max_str > dialect.max_strlen:
         raise DwarfgoError(f"--max-str {options.max_str} exceeds bpftrace {dialect.version_text}'s limit of {dialect.max_strlen}")
     writer = ProgramWriter(str(prog.binary.path.resolve()), dialect, options.pid, goid_offset(prog),
-                           pc_register="pc" if prog.binary.arch == "arm64" else "ip")
+                           arch=prog.binary.arch)
     if options.buffer_pages:
         writer.buffer_pages = options.buffer_pages
     rt = runtime_layout(prog)

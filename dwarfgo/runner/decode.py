@@ -89,6 +89,13 @@ class _Pending:
     def probe_id(self) -> int:
         return int(self.header[1])
 
+    @property
+    def ts(self) -> int:
+        try:
+            return int(self.header[2])
+        except (ValueError, IndexError):  # a cut header line
+            return 0
+
 
 # bpftrace's report of a failed memory read: 0.17 with -kk, one line
 #   /tmp/x.bt:29:12-30: WARNING: Failed to probe_read: Bad address (-14)
@@ -97,13 +104,6 @@ class _Pending:
 #   Additional Info - helper: probe_read_user, retcode: -14
 _LOCATED_WARNING = re.compile(r"^\S*?:(\d+):\d+(?:-\d+)?: WARNING: (.*)$")
 _OLD_READ_FAILURE = re.compile(r"Failed to probe_read\w*: (.*?)(?: \(-?\d+\))?$")
-
-
-def _header_ts(pend: "_Pending") -> int:
-    try:
-        return int(pend.header[2])
-    except (ValueError, IndexError):
-        return 0
 
 
 class Decoder:
@@ -265,7 +265,7 @@ class Decoder:
         rather than not at all; then returns whose call never arrived (it was lost, or came
         before tracing began)."""
         out = []
-        for (tid, seq), pend in sorted(self.pending.items(), key=lambda kv: _header_ts(kv[1])):
+        for (tid, seq), pend in sorted(self.pending.items(), key=lambda kv: kv[1].ts):
             try:
                 ev = self._event(tid, seq, pend)
             except (ValueError, IndexError, KeyError):

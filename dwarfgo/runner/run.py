@@ -56,7 +56,6 @@ class BpftraceRun:
         self.killed = False  # True when bpftrace did not exit within the grace after SIGINT
         self.signals_resent = 0  # SIGINTs sent again because bpftrace kept polling (see stop())
         self.hang_state = ""  # what the kernel said bpftrace was doing when it was killed
-        self.attached = threading.Event()
         self.on_attached = None  # called (in the reading thread) when every probe is attached
         self._timer = None
         if opts.duration:
@@ -69,7 +68,6 @@ class BpftraceRun:
         warnings among them); the messages are also kept in `stderr_lines`."""
         for line in self.proc.stdout:
             if line.startswith("@dg 0 0 attached"):  # printed by the program's BEGIN probe
-                self.attached.set()
                 if self.on_attached is not None:
                     self.on_attached()  # before any event line is handed on
                 continue

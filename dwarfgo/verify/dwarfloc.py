@@ -141,7 +141,7 @@ def decode(ops, arch: str) -> list[DwarfPiece]:
 def _computed_text(loc: Location) -> str:
     if not loc.pieces:
         return "zero-size"
-    return " ".join(p.register if isinstance(p, RegisterPiece) else f"SP+{p.offset}" for p in loc.pieces)
+    return " ".join(_where(p) for p in loc.pieces)
 
 
 def compare(loc: Location, dwarf_pieces: list[DwarfPiece] | None) -> ParamCheck:
@@ -238,15 +238,16 @@ def merged_lengths(loc: Location, dwarf_pieces: list[DwarfPiece], layout: Functi
     function receives (the other's .len, or the same slice's len as its cap): it follows a value the
     optimiser merged with an equal one later in the function. True when that explains every
     disagreeing piece, after Go 1.19-1.21's repeats are read as such."""
-    ints = {}
+    int_places: dict[str, list] = {}  # where the ABI puts each int piece of the inputs
     for other in layout.inputs:
         for piece in other.pieces:
-            ints.setdefault((piece.leaf.type_name, _where(piece)), []).append(piece)
+            if piece.leaf.type_name == "int":
+                int_places.setdefault(_where(piece), []).append(piece)
     alignments = [dwarf_pieces] if len(dwarf_pieces) == len(loc.pieces) else list(repeat_alignments(loc, dwarf_pieces))
     for aligned in alignments:
         bad = mismatched_pieces(loc, aligned)
         if bad and all(mine.leaf.path.endswith((".len", ".cap")) and mine.leaf.type_name == "int"
-                       and any(p is not mine for p in ints.get(("int", theirs.place()), []))
+                       and any(p is not mine for p in int_places.get(theirs.place(), []))
                        for mine, theirs in bad):
             return True
     return False

@@ -33,7 +33,8 @@ STACK_PREEMPT = 0xFFFFFFFFFFFFFADE  # stackguard0 value that requests preemption
 
 @dataclass
 class StackCheck:
-    """The prologue's stack-bound check, as the probe must re-evaluate it.
+    """The prologue's stack-bound check (shown by `dwarfgo abi`; the entry probe of bpftrace 0.23+
+    sits on its decision branch).
 
     `keep` is the condition under which the prologue does NOT branch to morestack, written
     with `{sp}` (SP at entry) and `{guard}` (g.stackguard0) for the emitter to fill in;
