@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import time
 from typing import List, Optional
@@ -340,8 +339,15 @@ def trace(
     bpftrace: Optional[str] = BpftraceOpt,
     buffer_pages: Optional[int] = BufferOpt,
     debug_file: Optional[str] = DebugOpt,
+    raw_output: Optional[str] = typer.Option(None, "--raw-output", metavar="FILE",
+                                             help="Also save bpftrace's own output, line for line, to FILE."),
 ) -> None:
     """Run the probe program and print decoded events (root needed).
+
+    Every event bpftrace prints is shown, in time order (events wait up to 0.25 s for earlier
+    ones from other CPUs). Ctrl-C (or SIGTERM, --duration, the -p process exiting) asks
+    bpftrace to stop and decodes the rest of its output; a second Ctrl-C quits at once.
+    At the end, the calls and returns shown, and any events that never reached dwarfgo.
 
     Examples:
 
@@ -353,6 +359,7 @@ def trace(
     """
     from .runner.decode import Decoder
     from .runner.run import BpftraceRun, RunOptions
+    from .runner.session import TraceSession, exit_status_ok, loss_lines
     from .runtime_types import RuntimeTypeNames
 
     with _open(binary, debug_file) as prog:
@@ -364,48 +371,37 @@ def trace(
         symbolize = lambda addr: (prog.binary.symbol_at(addr).name if prog.binary.symbol_at(addr) else None)
         decoder = Decoder(program.probes, symbolize=symbolize, type_name=names, max_str=max_str,
                           read_lines=program.read_lines)
+        try:
+            raw = open(raw_output, "w") if raw_output else None
+        except OSError as e:
+            _fail(f"--raw-output {raw_output}: {e.strerror or e}")
         run = BpftraceRun(program.text, RunOptions(path, command, duration, buffer_pages=buffer_pages,
                                                    flags=tuple(program.run_flags), extra_env=program.run_env))
 
-        # said when bpftrace's BEGIN probe reports every probe attached, before the first event
+        # said when the program reports every probe attached, before the first event
         run.on_attached = lambda: typer.echo(f"dwarfgo: tracing {len(funcs)} function(s) with {path}; "
                                              f"Ctrl-C to stop", err=True)
-        # SIGINT and SIGTERM (Ctrl-C, kill, systemd, a CI timeout) stop the trace: bpftrace detaches,
-        # events are flushed. Installed explicitly: a process started in the background by a
-        # script inherits SIGINT ignored, and Python then leaves it ignored (no KeyboardInterrupt)
-        signal.signal(signal.SIGINT, _interrupt)
-        signal.signal(signal.SIGTERM, _interrupt)
+
         def show(ev) -> None:
             if as_json:
                 typer.echo(json.dumps(ev.to_json(pid)))
             else:
-                typer.echo(("-> " if ev.kind == "call" else "<- ") + ev.text())
+                typer.echo(("-> " if ev.kind == "call" else "<- ") + _printable(ev.text()))
 
-        def consume(lines) -> None:
-            for line in lines:
-                ev = decoder.feed(line)
-                if ev is not None:
-                    show(ev)
-                for held in decoder.take_held():
-                    show(held)
-
+        # SIGINT and SIGTERM (Ctrl-C, kill, systemd, a CI timeout) ask bpftrace to stop; the session
+        # decodes to the end of its output (a second Ctrl-C quits at once)
+        session = TraceSession(run, decoder, show, say=lambda m: typer.echo(m, err=True), pid=pid, raw_output=raw)
         try:
-            consume(run.lines())
-        except KeyboardInterrupt:
-            typer.echo(f"dwarfgo: stopping; bpftrace is detaching {run.probe_count} probe(s) "
-                       f"(about 0.1 s each)", err=True)
-            run.stop()
-            consume(run.lines())
-        for ev in decoder.finish():
-            show(ev)
-        rc = run.close()
-        lost = decoder.lost
-        if lost:
-            typer.echo(f"dwarfgo: warning: bpftrace lost {lost} output records: some calls are missing "
-                       f"(a bigger --buffer-pages helps)", err=True)
-        if decoder.incomplete:
-            typer.echo(f"dwarfgo: warning: {decoder.incomplete} event(s) incomplete (output dropped by bpftrace); "
-                       f"their values are shown as unavailable", err=True)
+            outcome = session()
+        finally:
+            rc = run.close()
+            if raw is not None:
+                raw.close()
+        if outcome.process_exited:
+            typer.echo(f"dwarfgo: process {pid} exited", err=True)
+        hint = " (a bigger --buffer-pages helps)"
+        for line in loss_lines(outcome, hint):
+            typer.echo(line, err=True)
         if decoder.failed_reads:
             typer.echo(f"dwarfgo: note: {decoder.failed_reads} memory read(s) failed (page not resident or bad "
                        f"pointer); those values are shown as unavailable", err=True)
@@ -415,24 +411,31 @@ def trace(
         if run.signals_resent:
             typer.echo(f"dwarfgo: note: bpftrace kept polling after the stop signal (a race in bpftrace 0.17's "
                        f"poll loop); the signal was sent {run.signals_resent} more time(s)", err=True)
+        lost = f", {outcome.lost_events} missing" if outcome.lost_events else ""
+        typer.echo(f"dwarfgo: {outcome.calls} call(s), {outcome.returns} return(s) shown{lost}", err=True)
+        if outcome.interrupted:
+            raise typer.Exit(130)
         errors = run.errors
         if run.killed:
             where = f" ({run.hang_state})" if run.hang_state else ""
             _fail(f"bpftrace did not exit within {time.monotonic() - run.stop_requested:.0f} s of the stop "
                   f"request{where} and was killed; the events above were printed before it hung")
-        if rc not in (0, -2, 130):
+        if not exit_status_ok(rc):
             detail = (": " + " | ".join(errors[-5:])) if errors else " and printed no error"
             _fail(f"bpftrace exited with status {rc}{detail}")
+
+
+def _printable(text: str) -> str:
+    """Control characters (from names in the binary, or string values) never reach the terminal raw."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 @app.command()
 def version() -> None:
     """Print dwarfgo's version."""
     typer.echo(f"dwarfgo {__version__}")
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
 
 
 def main() -> None:

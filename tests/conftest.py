@@ -111,8 +111,10 @@ def pytest_terminal_summary(terminalreporter):
     """The live tests' figures (values compared exactly, unavailable, per run), in every report."""
     import sys
 
-    live = sys.modules.get("test_live")
-    lines = live.summary_lines() if live is not None else []
+    lines = []
+    for name in ("test_live", "test_live_soak"):
+        module = sys.modules.get(name)
+        lines += module.summary_lines() if module is not None else []
     if lines:
         terminalreporter.write_sep("-", "live value checks")
         for line in lines:

@@ -14,7 +14,7 @@ so the decoder can group lines of one event even when CPUs interleave:
     @dg <tid> <seq> <read>[,<read>...] <value>... reads (see plan.py), several per line
     @dg <tid> <seq> end <lines>                   event complete; <lines> printed in all, so the
                                                   decoder knows when bpftrace dropped some
-    @dg 0 0 attached                              (from BEGIN) every probe is attached
+    @dg 0 0 attached                              every probe is attached (see _attach_markers)
 
 Only numbers come from dwarfgo into the program; names from the binary stay in the
 decoder, so no symbol or type name can change what the program does.
@@ -173,9 +173,9 @@ class ProgramWriter:
         delta = call.return_address - call.target
         expected = f"{self.pc} + {delta:#x}" if delta >= 0 else f"{self.pc} - {-delta:#x}"
         self.blocks.append(self._block(self._attach(call.target), f"{self.return_address} == {expected}",
-                                       [f"@dg_reenter[pid, (uint64){g_expr}] = {mark};"]))
+                                       [f"@dg_reenter[pid, {_u64(g_expr)}] = {mark};"]))
         self.run_env["BPFTRACE_MAP_KEYS_MAX"] = str(REENTRY_MAP_KEYS)
-        return [f"$g0 = (uint64){g_expr};",
+        return [f"$g0 = {_u64(g_expr)};",
                 "$again = @dg_reenter[pid, $g0];",
                 "@dg_reenter[pid, $g0] = 0;",
                 f"if ($again != {mark}) {{", *body, "}"]
@@ -202,10 +202,12 @@ class ProgramWriter:
             body = self._event_start(g_expr) + [
                 f"$t0 = @dg_start[{key}];",
                 f"$c = @dg_call[{key}];",
-                f"delete(@dg_start[{key}]);",
-                f"delete(@dg_call[{key}]);",
-                self._line("$seq", f"ret {probe.probe_id} %lu %lx {site:#x} %lu %lu %lx %lu",
-                           ["nsecs", "$g", "($t0 > 0 ? nsecs - $t0 : 0)", "$c", self.pc, "(uint64)pid"]),
+                self._delete(f"@dg_start[{key}]"),
+                self._delete(f"@dg_call[{key}]"),
+                # a difference is signed in bpftrace 0.27 (it warns on unsigned operands): say so
+                self._line("$seq", f"ret {probe.probe_id} %lu %lx {site:#x} %ld %lu %lx %lu",
+                           ["nsecs", "$g", "($t0 > 0 ? (int64)nsecs - (int64)$t0 : (int64)0)", "$c", self.pc,
+                            "(uint64)pid"]),
                 "$n = 1;",
             ]
             for v in values:
@@ -215,13 +217,18 @@ class ProgramWriter:
             self.blocks.append(self._block(self._attach(site), None, body))
         return probe
 
+    def _delete(self, element: str) -> str:
+        """delete() of a map element; bpftrace 0.27 warns when its result is discarded, 0.23 refuses
+        to assign it."""
+        return f"$deleted = delete({element});" if self.dialect.version >= (0, 27, 0) else f"delete({element});"
+
     @staticmethod
     def _event_start(g_expr: str | None) -> list[str]:
         """Every event: the next number of this thread's events, and the goroutine (g) pointer."""
         return [
             "@dg_seq[tid] = @dg_seq[tid] + 1;",
             "$seq = @dg_seq[tid];",
-            f"$g = (uint64){g_expr or '0'};",
+            f"$g = {_u64(g_expr or '0')};",
         ]
 
     def _goid(self, g_expr: str | None) -> str:
@@ -242,7 +249,7 @@ class ProgramWriter:
                 "}",
             ]
         # the print itself is batched with its neighbours by _batch_prints
-        return [f"$r{r.index} = (uint64)({r.expr});" if r.kind in ("hex",) else f"$r{r.index} = {r.expr};",
+        return [f"$r{r.index} = {_u64(r.expr)};" if r.kind in ("hex",) else f"$r{r.index} = {r.expr};",
                 _Print(r.index, _FMT[r.kind])]
 
     def _batch_prints(self, body: list, seq: str) -> list[str]:
@@ -334,13 +341,50 @@ class ProgramWriter:
         return out
 
     def render(self, header: str = "") -> Program:
-        # BEGIN runs once every probe is attached: the signal that calls are now traced
-        begin = 'BEGIN\n{\n\tprintf("@dg 0 0 attached\\n");\n}\n\n'
         # a bigger per-CPU output buffer: bursts from many goroutines overflow the default 64 pages
         config = f"config = {{\n\tperf_rb_pages = {self.buffer_pages}\n}}\n\n" if self.dialect.config_block else ""
-        text = header + config + begin + "\n".join(self.blocks)
+        first, last = _attach_markers()
+        text = header + config + first + "\n".join(self.blocks) + "\n" + last
+        text += _end_block(text)
         return Program(text, self.probes, self.warnings, _read_lines(text), self.dialect.read_error_flags,
                        dict(self.run_env))
+
+
+def _u64(expr: str) -> str:
+    """`expr` as a uint64: cast unless it already is one (bpftrace 0.27 warns on an unnecessary cast):
+    a register, or one 8-byte load `*(uint64*)(...)`."""
+    if re.fullmatch(r'reg\("\w+"\)', expr):
+        return expr
+    if expr.startswith("*(uint64*)(") and expr.endswith(")"):
+        depth = 0
+        for i, ch in enumerate(expr[len("*(uint64*)"):]):
+            depth += {"(": 1, ")": -1}.get(ch, 0)
+            if depth == 0:
+                if len("*(uint64*)") + i == len(expr) - 1:
+                    return expr
+                break
+    return f"(uint64)({expr})"
+
+
+def _attach_markers() -> tuple[str, str]:
+    """Two timer probes, the program's first and last: the one that fires when the other already has
+    prints `attached`. BEGIN cannot say it: bpftrace 0.17 runs BEGIN before it attaches the other
+    probes, which it then attaches in reverse program order (a traced process resumed at BEGIN lost
+    its first calls). Whatever the order, the second marker to fire was attached after every probe
+    between them."""
+    def marker(me: str, other: str) -> str:
+        return (f"interval:ms:{_MARKER_MS}\n/@{me} == 0/\n{{\n\t@{me} = 1;\n"
+                f"\tif (@{other} == 1) {{\n\t\tprintf(\"@dg 0 0 attached\\n\");\n\t}}\n}}\n\n")
+    return marker("dg_live_first", "dg_live_last"), marker("dg_live_last", "dg_live_first")
+
+
+_MARKER_MS = 20
+# At exit bpftrace prints every map: only @dg_seq is wanted (each thread's count of events the probes
+# emitted, which tells the decoder how many never reached it); the rest is cleared first.
+def _end_block(text: str) -> str:
+    maps = ["@dg_live_first", "@dg_live_last"] + [m for m in ("@dg_reenter", "@dg_start", "@dg_call")
+                                                  if m + "[" in text]
+    return "END\n{\n" + "".join(f"\tclear({m});\n" for m in maps) + "}\n"
 
 
 def _call_key(entry_probe: ProbePlan) -> str:

@@ -102,6 +102,9 @@ class _Pending:
 # 0.23+ with -k, two lines (the first alone is also the shape of compile-time warnings)
 #   /tmp/x.bt:29:12-30: WARNING: Bad address
 #   Additional Info - helper: probe_read_user, retcode: -14
+# bpftrace prints every map when it exits: the program's per-thread event counter is the number of
+# events its probes emitted on each thread, printed or not (`@dg_seq[12345]: 17`)
+_EMITTED = re.compile(r"^@dg_seq\[(\d+)\]: (\d+)$")
 _LOCATED_WARNING = re.compile(r"^\S*?:(\d+):\d+(?:-\d+)?: WARNING: (.*)$")
 _OLD_READ_FAILURE = re.compile(r"Failed to probe_read\w*: (.*?)(?: \(-?\d+\))?$")
 
@@ -127,6 +130,26 @@ class Decoder:
         self.incomplete = 0
         self.held: list[Event] = []
         self.unparsed: list[str] = []
+        self.seen: dict[int, int] = {}  # thread -> events whose first line arrived
+        self.last_seq: dict[int, int] = {}  # thread -> highest event number seen
+        self.emitted: dict[int, int] | None = None  # thread -> events the probes emitted (from the exit map)
+        self.calls_shown = 0
+        self.returns_shown = 0
+
+    # ------------------------------------------------------------ accounting
+    @property
+    def events_lost(self) -> int:
+        """Events the probes emitted that never reached the decoder: their first line (or every
+        line) was lost by bpftrace, or bpftrace never printed it (stopped first). Exact when
+        bpftrace printed its per-thread counters at exit; otherwise the gaps in each thread's
+        event numbers (which cannot see a loss after a thread's last event that arrived)."""
+        totals = self.emitted if self.emitted is not None else self.last_seq
+        return sum(max(0, n - self.seen.get(tid, 0)) for tid, n in totals.items())
+
+    @property
+    def counts_exact(self) -> bool:
+        """True when the emitted totals came from bpftrace's exit map (the loss figure is exact)."""
+        return self.emitted is not None
 
     def feed(self, line: str) -> Event | None:
         line = line.rstrip("\n")
@@ -134,6 +157,13 @@ class Decoder:
         if m:
             self.lost += int(m.group(1))
             return None
+        if line.startswith("@dg_seq["):
+            m = _EMITTED.match(line)
+            if m:
+                if self.emitted is None:
+                    self.emitted = {}
+                self.emitted[int(m.group(1))] = int(m.group(2))
+                return None
         if not line.startswith("@dg "):
             held, self._held_warning = self._held_warning, None
             m = _LOCATED_WARNING.match(line)
@@ -151,10 +181,18 @@ class Decoder:
         parts = line.split(" ", 4)
         if len(parts) < 4:
             return None
-        tid, seq, what = int(parts[1]), int(parts[2]), parts[3]
+        try:
+            tid, seq, what = int(parts[1]), int(parts[2]), parts[3]
+        except ValueError:
+            self.unparsed.append(line)
+            return None
         key = (tid, seq)
         rest = parts[4] if len(parts) > 4 else ""
+        if seq > self.last_seq.get(tid, 0):
+            self.last_seq[tid] = seq
         if what in ("call", "ret"):
+            if key not in self.pending:
+                self.seen[tid] = self.seen.get(tid, 0) + 1
             self.pending[key] = _Pending([what] + rest.split(" "))
             return None
         pend = self.pending.get(key)
@@ -163,15 +201,20 @@ class Decoder:
         if what == "end":
             del self.pending[key]
             printed = int(rest) if rest.strip().isdigit() else None
-            ev = self._event(tid, seq, pend)
+            cut = None
             if printed is not None and printed != pend.lines + 1:
-                self._incomplete(ev, f"bpftrace dropped {printed - pend.lines - 1} of this event's {printed} "
-                                     f"output lines")
+                cut = f"bpftrace dropped {printed - pend.lines - 1} of this event's {printed} output lines"
+            ev = self._event(tid, seq, pend, cut)
+            if ev is None:
+                return None
             return self._deliver(ev)
         indices = what.split(",")
         values = rest.split(" ") if len(indices) > 1 else [rest]
-        for i, v in zip(indices, values):
-            pend.raw[int(i)] = v
+        try:
+            for i, v in zip(indices, values):
+                pend.raw[int(i)] = v
+        except ValueError:
+            self.unparsed.append(line)
         pend.lines += 1
         return None
 
@@ -194,7 +237,20 @@ class Decoder:
             self.failed_reads += 1
 
     # ------------------------------------------------------------ events
-    def _event(self, tid: int, seq: int, pend: _Pending) -> Event:
+    def _event(self, tid: int, seq: int, pend: _Pending, cut: str | None = None) -> Event | None:
+        """The event of a complete group of lines; with `cut` (some of its lines never came), its
+        values are all unavailable with that reason. None when even the first line is cut short
+        (the event is then counted as lost)."""
+        try:
+            ev = self._decode_event(tid, seq, pend, cut)
+        except (ValueError, IndexError, KeyError):
+            self.seen[tid] = self.seen.get(tid, 1) - 1  # a first line cut short: the event is lost
+            return None
+        if cut:
+            self._incomplete(ev, cut)
+        return ev
+
+    def _decode_event(self, tid: int, seq: int, pend: _Pending, cut: str | None) -> Event:
         h = pend.header
         kind, probe = h[0], self.probes[int(h[1])]
         ts, g = int(h[2]), int(h[3], 16)
@@ -209,7 +265,7 @@ class Decoder:
         pc = _hex(h[pc_field]) if len(h) > pc_field else None
         self._bias = pc - linked if pc is not None and linked is not None else 0
         for v in probe.values:
-            j, t = self._node(v.node, raw)
+            j, t = self._node(v.node, raw) if cut is None else _unavailable(cut)
             values[v.name] = j
             texts[v.name] = t
         pid_field = pc_field + 1
@@ -227,12 +283,14 @@ class Decoder:
         of one goroutine can arrive out of order when it moved between CPUs: a return that comes
         before its call is held until the call arrives."""
         if ev.kind == "call":
+            self.calls_shown += 1
             self.calls[ev.call_id] = ev
             early = self.early_returns.pop(ev.call_id, None)
             if early is not None:
                 self._attach_call(early, ev)
                 self.held.append(early)
             return ev
+        self.returns_shown += 1
         call = self.calls.pop(ev.call_id, None) if ev.call_id else None
         if call is None and ev.call_id is not None:
             self.early_returns[ev.call_id] = ev
@@ -245,6 +303,8 @@ class Decoder:
     def _attach_call(ret: Event, call: Event) -> None:
         ret.args_text = ", ".join(f"{k}={v}" for k, v in call.texts.items())
         ret.call_args = call.values
+        if ret.goid is None:
+            ret.goid = call.goid  # the return probe does not read it: the call it ends knows it
 
     def take_held(self) -> list[Event]:
         """Returns released by the arrival of their call (emit them after that call)."""
@@ -266,11 +326,9 @@ class Decoder:
         before tracing began)."""
         out = []
         for (tid, seq), pend in sorted(self.pending.items(), key=lambda kv: kv[1].ts):
-            try:
-                ev = self._event(tid, seq, pend)
-            except (ValueError, IndexError, KeyError):
-                continue  # the header line itself is cut
-            self._incomplete(ev, "bpftrace stopped before printing the rest of this event")
+            ev = self._event(tid, seq, pend, "bpftrace stopped before printing the rest of this event")
+            if ev is None:
+                continue  # the first line itself is cut: counted as lost
             ev = self._deliver(ev)
             if ev is not None:
                 out.append(ev)
@@ -282,11 +340,15 @@ class Decoder:
 
     # ------------------------------------------------------------ values
     def _node(self, node: Node, raw: dict[int, str]):
-        """JSON value and Go syntax of one node; unavailable when one of its own reads failed."""
+        """JSON value and Go syntax of one node; unavailable when one of its own reads failed, or
+        when a word it needs is missing or garbled (never a crash, never a made-up value)."""
         for r in _own_reads(node):
             if isinstance(raw.get(r.index), _FailedRead):
                 return _unavailable(raw[r.index].reason)
-        return self._node_value(node, raw)
+        try:
+            return self._node_value(node, raw)
+        except (TypeError, ValueError, struct.error, OverflowError):
+            return _unavailable("bpftrace's output for this value is incomplete")
 
     def _node_value(self, node: Node, raw: dict[int, str]):
         if isinstance(node, Scalar):
@@ -358,6 +420,8 @@ class Decoder:
             if node.ptr is None:
                 return _unavailable(node.unavailable)
             ptr = _hex(raw.get(node.ptr.index))
+            if ptr is None:
+                return _unavailable("not printed")
             if ptr == 0:
                 return None, "nil"
             if node.target is None:
@@ -462,21 +526,13 @@ def _unavailable(reason: str | None) -> tuple[dict, str]:
 
 
 def _int(raw: str | None) -> int | None:
-    if raw is None:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        return None
+    """None when the word was not printed; a garbled word raises ValueError (the value that needs
+    it becomes unavailable, see Decoder._node)."""
+    return None if raw is None else int(raw)
 
 
 def _hex(raw: str | None) -> int | None:
-    if raw is None:
-        return None
-    try:
-        return int(raw, 16)
-    except ValueError:
-        return None
+    return None if raw is None else int(raw, 16)
 
 
 def _bytes(raw: str) -> bytes:

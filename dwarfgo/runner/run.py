@@ -66,11 +66,12 @@ class BpftraceRun:
     def lines(self) -> Iterator[str]:
         """Every line bpftrace prints, its own messages included (the decoder reads failed-read
         warnings among them); the messages are also kept in `stderr_lines`."""
+        attached = False
         for line in self.proc.stdout:
-            if line.startswith("@dg 0 0 attached"):  # printed by the program's BEGIN probe
-                if self.on_attached is not None:
+            if line.startswith("@dg 0 0 attached"):  # printed once every probe is attached
+                if self.on_attached is not None and not attached:
                     self.on_attached()  # before any event line is handed on
-                continue
+                attached = True
             if not line.startswith("@dg "):
                 self.stderr_lines.append(line.rstrip("\n"))
             yield line
@@ -114,6 +115,13 @@ class BpftraceRun:
                 except ProcessLookupError:
                     return
         self._kill()
+
+    def kill(self) -> None:
+        """Stop bpftrace at once (a second Ctrl-C): SIGKILL; the kernel detaches its probes."""
+        if self.stop_requested is None:
+            self.stop_requested = time.monotonic()
+        self._kill()
+        self.killed = False  # asked for, not a hang
 
     def _kill(self) -> None:
         if self.proc.poll() is None:

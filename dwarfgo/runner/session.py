@@ -1,0 +1,196 @@
+"""Layer 5: a trace session: bpftrace's output read, decoded, put in time order and shown, with every
+event accounted for.
+
+    bpftrace ──lines──▶ reader thread ──queue──▶ decoder ──events──▶ reorder window ──▶ show()
+
+* **Stop-safe.** A stop request (the first Ctrl-C or SIGTERM, `--duration`, the traced process
+  exiting) only asks bpftrace to stop; decoding goes on until bpftrace's output ends, so every
+  event bpftrace printed is shown. A second Ctrl-C stops at once and says how much was left
+  undecoded. Signal handlers never raise into the decoder (which once lost the event in hand).
+* **Time order.** bpftrace reads one output buffer per CPU, so events of different CPUs arrive
+  out of order. Events are held for `window` seconds of trace time (the newest event's
+  timestamp minus the event's) and shown in timestamp order; when the output goes quiet for
+  that long, everything held is shown.
+* **Accounting.** At the end: calls and returns shown, events the probes emitted that never
+  reached dwarfgo (from bpftrace's per-thread counters, printed when it exits), output records
+  bpftrace said it lost, and events cut short.
+"""
+
+from __future__ import annotations
+
+import heapq
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .decode import Decoder, Event
+from .run import BpftraceRun
+
+DEFAULT_WINDOW = 0.25  # seconds of trace time an event waits for earlier events from other CPUs
+_EOF = None
+
+
+@dataclass
+class TraceOutcome:
+    calls: int = 0
+    returns: int = 0
+    lost_events: int = 0  # emitted by the probes, never decoded
+    lost_exact: bool = False  # lost_events from bpftrace's own counters (else: gaps in event numbers)
+    lost_records: int = 0  # output records bpftrace reported lost
+    incomplete: int = 0
+    undecoded_lines: int = 0  # left in the queue by a second Ctrl-C
+    interrupted: bool = False  # the second Ctrl-C: stopped without decoding the rest
+    process_exited: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+class TraceSession:
+    def __init__(self, run: BpftraceRun, decoder: Decoder, show: Callable[[Event], None],
+                 say: Callable[[str], None], window: float = DEFAULT_WINDOW, pid: int | None = None,
+                 raw_output=None):
+        self.run = run
+        self.raw_output = raw_output  # a text file: bpftrace's output, line for line, as it was read
+        self.decoder = decoder
+        self.show = show
+        self.say = say  # a one-line message to the user (stderr)
+        self.window = window
+        self.pid = pid
+        self.outcome = TraceOutcome()
+        self._lines: queue.Queue = queue.Queue()
+        self._held: list[tuple[int, int, Event]] = []  # (ts, arrival, event) heap
+        self._arrival = 0
+        self._newest = 0
+        self._stops = 0
+        self._done = threading.Event()
+
+    # ------------------------------------------------------------ the loop
+    def __call__(self) -> TraceOutcome:
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        self.say(f"dwarfgo: bpftrace is attaching {self.run.probe_count} probe(s)…")
+        reader = threading.Thread(target=self._read, name="bpftrace-output", daemon=True)
+        reader.start()
+        if self.pid is not None:
+            threading.Thread(target=self._watch_process, name="process-watch", daemon=True).start()
+        try:
+            self._decode_until_eof()
+        except KeyboardInterrupt:  # the second stop request: at once
+            self.outcome.interrupted = True
+            self.outcome.undecoded_lines = self._lines.qsize()
+            self.run.kill()
+        finally:
+            self._done.set()
+            for s, h in previous.items():
+                signal.signal(s, h)
+        if not self.outcome.interrupted:
+            for ev in self.decoder.finish():
+                self._hold(ev)
+            self._release(everything=True)
+        d = self.decoder
+        o = self.outcome
+        o.calls, o.returns = d.calls_shown, d.returns_shown
+        o.lost_events, o.lost_exact, o.lost_records, o.incomplete = d.events_lost, d.counts_exact, d.lost, d.incomplete
+        return o
+
+    def _read(self) -> None:
+        try:
+            for line in self.run.lines():
+                if self.raw_output is not None:
+                    self.raw_output.write(line)
+                self._lines.put(line)
+        finally:
+            if self.raw_output is not None:
+                self.raw_output.flush()
+            self._lines.put(_EOF)
+
+    def _decode_until_eof(self) -> None:
+        idle = max(self.window, 0.05)
+        while True:
+            try:
+                line = self._lines.get(timeout=idle)
+            except queue.Empty:
+                self._release(everything=True)  # quiet: nothing earlier can still come
+                continue
+            if line is _EOF:
+                return
+            ev = self.decoder.feed(line)
+            if ev is not None:
+                self._hold(ev)
+            for held in self.decoder.take_held():
+                self._hold(held)
+            self._release()
+
+    # ------------------------------------------------------------ time order
+    def _hold(self, ev: Event) -> None:
+        if self.window <= 0:
+            self.show(ev)
+            return
+        self._arrival += 1
+        heapq.heappush(self._held, (ev.ts, self._arrival, ev))
+        if ev.ts > self._newest:
+            self._newest = ev.ts
+
+    def _release(self, everything: bool = False) -> None:
+        horizon = self._newest - int(self.window * 1e9)
+        held = self._held
+        while held and (everything or held[0][0] <= horizon or len(held) > 100_000):
+            self.show(heapq.heappop(held)[2])
+
+    # ------------------------------------------------------------ stopping
+    def _on_signal(self, signum, frame) -> None:
+        self._stops += 1
+        if self._stops > 1:
+            raise KeyboardInterrupt
+        self.request_stop("stopping")
+
+    def request_stop(self, why: str) -> None:
+        """Ask bpftrace to stop (it detaches and prints what it holds); decoding goes on to the end."""
+        if self.run.stop_requested is not None:
+            return
+        self.say(f"dwarfgo: {why}; bpftrace is detaching {self.run.probe_count} probe(s) (about 0.1 s each); "
+                 f"Ctrl-C again to quit at once")
+        self.run.stop()
+
+    def _watch_process(self) -> None:
+        """With -p: stop soon after the traced process exits (bpftrace would trace on)."""
+        while not self._done.wait(0.5):
+            if not _alive(self.pid):
+                self.outcome.process_exited = True
+                self.request_stop(f"process {self.pid} exited")
+                return
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def loss_lines(o: TraceOutcome, buffer_hint: str) -> list[str]:
+    """The end-of-trace report of what was not shown, one line each (empty when nothing was lost)."""
+    out = []
+    if o.interrupted:
+        out.append(f"dwarfgo: warning: stopped at once: {o.undecoded_lines} output line(s) of bpftrace were left "
+                   f"undecoded, and events still in flight were not shown")
+    if o.lost_events:
+        how = "" if o.lost_exact else "at least "
+        why = (f"bpftrace reported {o.lost_records} lost output record(s){buffer_hint}" if o.lost_records else
+               "bpftrace never printed them (it stopped first, or its output buffer overflowed)")
+        out.append(f"dwarfgo: warning: {how}{o.lost_events} traced event(s) (calls or returns) are missing: {why}")
+    elif o.lost_records:
+        out.append(f"dwarfgo: warning: bpftrace reported {o.lost_records} lost output record(s){buffer_hint}")
+    if o.incomplete:
+        out.append(f"dwarfgo: warning: {o.incomplete} event(s) cut short (output dropped by bpftrace, or the stop "
+                   f"came first); their values are shown as unavailable")
+    return out
+
+
+def exit_status_ok(rc: int) -> bool:
+    return rc in (0, -signal.SIGINT, 128 + signal.SIGINT, -signal.SIGTERM)
+

@@ -1,0 +1,178 @@
+"""Live soak: many traces of a multi-function program, stopped at random moments, on bpftrace 0.17
+(entries) and the newest bpftrace (entries and RETs). In every run, every event bpftrace printed is
+shown exactly once, and every event the probes emitted is either shown or counted as missing.
+
+What is independent of dwarfgo's decoder here: the test counts the events in bpftrace's own output
+(saved with --raw-output) and reads bpftrace's per-thread counters of emitted events from that
+output (`@dg_seq[tid]: N`, printed by bpftrace at exit), then checks dwarfgo's events and its
+"N missing" figure against them. Runs that end with the program (the -p process exits, which
+must end the trace) are also compared value by value with the fixture's report.
+
+Stop moments: during attach (before "tracing" may have been said), during the burst of calls,
+and none at all (the traced process exits). The demo fixture passes an interface (ctx) and
+returns errors, so some stops arrive while dynamic types are being named.
+
+DWARFGO_SOAK_RUNS sets the number of runs (default 32; scripts/soak runs more).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pytest
+
+from conftest import FIXTURES, go_versions
+from livecompare import compare_run
+from test_live import _live_preconditions, installed_bpftrace
+
+RUNS = int(os.environ.get("DWARFGO_SOAK_RUNS", "32"))
+FUNCS = ["main.(*BarrierView).Put", "main.(*BarrierView).Get", "main.(*BarrierView).Delete",
+         "main.(*BarrierView).List"]
+SOAK = []  # (bpftrace, mode, calls reported, events shown, missing) per run, for the summary
+_HEADER = re.compile(r"^@dg (\d+) (\d+) (call|ret) ")
+_EMITTED = re.compile(r"^@dg_seq\[(\d+)\]: (\d+)$")
+_SUMMARY = re.compile(r"^dwarfgo: (\d+) call\(s\), (\d+) return\(s\) shown(?:, (\d+) missing)?$")
+
+
+def _raw_counts(path: str) -> tuple[int, int, set]:
+    """(event first lines in bpftrace's output, events emitted per bpftrace's counters, duplicate keys)."""
+    headers, emitted, seen, dup = 0, 0, set(), set()
+    with open(path, errors="replace") as f:
+        for line in f:
+            m = _HEADER.match(line)
+            if m:
+                key = (m.group(1), m.group(2))
+                if key in seen:
+                    dup.add(key)
+                seen.add(key)
+                headers += 1
+                continue
+            m = _EMITTED.match(line.strip())
+            if m:
+                emitted += int(m.group(2))
+    return headers, emitted, dup
+
+
+def _one_run(binary, bt_path: str, ret: bool, mode: str, rng: random.Random, reps: int):
+    fixture = subprocess.Popen([str(binary), "-report", "-wait", "-n", str(reps)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ready = fixture.stderr.readline()
+    assert ready.startswith("READY"), ready
+    raw = tempfile.NamedTemporaryFile(prefix="dwarfgo-soak-", suffix=".raw", delete=False)
+    raw.close()
+    argv = [sys.executable, "-m", "dwarfgo", "trace", str(binary), *FUNCS, "-p", str(fixture.pid), "--json",
+            "--bpftrace", bt_path, "--raw-output", raw.name] + (["--ret"] if ret else [])
+    tracer = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    events, errors = [], []
+    attached = threading.Event()
+
+    def read_out():
+        for line in tracer.stdout:
+            if line.strip():
+                events.append(json.loads(line))
+
+    def read_err():
+        for line in tracer.stderr:
+            errors.append(line.rstrip())
+            if line.startswith("dwarfgo: tracing"):
+                attached.set()
+
+    threads = [threading.Thread(target=read_out, daemon=True), threading.Thread(target=read_err, daemon=True)]
+    for t in threads:
+        t.start()
+    report_text = ""
+    try:
+        if mode == "attach":  # somewhere in bpftrace's start-up and attach
+            attached.wait(rng.uniform(0.0, 2.0))
+            tracer.send_signal(signal.SIGINT)
+            fixture.stdin.write("go\n")
+            fixture.stdin.close()
+        else:
+            assert attached.wait(300), "trace did not attach:\n" + "\n".join(errors[-20:])
+            fixture.stdin.write("go\n")
+            fixture.stdin.close()
+            if mode == "burst":
+                time.sleep(rng.uniform(0.0, 0.3))
+                tracer.send_signal(signal.SIGINT)
+        report_text = fixture.stdout.read()
+        fixture.wait(timeout=300)
+        # mode "end": nothing is sent; the trace must end by itself once the process has exited
+        tracer.wait(timeout=300)
+    finally:
+        for p in (tracer, fixture):
+            if p.poll() is None:
+                p.kill()
+        for t in threads:
+            t.join(timeout=10)
+    headers, emitted, dup = _raw_counts(raw.name)
+    os.unlink(raw.name)
+    report = [json.loads(l) for l in report_text.splitlines() if l.strip()]
+    return report, events, errors, tracer.returncode, headers, emitted, dup
+
+
+@pytest.mark.live
+def test_soak_no_event_lost_by_dwarfgo():
+    go = (go_versions() or ["1.22"])[-1]
+    binary = FIXTURES / f"go{go}" / "amd64" / "default" / "demo"
+    _live_preconditions(binary)
+    bts = [installed_bpftrace("0.17"), installed_bpftrace("newest")]
+    rng = random.Random(int(os.environ.get("DWARFGO_SOAK_SEED", "8")))
+    modes = ["attach", "burst", "end"]
+    failures = []
+    for i in range(RUNS):
+        (version, path), mode = bts[i % 2], modes[(i // 2) % 3]
+        ret = version != "0.17"
+        report, events, errors, rc, headers, emitted, dup = _one_run(binary, path, ret, mode, rng, reps=40)
+        label = f"run {i} bpftrace {version} stop={mode}"
+        summary = [m for e in errors if (m := _SUMMARY.match(e))]
+        problems = []
+        if rc != 0:
+            problems.append(f"exit status {rc}")
+        if dup:
+            problems.append(f"bpftrace printed an event twice: {sorted(dup)[:5]}")
+        if len(events) != headers:  # every event bpftrace printed is shown, once
+            problems.append(f"{headers} events in bpftrace's output, {len(events)} shown")
+        if not summary:
+            problems.append("no closing summary line")
+        else:
+            missing = int(summary[0].group(3) or 0)
+            if emitted and missing != emitted - headers:
+                problems.append(f"says {missing} missing; bpftrace emitted {emitted}, printed {headers}")
+            if not emitted and headers:
+                problems.append("bpftrace's per-thread counters were not printed at exit")
+            SOAK.append((version, mode, len(report), len(events), missing))
+        if mode == "end":
+            # the program ran to its end under the trace: every call shown with exact values,
+            # unless bpftrace itself lost some (then counted, above)
+            if emitted == headers:
+                tally, count_problems = compare_run(report, events, with_results=ret)
+                problems += tally.mismatches[:5] + count_problems[:5]
+            if not any("exited" in e for e in errors):
+                problems.append("did not say the traced process exited")
+        else:
+            calls = [e for e in events if e["event"] == "call"]
+            if len(calls) > len(report):
+                problems.append(f"{len(calls)} call events for {len(report)} calls")
+        if problems:
+            failures.append(f"{label}: " + "; ".join(problems) + "\n    " + "\n    ".join(errors[-6:]))
+    assert not failures, "\n".join(failures)
+
+
+def summary_lines() -> list[str]:
+    if not SOAK:
+        return []
+    runs = len(SOAK)
+    calls = sum(s[2] for s in SOAK)
+    shown = sum(s[3] for s in SOAK)
+    missing = sum(s[4] for s in SOAK)
+    return [f"soak: {runs} runs, {calls} calls made, {shown} events shown, {missing} events missing "
+            f"(emitted by the probes, not printed by bpftrace: lost, or after the stop); 0 lost by dwarfgo"]

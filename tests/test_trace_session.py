@@ -1,0 +1,209 @@
+"""The trace session without bpftrace: stop-safe decoding, time order, loss accounting, cut events,
+and naming an interface's dynamic type from the runtime's type descriptor.
+
+Events are fed as the program prints them (`@dg <tid> <seq> ...`, see emit/bpftrace.py); the
+program comes from the committed demo binary, so these run on any machine."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from dwarfgo.emit.dialect import Dialect
+from dwarfgo.emit.probe import ProbeOptions, generate
+from dwarfgo.gotypes import DW_AT_GO_RUNTIME_TYPE
+from dwarfgo.program import GoProgram
+from dwarfgo.runner.decode import Decoder
+from dwarfgo.runner.session import TraceSession, loss_lines
+from dwarfgo.runtime_types import RuntimeTypeNames
+
+DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "bin" / "demo-go1.22-amd64"
+PUT = "(*BarrierView).Put"
+
+
+@pytest.fixture(scope="module")
+def demo():
+    with GoProgram(DEMO) as prog:
+        fn = prog.function(PUT)
+        program = generate(prog, [fn], Dialect((0, 27, 1)), ProbeOptions(ret=True))
+        yield prog, fn, program
+
+
+def _call_lines(program, fn, tid: int, seq: int, ts: int, goid: int = 7, complete: bool = True) -> list[str]:
+    """A whole call event of (*BarrierView).Put: every read given a plausible raw word; v, ctx's
+    data and entry non-nil, so that the reads behind them are printed too."""
+    probe = program.probes[0]
+    lines = [f"@dg {tid} {seq} call {probe.probe_id} {ts} c000001000 {goid} {fn.address:x} 4242"]
+    for r in probe.reads:
+        raw = "\\x61\\x62" if r.kind == "bytes" else ("c000002000" if r.kind == "hex" else "2")
+        lines.append(f"@dg {tid} {seq} {r.index} {raw}")
+    if complete:
+        lines.append(f"@dg {tid} {seq} end {len(lines) + 1}")
+    return lines
+
+
+def _ret_lines(program, tid: int, seq: int, ts: int, call: tuple[int, int]) -> list[str]:
+    probe = program.probes[1]
+    packed = call[0] << 32 | call[1]
+    lines = [f"@dg {tid} {seq} ret {probe.probe_id} {ts} c000001000 {probe.ret_sites[0]:x} 500 {packed} "
+             f"{probe.ret_sites[0]:x} 4242"]
+    for r in probe.reads:
+        lines.append(f"@dg {tid} {seq} {r.index} 0")
+    lines.append(f"@dg {tid} {seq} end {len(lines) + 1}")
+    return lines
+
+
+def test_a_return_carries_the_goroutine_of_its_call(demo):
+    _, fn, program = demo
+    d = Decoder(program.probes)
+    events = [e for line in _call_lines(program, fn, 10, 1, 1000, goid=42) + _ret_lines(program, 10, 2, 2000, (10, 1))
+              if (e := d.feed(line)) is not None]
+    assert [e.kind for e in events] == ["call", "ret"]
+    assert events[1].to_json()["goroutine"] == 42
+
+
+def test_events_cut_short_never_crash_and_show_no_value(demo):
+    """An event whose lines stop anywhere (a pointer read, an interface word, the first value
+    line) is shown with every value unavailable: finish() once raised TypeError on hex(None)."""
+    _, fn, program = demo
+    whole = _call_lines(program, fn, 10, 1, 1000, complete=False)
+    for cut in range(1, len(whole) + 1):
+        d = Decoder(program.probes)
+        for line in whole[:cut]:
+            assert d.feed(line) is None
+        events = d.finish()
+        assert len(events) == 1
+        assert all("unavailable" in v for v in events[0].values.values())
+        assert d.incomplete == 1
+
+
+def test_a_garbled_word_makes_only_that_value_unavailable(demo):
+    _, fn, program = demo
+    lines = _call_lines(program, fn, 10, 1, 1000)
+    probe = program.probes[0]
+    v_read = probe.values[0].node.ptr.index  # the receiver pointer
+    lines = [l if not l.startswith(f"@dg 10 1 {v_read} ") else f"@dg 10 1 {v_read} zz" for l in lines]
+    d = Decoder(program.probes)
+    ev = [e for l in lines if (e := d.feed(l)) is not None][0]
+    assert "unavailable" in ev.values["v"]
+    assert ev.values["entry"] != ev.values["v"]
+
+
+def test_missing_events_are_counted_in_events_from_bpftrace_exit_counters(demo):
+    _, fn, program = demo
+    d = Decoder(program.probes)
+    for seq in (1, 2, 4):  # event 3 lost entirely; 5 and 6 lost after the last one that came
+        for line in _call_lines(program, fn, 10, seq, 1000 + seq):
+            d.feed(line)
+    # a header line lost: only the value lines and end of event 7 arrive
+    for line in _call_lines(program, fn, 11, 1, 2000)[1:]:
+        d.feed(line)
+    assert d.events_lost == 1 + 1  # from the gaps alone: 3 on tid 10, 1 on tid 11
+    assert not d.counts_exact
+    d.feed("@dg_seq[10]: 6")
+    d.feed("@dg_seq[11]: 1")
+    assert d.counts_exact
+    assert d.events_lost == 3 + 1
+    assert d.calls_shown == 3
+
+
+class _FakeRun:
+    """Stands for BpftraceRun: yields prepared lines; `on_line(i)` runs before line i is yielded."""
+
+    def __init__(self, lines, on_line=None):
+        self._lines = lines
+        self.on_line = on_line or {}
+        self.stop_requested = None
+        self.stops = 0
+        self.killed_at_once = False
+        self.probe_count = 2
+
+    def lines(self):
+        for i, line in enumerate(self._lines):
+            if i in self.on_line:
+                self.on_line[i]()
+            yield line
+
+    def stop(self):
+        self.stop_requested = time.monotonic()
+        self.stops += 1
+
+    def kill(self):
+        self.killed_at_once = True
+
+
+def test_stop_request_keeps_decoding_to_the_end_of_the_output(demo):
+    """A Ctrl-C in the middle of the output only asks bpftrace to stop: every event it printed,
+    before and after the signal, is shown (the old loop raised into the decoder and lost one)."""
+    _, fn, program = demo
+    lines = []
+    for seq in range(1, 41):
+        lines += _call_lines(program, fn, 10, seq, 1000 * seq)
+    run = _FakeRun(lines, {len(lines) // 2: lambda: os.kill(os.getpid(), signal.SIGINT)})
+    shown, said = [], []
+    outcome = TraceSession(run, Decoder(program.probes), shown.append, said.append, window=0.05)()
+    assert run.stops == 1
+    assert len(shown) == 40 and outcome.calls == 40 and outcome.lost_events == 0
+    assert not outcome.interrupted
+    assert any("stopping" in m for m in said)
+
+
+def test_a_second_stop_request_quits_at_once_and_says_what_was_left(demo):
+    _, fn, program = demo
+    lines = []
+    for seq in range(1, 41):
+        lines += _call_lines(program, fn, 10, seq, 1000 * seq)
+
+    def twice():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    # the reader thread runs `twice`; signals are handled in the main thread, which is decoding
+    run = _FakeRun(lines, {10: twice})
+    shown = []
+    outcome = TraceSession(run, Decoder(program.probes), shown.append, lambda m: None, window=0.05)()
+    assert outcome.interrupted and run.killed_at_once
+    assert any("undecoded" in line for line in loss_lines(outcome, ""))
+
+
+def test_events_are_shown_in_time_order_within_the_window(demo):
+    _, fn, program = demo
+    lines = []
+    # CPU A's buffer read first (events at 1 ms, 3 ms, 5 ms), then CPU B's (2 ms, 4 ms)
+    for seq, ts in ((1, 1_000_000), (2, 3_000_000), (3, 5_000_000)):
+        lines += _call_lines(program, fn, 10, seq, ts)
+    for seq, ts in ((1, 2_000_000), (2, 4_000_000)):
+        lines += _call_lines(program, fn, 20, seq, ts)
+    shown = []
+    TraceSession(_FakeRun(lines), Decoder(program.probes), shown.append, lambda m: None, window=0.25)()
+    assert [e.ts for e in shown] == [1_000_000, 2_000_000, 3_000_000, 4_000_000, 5_000_000]
+
+
+def test_dynamic_type_names_come_from_the_descriptor_not_a_dwarf_pass(demo):
+    """The name read from the runtime type descriptor equals the DWARF type whose
+    DW_AT_go_runtime_type points at that descriptor (an independent reader), in the package-name
+    form %T prints."""
+    prog, _, _ = demo
+    base = prog.binary.data_symbol("runtime.types")
+    expected = {}
+    for unit in prog.index.units:
+        if unit.name != "runtime":
+            continue
+        for die in unit.unit.get_top_DIE().iter_children():
+            attr = die.attributes.get(DW_AT_GO_RUNTIME_TYPE)
+            name = die.attributes.get("DW_AT_name")
+            if attr and name and attr.value:
+                text = name.value.decode()
+                if text in ("*main.KeyError", "main.StorageEntry", "*main.StorageEntry", "*context.valueCtx",
+                            "string", "[]uint8"):
+                    expected[base + attr.value] = text
+    assert len(expected) >= 5, expected
+    names = RuntimeTypeNames(prog)
+    got = {addr: names(addr) for addr in expected}
+    assert got == expected
+    assert names(base + 0x7FFFFFF0) is None  # not a descriptor in the file: no name, no crash
