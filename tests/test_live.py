@@ -96,12 +96,11 @@ def trace_fixture(binary, funcs: list[str], bpftrace: str, ret: bool, fixture_ar
             time.sleep(0.1)
         report_text, _ = fixture.communicate("go\n", timeout=300)
         report = [json.loads(l) for l in report_text.splitlines() if l.strip()]
-        expected = (calls_traced(report) if calls_traced else len(report)) * (2 if ret else 1)
-        # wait for the events to drain (bounded), then stop the tracer like Ctrl-C
-        drain = time.monotonic() + 30
-        while len(events) < expected and time.monotonic() < drain:
-            time.sleep(0.1)
-        time.sleep(0.5)
+        # the traced process has exited: the trace ends by itself once bpftrace's output is drained
+        try:
+            tracer.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            errors.append("TEST: trace did not end within 120 s of the traced process's exit")
     finally:
         if tracer.poll() is None:
             tracer.send_signal(signal.SIGINT)
@@ -146,6 +145,7 @@ def _values_exact(binary, bpftrace: str, ret: bool, label: str):
     funcs = _function_names(reported_calls(binary), binary)
     report, events, errors, rc = trace_fixture(binary, funcs, bpftrace, ret)
     assert rc == 0, "\n".join(errors[-20:])
+    assert not [e for e in errors if e.startswith("TEST:")], "\n".join(errors[-20:])
     tally, problems = compare_run(report, events, with_results=ret)
     SUMMARY.append((label, tally.checked, tally.unavailable_count(), tally.truncated))
     assert not tally.mismatches, "wrong values:\n" + "\n".join(tally.mismatches[:50])
@@ -248,8 +248,12 @@ def test_sigint_stops_trace_even_when_inherited_ignored():
                                "--bpftrace", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
-        line = tracer.stderr.readline()  # said once every probe is attached
-        assert line.startswith("dwarfgo: tracing"), line + tracer.stderr.read()
+        said = []
+        for line in tracer.stderr:  # "tracing" is said once every probe is attached
+            said.append(line)
+            if line.startswith("dwarfgo: tracing"):
+                break
+        assert said and said[-1].startswith("dwarfgo: tracing"), said
         tracer.send_signal(signal.SIGINT)
         rc = tracer.wait(timeout=60)
     finally:
@@ -280,8 +284,12 @@ def test_two_processes_of_one_binary_traced_system_wide(bt):
         argv = [sys.executable, "-m", "dwarfgo", "trace", str(binary), *funcs, "--json", "--bpftrace", path]
         tracer = subprocess.Popen(argv + (["--ret"] if ret else []), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True)
-        line = tracer.stderr.readline()
-        assert line.startswith("dwarfgo: tracing"), line + tracer.stderr.read()
+        said = []
+        for line in tracer.stderr:  # "tracing" is said once every probe is attached
+            said.append(line)
+            if line.startswith("dwarfgo: tracing"):
+                break
+        assert said and said[-1].startswith("dwarfgo: tracing"), said
         for f in fixtures:
             f.stdin.write("go\n")
             f.stdin.flush()

@@ -52,13 +52,14 @@ _ARCH_EXPRESSIONS = {"amd64": ('reg("ip")', '*(uint64*)reg("sp")'), "arm64": ('r
 # goroutines whose re-entry after morestack can be marked at once (bpftrace's default is 4096)
 REENTRY_MAP_KEYS = 65536
 PERF_RB_PAGES = default_buffer_pages()  # BPFTRACE_PERF_RB_PAGES for versions without a config block
-BATCH = 6  # scalar reads per printf (its arguments live on the 512-byte BPF stack in 0.17)
 
 
 @dataclass(frozen=True)
 class _Print:
+    """A scalar read's value, printed later: with the event's other scalars, at its end."""
     index: int
     fmt: str
+    kind: str
 
 _FMT = {"int": "%ld", "uint": "%lu", "bool": "%lu", "hex": "%lx", "f32": "%lx", "f64": "%lx"}
 
@@ -152,8 +153,7 @@ class ProgramWriter:
             body.append(f"@dg_call[{key}] = (uint64)tid * 4294967296 + (uint64)$seq;")
         for v in values:
             body += self._node(v.node, "$seq")
-        body = self._batch_prints(body, "$seq")
-        body.append(self._line("$seq", "end %ld", ["$n + 1"]))
+        body = self._pack(body, "$seq")
         if reentry is not None and g_expr:
             body = self._unless_reentry(probe, reentry, g_expr, body)
         self.blocks.append(self._block(self._attach(at if at is not None else fn.address), keep, body))
@@ -212,8 +212,7 @@ class ProgramWriter:
             ]
             for v in values:
                 body += self._node(v.node, "$seq")
-            body = self._batch_prints(body, "$seq")
-            body.append(self._line("$seq", "end %ld", ["$n + 1"]))
+            body = self._pack(body, "$seq")
             self.blocks.append(self._block(self._attach(site), None, body))
         return probe
 
@@ -249,33 +248,43 @@ class ProgramWriter:
                 "}",
             ]
         # the print itself is batched with its neighbours by _batch_prints
-        return [f"$r{r.index} = {_u64(r.expr)};" if r.kind in ("hex",) else f"$r{r.index} = {r.expr};",
-                _Print(r.index, _FMT[r.kind])]
+        return [f"$r{r.index} = {_as_printed(r)};", _Print(r.index, _FMT[r.kind], r.kind)]
 
-    def _batch_prints(self, body: list, seq: str) -> list[str]:
-        """One printf for up to BATCH neighbouring scalar reads of the same block (fewer output
-        records: bursts from many goroutines then fit the output buffer)."""
+    def _pack(self, body: list, seq: str) -> list[str]:
+        """Every scalar of the event printed at its end, `batch` values a printf, the last printf
+        being the `end` line: few output records per event (each costs a perf-buffer entry and a
+        decoder round; bursts then fit the buffer). A read inside an `if` (behind a nil check, a
+        length check) gets a zero first, so that its variable exists where it is printed; the
+        decoder never looks at it when the condition was false (it checks the same condition).
+        Byte copies (`buf()`) keep their own printf where they are read."""
+        prints: list[_Print] = []
+        conditional: list[_Print] = []
         out: list[str] = []
-        pending: list[_Print] = []
-
-        def flush():
-            for i in range(0, len(pending), BATCH):
-                part = pending[i:i + BATCH]
-                idx = ",".join(str(p.index) for p in part)
-                fmt = " ".join(p.fmt for p in part)
-                out.append(self._line(seq, f"{idx} {fmt}", [f"$r{p.index}" for p in part]))
-                out.append("$n = $n + 1;")
-            pending.clear()
-
+        depth = 0
         for item in body:
             if isinstance(item, _Print):
-                pending.append(item)
-            elif item.startswith("$r"):
-                out.append(item)  # an assignment: its value waits in the variable
-            else:
-                flush()
-                out.append(item)
-        flush()
+                prints.append(item)
+                if depth > 0:
+                    conditional.append(item)
+                continue
+            if item == "}":
+                depth -= 1
+            elif item.endswith("{"):
+                depth += 1
+            out.append(item)
+        start = out.index("$n = 1;") + 1
+        out[start:start] = [f"$r{p.index} = {_ZERO[p.kind]};" for p in conditional]
+        batch = self.dialect.printf_batch
+        parts = [prints[i:i + batch] for i in range(0, len(prints), batch)] or [[]]
+        for i, part in enumerate(parts):
+            idx = ",".join(str(p.index) for p in part)
+            fmt = " ".join(p.fmt for p in part)
+            values = [f"$r{p.index}" for p in part]
+            if i < len(parts) - 1:
+                out.append(self._line(seq, f"{idx} {fmt}", values))
+                out.append("$n = $n + 1;")
+            else:  # the last: `end <lines printed> [<reads> <values>]`
+                out.append(self._line(seq, f"end %ld {idx} {fmt}".rstrip(), ["$n + 1"] + values))
         return out
 
     def _node(self, node: Node, seq: str) -> list[str]:
@@ -350,20 +359,44 @@ class ProgramWriter:
                        dict(self.run_env))
 
 
+# the type every printed scalar variable has, and its zero (a variable keeps one type in bpftrace)
+_ZERO = {"int": "(int64)0", "uint": "(uint64)0", "bool": "(uint64)0", "hex": "(uint64)0", "f32": "(uint64)0",
+         "f64": "(uint64)0"}
+
+
+def _as_printed(r: Read) -> str:
+    """A scalar read's expression as the 64-bit value that is printed (see _ZERO)."""
+    if r.kind == "int":
+        return _cast(r.expr, "int64")
+    return _u64(r.expr)
+
+
+def _cast(expr: str, ctype: str) -> str:
+    """`expr` as `ctype`: cast unless it already is one (bpftrace 0.27 warns on an unnecessary cast):
+    a load `*(ctype*)(...)` or a cast `(ctype)...` of one operand."""
+    if _whole(expr, f"*({ctype}*)(") or re.fullmatch(rf'\({ctype}\)(reg\("\w+"\)|\$\w+)', expr):
+        return expr
+    return f"({ctype})({expr})"
+
+
+def _whole(expr: str, prefix: str) -> bool:
+    """`expr` is `prefix` + one parenthesised operand to its end (prefix ends with '(')."""
+    if not (expr.startswith(prefix) and expr.endswith(")")):
+        return False
+    depth = 0
+    for i, ch in enumerate(expr[len(prefix) - 1:], len(prefix) - 1):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth == 0:
+            return i == len(expr) - 1
+    return False
+
+
 def _u64(expr: str) -> str:
     """`expr` as a uint64: cast unless it already is one (bpftrace 0.27 warns on an unnecessary cast):
     a register, or one 8-byte load `*(uint64*)(...)`."""
     if re.fullmatch(r'reg\("\w+"\)', expr):
         return expr
-    if expr.startswith("*(uint64*)(") and expr.endswith(")"):
-        depth = 0
-        for i, ch in enumerate(expr[len("*(uint64*)"):]):
-            depth += {"(": 1, ")": -1}.get(ch, 0)
-            if depth == 0:
-                if len("*(uint64*)") + i == len(expr) - 1:
-                    return expr
-                break
-    return f"(uint64)({expr})"
+    return _cast(expr, "uint64")
 
 
 def _attach_markers() -> tuple[str, str]:

@@ -44,6 +44,13 @@ class Dialect:
 
 
     @property
+    def printf_batch(self) -> int:
+        """Values per printf. Before 0.23 a printf's arguments are built on the 512-byte BPF stack,
+        beside the probe's variables: 6 keeps the biggest fixture programs under the limit.
+        0.23+ builds them outside the stack."""
+        return 6 if self.version < (0, 23, 0) else 24
+
+    @property
     def read_error_flags(self) -> list[str]:
         """Command-line flags that make bpftrace report a failed memory read (with the program
         line and column) instead of silently giving zeros: `-kk` before 0.23, `-k` from 0.23

@@ -198,9 +198,12 @@ class Decoder:
         pend = self.pending.get(key)
         if pend is None:
             return None
-        if what == "end":
+        if what == "end":  # `end <lines printed> [<reads> <values>...]`
             del self.pending[key]
-            printed = int(rest) if rest.strip().isdigit() else None
+            count, _, values = rest.partition(" ")
+            printed = int(count) if count.isdigit() else None
+            if values:
+                self._values(pend, values)
             cut = None
             if printed is not None and printed != pend.lines + 1:
                 cut = f"bpftrace dropped {printed - pend.lines - 1} of this event's {printed} output lines"
@@ -208,15 +211,21 @@ class Decoder:
             if ev is None:
                 return None
             return self._deliver(ev)
-        indices = what.split(",")
-        values = rest.split(" ") if len(indices) > 1 else [rest]
-        try:
-            for i, v in zip(indices, values):
-                pend.raw[int(i)] = v
-        except ValueError:
-            self.unparsed.append(line)
+        if what.isdigit() and rest.startswith("\\x") or rest == "":  # a byte copy (%rx): one read
+            pend.raw[int(what)] = rest
+        else:
+            self._values(pend, what + " " + rest)
         pend.lines += 1
         return None
+
+    def _values(self, pend: _Pending, text: str) -> None:
+        """`<read>,<read>... <value> <value>...` (scalars: no spaces in a value)."""
+        indices, _, rest = text.partition(" ")
+        try:
+            for i, v in zip(indices.split(","), rest.split(" ")):
+                pend.raw[int(i)] = v
+        except ValueError:
+            self.unparsed.append(text)
 
     def _read_failed(self, program_line: int, why: str, text: str) -> None:
         """A memory read failed (bpftrace then gives zeros). It happened in an event whose first

@@ -29,6 +29,7 @@ from typing import Callable
 from .decode import Decoder, Event
 from .run import BpftraceRun
 
+QUIET, DRAIN_MAX = 1.0, 60.0  # after the -p process exits: output quiet this long, or at most this
 DEFAULT_WINDOW = 0.25  # seconds of trace time an event waits for earlier events from other CPUs
 _EOF = None
 
@@ -65,6 +66,7 @@ class TraceSession:
         self._newest = 0
         self._stops = 0
         self._done = threading.Event()
+        self._last_line = time.monotonic()  # when the reader last got a line from bpftrace
 
     # ------------------------------------------------------------ the loop
     def __call__(self) -> TraceOutcome:
@@ -82,8 +84,10 @@ class TraceSession:
             self.run.kill()
         finally:
             self._done.set()
-            for s, h in previous.items():
-                signal.signal(s, h)
+            # bpftrace's output has ended: a late stop request (the traced process exited and a
+            # Ctrl-C or kill came anyway) must not cut the summary short or kill dwarfgo
+            for s in previous:
+                signal.signal(s, lambda signum, frame: None)
         if not self.outcome.interrupted:
             for ev in self.decoder.finish():
                 self._hold(ev)
@@ -97,6 +101,7 @@ class TraceSession:
     def _read(self) -> None:
         try:
             for line in self.run.lines():
+                self._last_line = time.monotonic()
                 if self.raw_output is not None:
                     self.raw_output.write(line)
                 self._lines.put(line)
@@ -154,10 +159,18 @@ class TraceSession:
         self.run.stop()
 
     def _watch_process(self) -> None:
-        """With -p: stop soon after the traced process exits (bpftrace would trace on)."""
+        """With -p: stop soon after the traced process exits (bpftrace would trace on). No event can
+        come any more, but bpftrace may still hold some in its buffers (it drops what it has not
+        printed when it stops): the stop waits until its output has been quiet for QUIET seconds
+        (at most DRAIN_MAX)."""
         while not self._done.wait(0.5):
             if not _alive(self.pid):
                 self.outcome.process_exited = True
+                gone = time.monotonic()
+                while not self._done.wait(0.2):
+                    now = time.monotonic()
+                    if now - self._last_line >= QUIET or now - gone >= DRAIN_MAX:
+                        break
                 self.request_stop(f"process {self.pid} exited")
                 return
 
