@@ -11,10 +11,16 @@ so the decoder can group lines of one event even when CPUs interleave:
     @dg <tid> <seq> call <probe> <nsecs> <g> <goid> <pc> <pid>       start of an entry event
     @dg <tid> <seq> ret <probe> <nsecs> <g> <site> <latency-ns> <call> <pc> <pid>
                                 (call: tid<<32 | seq of its call; pc: the probed address at run time)
-    @dg <tid> <seq> <read>[,<read>...] <value>... reads (see plan.py), several per line
-    @dg <tid> <seq> end <lines>                   event complete; <lines> printed in all, so the
-                                                  decoder knows when bpftrace dropped some
+    @dg <tid> <seq> <read> <bytes>                a byte copy (%rx), printed where it is read
+    @dg <tid> <seq> <read>[,<read>...] <value>... scalar reads (see plan.py), when more than fit
+                                                  the end line
+    @dg <tid> <seq> end <lines> [<read>,... <value>...]
+                                                  event complete, with its last scalars; <lines>
+                                                  printed in all, so the decoder knows when
+                                                  bpftrace dropped some
     @dg 0 0 attached                              every probe is attached (see _attach_markers)
+    @dg_seq[<tid>]: <n>                           printed by bpftrace at exit: events emitted on
+                                                  each thread (the decoder counts what is missing)
 
 Only numbers come from dwarfgo into the program; names from the binary stay in the
 decoder, so no symbol or type name can change what the program does.
