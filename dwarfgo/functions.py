@@ -61,9 +61,9 @@ class Function:
     @property
     def omitted_inputs(self) -> int:
         """Parameters the DWARF leaves out. Go <= 1.16 writes no DIE for blank or unnamed
-        parameters; its unnamed results are numbered after all parameters (`~r3` means three
-        inputs), which tells how many are missing."""
-        counted = len([p for p in self.inputs if not p.is_hidden])
+        parameters; its unnamed results are numbered after all parameters, the receiver not
+        counted (`~r3` means three arguments), which tells how many are missing."""
+        counted = len(self.arguments)
         best = 0
         for r in self.results:
             if r.name.startswith("~r") and r.name[2:].isdigit():
@@ -109,6 +109,15 @@ class Function:
         (see `is_closure_rest`)."""
         return is_closure_rest(split_symbol(self.name)[2])
 
+    @property
+    def short_name(self) -> str:
+        """The name after the package and, for a method, after its receiver: `Put` for
+        `main.(*Store).Put` and for `main.Pair.String`'s `String`; `F.func1` for a closure."""
+        pkg, recv, rest = split_symbol(self.name)
+        if recv is None and self.receiver_name is not None and rest.startswith(self.receiver_name + "."):
+            return rest[len(self.receiver_name) + 1:]  # a value method `pkg.T.M`
+        return rest
+
     def display_names(self) -> dict[int, str]:
         """A unique, readable name for every value (keyed by id of the Parameter): source names,
         `_<i>` for a blank or unnamed argument at position i, `r<i>` for an unnamed result."""
@@ -135,11 +144,10 @@ class Function:
 
     def signature(self) -> str:
         """Go syntax: `func (st *main.Store) Put(k string, v []uint8) (int, error)`."""
-        pkg, recv, short = split_symbol(self.name)
         out = "func "
         if self.receiver is not None:
             out += f"({_param_text(self.receiver)}) "
-        out += short
+        out += self.short_name
         args = [_param_text(p) for p in self.arguments]
         if self.omitted_inputs:
             args.append(f"/* {self.omitted_inputs} blank or unnamed parameter(s) not in this Go version's DWARF */")
@@ -220,6 +228,8 @@ def _strip_brackets(text: str) -> str:
 def receiver_of(name: str, first_input: Parameter | None) -> str | None:
     """The receiver part of a method's name, or None for plain functions and closures."""
     pkg, recv, rest = split_symbol(name)
+    if is_closure_rest(rest):
+        return None  # `(*T).M.func1`: a closure has no receiver, whatever its first parameter
     if recv is not None:
         return recv
     parts = _split_top_level(rest)
@@ -232,6 +242,24 @@ def receiver_of(name: str, first_input: Parameter | None) -> str | None:
     if tname in (f"{pkg}.{candidate}",) or tname.endswith("/" + f"{pkg.rsplit('/', 1)[-1]}.{candidate}"):
         return parts[0]
     return None
+
+
+def _zero_size_receiver_first(name: str, inputs: list[Parameter]) -> None:
+    """Go <= 1.16 lists parameters by frame offset, and a zero-size value receiver shares its
+    offset with the first argument, so it may come after it (`main.simplifier.Visit` in gofmt
+    1.15: `node, s`). The receiver is the one input of the type the symbol names; put it first."""
+    pkg, recv, rest = split_symbol(name)
+    parts = _split_top_level(rest)
+    if recv is not None or len(parts) != 2 or is_closure_rest(rest) or "[" in parts[0]:
+        return
+    want = f"{pkg}.{parts[0]}"
+    visible = [p for p in inputs if not p.is_hidden]
+    if not visible or visible[0].type.name == want:
+        return
+    found = [p for p in visible if p.type.name == want and p.type.size == 0]
+    if len(found) == 1:
+        inputs.remove(found[0])
+        inputs.insert(inputs.index(visible[0]), found[0])
 
 
 class FunctionTable:
@@ -255,6 +283,7 @@ class FunctionTable:
         if die is None:
             return Function(symbol, unit, [], [], None, None)
         inputs, results = self._parameters(die)
+        _zero_size_receiver_first(symbol.name, inputs)
         missing = self._missing_receiver(symbol.name, inputs)
         if missing is not None:
             inputs.insert(0, missing)
