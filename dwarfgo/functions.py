@@ -25,6 +25,7 @@ class Parameter:
     type: GoType
     is_result: bool
     die: object = field(repr=False, default=None)  # the DIE carrying DW_AT_location (concrete copy)
+    blank_result: bool = False  # a `~r<i>` among named results: `_` in the source (Go >= 1.17)
 
     @property
     def is_hidden(self) -> bool:
@@ -33,11 +34,11 @@ class Parameter:
 
     @property
     def is_unnamed(self) -> bool:
-        return self.name.startswith("~r") or self.name == ""
+        return not self.blank_result and (self.name.startswith("~r") or self.name == "")
 
     @property
     def is_blank(self) -> bool:
-        return self.name == "_" or self.name.startswith(("~b", "~p", "~_"))
+        return self.blank_result or self.name == "_" or self.name.startswith(("~b", "~p", "~_"))
 
     @property
     def source_name(self) -> str:
@@ -323,30 +324,53 @@ class FunctionTable:
         return Parameter("", rtype, False, None)
 
     def _parameters(self, die) -> tuple[list[Parameter], list[Parameter]]:
+        """The union of the abstract origin's parameters and the concrete DIE's own ones.
+
+        The out-of-line copy of an inlinable function refers to the abstract DIE's parameters
+        by abstract_origin (those carry the locations), but Go writes some only in the concrete
+        DIE, with their own name and type: unnamed and blank results (`~r0`, Go <= 1.16 `~b1`)
+        and, since Go 1.22, blank parameters (`~p0`). The concrete DIE lists them all in
+        declaration order (`~p0, s, ~r0, ~r1`; `x, ~r0, ok`); an abstract parameter it does not
+        refer to keeps its place after its abstract predecessor, without a location."""
         origin = self.index.origin(die)
-        # Concrete copies of inlinable functions list their parameters by abstract_origin;
-        # the declaration order and the types come from the abstract DIE.
-        concrete = {}
-        if origin is not die:
-            for child in die.iter_children():
-                if child.tag == "DW_TAG_formal_parameter" and "DW_AT_abstract_origin" in child.attributes:
-                    concrete[ref_offset(child, "DW_AT_abstract_origin")] = child
+        params = lambda d: [c for c in d.iter_children() if c.tag == "DW_TAG_formal_parameter"]
+        if origin is die:
+            pairs = [(c, c) for c in params(die)]
+        else:
+            declared = {c.offset: c for c in params(origin)}
+            pairs, used = [], set()
+            for child in params(die):
+                if "DW_AT_abstract_origin" in child.attributes:
+                    decl = declared.get(ref_offset(child, "DW_AT_abstract_origin"))
+                    if decl is not None and decl.offset not in used:
+                        pairs.append((decl, child))
+                        used.add(decl.offset)
+                elif "DW_AT_type" in child.attributes:
+                    pairs.append((child, child))
+            after = 0  # insert unreferenced abstract parameters after their predecessor
+            for decl in declared.values():
+                if decl.offset in used:
+                    after = next(i for i, (d, _) in enumerate(pairs) if d is decl) + 1
+                else:
+                    pairs.insert(after, (decl, None))
+                    after += 1
         inputs, results = [], []
-        for child in origin.iter_children():
-            if child.tag != "DW_TAG_formal_parameter":
-                continue
+        for child, loc_die in pairs:
             name_attr = child.attributes.get("DW_AT_name")
             name = name_attr.value.decode("utf-8", "replace") if name_attr else ""
             var = child.attributes.get("DW_AT_variable_parameter")
             is_result = bool(var.value) if var is not None else False
             gotype = self.index.types.type_at(ref_offset(child))
-            loc_die = concrete.get(child.offset, child if origin is die else None)
             p = Parameter(name, gotype, is_result, loc_die)
             group = results if is_result else inputs
             if name.startswith("~r") and any(q.name == name for q in group):
                 # seen with Go 1.22: an unnamed result whose DIE is emitted twice; one value, not two
                 continue
             group.append(p)
+        if any(not (r.is_unnamed or r.is_blank or r.is_hidden) for r in results):
+            # Go names results all or none: next to named ones, `~r<i>` is a blank `_`
+            for r in results:
+                r.blank_result = r.name.startswith("~r")
         return inputs, results
 
     def iter_all(self):

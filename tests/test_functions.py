@@ -67,3 +67,11 @@ def test_zero_size_argument_of_another_type_stays():
     _zero_size_receiver_first("main.simplifier.Visit", inputs)
     assert inputs == [a, z]
 
+
+def test_blank_result_among_named_ones():
+    r = Parameter("~r0", _t("int"), True, blank_result=True)
+    ok = Parameter("ok", _t("bool", 1), True)
+    fn = _fn("main.InlBlank", [Parameter("x", _t("int"), False)], [r, ok])
+    assert fn.signature() == "func InlBlank(x int) (_ int, ok bool)"
+    assert fn.display_names()[id(r)] == "r0"
+    assert "~r0" in fn.names_of(fn.results)

@@ -21,6 +21,8 @@
 //	 "variadic": bool,                                     // the last param's type is then "[]T"
 //	 "go118":    bool,    // defined in a file built only with go1.18 or later (//go:build go1.18)
 //	 "noinline": bool,    // has a //go:noinline directive: a probed function of the fixture
+//	 "inlinable": bool,   // has a //dwarfgo:inlinable line: a probed function the compiler also
+//	                      // inlines (its out-of-line copy is described by an abstract origin)
 //	 "generic":  bool,    // "type_params": [{"name": "T", "constraint": "any"}, ...] when true
 //	 "closure":  bool,    // a function literal (see below)
 //	 "file": "funcs.go", "line": 12}
@@ -73,6 +75,7 @@ type sig struct {
 	Variadic   bool        `json:"variadic"`
 	Go118      bool        `json:"go118"`
 	Noinline   bool        `json:"noinline"`
+	Inlinable  bool        `json:"inlinable"`
 	Generic    bool        `json:"generic"`
 	TypeParams []typeParam `json:"type_params,omitempty"`
 	Closure    bool        `json:"closure"`
@@ -145,13 +148,14 @@ func run(dir string) ([]byte, error) {
 			s := fn.Type().(*types.Signature)
 			pos := fset.Position(fd.Pos())
 			e := sig{
-				Params:   tuple(s.Params()),
-				Results:  tuple(s.Results()),
-				Variadic: s.Variadic(),
-				Go118:    go118[f],
-				Noinline: hasDirective(fd.Doc, "//go:noinline"),
-				File:     filepath.Base(pos.Filename),
-				Line:     pos.Line,
+				Params:    tuple(s.Params()),
+				Results:   tuple(s.Results()),
+				Variadic:  s.Variadic(),
+				Go118:     go118[f],
+				Noinline:  hasDirective(fd.Doc, "//go:noinline"),
+				Inlinable: hasDirective(fd.Doc, "//dwarfgo:inlinable"),
+				File:      filepath.Base(pos.Filename),
+				Line:      pos.Line,
 			}
 			key := pkg.Path() + "." + fd.Name.Name
 			if fd.Name.Name == "init" {
