@@ -363,8 +363,9 @@ class FunctionTable:
             gotype = self.index.types.type_at(ref_offset(child))
             p = Parameter(name, gotype, is_result, loc_die)
             group = results if is_result else inputs
-            if name.startswith("~r") and any(q.name == name for q in group):
-                # seen with Go 1.22: an unnamed result whose DIE is emitted twice; one value, not two
+            if is_result and name and any(q.name == name for q in group):
+                # seen with Go 1.22: a result whose DIE is emitted twice, unnamed (`~r0`) or named
+                # (runtime.runqdrain's `drainQ`, gofmt); one value, not two
                 continue
             group.append(p)
         if any(not (r.is_unnamed or r.is_blank or r.is_hidden) for r in results):
