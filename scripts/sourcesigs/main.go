@@ -79,6 +79,9 @@ type sig struct {
 	Generic    bool        `json:"generic"`
 	TypeParams []typeParam `json:"type_params,omitempty"`
 	Closure    bool        `json:"closure"`
+	NoBody     bool        `json:"nobody,omitempty"`
+	RangeFunc  bool        `json:"return_in_range_func,omitempty"`
+	Package    string      `json:"package,omitempty"`
 	File       string      `json:"file"`
 	Line       int         `json:"line"`
 }
@@ -89,11 +92,18 @@ type entry struct {
 }
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: sourcesigs DIR")
+	var out []byte
+	var err error
+	switch {
+	case len(os.Args) == 2:
+		out, err = run(os.Args[1])
+	case len(os.Args) == 5 && os.Args[1] == "-program" && os.Args[2] == "-go":
+		typeStr = dwarfTypeString
+		out, err = runProgram(os.Args[3], os.Args[4])
+	default:
+		fmt.Fprintln(os.Stderr, "usage: sourcesigs DIR | sourcesigs -program -go GO DIR")
 		os.Exit(2)
 	}
-	out, err := run(os.Args[1])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sourcesigs:", err)
 		os.Exit(1)
@@ -269,7 +279,7 @@ func tuple(t *types.Tuple) []param {
 	ps := []param{}
 	for i := 0; i < t.Len(); i++ {
 		v := t.At(i)
-		ps = append(ps, param{Name: v.Name(), Type: types.TypeString(v.Type(), nil)})
+		ps = append(ps, param{Name: v.Name(), Type: typeStr(v.Type())})
 	}
 	return ps
 }
