@@ -81,6 +81,7 @@ type sig struct {
 	Closure    bool        `json:"closure"`
 	NoBody     bool        `json:"nobody,omitempty"`
 	RangeFunc  bool        `json:"return_in_range_func,omitempty"`
+	Wrapper    string      `json:"wrapper,omitempty"`
 	Package    string      `json:"package,omitempty"`
 	File       string      `json:"file"`
 	Line       int         `json:"line"`

@@ -122,6 +122,7 @@ func runProgram(goCmd, dir string) ([]byte, error) {
 		for _, f := range files {
 			entries = append(entries, fileEntries(fset, info, pkg, f, lp.ImportPath)...)
 		}
+		entries = append(entries, wrapperEntries(pkg, lp.ImportPath)...)
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].key < entries[j].key })
 	var buf bytes.Buffer
@@ -276,4 +277,54 @@ func returnsInRangeFunc(info *types.Info, body *ast.BlockStmt) bool {
 	}
 	walk(body, false)
 	return found
+}
+
+// wrapperEntries lists the methods the compiler may generate wrappers for, with
+// "wrapper" saying which: "promoted" for a method of an embedded field
+// (pkg.T.M, pkg.(*T).M), "interface" for a method expression on an interface
+// type (pkg.I.M, receiver I). (The pointer wrapper of a value method,
+// pkg.(*T).M, is derived from pkg.T.M by the audit.) Generic types are left out.
+func wrapperEntries(pkg *types.Package, importPath string) []entry {
+	var r []entry
+	scope := pkg.Scope()
+	for _, name := range scope.Names() {
+		tn, ok := scope.Lookup(name).(*types.TypeName)
+		if !ok || tn.IsAlias() {
+			continue
+		}
+		named, ok := tn.Type().(*types.Named)
+		if !ok || named.TypeParams().Len() > 0 {
+			continue
+		}
+		if iface, ok := named.Underlying().(*types.Interface); ok {
+			for i := 0; i < iface.NumMethods(); i++ {
+				m := iface.Method(i)
+				r = append(r, wrapperEntry(pkg, named, m, "interface", importPath))
+			}
+			continue
+		}
+		for _, recv := range []types.Type{named, types.NewPointer(named)} {
+			ms := types.NewMethodSet(recv)
+			for i := 0; i < ms.Len(); i++ {
+				sel := ms.At(i)
+				if len(sel.Index()) < 2 {
+					continue // declared on the type itself
+				}
+				r = append(r, wrapperEntry(pkg, recv, sel.Obj().(*types.Func), "promoted", importPath))
+			}
+		}
+	}
+	return r
+}
+
+func wrapperEntry(pkg *types.Package, recv types.Type, m *types.Func, kind, importPath string) entry {
+	s := m.Type().(*types.Signature)
+	return entry{methodKey(pkg.Path(), recv, m.Name()), sig{
+		Params:   tuple(s.Params()),
+		Results:  tuple(s.Results()),
+		Receiver: &param{Name: "", Type: typeStr(recv)},
+		Variadic: s.Variadic(),
+		Package:  importPath,
+		Wrapper:  kind,
+	}}
 }
