@@ -43,3 +43,22 @@ def test_gofmt_signatures_match_source(go, tmp_path):
     assert r["audited"] == r["equal"]
     assert r["audited"] > 2000, r
     assert r["not_derivable"] < r["audited"] / 3, r["not_derivable_by_reason"]
+
+
+FIXTURE_NAMES = ("shapes", "demo", "stackgrowth", "concurrent", "coldmem")
+
+
+@pytest.mark.matrix
+@pytest.mark.parametrize("fixture", FIXTURE_NAMES)
+@pytest.mark.parametrize("go", ["1.15", "1.19", "1.22", "1.27"])
+def test_fixture_whole_binary_audit(go, fixture):
+    """Every function of a fixture binary (its own and the standard library's), not only the
+    probed ones: zero differences with the source."""
+    from conftest import FIXTURES
+
+    binary = FIXTURES / f"go{go}" / "amd64" / "default" / fixture
+    require_file(binary, "fixture binary")
+    wrapper = TOOLCHAINS / "bin" / f"go{go}"
+    r = _audit_module().audit(str(binary), str(REPO / "fixtures" / fixture), str(wrapper), show=5)
+    assert r["different"] == 0, r["examples"]
+    assert r["audited"] > 1000, r

@@ -192,6 +192,7 @@ func fileEntries(fset *token.FileSet, info *types.Info, pkg *types.Package, f *a
 			key = methodKey(pkg.Path(), rv.Type(), fd.Name.Name)
 		}
 		e.RangeFunc = fd.Body != nil && returnsInRangeFunc(info, fd.Body)
+		rangeFuncReturn[obj] = e.RangeFunc
 		r = append(r, entry{key, e})
 		if fd.Body != nil {
 			r = append(r, nestedClosures(fset, info, key, fd.Body, e.Generic, importPath)...)
@@ -317,14 +318,19 @@ func wrapperEntries(pkg *types.Package, importPath string) []entry {
 	return r
 }
 
+// rangeFuncReturn: declared functions and methods that return inside a
+// range-over-func loop body (their wrappers' results are omitted from DWARF too).
+var rangeFuncReturn = map[*types.Func]bool{}
+
 func wrapperEntry(pkg *types.Package, recv types.Type, m *types.Func, kind, importPath string) entry {
 	s := m.Type().(*types.Signature)
 	return entry{methodKey(pkg.Path(), recv, m.Name()), sig{
-		Params:   tuple(s.Params()),
-		Results:  tuple(s.Results()),
-		Receiver: &param{Name: "", Type: typeStr(recv)},
-		Variadic: s.Variadic(),
-		Package:  importPath,
-		Wrapper:  kind,
+		RangeFunc: rangeFuncReturn[m.Origin()],
+		Params:    tuple(s.Params()),
+		Results:   tuple(s.Results()),
+		Receiver:  &param{Name: "", Type: typeStr(recv)},
+		Variadic:  s.Variadic(),
+		Package:   importPath,
+		Wrapper:   kind,
 	}}
 }

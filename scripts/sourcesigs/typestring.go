@@ -2,6 +2,7 @@ package main
 
 import (
 	"go/types"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -83,6 +84,25 @@ func writeType(b *strings.Builder, t types.Type) {
 			b.WriteString(" ")
 		}
 		b.WriteString("}")
+	case *types.Interface:
+		if t.NumMethods() == 0 || t.IsImplicit() || !t.IsMethodSet() {
+			b.WriteString(types.TypeString(t, nil))
+			return
+		}
+		// every method, embedded interfaces' too, unexported ones qualified, sorted
+		var methods []string
+		for i := 0; i < t.NumMethods(); i++ {
+			m := t.Method(i)
+			var mb strings.Builder
+			if !m.Exported() && m.Pkg() != nil {
+				mb.WriteString(m.Pkg().Path() + ".")
+			}
+			mb.WriteString(m.Name())
+			writeSignature(&mb, m.Type().(*types.Signature))
+			methods = append(methods, mb.String())
+		}
+		sort.Strings(methods)
+		b.WriteString("interface { " + strings.Join(methods, "; ") + " }")
 	default:
 		b.WriteString(types.TypeString(t, nil))
 	}
