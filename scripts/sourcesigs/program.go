@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"go/ast"
+	"go/constant"
 	"go/parser"
 	"go/token"
 	"go/types"
@@ -206,7 +207,23 @@ func fileEntries(fset *token.FileSet, info *types.Info, pkg *types.Package, f *a
 func nestedClosures(fset *token.FileSet, info *types.Info, outer string, body ast.Node, generic bool, importPath string) []entry {
 	var r []entry
 	n := 0
-	ast.Inspect(body, func(node ast.Node) bool {
+	var inspect func(node ast.Node) bool
+	inspect = func(node ast.Node) bool {
+		if ifs, ok := node.(*ast.IfStmt); ok {
+			// the compiler drops the dead branch of a constant condition (`if debug {`) before it
+			// numbers the literals: those in it get no number
+			if tv, ok := info.Types[ifs.Cond]; ok && tv.Value != nil && tv.Value.Kind() == constant.Bool {
+				if ifs.Init != nil {
+					ast.Inspect(ifs.Init, inspect)
+				}
+				if constant.BoolVal(tv.Value) {
+					ast.Inspect(ifs.Body, inspect)
+				} else if ifs.Else != nil {
+					ast.Inspect(ifs.Else, inspect)
+				}
+				return false
+			}
+		}
 		lit, ok := node.(*ast.FuncLit)
 		if !ok {
 			return true
@@ -232,7 +249,8 @@ func nestedClosures(fset *token.FileSet, info *types.Info, outer string, body as
 		}
 		r = append(r, nestedClosures(fset, info, name, lit.Body, generic, importPath)...)
 		return false
-	})
+	}
+	ast.Inspect(body, inspect)
 	return r
 }
 
