@@ -14,7 +14,7 @@ from functools import cached_property
 
 from .binary import GoBinary, Symbol
 from .dwarf import CompileUnit, DwarfIndex
-from .gotypes import GoType, ref_offset
+from .gotypes import GoType, Kind, ref_offset
 
 
 @dataclass(eq=False)
@@ -58,6 +58,8 @@ class Function:
     results: list[Parameter]
     die: object = field(repr=False, default=None)
     receiver_name: str | None = None  # `(*Store)` / `Store` part of the name, if a method
+    # why the DWARF may lack this function's results, or None (see FunctionTable._results_note)
+    results_note: str | None = None
 
     @property
     def omitted_inputs(self) -> int:
@@ -245,6 +247,16 @@ def receiver_of(name: str, first_input: Parameter | None) -> str | None:
     return None
 
 
+_RANGE_BODY = re.compile(r"-range\d+(?:$|\.)")
+_RANGE_FUNC_NOTE = ("it has (or wraps a method with) range-over-func loop bodies, and Go writes no DWARF entry "
+                    "for a function's unnamed results when it returns from inside one: results may exist that "
+                    "DWARF does not list")
+
+
+def _strip_abi0(name: str) -> str:
+    return name[:-5] if name.endswith(".abi0") else name
+
+
 def _zero_size_receiver_first(name: str, inputs: list[Parameter]) -> None:
     """Go <= 1.16 lists parameters by frame offset, and a zero-size value receiver shares its
     offset with the first argument, so it may come after it (`main.simplifier.Visit` in gofmt
@@ -291,7 +303,46 @@ class FunctionTable:
         fn = Function(symbol, unit, inputs, results, die, None)
         visible = [p for p in inputs if not p.is_hidden]
         fn.receiver_name = receiver_of(symbol.name, visible[0] if visible else None)
+        if not results:
+            fn.results_note = self._results_note(symbol.name, die, visible[0] if visible else None)
         return fn
+
+    @cached_property
+    def _symbol_names(self) -> set[str]:
+        return {s.name for s in self.binary.function_symbols}
+
+    def _results_note(self, name: str, die, first: Parameter | None) -> str | None:
+        """Go (1.23 to at least 1.27) writes no DWARF entry for the unnamed results of a function
+        that returns from inside a range-over-func loop body: the results are simply absent. Such
+        a function has loop bodies `F-range1`, … (own symbols, or inlined into it, also from an
+        inlined callee: the wrapper `(*T).M` of such a `T.M` loses its results too); when it has
+        them and DWARF lists no result, say that results may be missing."""
+        prefix = _strip_abi0(name) + "-range"
+        pkg, recv, rest = split_symbol(_strip_abi0(name))
+        bodies = [f"{prefix}1"]
+        if recv is not None and recv.startswith("(*"):
+            bodies.append(f"{pkg}.{recv[2:-1]}.{rest}-range1")  # the pointer wrapper of a value method
+        method = _split_top_level(rest)[-1]
+        if first is not None:
+            # a promoted method's wrapper: the method of an embedded field
+            rtype = first.type.elem if first.type.name.startswith("*") and first.type.elem else first.type
+            for f in rtype.fields if rtype.kind is Kind.STRUCT else []:
+                if f.embedded:
+                    fpkg, _, fname = f.type.name.lstrip("*").rpartition(".")
+                    bodies += [f"{fpkg}.{fname}.{method}-range1", f"{fpkg}.(*{fname}).{method}-range1"]
+        if any(b in self._symbol_names for b in bodies):
+            return _RANGE_FUNC_NOTE
+        stack = list(die.iter_children())
+        while stack:
+            child = stack.pop()
+            if child.tag == "DW_TAG_inlined_subroutine" and "DW_AT_abstract_origin" in child.attributes:
+                origin = self.index.origin(child)
+                origin_name = origin.attributes.get("DW_AT_name")
+                if origin_name is not None and _RANGE_BODY.search(origin_name.value.decode("utf-8", "replace")):
+                    return _RANGE_FUNC_NOTE
+            if child.has_children:
+                stack.extend(child.iter_children())
+        return None
 
     def _missing_receiver(self, name: str, inputs: list[Parameter]) -> Parameter | None:
         """Before Go 1.22 DWARF has no DIE for an unnamed receiver (`func (*T) M()`), nor for the
