@@ -8,6 +8,7 @@ functions' out-of-line copies).
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -358,18 +359,33 @@ class FunctionTable:
             # the receiver travels in the closure context, not as an argument
             return None
         if recv is not None:
-            if not (recv.startswith("(*") and recv.endswith(")")) or "[" in recv:
-                return None
+            if not (recv.startswith("(*") and recv.endswith(")")) or "go.shape" in recv:
+                return None  # a shape instantiation's receiver is its own first parameter
+            # `(*Pointer[go/token.File])`: Go 1.18-1.21's wrapper of a generic method for one
+            # instantiation lacks its receiver like the other wrappers
             want = f"*{pkg}.{recv[2:-1]}"
         else:
             parts = _split_top_level(rest)
             if len(parts) != 2 or "[" in parts[0] or parts[0].startswith("func"):
                 return None
             want = f"{pkg}.{parts[0]}"  # a value method `pkg.T.M`, if pkg.T is a type
+        # a symbol escapes dots of the import path's last element (`gopkg.in/yaml%2ev3`); the
+        # type names may or may not
+        spellings = [want] if unquote(want) == want else [want, unquote(want)]
         visible = [p for p in inputs if not p.is_hidden]
-        if visible and _strip_brackets(visible[0].type.name) == want:
+        if visible and _strip_brackets(visible[0].type.name) in spellings:
             return None
-        rtype = self._type_by_name(want)
+        rtype = next((t for t in map(self._type_by_name, spellings) if t is not None), None)
+        tail = "." + _strip_brackets(want).rsplit(".", 1)[-1]
+        if rtype is None and want.startswith("*") and not (
+                visible and visible[0].type.name.startswith("*") and _strip_brackets(visible[0].type.name).endswith(tail)):
+            # `func (*noCopy) Lock()`: DWARF may have sync.noCopy but no pointer type to it, or
+            # neither (debug/elf.(*zeroReader).ReadAt in Go 1.19 cmd/go): the receiver is still a
+            # pointer, printed as an address when what it points to is unknown
+            base = next((t for t in (self._type_by_name(w[1:]) for w in spellings) if t is not None), None)
+            size = self.binary.ptr_size
+            rtype = GoType(offset=base.offset if base else -1, name=want, kind=Kind.POINTER, size=size, align=size,
+                           elem_offset=base.offset if base else None, reader=base.reader if base else None)
         if rtype is None:
             return None
         return Parameter("", rtype, False, None)

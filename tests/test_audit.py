@@ -1,5 +1,5 @@
 """The whole-binary signature audit (scripts/audit-signatures) on a real program: gofmt built
-from the GOROOT of the oldest and the newest Go of the matrix. Every function whose signature
+from the GOROOT of Go 1.15, 1.19, 1.22 and 1.27 (about 25 s each). Every function whose signature
 the source gives (go/types, scripts/sourcesigs -program) must match `dwarfgo sig`; what cannot
 be derived is counted apart with its reason, and must stay a minority."""
 
@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, TOOLCHAINS, go_versions, require_file
+from conftest import REPO, TOOLCHAINS, require_file
 
 
 def _audit_module():
@@ -24,8 +24,7 @@ def _audit_module():
 
 
 def _versions() -> list[str]:
-    versions = go_versions()
-    return [versions[0], versions[-1]] if versions else ["1.15", "1.27"]
+    return ["1.15", "1.19", "1.22", "1.27"]  # the representative versions of the matrix
 
 
 @pytest.mark.matrix

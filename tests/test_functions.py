@@ -75,3 +75,43 @@ def test_blank_result_among_named_ones():
     assert fn.signature() == "func InlBlank(x int) (_ int, ok bool)"
     assert fn.display_names()[id(r)] == "r0"
     assert "~r0" in fn.names_of(fn.results)
+
+
+def _table(types: dict):
+    from types import SimpleNamespace
+
+    from dwarfgo.functions import FunctionTable
+
+    return FunctionTable(SimpleNamespace(ptr_size=8), index=object(), type_by_name=types.get)
+
+
+def test_missing_receiver_of_a_generic_instantiation_wrapper():
+    # Go 1.19 cmd/go: sync/atomic.(*Pointer[go/token.File]).Store lists only `val`; its receiver
+    # was taken from `val`, and the arguments were one short
+    recv_type = _t("*sync/atomic.Pointer[go/token.File]")
+    table = _table({"*sync/atomic.Pointer[go/token.File]": recv_type})
+    val = Parameter("val", _t("*go/token.File"), False)
+    missing = table._missing_receiver("sync/atomic.(*Pointer[go/token.File]).Store", [val])
+    assert missing is not None and missing.type is recv_type and missing.name == ""
+    # a shape instantiation has its receiver as its first parameter: left alone
+    assert table._missing_receiver("sync/atomic.(*Pointer[go.shape.struct {}]).Store", [val]) is None
+
+
+def test_missing_pointer_receiver_whose_pointer_type_dwarf_lacks():
+    # `func (*noCopy) Lock()`: DWARF has sync.noCopy but no *sync.noCopy
+    base = _t("sync.noCopy", 0)
+    missing = _table({"sync.noCopy": base})._missing_receiver("sync.(*noCopy).Lock", [])
+    assert missing is not None
+    assert (missing.type.name, missing.type.size, missing.type.elem_offset) == ("*sync.noCopy", 8, base.offset)
+
+
+def test_missing_pointer_receiver_without_any_type_in_dwarf():
+    # Go 1.19 cmd/go: debug/elf.(*zeroReader).ReadAt, no zeroReader type in DWARF at all; its
+    # first argument `p []uint8` was taken for the receiver
+    p = Parameter("p", _t("[]uint8", 24), False)
+    missing = _table({})._missing_receiver("debug/elf.(*zeroReader).ReadAt", [p])
+    assert missing is not None and missing.type.name == "*debug/elf.zeroReader" and missing.type.elem is None
+    # but a first parameter that is a pointer to a type of that name is the receiver, whatever
+    # the spelling of its package (`%2e` in symbols)
+    r = Parameter("r", _t("*gopkg.in/yaml.v3.Node"), False)
+    assert _table({})._missing_receiver("gopkg.in/yaml%2ev3.(*Node).Decode", [r]) is None
