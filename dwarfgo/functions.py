@@ -373,7 +373,7 @@ class FunctionTable:
         # type names may or may not
         spellings = [want] if unquote(want) == want else [want, unquote(want)]
         visible = [p for p in inputs if not p.is_hidden]
-        if visible and _strip_brackets(visible[0].type.name) in spellings:
+        if visible and _strip_brackets(visible[0].type.name) in map(_strip_brackets, spellings):
             return None
         rtype = next((t for t in map(self._type_by_name, spellings) if t is not None), None)
         tail = "." + _strip_brackets(want).rsplit(".", 1)[-1]
