@@ -133,6 +133,8 @@ def sig(
                        f"{where}{hidden}")
         if layout.unknown:
             typer.echo(f"  note    locations unknown: {layout.unknown}")
+        if fn.results_note:
+            typer.echo(f"  note    no results in DWARF, but {fn.results_note}")
 
 
 @app.command()

@@ -24,14 +24,15 @@ class FunctionNotFound(DwarfgoError):
 
 
 class AmbiguousFunction(DwarfgoError):
-    def __init__(self, query: str, candidates: list[str]):
+    def __init__(self, query: str, candidates: list[str], unique: list[str] | None = None):
         self.query = query
-        self.candidates = candidates
-        shown = candidates[:12]
+        self.candidates = candidates  # full symbol names
+        self.unique = unique or candidates[:12]  # each candidate's shortest unique name, as listed
+        shown = self.unique[:12]
         more = f" (and {len(candidates) - len(shown)} more)" if len(candidates) > len(shown) else ""
         super().__init__(
             f"{query!r} is ambiguous; {len(candidates)} functions match: "
-            + ", ".join(shown) + more + ". Use the full symbol name."
+            + ", ".join(shown) + more + ". Use one of these names, or the full symbol name."
         )
 
 

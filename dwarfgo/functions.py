@@ -8,13 +8,14 @@ functions' out-of-line copies).
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from .binary import GoBinary, Symbol
 from .dwarf import CompileUnit, DwarfIndex
-from .gotypes import GoType, ref_offset
+from .gotypes import GoType, Kind, ref_offset
 
 
 @dataclass(eq=False)
@@ -25,6 +26,7 @@ class Parameter:
     type: GoType
     is_result: bool
     die: object = field(repr=False, default=None)  # the DIE carrying DW_AT_location (concrete copy)
+    blank_result: bool = False  # a `~r<i>` among named results: `_` in the source (Go >= 1.17)
 
     @property
     def is_hidden(self) -> bool:
@@ -33,11 +35,11 @@ class Parameter:
 
     @property
     def is_unnamed(self) -> bool:
-        return self.name.startswith("~r") or self.name == ""
+        return not self.blank_result and (self.name.startswith("~r") or self.name == "")
 
     @property
     def is_blank(self) -> bool:
-        return self.name == "_" or self.name.startswith(("~b", "~p", "~_"))
+        return self.blank_result or self.name == "_" or self.name.startswith(("~b", "~p", "~_"))
 
     @property
     def source_name(self) -> str:
@@ -57,13 +59,15 @@ class Function:
     results: list[Parameter]
     die: object = field(repr=False, default=None)
     receiver_name: str | None = None  # `(*Store)` / `Store` part of the name, if a method
+    # why the DWARF may lack this function's results, or None (see FunctionTable._results_note)
+    results_note: str | None = None
 
     @property
     def omitted_inputs(self) -> int:
         """Parameters the DWARF leaves out. Go <= 1.16 writes no DIE for blank or unnamed
-        parameters; its unnamed results are numbered after all parameters (`~r3` means three
-        inputs), which tells how many are missing."""
-        counted = len([p for p in self.inputs if not p.is_hidden])
+        parameters; its unnamed results are numbered after all parameters, the receiver not
+        counted (`~r3` means three arguments), which tells how many are missing."""
+        counted = len(self.arguments)
         best = 0
         for r in self.results:
             if r.name.startswith("~r") and r.name[2:].isdigit():
@@ -109,6 +113,15 @@ class Function:
         (see `is_closure_rest`)."""
         return is_closure_rest(split_symbol(self.name)[2])
 
+    @property
+    def short_name(self) -> str:
+        """The name after the package and, for a method, after its receiver: `Put` for
+        `main.(*Store).Put` and for `main.Pair.String`'s `String`; `F.func1` for a closure."""
+        pkg, recv, rest = split_symbol(self.name)
+        if recv is None and self.receiver_name is not None and rest.startswith(self.receiver_name + "."):
+            return rest[len(self.receiver_name) + 1:]  # a value method `pkg.T.M`
+        return rest
+
     def display_names(self) -> dict[int, str]:
         """A unique, readable name for every value (keyed by id of the Parameter): source names,
         `_<i>` for a blank or unnamed argument at position i, `r<i>` for an unnamed result."""
@@ -135,11 +148,10 @@ class Function:
 
     def signature(self) -> str:
         """Go syntax: `func (st *main.Store) Put(k string, v []uint8) (int, error)`."""
-        pkg, recv, short = split_symbol(self.name)
         out = "func "
         if self.receiver is not None:
             out += f"({_param_text(self.receiver)}) "
-        out += short
+        out += self.short_name
         args = [_param_text(p) for p in self.arguments]
         if self.omitted_inputs:
             args.append(f"/* {self.omitted_inputs} blank or unnamed parameter(s) not in this Go version's DWARF */")
@@ -220,6 +232,8 @@ def _strip_brackets(text: str) -> str:
 def receiver_of(name: str, first_input: Parameter | None) -> str | None:
     """The receiver part of a method's name, or None for plain functions and closures."""
     pkg, recv, rest = split_symbol(name)
+    if is_closure_rest(rest):
+        return None  # `(*T).M.func1`: a closure has no receiver, whatever its first parameter
     if recv is not None:
         return recv
     parts = _split_top_level(rest)
@@ -232,6 +246,34 @@ def receiver_of(name: str, first_input: Parameter | None) -> str | None:
     if tname in (f"{pkg}.{candidate}",) or tname.endswith("/" + f"{pkg.rsplit('/', 1)[-1]}.{candidate}"):
         return parts[0]
     return None
+
+
+_RANGE_BODY = re.compile(r"-range\d+(?:$|\.)")
+_RANGE_FUNC_NOTE = ("it has (or wraps a method with) range-over-func loop bodies, and Go writes no DWARF entry "
+                    "for a function's unnamed results when it returns from inside one: results may exist that "
+                    "DWARF does not list")
+
+
+def _strip_abi0(name: str) -> str:
+    return name[:-5] if name.endswith(".abi0") else name
+
+
+def _zero_size_receiver_first(name: str, inputs: list[Parameter]) -> None:
+    """Go <= 1.16 lists parameters by frame offset, and a zero-size value receiver shares its
+    offset with the first argument, so it may come after it (`main.simplifier.Visit` in gofmt
+    1.15: `node, s`). The receiver is the one input of the type the symbol names; put it first."""
+    pkg, recv, rest = split_symbol(name)
+    parts = _split_top_level(rest)
+    if recv is not None or len(parts) != 2 or is_closure_rest(rest) or "[" in parts[0]:
+        return
+    want = f"{pkg}.{parts[0]}"
+    visible = [p for p in inputs if not p.is_hidden]
+    if not visible or visible[0].type.name == want:
+        return
+    found = [p for p in visible if p.type.name == want and p.type.size == 0]
+    if len(found) == 1:
+        inputs.remove(found[0])
+        inputs.insert(inputs.index(visible[0]), found[0])
 
 
 class FunctionTable:
@@ -255,13 +297,53 @@ class FunctionTable:
         if die is None:
             return Function(symbol, unit, [], [], None, None)
         inputs, results = self._parameters(die)
+        _zero_size_receiver_first(symbol.name, inputs)
         missing = self._missing_receiver(symbol.name, inputs)
         if missing is not None:
             inputs.insert(0, missing)
         fn = Function(symbol, unit, inputs, results, die, None)
         visible = [p for p in inputs if not p.is_hidden]
         fn.receiver_name = receiver_of(symbol.name, visible[0] if visible else None)
+        if not results:
+            fn.results_note = self._results_note(symbol.name, die, visible[0] if visible else None)
         return fn
+
+    @cached_property
+    def _symbol_names(self) -> set[str]:
+        return {s.name for s in self.binary.function_symbols}
+
+    def _results_note(self, name: str, die, first: Parameter | None) -> str | None:
+        """Go (1.23 to at least 1.27) writes no DWARF entry for the unnamed results of a function
+        that returns from inside a range-over-func loop body: the results are simply absent. Such
+        a function has loop bodies `F-range1`, … (own symbols, or inlined into it, also from an
+        inlined callee: the wrapper `(*T).M` of such a `T.M` loses its results too); when it has
+        them and DWARF lists no result, say that results may be missing."""
+        prefix = _strip_abi0(name) + "-range"
+        pkg, recv, rest = split_symbol(_strip_abi0(name))
+        bodies = [f"{prefix}1"]
+        if recv is not None and recv.startswith("(*"):
+            bodies.append(f"{pkg}.{recv[2:-1]}.{rest}-range1")  # the pointer wrapper of a value method
+        method = _split_top_level(rest)[-1]
+        if first is not None:
+            # a promoted method's wrapper: the method of an embedded field
+            rtype = first.type.elem if first.type.name.startswith("*") and first.type.elem else first.type
+            for f in rtype.fields if rtype.kind is Kind.STRUCT else []:
+                if f.embedded:
+                    fpkg, _, fname = f.type.name.lstrip("*").rpartition(".")
+                    bodies += [f"{fpkg}.{fname}.{method}-range1", f"{fpkg}.(*{fname}).{method}-range1"]
+        if any(b in self._symbol_names for b in bodies):
+            return _RANGE_FUNC_NOTE
+        stack = list(die.iter_children())
+        while stack:
+            child = stack.pop()
+            if child.tag == "DW_TAG_inlined_subroutine" and "DW_AT_abstract_origin" in child.attributes:
+                origin = self.index.origin(child)
+                origin_name = origin.attributes.get("DW_AT_name")
+                if origin_name is not None and _RANGE_BODY.search(origin_name.value.decode("utf-8", "replace")):
+                    return _RANGE_FUNC_NOTE
+            if child.has_children:
+                stack.extend(child.iter_children())
+        return None
 
     def _missing_receiver(self, name: str, inputs: list[Parameter]) -> Parameter | None:
         """Before Go 1.22 DWARF has no DIE for an unnamed receiver (`func (*T) M()`), nor for the
@@ -277,47 +359,86 @@ class FunctionTable:
             # the receiver travels in the closure context, not as an argument
             return None
         if recv is not None:
-            if not (recv.startswith("(*") and recv.endswith(")")) or "[" in recv:
-                return None
+            if not (recv.startswith("(*") and recv.endswith(")")) or "go.shape" in recv:
+                return None  # a shape instantiation's receiver is its own first parameter
+            # `(*Pointer[go/token.File])`: Go 1.18-1.21's wrapper of a generic method for one
+            # instantiation lacks its receiver like the other wrappers
             want = f"*{pkg}.{recv[2:-1]}"
         else:
             parts = _split_top_level(rest)
             if len(parts) != 2 or "[" in parts[0] or parts[0].startswith("func"):
                 return None
             want = f"{pkg}.{parts[0]}"  # a value method `pkg.T.M`, if pkg.T is a type
+        # a symbol escapes dots of the import path's last element (`gopkg.in/yaml%2ev3`); the
+        # type names may or may not
+        spellings = [want] if unquote(want) == want else [want, unquote(want)]
         visible = [p for p in inputs if not p.is_hidden]
-        if visible and _strip_brackets(visible[0].type.name) == want:
+        if visible and _strip_brackets(visible[0].type.name) in map(_strip_brackets, spellings):
             return None
-        rtype = self._type_by_name(want)
+        rtype = next((t for t in map(self._type_by_name, spellings) if t is not None), None)
+        tail = "." + _strip_brackets(want).rsplit(".", 1)[-1]
+        if rtype is None and want.startswith("*") and not (
+                visible and visible[0].type.name.startswith("*") and _strip_brackets(visible[0].type.name).endswith(tail)):
+            # `func (*noCopy) Lock()`: DWARF may have sync.noCopy but no pointer type to it, or
+            # neither (debug/elf.(*zeroReader).ReadAt in Go 1.19 cmd/go): the receiver is still a
+            # pointer, printed as an address when what it points to is unknown
+            base = next((t for t in (self._type_by_name(w[1:]) for w in spellings) if t is not None), None)
+            size = self.binary.ptr_size
+            rtype = GoType(offset=base.offset if base else -1, name=want, kind=Kind.POINTER, size=size, align=size,
+                           elem_offset=base.offset if base else None, reader=base.reader if base else None)
         if rtype is None:
             return None
         return Parameter("", rtype, False, None)
 
     def _parameters(self, die) -> tuple[list[Parameter], list[Parameter]]:
+        """The union of the abstract origin's parameters and the concrete DIE's own ones.
+
+        The out-of-line copy of an inlinable function refers to the abstract DIE's parameters
+        by abstract_origin (those carry the locations), but Go writes some only in the concrete
+        DIE, with their own name and type: unnamed and blank results (`~r0`, Go <= 1.16 `~b1`)
+        and, since Go 1.22, blank parameters (`~p0`). The concrete DIE lists them all in
+        declaration order (`~p0, s, ~r0, ~r1`; `x, ~r0, ok`); an abstract parameter it does not
+        refer to keeps its place after its abstract predecessor, without a location."""
         origin = self.index.origin(die)
-        # Concrete copies of inlinable functions list their parameters by abstract_origin;
-        # the declaration order and the types come from the abstract DIE.
-        concrete = {}
-        if origin is not die:
-            for child in die.iter_children():
-                if child.tag == "DW_TAG_formal_parameter" and "DW_AT_abstract_origin" in child.attributes:
-                    concrete[ref_offset(child, "DW_AT_abstract_origin")] = child
+        params = lambda d: [c for c in d.iter_children() if c.tag == "DW_TAG_formal_parameter"]
+        if origin is die:
+            pairs = [(c, c) for c in params(die)]
+        else:
+            declared = {c.offset: c for c in params(origin)}
+            pairs, used = [], set()
+            for child in params(die):
+                if "DW_AT_abstract_origin" in child.attributes:
+                    decl = declared.get(ref_offset(child, "DW_AT_abstract_origin"))
+                    if decl is not None and decl.offset not in used:
+                        pairs.append((decl, child))
+                        used.add(decl.offset)
+                elif "DW_AT_type" in child.attributes:
+                    pairs.append((child, child))
+            after = 0  # insert unreferenced abstract parameters after their predecessor
+            for decl in declared.values():
+                if decl.offset in used:
+                    after = next(i for i, (d, _) in enumerate(pairs) if d is decl) + 1
+                else:
+                    pairs.insert(after, (decl, None))
+                    after += 1
         inputs, results = [], []
-        for child in origin.iter_children():
-            if child.tag != "DW_TAG_formal_parameter":
-                continue
+        for child, loc_die in pairs:
             name_attr = child.attributes.get("DW_AT_name")
             name = name_attr.value.decode("utf-8", "replace") if name_attr else ""
             var = child.attributes.get("DW_AT_variable_parameter")
             is_result = bool(var.value) if var is not None else False
             gotype = self.index.types.type_at(ref_offset(child))
-            loc_die = concrete.get(child.offset, child if origin is die else None)
             p = Parameter(name, gotype, is_result, loc_die)
             group = results if is_result else inputs
-            if name.startswith("~r") and any(q.name == name for q in group):
-                # seen with Go 1.22: an unnamed result whose DIE is emitted twice; one value, not two
+            if is_result and name and any(q.name == name for q in group):
+                # seen with Go 1.22: a result whose DIE is emitted twice, unnamed (`~r0`) or named
+                # (runtime.runqdrain's `drainQ`, gofmt); one value, not two
                 continue
             group.append(p)
+        if any(not (r.is_unnamed or r.is_blank or r.is_hidden) for r in results):
+            # Go names results all or none: next to named ones, `~r<i>` is a blank `_`
+            for r in results:
+                r.blank_result = r.name.startswith("~r")
         return inputs, results
 
     def iter_all(self):

@@ -15,24 +15,85 @@ from .errors import AmbiguousFunction, DwarfgoError, FunctionNotFound
 from .functions import split_symbol
 
 
-def _short_forms(name: str) -> set[str]:
-    """The forms of a symbol a user may type, besides the full name."""
+def _path_suffixes(pkg: str) -> list[str]:
+    """`github.com/x/vendor/github.com/spf13/pflag` -> `pflag`, `spf13/pflag`, ...: every import
+    path suffix, shortest first. A vendored package (`…/vendor/github.com/spf13/pflag`, Go's
+    GOPATH mode; `vendor/golang.org/x/net/…` in the standard library) is found by its import
+    path (`github.com/spf13/pflag`), which is one of these."""
+    parts = pkg.split("/")
+    return ["/".join(parts[i:]) for i in range(len(parts) - 1, -1, -1)] if pkg else []
+
+
+def _plain(recv: str) -> str:
+    return recv[2:-1] if recv.startswith("(*") else recv.strip("()")
+
+
+def _display_forms(name: str) -> list[str]:
+    """The names that spell a symbol as Go does (the receiver as written), shortest first:
+    `Parse`, `(*FlagSet).Parse`, `pflag.(*FlagSet).Parse`, `spf13/pflag.(*FlagSet).Parse`, …"""
     pkg, recv, rest = split_symbol(name)
-    forms = {rest}
-    last_pkg = pkg.rsplit("/", 1)[-1]
-    if recv is not None:
-        forms.add(f"{recv}.{rest}")
-        plain = recv[2:-1] if recv.startswith("(*") else recv.strip("()")
-        forms.add(f"{plain}.{rest}")
-        forms.add(f"{last_pkg}.{recv}.{rest}")
-        forms.add(f"{last_pkg}.{plain}.{rest}")
-    else:
-        forms.add(f"{last_pkg}.{rest}")
+    head = f"{recv}.{rest}" if recv is not None else rest
+    forms = [rest, head] if recv is not None else [rest]
+    forms += [f"{p}.{head}" for p in _path_suffixes(pkg)]
     return forms
 
 
-def lookup(symbols: list[Symbol], query: str) -> Symbol:
-    """The one function `query` names; AmbiguousFunction / FunctionNotFound otherwise."""
+def _short_forms(name: str) -> tuple[set[str], set[str]]:
+    """The forms of a symbol a user may type, besides the full name: (spelled as Go does, and
+    the looser ones: a pointer method without `(*…)`, Delve's `(*pkg.T).M`)."""
+    pkg, recv, rest = split_symbol(name)
+    exact = set(_display_forms(name))
+    loose = set()
+    if recv is not None:
+        plain = _plain(recv)
+        loose.add(f"{plain}.{rest}")
+        loose.update(f"{p}.{plain}.{rest}" for p in _path_suffixes(pkg))
+        if recv.startswith("(*"):
+            loose.update(f"(*{p}.{plain}).{rest}" for p in _path_suffixes(pkg))
+    return exact, loose - exact
+
+
+def _matches(symbols: list[Symbol], query: str) -> tuple[list[Symbol], list[Symbol]]:
+    """(symbols a short form names as Go spells it, symbols it names only loosely)."""
+    tail = query.rsplit(".", 1)[-1]
+    exact, loose = [], []
+    for s in symbols:
+        if tail not in s.name:  # every form ends with the symbol's last component
+            continue
+        precise, other = _short_forms(s.name)
+        if query in precise:
+            exact.append(s)
+        elif query in other:
+            loose.append(s)
+    return exact, loose
+
+
+def shortest_unique(name: str, symbols: list[Symbol]) -> str:
+    """The shortest name that `lookup` resolves to this symbol, spelled as Go does; else the symbol."""
+    tail = split_symbol(name)[2].rsplit(".", 1)[-1]
+    pool = [s for s in symbols if tail in s.name]  # every form of `name` ends with `tail`
+    for form in _display_forms(name):
+        try:
+            if lookup(pool, form, explain=False).name == name:
+                return form
+        except DwarfgoError:
+            continue
+    return name
+
+
+def _ambiguous(query: str, found: list[Symbol], symbols: list[Symbol]) -> AmbiguousFunction:
+    names = sorted(s.name for s in found)
+    return AmbiguousFunction(query, names, [shortest_unique(n, symbols) for n in names[:12]])
+
+
+def lookup(symbols: list[Symbol], query: str, explain: bool = True) -> Symbol:
+    """The one function `query` names; AmbiguousFunction / FunctionNotFound otherwise.
+
+    Short forms: `Put`, `(*BarrierView).Put`, `BarrierView.Put`, `vault.(*BarrierView).Put`,
+    any import-path suffix before the dot (`hashicorp/vault/vault.…`, a vendored package's own
+    import path), and Delve's `(*vault.BarrierView).Put`. Where a form spelled as Go does (a
+    value method `Error.Error`) and a looser one (the pointer wrapper `(*Error).Error` typed
+    without `(*…)`) both match, the first wins."""
     query = query.strip()
     if not query:
         raise DwarfgoError("empty function name")
@@ -47,15 +108,18 @@ def lookup(symbols: list[Symbol], query: str) -> Symbol:
         if len(bodies) == 1:
             return bodies[0]
         raise AmbiguousFunction(query, [s.name for s in exact])
-    found = [s for s in symbols if query in _short_forms(s.name) or s.name.endswith("/" + query)]
+    precise, loose = _matches(symbols, query)
+    found = precise or loose
     bodies = [s for s in found if not s.is_abi0]
     if len(bodies) == 1:
         return bodies[0]
     if len(found) == 1:
         return found[0]
     if found:
-        raise AmbiguousFunction(query, sorted(s.name for s in found))
-    raise FunctionNotFound(query, suggest(query, [s.name for s in symbols]))
+        if not explain:
+            raise AmbiguousFunction(query, sorted(s.name for s in bodies or found))
+        raise _ambiguous(query, bodies or found, symbols)
+    raise FunctionNotFound(query, suggest(query, [s.name for s in symbols]) if explain else [])
 
 
 def suggest(query: str, names: list[str], n: int = 5) -> list[str]:

@@ -65,6 +65,7 @@ def function_record(prog, fn: Function, with_layout: bool = True, layout: Functi
         "results": [parameter_record(r) for r in fn.results],
     }
     rec["omitted_params"] = fn.omitted_inputs
+    rec["results_note"] = fn.results_note
     if layout is not None:
         rec["abi"] = layout.abi
         rec["locations_unknown"] = layout.unknown

@@ -1,4 +1,7 @@
-"""Name handling: symbol splitting, short-form lookup, listing patterns (no binaries needed)."""
+"""Name handling: symbol splitting, short-form lookup, listing patterns (synthetic symbols), and
+lookup in a binary that vendors a package named like a standard one (tests/data/vendorflag)."""
+
+import os
 
 import pytest
 
@@ -65,6 +68,54 @@ def test_lookup_ambiguous_lists_candidates():
     ]
 
 
+def test_lookup_ambiguous_lists_shortest_unique_forms():
+    with pytest.raises(AmbiguousFunction) as e:
+        lookup(SYMS, "BarrierView.Get")
+    assert e.value.unique == ["vault.(*BarrierView).Get", "logical.(*BarrierView).Get"]
+    assert "vault.(*BarrierView).Get, logical.(*BarrierView).Get" in str(e.value)
+    for form, full in zip(e.value.unique, e.value.candidates):
+        assert lookup(SYMS, form).name == full
+
+
+VENDORED = [Symbol(n, 0x2000 + 16 * i, 16) for i, n in enumerate([
+    "flag.(*FlagSet).Parse",
+    "github.com/docker/cli/vendor/github.com/spf13/pflag.(*FlagSet).Parse",
+    "github.com/docker/cli/vendor/github.com/other/flag.(*FlagSet).Parse",
+    "vendor/golang.org/x/net/http/httpguts.ValidHeaderFieldName",
+    "go/scanner.Error.Error",
+    "go/scanner.(*Error).Error",
+])]
+
+
+@pytest.mark.parametrize("query, want", [
+    # a vendored package by its import path, or any suffix of it
+    ("github.com/spf13/pflag.(*FlagSet).Parse", "github.com/docker/cli/vendor/github.com/spf13/pflag.(*FlagSet).Parse"),
+    ("spf13/pflag.FlagSet.Parse", "github.com/docker/cli/vendor/github.com/spf13/pflag.(*FlagSet).Parse"),
+    ("pflag.(*FlagSet).Parse", "github.com/docker/cli/vendor/github.com/spf13/pflag.(*FlagSet).Parse"),
+    ("golang.org/x/net/http/httpguts.ValidHeaderFieldName", "vendor/golang.org/x/net/http/httpguts.ValidHeaderFieldName"),
+    ("httpguts.ValidHeaderFieldName", "vendor/golang.org/x/net/http/httpguts.ValidHeaderFieldName"),
+    ("flag.(*FlagSet).Parse", "flag.(*FlagSet).Parse"),  # the full symbol
+    # Delve's spelling of a pointer method
+    ("(*pflag.FlagSet).Parse", "github.com/docker/cli/vendor/github.com/spf13/pflag.(*FlagSet).Parse"),
+    # spelled as Go does, the value method wins over the pointer wrapper typed loosely
+    ("scanner.Error.Error", "go/scanner.Error.Error"),
+    ("Error.Error", "go/scanner.Error.Error"),
+    ("(*Error).Error", "go/scanner.(*Error).Error"),
+])
+def test_lookup_vendored_and_delve_forms(query, want):
+    assert lookup(VENDORED, query).name == want
+
+
+def test_ambiguous_vendored_same_name_lists_unique_forms():
+    with pytest.raises(AmbiguousFunction) as e:
+        lookup(VENDORED, "FlagSet.Parse")
+    # sorted by symbol; `flag.(*FlagSet).Parse` is the standard one's full name, `other/flag` is
+    # the shortest path suffix that the other `flag` package does not share
+    assert e.value.unique == ["flag.(*FlagSet).Parse", "other/flag.(*FlagSet).Parse", "pflag.(*FlagSet).Parse"]
+    for form, full in zip(e.value.unique, e.value.candidates):
+        assert lookup(VENDORED, form).name == full
+
+
 def test_lookup_miss_suggests_nearest():
     with pytest.raises(FunctionNotFound) as e:
         lookup(SYMS, "BarierView.Put")
@@ -108,3 +159,50 @@ def test_closures_are_told_by_name(name, closure):
     from dwarfgo.functions import Function
 
     assert Function(Symbol(name, 0x1000, 16), None, [], []).is_closure is closure
+
+
+@pytest.fixture(scope="module")
+def vendorflag(tmp_path_factory):
+    """tests/data/vendorflag built in GOPATH mode by the newest Go: a binary with the standard
+    `flag` and a vendored package also named `flag`
+    (`example.com/vendorflag/vendor/github.com/acme/flag`)."""
+    import shutil
+    import subprocess
+
+    from conftest import REPO, TOOLCHAINS, newest_go, require_file
+
+    go = newest_go()
+    if go is None or not go.exists():
+        require_file(TOOLCHAINS / "go-versions", "Go toolchains")
+    gopath = tmp_path_factory.mktemp("gopath")
+    src = gopath / "src" / "example.com" / "vendorflag"
+    shutil.copytree(REPO / "tests" / "data" / "vendorflag", src)
+    out = gopath / "vendorflag"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GO")}
+    env.update(GOPATH=str(gopath), GO111MODULE="off", GOFLAGS="", CGO_ENABLED="0")
+    proc = subprocess.run([str(go), "build", "-o", str(out), "."], cwd=src, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out
+
+
+def test_vendored_package_named_like_a_standard_one(vendorflag):
+    from dwarfgo.program import GoProgram
+
+    vendored = "example.com/vendorflag/vendor/github.com/acme/flag.(*FlagSet).Parse"
+    with GoProgram(vendorflag) as prog:
+        symbols = prog.binary.function_symbols
+        with pytest.raises(AmbiguousFunction) as e:
+            prog.function("FlagSet.Parse")
+        assert e.value.candidates == [vendored, "flag.(*FlagSet).Parse"]
+        assert e.value.unique == ["acme/flag.(*FlagSet).Parse", "flag.(*FlagSet).Parse"]
+        assert "acme/flag.(*FlagSet).Parse, flag.(*FlagSet).Parse" in str(e.value)
+        for form, full in zip(e.value.unique, e.value.candidates):
+            assert lookup(symbols, form).name == full
+        # the vendored package by its own import path
+        for query in ("github.com/acme/flag.(*FlagSet).Parse", "github.com/acme/flag.FlagSet.Parse",
+                      "(*acme/flag.FlagSet).Parse"):
+            assert lookup(symbols, query).name == vendored, query
+        fn = prog.function("github.com/acme/flag.(*FlagSet).Parse")
+        assert fn.signature() == ("func (f *example.com/vendorflag/vendor/github.com/acme/flag.FlagSet) "
+                                  "Parse(arguments []string) error")

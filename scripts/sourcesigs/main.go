@@ -21,6 +21,8 @@
 //	 "variadic": bool,                                     // the last param's type is then "[]T"
 //	 "go118":    bool,    // defined in a file built only with go1.18 or later (//go:build go1.18)
 //	 "noinline": bool,    // has a //go:noinline directive: a probed function of the fixture
+//	 "inlinable": bool,   // has a //dwarfgo:inlinable line: a probed function the compiler also
+//	                      // inlines (its out-of-line copy is described by an abstract origin)
 //	 "generic":  bool,    // "type_params": [{"name": "T", "constraint": "any"}, ...] when true
 //	 "closure":  bool,    // a function literal (see below)
 //	 "file": "funcs.go", "line": 12}
@@ -73,9 +75,14 @@ type sig struct {
 	Variadic   bool        `json:"variadic"`
 	Go118      bool        `json:"go118"`
 	Noinline   bool        `json:"noinline"`
+	Inlinable  bool        `json:"inlinable"`
 	Generic    bool        `json:"generic"`
 	TypeParams []typeParam `json:"type_params,omitempty"`
 	Closure    bool        `json:"closure"`
+	NoBody     bool        `json:"nobody,omitempty"`
+	RangeFunc  bool        `json:"return_in_range_func,omitempty"`
+	Wrapper    string      `json:"wrapper,omitempty"`
+	Package    string      `json:"package,omitempty"`
 	File       string      `json:"file"`
 	Line       int         `json:"line"`
 }
@@ -86,11 +93,18 @@ type entry struct {
 }
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: sourcesigs DIR")
+	var out []byte
+	var err error
+	switch {
+	case len(os.Args) == 2:
+		out, err = run(os.Args[1])
+	case len(os.Args) == 5 && os.Args[1] == "-program" && os.Args[2] == "-go":
+		typeStr = dwarfTypeString
+		out, err = runProgram(os.Args[3], os.Args[4])
+	default:
+		fmt.Fprintln(os.Stderr, "usage: sourcesigs DIR | sourcesigs -program -go GO DIR")
 		os.Exit(2)
 	}
-	out, err := run(os.Args[1])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sourcesigs:", err)
 		os.Exit(1)
@@ -145,13 +159,14 @@ func run(dir string) ([]byte, error) {
 			s := fn.Type().(*types.Signature)
 			pos := fset.Position(fd.Pos())
 			e := sig{
-				Params:   tuple(s.Params()),
-				Results:  tuple(s.Results()),
-				Variadic: s.Variadic(),
-				Go118:    go118[f],
-				Noinline: hasDirective(fd.Doc, "//go:noinline"),
-				File:     filepath.Base(pos.Filename),
-				Line:     pos.Line,
+				Params:    tuple(s.Params()),
+				Results:   tuple(s.Results()),
+				Variadic:  s.Variadic(),
+				Go118:     go118[f],
+				Noinline:  hasDirective(fd.Doc, "//go:noinline"),
+				Inlinable: hasDirective(fd.Doc, "//dwarfgo:inlinable"),
+				File:      filepath.Base(pos.Filename),
+				Line:      pos.Line,
 			}
 			key := pkg.Path() + "." + fd.Name.Name
 			if fd.Name.Name == "init" {
@@ -265,7 +280,7 @@ func tuple(t *types.Tuple) []param {
 	ps := []param{}
 	for i := 0; i < t.Len(); i++ {
 		v := t.At(i)
-		ps = append(ps, param{Name: v.Name(), Type: types.TypeString(v.Type(), nil)})
+		ps = append(ps, param{Name: v.Name(), Type: typeStr(v.Type())})
 	}
 	return ps
 }

@@ -1,0 +1,354 @@
+package main
+
+// Program mode: `sourcesigs -program -go GO DIR` prints the expected signature of
+// every function of a whole program: the main package in DIR (a GOROOT command
+// such as $GOROOT/src/cmd/gofmt, or a module's main package) and every package it
+// imports, with the file lists `GO list -deps -json` gives for linux/amd64 with
+// cgo off (GO is the toolchain that built the binary: its GOROOT is the source).
+// Each package is parsed and type-checked with go/types, in dependency order, an
+// importer handing out the packages already checked. Keys are ELF symbol names as
+// in fixture mode (the main package is `main`; other packages by import path,
+// vendored ones as the go command names them); in addition:
+//
+//   - functions without a body (implemented in assembly) are listed with
+//     "nobody": true;
+//   - function literals are listed everywhere (methods and generic functions too),
+//     nested ones as F.func1.1, with "closure": true; literals in package-level
+//     variables are not listed (the compiler calls them glob..func1 or init.func1);
+//   - "package" is the import path, "nonmain" whether the package is not main.
+//
+// Type-checking errors are reported on stderr and do not stop the output; a
+// package that does not type-check at all is skipped.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"go/ast"
+	"go/constant"
+	"go/parser"
+	"go/token"
+	"go/types"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+type listedPackage struct {
+	ImportPath string
+	Name       string
+	Dir        string
+	GoFiles    []string
+	ImportMap  map[string]string
+	Standard   bool
+	Goroot     bool
+}
+
+type programImporter struct {
+	checked   map[string]*types.Package
+	importMap map[string]string
+}
+
+func (im *programImporter) Import(path string) (*types.Package, error) {
+	if path == "unsafe" {
+		return types.Unsafe, nil
+	}
+	if p, ok := im.importMap[path]; ok {
+		path = p
+	}
+	if pkg, ok := im.checked[path]; ok {
+		return pkg, nil
+	}
+	return nil, fmt.Errorf("package %s not checked yet", path)
+}
+
+func runProgram(goCmd, dir string) ([]byte, error) {
+	cmd := exec.Command(goCmd, "list", "-deps", "-json", ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s list: %v: %s", goCmd, err, stderr.String())
+	}
+	var pkgs []listedPackage
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for dec.More() {
+		var p listedPackage
+		if err := dec.Decode(&p); err != nil {
+			return nil, err
+		}
+		pkgs = append(pkgs, p)
+	}
+	fset := token.NewFileSet()
+	checked := map[string]*types.Package{}
+	var entries []entry
+	for _, lp := range pkgs { // -deps lists dependencies first
+		if lp.ImportPath == "unsafe" || lp.ImportPath == "C" {
+			continue
+		}
+		var files []*ast.File
+		for _, name := range lp.GoFiles {
+			f, err := parser.ParseFile(fset, filepath.Join(lp.Dir, name), nil, parser.ParseComments)
+			if err != nil {
+				return nil, err
+			}
+			files = append(files, f)
+		}
+		path := lp.ImportPath
+		if lp.Name == "main" {
+			path = "main"
+		}
+		nerrs := 0
+		conf := types.Config{
+			Importer: &programImporter{checked, lp.ImportMap},
+			Error: func(err error) {
+				if nerrs < 3 {
+					fmt.Fprintf(os.Stderr, "sourcesigs: %s: %v\n", lp.ImportPath, err)
+				}
+				nerrs++
+			},
+			FakeImportC: true,
+		}
+		info := &types.Info{Defs: map[*ast.Ident]types.Object{}, Types: map[ast.Expr]types.TypeAndValue{}}
+		pkg, _ := conf.Check(path, fset, files, info)
+		if pkg == nil {
+			continue
+		}
+		checked[lp.ImportPath] = pkg
+		for _, f := range files {
+			entries = append(entries, fileEntries(fset, info, pkg, f, lp.ImportPath)...)
+		}
+		entries = append(entries, wrapperEntries(pkg, lp.ImportPath)...)
+	}
+	sort.SliceStable(entries, func(i, j int) bool { return entries[i].key < entries[j].key })
+	var buf bytes.Buffer
+	buf.WriteString("{\n")
+	seen := map[string]bool{}
+	first := true
+	for _, e := range entries {
+		if seen[e.key] {
+			continue // e.g. a method declared in two files excluded from each other's builds
+		}
+		seen[e.key] = true
+		v, err := json.Marshal(e.sig)
+		if err != nil {
+			return nil, err
+		}
+		if !first {
+			buf.WriteString(",\n")
+		}
+		first = false
+		fmt.Fprintf(&buf, "  %s: %s", strconv.Quote(e.key), v)
+	}
+	buf.WriteString("\n}\n")
+	return buf.Bytes(), nil
+}
+
+// fileEntries lists one file's functions, methods and (nested) function literals.
+func fileEntries(fset *token.FileSet, info *types.Info, pkg *types.Package, f *ast.File, importPath string) []entry {
+	var r []entry
+	for _, decl := range f.Decls {
+		fd, ok := decl.(*ast.FuncDecl)
+		if !ok {
+			continue
+		}
+		obj, ok := info.Defs[fd.Name].(*types.Func)
+		if !ok {
+			continue
+		}
+		s := obj.Type().(*types.Signature)
+		pos := fset.Position(fd.Pos())
+		e := sig{
+			Params:   tuple(s.Params()),
+			Results:  tuple(s.Results()),
+			Variadic: s.Variadic(),
+			Noinline: hasDirective(fd.Doc, "//go:noinline"),
+			NoBody:   fd.Body == nil,
+			Package:  importPath,
+			File:     filepath.Base(pos.Filename),
+			Line:     pos.Line,
+		}
+		key := pkg.Path() + "." + fd.Name.Name
+		if (fd.Name.Name == "init" && fd.Recv == nil) || fd.Name.Name == "_" {
+			continue // package init functions are init.0, init.1, ...
+		}
+		if tps := s.TypeParams(); tps != nil && tps.Len() > 0 {
+			e.Generic = true
+			e.TypeParams = typeParams(tps)
+		}
+		if rv := s.Recv(); rv != nil {
+			e.Receiver = &param{Name: rv.Name(), Type: typeStr(rv.Type())}
+			if len(fd.Recv.List) > 0 && len(fd.Recv.List[0].Names) == 0 {
+				e.Receiver.Name = ""
+			}
+			if tps := s.RecvTypeParams(); tps != nil && tps.Len() > 0 {
+				e.Generic = true
+				e.TypeParams = typeParams(tps)
+			}
+			key = methodKey(pkg.Path(), rv.Type(), fd.Name.Name)
+		}
+		e.RangeFunc = fd.Body != nil && returnsInRangeFunc(info, fd.Body)
+		rangeFuncReturn[obj] = e.RangeFunc
+		r = append(r, entry{key, e})
+		if fd.Body != nil {
+			r = append(r, nestedClosures(fset, info, key, fd.Body, e.Generic, importPath)...)
+		}
+	}
+	return r
+}
+
+// nestedClosures lists the literals in body: outer.func1, outer.func2, ... in
+// source order, and those inside outer.funcN as outer.funcN.1, outer.funcN.2, ...
+func nestedClosures(fset *token.FileSet, info *types.Info, outer string, body ast.Node, generic bool, importPath string) []entry {
+	var r []entry
+	n := 0
+	var inspect func(node ast.Node) bool
+	inspect = func(node ast.Node) bool {
+		if ifs, ok := node.(*ast.IfStmt); ok {
+			// the compiler drops the dead branch of a constant condition (`if debug {`) before it
+			// numbers the literals: those in it get no number
+			if tv, ok := info.Types[ifs.Cond]; ok && tv.Value != nil && tv.Value.Kind() == constant.Bool {
+				if ifs.Init != nil {
+					ast.Inspect(ifs.Init, inspect)
+				}
+				if constant.BoolVal(tv.Value) {
+					ast.Inspect(ifs.Body, inspect)
+				} else if ifs.Else != nil {
+					ast.Inspect(ifs.Else, inspect)
+				}
+				return false
+			}
+		}
+		lit, ok := node.(*ast.FuncLit)
+		if !ok {
+			return true
+		}
+		n++
+		name := fmt.Sprintf("%s.func%d", outer, n)
+		if isClosureName(outer) {
+			name = fmt.Sprintf("%s.%d", outer, n)
+		}
+		if s, ok := info.Types[lit].Type.(*types.Signature); ok {
+			pos := fset.Position(lit.Pos())
+			r = append(r, entry{name, sig{
+				Params:    tuple(s.Params()),
+				Results:   tuple(s.Results()),
+				Variadic:  s.Variadic(),
+				Closure:   true,
+				Generic:   generic,
+				RangeFunc: returnsInRangeFunc(info, lit.Body),
+				Package:   importPath,
+				File:      filepath.Base(pos.Filename),
+				Line:      pos.Line,
+			}})
+		}
+		r = append(r, nestedClosures(fset, info, name, lit.Body, generic, importPath)...)
+		return false
+	}
+	ast.Inspect(body, inspect)
+	return r
+}
+
+// isClosureName: outer.funcN or outer.funcN.M (a literal's name).
+func isClosureName(name string) bool {
+	i := strings.LastIndex(name, ".")
+	last := name[i+1:]
+	if _, err := strconv.Atoi(last); err == nil {
+		return true
+	}
+	return strings.HasPrefix(last, "func") && len(last) > 4 && strings.Trim(last[4:], "0123456789") == ""
+}
+
+// returnsInRangeFunc: body has a return statement inside the body of a
+// range-over-func loop (not inside a nested function literal). The compiler
+// rewrites such a function; Go 1.23-1.27 then write no DWARF entry for its
+// unnamed results.
+func returnsInRangeFunc(info *types.Info, body *ast.BlockStmt) bool {
+	found := false
+	var walk func(n ast.Node, inRange bool)
+	walk = func(n ast.Node, inRange bool) {
+		ast.Inspect(n, func(node ast.Node) bool {
+			if found {
+				return false
+			}
+			switch x := node.(type) {
+			case *ast.FuncLit:
+				return false
+			case *ast.ReturnStmt:
+				if inRange {
+					found = true
+				}
+			case *ast.RangeStmt:
+				if tv, ok := info.Types[x.X]; ok {
+					if _, isFunc := tv.Type.Underlying().(*types.Signature); isFunc {
+						walk(x.Body, true)
+						return false
+					}
+				}
+			}
+			return true
+		})
+	}
+	walk(body, false)
+	return found
+}
+
+// wrapperEntries lists the methods the compiler may generate wrappers for, with
+// "wrapper" saying which: "promoted" for a method of an embedded field
+// (pkg.T.M, pkg.(*T).M), "interface" for a method expression on an interface
+// type (pkg.I.M, receiver I). (The pointer wrapper of a value method,
+// pkg.(*T).M, is derived from pkg.T.M by the audit.) Generic types are left out.
+func wrapperEntries(pkg *types.Package, importPath string) []entry {
+	var r []entry
+	scope := pkg.Scope()
+	for _, name := range scope.Names() {
+		tn, ok := scope.Lookup(name).(*types.TypeName)
+		if !ok || tn.IsAlias() {
+			continue
+		}
+		named, ok := tn.Type().(*types.Named)
+		if !ok || named.TypeParams().Len() > 0 {
+			continue
+		}
+		if iface, ok := named.Underlying().(*types.Interface); ok {
+			for i := 0; i < iface.NumMethods(); i++ {
+				m := iface.Method(i)
+				r = append(r, wrapperEntry(pkg, named, m, "interface", importPath))
+			}
+			continue
+		}
+		for _, recv := range []types.Type{named, types.NewPointer(named)} {
+			ms := types.NewMethodSet(recv)
+			for i := 0; i < ms.Len(); i++ {
+				sel := ms.At(i)
+				if len(sel.Index()) < 2 {
+					continue // declared on the type itself
+				}
+				r = append(r, wrapperEntry(pkg, recv, sel.Obj().(*types.Func), "promoted", importPath))
+			}
+		}
+	}
+	return r
+}
+
+// rangeFuncReturn: declared functions and methods that return inside a
+// range-over-func loop body (their wrappers' results are omitted from DWARF too).
+var rangeFuncReturn = map[*types.Func]bool{}
+
+func wrapperEntry(pkg *types.Package, recv types.Type, m *types.Func, kind, importPath string) entry {
+	s := m.Type().(*types.Signature)
+	return entry{methodKey(pkg.Path(), recv, m.Name()), sig{
+		RangeFunc: rangeFuncReturn[m.Origin()],
+		Params:    tuple(s.Params()),
+		Results:   tuple(s.Results()),
+		Receiver:  &param{Name: "", Type: typeStr(recv)},
+		Variadic:  s.Variadic(),
+		Package:   importPath,
+		Wrapper:   kind,
+	}}
+}
