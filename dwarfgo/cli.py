@@ -263,7 +263,8 @@ MaxStrOpt = typer.Option(64, "--max-str", min=1, help="Bytes of each string/[]by
 MaxItemsOpt = typer.Option(4, "--max-items", min=0, max=64, help="Slice/array elements to decode.")
 PidOpt = typer.Option(None, "--pid", help="Only this process.")
 BpftraceOpt = typer.Option(None, "--bpftrace", help="bpftrace binary to generate for (and run).")
-BufferOpt = typer.Option(None, "--buffer-pages", min=8, help="Per-CPU output buffer in pages (default: 4096, less on many CPUs).")
+BufferOpt = typer.Option(None, "--buffer-pages", min=8, help="bpftrace's output buffer in pages (default: bpftrace 0.23+ one shared ring buffer of 16384; "
+                              "older, 4096 per CPU, less on many CPUs).")
 AllArgsOpt = typer.Option(True, "--print-all-args/--no-args",
                           help="Print every argument (default), or none (--no-args: calls, returns and latency only).")
 ArgsOpt = typer.Option(None, "--args", "-a", metavar="EXPR",
@@ -377,7 +378,7 @@ def trace(
             raw = open(raw_output, "w") if raw_output else None
         except OSError as e:
             _fail(f"--raw-output {raw_output}: {e.strerror or e}")
-        run = BpftraceRun(program.text, RunOptions(path, command, duration, buffer_pages=buffer_pages,
+        run = BpftraceRun(program.text, RunOptions(path, command, duration, buffer_pages=program.buffer_pages,
                                                    flags=tuple(program.run_flags), extra_env=program.run_env))
 
         # said when the program reports every probe attached, before the first event
@@ -392,6 +393,8 @@ def trace(
 
         # SIGINT and SIGTERM (Ctrl-C, kill, systemd, a CI timeout) ask bpftrace to stop; the session
         # decodes to the end of its output (a second Ctrl-C quits at once)
+        if command:  # the command's own output comes through bpftrace's: it goes to stderr
+            decoder.on_other_output = lambda line: typer.echo(line, err=True)
         session = TraceSession(run, decoder, show, say=lambda m: typer.echo(m, err=True), pid=pid, raw_output=raw)
         try:
             outcome = session()

@@ -40,10 +40,17 @@ from .plan import (BYTES, ArrayNode, ChanNode, ComplexNode, FuncNode, GuardNode,
                    PlanBuilder, PointerNode, Read, RuntimeLayout, Scalar, SliceNode, StringNode, StructNode,
                    ValuePlan)
 
-def default_buffer_pages() -> int:
-    """Per-CPU output buffer (pages): bursts from many goroutines overflow bpftrace's default of 64
-    (measured here: 2000 concurrent calls lost half their events with 1024 pages, none with 4096).
-    Bounded so that all CPUs together take at most 256 MiB."""
+def default_buffer_pages(dialect: Dialect | None = None) -> int:
+    """bpftrace's output buffer, in pages (its own default, 64, overflows in a burst).
+
+    Up to 0.22 it is one perf buffer per CPU: 4096 pages each (measured: 2000 concurrent calls
+    lost half their events with 1024 pages, none with 4096), less on many CPUs, so that all
+    together take at most 256 MiB. From 0.23 it is one BPF ring buffer shared by every CPU (one
+    128 MiB mapping for 16384 pages seen in both 0.23 and 0.27): 16384 pages (64 MiB, a power of
+    two as a ring buffer needs); 4096 lost 8,844 of 20,000 calls' records in a burst from 8
+    goroutines (scripts/bench-trace), 16384 none."""
+    if dialect is not None and dialect.shared_output_buffer:
+        return 16384
     import os
     cpus = os.cpu_count() or 1
     pages = 4096
@@ -97,17 +104,18 @@ class Program:
     read_lines: dict[int, tuple[int, int]] = field(default_factory=dict)
     run_flags: list[str] = field(default_factory=list)  # bpftrace flags the decoder relies on
     run_env: dict[str, str] = field(default_factory=dict)  # environment bpftrace needs for it
+    buffer_pages: int | None = None  # the output buffer the program asks for (BPFTRACE_PERF_RB_PAGES too)
 
 
 class ProgramWriter:
     def __init__(self, binary_path: str, dialect: Dialect, pid: int | None = None, goid_offset: int | None = None,
-                 buffer_pages: int = PERF_RB_PAGES, arch: str = "amd64"):
+                 buffer_pages: int | None = None, arch: str = "amd64"):
         self.binary_path = binary_path
         # pc: the probed instruction's run-time address (minus the attach address, the load bias,
         # non-zero for PIE, which code and type addresses read from the process need); and at the
         # first instruction of a function, the address it will return to
         self.pc, self.return_address = _ARCH_EXPRESSIONS.get(arch, _ARCH_EXPRESSIONS["amd64"])
-        self.buffer_pages = buffer_pages
+        self.buffer_pages = buffer_pages or default_buffer_pages(dialect)
         self.goid_offset = goid_offset
         self.dialect = dialect
         self.pid = pid
@@ -362,7 +370,7 @@ class ProgramWriter:
         text = header + config + first + "\n".join(self.blocks) + "\n" + last
         text += _end_block(text)
         return Program(text, self.probes, self.warnings, _read_lines(text), self.dialect.read_error_flags,
-                       dict(self.run_env))
+                       dict(self.run_env), self.buffer_pages)
 
 
 # the type every printed scalar variable has, and its zero (a variable keeps one type in bpftrace)

@@ -44,6 +44,12 @@ class Dialect:
 
 
     @property
+    def shared_output_buffer(self) -> bool:
+        """Output goes through one BPF ring buffer for all CPUs (perf_rb_pages sizes it), not a
+        perf buffer per CPU: seen in 0.23 and 0.27."""
+        return self.version >= (0, 23, 0)
+
+    @property
     def printf_batch(self) -> int:
         """Values per printf. Before 0.23 a printf's arguments are built on the 512-byte BPF stack,
         beside the probe's variables: 6 keeps the biggest fixture programs under the limit.

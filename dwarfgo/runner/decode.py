@@ -130,6 +130,10 @@ class Decoder:
         self.incomplete = 0
         self.held: list[Event] = []
         self.unparsed: list[str] = []
+        # called with each line that is neither the program's nor bpftrace's own: the output of a
+        # command run with -c, which bpftrace's output stream carries too
+        self.on_other_output = None
+        self._after_warning = 0  # lines still to come of bpftrace's last located warning
         self.seen: dict[int, int] = {}  # thread -> events whose first line arrived
         self.last_seq: dict[int, int] = {}  # thread -> highest event number seen
         self.emitted: dict[int, int] | None = None  # thread -> events the probes emitted (from the exit map)
@@ -167,16 +171,23 @@ class Decoder:
         if not line.startswith("@dg "):
             held, self._held_warning = self._held_warning, None
             m = _LOCATED_WARNING.match(line)
+            after_warning, self._after_warning = self._after_warning, 0
             if m:
+                self._after_warning = 3  # at most: Additional Info, the source line, the caret line
                 old = _OLD_READ_FAILURE.match(m.group(2))
                 if old:
                     self._read_failed(int(m.group(1)), old.group(1), line)
                 else:  # a read failure only if bpftrace's next line names a probe_read helper
                     self._held_warning = (int(m.group(1)), m.group(2), line)
             elif held and line.startswith("Additional Info - helper: probe_read"):
+                self._after_warning = max(0, after_warning - 1)
                 self._read_failed(*held)
             elif line.strip() and not line.startswith("Attaching"):
                 self.unparsed.append(line)
+                if after_warning:
+                    self._after_warning = after_warning - 1  # the warning's source or caret line
+                elif self.on_other_output is not None and not _bpftrace_message(line):
+                    self.on_other_output(line)
             return None
         parts = line.split(" ", 4)
         if len(parts) < 4:
@@ -513,6 +524,14 @@ class Decoder:
                 return {"float": str(f), "bits": hex(bits)}, str(f)
             return f, repr(f)
         return raw, raw
+
+
+_BPFTRACE_MESSAGES = ("ERROR", "WARNING", "Attach", "Lost ", "Additional Info", "@", "open(/sys/", "RLIMIT_MEMLOCK")
+
+
+def _bpftrace_message(line: str) -> bool:
+    """bpftrace's own chatter (messages, map printouts at exit), not a traced command's output."""
+    return line.startswith(_BPFTRACE_MESSAGES) or bool(_LOCATED_WARNING.match(line))
 
 
 class _FailedRead(str):
