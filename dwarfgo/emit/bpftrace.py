@@ -265,40 +265,46 @@ class ProgramWriter:
         return [f"$r{r.index} = {_as_printed(r)};", _Print(r.index, _FMT[r.kind], r.kind)]
 
     def _pack(self, body: list, seq: str) -> list[str]:
-        """Every scalar of the event printed at its end, `batch` values a printf, the last printf
-        being the `end` line: few output records per event (each costs a perf-buffer entry and a
-        decoder round; bursts then fit the buffer). A read inside an `if` (behind a nil check, a
-        length check) gets a zero first, so that its variable exists where it is printed; the
-        decoder never looks at it when the condition was false (it checks the same condition).
-        Byte copies (`buf()`) keep their own printf where they are read."""
-        prints: list[_Print] = []
-        conditional: list[_Print] = []
+        """Few output records per event: scalar values are printed `batch` to a printf, and the
+        event's last values ride on its `end` line.
+
+        A value read inside an `if` (behind a nil check, a length check) is printed in that block
+        once the block has `batch` of them; what is left when the block closes is printed by the
+        enclosing block, its variable set to a typed zero before the `if` so that it exists
+        there (the decoder looks at it only when the same condition holds). Values wait at most
+        one batch per block, which bounds the variables alive at once (the BPF stack is 512
+        bytes). Byte copies (`buf()`) keep their own printf where they are read."""
+        batch = self.dialect.printf_batch
         out: list[str] = []
-        depth = 0
+        frames: list[tuple[int, list[_Print]]] = [(-1, [])]  # (index of the block's `if` line, waiting)
+
+        def flush(waiting: list[_Print], keep: int) -> None:
+            while len(waiting) > keep:
+                part, waiting[:] = waiting[:batch], waiting[batch:]
+                out.append(self._line(seq, f"{','.join(str(p.index) for p in part)} "
+                                           f"{' '.join(p.fmt for p in part)}", [f"$r{p.index}" for p in part]))
+                out.append("$n = $n + 1;")
+
         for item in body:
             if isinstance(item, _Print):
-                prints.append(item)
-                if depth > 0:
-                    conditional.append(item)
-                continue
-            if item == "}":
-                depth -= 1
+                frames[-1][1].append(item)
+                flush(frames[-1][1], batch - 1)
+            elif item == "}":
+                at, left = frames.pop()
+                out.append(item)
+                out[at:at] = [f"$r{p.index} = {_ZERO[p.kind]};" for p in left]
+                frames[-1][1].extend(left)
+                flush(frames[-1][1], batch - 1)
             elif item.endswith("{"):
-                depth += 1
-            out.append(item)
-        start = out.index("$n = 1;") + 1
-        out[start:start] = [f"$r{p.index} = {_ZERO[p.kind]};" for p in conditional]
-        batch = self.dialect.printf_batch
-        parts = [prints[i:i + batch] for i in range(0, len(prints), batch)] or [[]]
-        for i, part in enumerate(parts):
-            idx = ",".join(str(p.index) for p in part)
-            fmt = " ".join(p.fmt for p in part)
-            values = [f"$r{p.index}" for p in part]
-            if i < len(parts) - 1:
-                out.append(self._line(seq, f"{idx} {fmt}", values))
-                out.append("$n = $n + 1;")
-            else:  # the last: `end <lines printed> [<reads> <values>]`
-                out.append(self._line(seq, f"end %ld {idx} {fmt}".rstrip(), ["$n + 1"] + values))
+                frames.append((len(out), []))
+                out.append(item)
+            else:
+                out.append(item)
+        last = frames[0][1]
+        flush(last, batch)
+        idx = ",".join(str(p.index) for p in last)
+        fmt = " ".join(p.fmt for p in last)
+        out.append(self._line(seq, f"end %ld {idx} {fmt}".rstrip(), ["$n + 1"] + [f"$r{p.index}" for p in last]))
         return out
 
     def _node(self, node: Node, seq: str) -> list[str]:
