@@ -122,11 +122,11 @@ class _FakeRun:
         self.killed_at_once = False
         self.probe_count = 2
 
-    def lines(self):
+    def chunks(self):
         for i, line in enumerate(self._lines):
             if i in self.on_line:
                 self.on_line[i]()
-            yield line
+            yield [line]
 
     def stop(self):
         self.stop_requested = time.monotonic()

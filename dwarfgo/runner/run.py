@@ -27,7 +27,7 @@ class RunOptions:
 
 
 class BpftraceRun:
-    """A running bpftrace. Iterate `lines()`; `stop()` ends it (SIGINT, like Ctrl-C)."""
+    """A running bpftrace. Iterate `chunks()`; `stop()` ends it (SIGINT, like Ctrl-C)."""
 
     def __init__(self, program_text: str, opts: RunOptions):
         if os.geteuid() != 0:
@@ -44,9 +44,8 @@ class BpftraceRun:
         try:
             # one stream for both: a failed-read warning then comes before the printf of the value
             # it spoiled, in the order bpftrace handled them (the decoder relies on that)
-            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                         errors="replace", env=env, start_new_session=True,
-                                         preexec_fn=_stop_when_parent_dies)
+            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0,
+                                         env=env, start_new_session=True, preexec_fn=_stop_when_parent_dies)
         except OSError as e:
             os.unlink(self._file.name)
             raise DwarfgoError(f"cannot run {opts.bpftrace}: {e.strerror or e}") from None
@@ -63,18 +62,36 @@ class BpftraceRun:
             self._timer.daemon = True
             self._timer.start()
 
-    def lines(self) -> Iterator[str]:
+    def chunks(self) -> Iterator[list[str]]:
         """Every line bpftrace prints, its own messages included (the decoder reads failed-read
-        warnings among them); the messages are also kept in `stderr_lines`."""
+        warnings among them; they are also kept in `stderr_lines`), as lists of whole lines, each
+        list what one read of the pipe gave (up
+        to 1 MiB): the pipe is emptied in few system calls, so that a busy decoder holding the
+        interpreter does not leave bpftrace blocked on a full pipe while its buffer overflows."""
         attached = False
-        for line in self.proc.stdout:
-            if line.startswith("@dg 0 0 attached"):  # printed once every probe is attached
-                if self.on_attached is not None and not attached:
+        fd = self.proc.stdout.fileno()
+        rest = b""
+        while True:
+            data = os.read(fd, 1 << 20)
+            if not data:
+                break
+            data = rest + data
+            cut = data.rfind(b"\n") + 1
+            rest = data[cut:]
+            if not cut:
+                continue
+            chunk = data[:cut].decode("utf-8", "replace").splitlines(keepends=True)
+            if not attached and "@dg 0 0 attached" in data[:cut].decode("utf-8", "replace"):
+                attached = True  # printed once every probe is attached
+                if self.on_attached is not None:
                     self.on_attached()  # before any event line is handed on
-                attached = True
+            self.stderr_lines.extend(line.rstrip("\n") for line in chunk if not line.startswith("@dg "))
+            yield chunk
+        if rest:
+            line = rest.decode("utf-8", "replace")
             if not line.startswith("@dg "):
-                self.stderr_lines.append(line.rstrip("\n"))
-            yield line
+                self.stderr_lines.append(line)
+            yield [line]
 
     def stop(self, grace: float | None = None) -> None:
         """SIGINT (bpftrace prints what it still holds and detaches); SIGKILL after `grace`

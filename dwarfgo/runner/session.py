@@ -67,6 +67,8 @@ class TraceSession:
         self._stops = 0
         self._done = threading.Event()
         self._last_line = time.monotonic()  # when the reader last got a line from bpftrace
+        self._pending_chunk: list[str] | None = None  # the chunk being decoded, and how far
+        self._done_in_chunk = 0
 
     # ------------------------------------------------------------ the loop
     def __call__(self) -> TraceOutcome:
@@ -80,7 +82,16 @@ class TraceSession:
             self._decode_until_eof()
         except KeyboardInterrupt:  # the second stop request: at once
             self.outcome.interrupted = True
-            self.outcome.undecoded_lines = self._lines.qsize()
+            chunks = []
+            while True:
+                try:
+                    chunks.append(self._lines.get_nowait())
+                except queue.Empty:
+                    break
+            undecoded = sum(len(c) for c in chunks if c is not _EOF)
+            if self._pending_chunk is not None:
+                undecoded += len(self._pending_chunk) - self._done_in_chunk - 1
+            self.outcome.undecoded_lines = undecoded
             self.run.kill()
         finally:
             self._done.set()
@@ -100,11 +111,11 @@ class TraceSession:
 
     def _read(self) -> None:
         try:
-            for line in self.run.lines():
+            for chunk in self.run.chunks():
                 self._last_line = time.monotonic()
                 if self.raw_output is not None:
-                    self.raw_output.write(line)
-                self._lines.put(line)
+                    self.raw_output.writelines(chunk)
+                self._lines.put(chunk)
         finally:
             if self.raw_output is not None:
                 self.raw_output.flush()
@@ -114,17 +125,21 @@ class TraceSession:
         idle = max(self.window, 0.05)
         while True:
             try:
-                line = self._lines.get(timeout=idle)
+                chunk = self._lines.get(timeout=idle)
             except queue.Empty:
                 self._release(everything=True)  # quiet: nothing earlier can still come
                 continue
-            if line is _EOF:
+            if chunk is _EOF:
                 return
-            ev = self.decoder.feed(line)
-            if ev is not None:
-                self._hold(ev)
-            for held in self.decoder.take_held():
-                self._hold(held)
+            self._pending_chunk = chunk
+            for i, line in enumerate(chunk):
+                self._done_in_chunk = i
+                ev = self.decoder.feed(line)
+                if ev is not None:
+                    self._hold(ev)
+                for held in self.decoder.take_held():
+                    self._hold(held)
+            self._pending_chunk = None
             self._release()
 
     # ------------------------------------------------------------ time order
