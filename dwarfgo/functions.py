@@ -14,6 +14,7 @@ from functools import cached_property
 
 from .binary import GoBinary, Symbol
 from .dwarf import CompileUnit, DwarfIndex
+from .errors import reading
 from .gotypes import GoType, ref_offset
 
 
@@ -254,7 +255,8 @@ class FunctionTable:
     def _build(self, symbol: Symbol, unit: CompileUnit | None, die) -> Function:
         if die is None:
             return Function(symbol, unit, [], [], None, None)
-        inputs, results = self._parameters(die)
+        with reading(self.binary.path, f"DWARF of {symbol.name} (DIE at .debug_info offset {die.offset:#x})"):
+            inputs, results = self._parameters(die)
         missing = self._missing_receiver(symbol.name, inputs)
         if missing is not None:
             inputs.insert(0, missing)

@@ -13,7 +13,7 @@ from functools import cached_property
 
 from .binary import GoBinary
 from .dwarf import DwarfIndex
-from .errors import DwarfgoError, TypeNotFound
+from .errors import DwarfgoError, TypeNotFound, reading
 from .functions import Function, FunctionTable
 from .gotypes import GoType
 from .names import compile_pattern, lookup
@@ -81,20 +81,25 @@ class GoProgram:
         whole-DWARF pass parses every DIE: 10 s on cmd/compile); a binary without one, or
         without types in it, gets the whole pass."""
         units = [u for u in self.index.units if u.name == "runtime"]
-        names = self._type_names(units)
+        names = self._type_names(units, self.binary.path)
         if not names:
-            names = self._type_names(self.index.units)
+            names = self._type_names(self.index.units, self.binary.path)
         return names
 
     @staticmethod
-    def _type_names(units) -> dict[str, int]:
+    def _type_names(units, path) -> dict[str, int]:
         names: dict[str, int] = {}
         for unit in units:
-            for die in unit.unit.get_top_DIE().iter_children():
-                if die.tag in _TYPE_TAGS and "DW_AT_name" in die.attributes:
-                    name = die.attributes["DW_AT_name"].value.decode("utf-8", "replace")
-                    # the first DIE of a name is the outermost (typedef before its structure)
-                    names.setdefault(name, die.offset)
+            with reading(path, f"DWARF types of {unit.name} (compile unit at .debug_info offset "
+                               f"{unit.unit.cu_offset:#x})"):
+                for die in unit.unit.get_top_DIE().iter_children():
+                    if die.tag in _TYPE_TAGS and "DW_AT_name" in die.attributes:
+                        value = die.attributes["DW_AT_name"].value
+                        if not isinstance(value, bytes):
+                            continue
+                        name = value.decode("utf-8", "replace")
+                        # the first DIE of a name is the outermost (typedef before its structure)
+                        names.setdefault(name, die.offset)
         return names
 
     def _type_or_none(self, name: str) -> GoType | None:

@@ -84,7 +84,7 @@ def _guard_dwarf_gaps(prog, layout, strict: bool) -> DwarfLocationReport:
     known defects (strict), or one that puts a value in another parameter's register of another
     type (not strict), means the parameter list is not what the function receives: then no
     location can be trusted. Returns DWARF's report."""
-    report = check_layout(prog.index.dwarf, layout, prog.binary.arch)
+    report = check_layout(prog.index.dwarf, layout, prog.binary.arch, prog.binary.path)
     for c in report.disagreements:
         if c.known:
             continue
@@ -109,7 +109,7 @@ def _dict_type(prog, fn: Function):
 def gather(prog, fn: Function, machine: bool = True) -> AbiEvidence:
     layout, dwarf = _layout_and_dwarf(prog, fn)
     if dwarf is None:
-        dwarf = check_layout(prog.index.dwarf, layout, prog.binary.arch)
+        dwarf = check_layout(prog.index.dwarf, layout, prog.binary.arch, prog.binary.path)
     mreport = spills = None
     if machine and prog.binary.arch in ("amd64", "arm64") and fn.symbol.size:
         mreport = analyze(prog.binary, fn.address, fn.symbol.size)
