@@ -13,7 +13,9 @@ import typer
 
 from . import __version__
 from .cheaders import CHeaderWriter
-from .errors import DwarfgoError
+from elftools.common.exceptions import DWARFError, ELFError
+
+from .errors import DwarfgoError, describe
 from .program import GoProgram
 from .report import evidence_record, function_record
 from .verify.evidence import gather, layout_for
@@ -440,6 +442,15 @@ def main() -> None:
         app()
     except DwarfgoError as e:
         typer.echo(f"dwarfgo: error: {e}", err=True)
+        sys.exit(1)
+    except RecursionError:
+        # only a type's nesting recurses that deep (the library turns the known places into errors)
+        typer.echo("dwarfgo: error: a type nests too deeply to follow (damaged DWARF: a type containing itself?)",
+                   err=True)
+        sys.exit(1)
+    except (ELFError, DWARFError) as e:
+        # pyelftools parses lazily: a damaged structure the library's guards did not name
+        typer.echo(f"dwarfgo: error: damaged binary: {describe(e)}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
