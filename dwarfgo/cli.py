@@ -18,7 +18,7 @@ from elftools.common.exceptions import DWARFError, ELFError
 from .errors import DwarfgoError, describe
 from .program import GoProgram
 from .report import evidence_record, function_record
-from .verify.evidence import gather, layout_for
+from .verify.evidence import gather, trusted_layout
 
 app = typer.Typer(
     name="dwarfgo",
@@ -116,7 +116,7 @@ def sig(
     """
     with _open(binary, debug_file) as prog:
         fn = prog.function(func)
-        layout = layout_for(prog, fn)
+        layout, _ = trusted_layout(prog, fn)
         rec = function_record(prog, fn, with_layout=True, layout=layout)
         if as_json:
             typer.echo(json.dumps(rec, indent=1))

@@ -106,6 +106,19 @@ def _dict_type(prog, fn: Function):
         return None
 
 
+def trusted_layout(prog, fn: Function) -> tuple[FunctionLayout, MachineReport | None]:
+    """The layout to read values from, and the machine-code report: when the witnesses contradict
+    each other (what `dwarfgo abi` reports, exit 3), no location of the function is trusted: every
+    value is unavailable with the contradiction as the reason, never read from a doubtful place."""
+    ev = gather(prog, fn)
+    layout = ev.layout
+    if ev.contradictions and layout.unknown is None:
+        more = f" (and {len(ev.contradictions) - 1} more)" if len(ev.contradictions) > 1 else ""
+        layout.unknown = (f"the ABI evidence contradicts itself: {ev.contradictions[0]}{more}; "
+                          f"see `dwarfgo abi`")
+    return layout, ev.machine
+
+
 def gather(prog, fn: Function, machine: bool = True) -> AbiEvidence:
     layout, dwarf = _layout_and_dwarf(prog, fn)
     if dwarf is None:
