@@ -16,7 +16,7 @@ from .dwarf import DwarfIndex
 from .errors import DwarfgoError, TypeNotFound, reading
 from .functions import Function, FunctionTable
 from .gotypes import GoType
-from .names import compile_pattern, lookup
+from .names import compile_pattern, lookup, matching_names
 
 _TYPE_TAGS = {"DW_TAG_typedef", "DW_TAG_base_type", "DW_TAG_structure_type", "DW_TAG_pointer_type",
               "DW_TAG_array_type", "DW_TAG_subroutine_type"}
@@ -62,7 +62,7 @@ class GoProgram:
     def matching(self, pattern: str | None, regex: bool = False, progress=None) -> list[Function]:
         """Functions whose names match; parses only the packages that hold matching symbols."""
         pred = compile_pattern(pattern, regex)
-        symbols = [s for s in self.binary.function_symbols if pred(s.name)]
+        symbols = matching_names(pred, self.binary.function_symbols, pattern)
         out = []
         for i, sym in enumerate(symbols):
             fn = self.functions.at(sym)
