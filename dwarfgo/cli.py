@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import sys
+import tempfile
 import time
 from typing import List, Optional
 
@@ -18,7 +20,7 @@ from elftools.common.exceptions import DWARFError, ELFError
 from .errors import DwarfgoError, describe
 from .program import GoProgram
 from .report import evidence_record, function_record
-from .verify.evidence import gather, trusted_layout
+from .verify.evidence import gather, require_arch, trusted_layout
 
 app = typer.Typer(
     name="dwarfgo",
@@ -36,8 +38,16 @@ app = typer.Typer(
 )
 
 
+def _safe(text: str) -> str:
+    """Text from the binary (names, producers) for a terminal: control characters (ESC, BEL, a
+    newline inside a name) are shown escaped, never sent as they are."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 def _fail(message: str, code: int = 1) -> None:
-    typer.echo(f"dwarfgo: error: {message}", err=True)
+    typer.echo(f"dwarfgo: error: {_safe(message)}", err=True)
     raise typer.Exit(code)
 
 
@@ -89,6 +99,7 @@ def funcs(
       dwarfgo funcs ./server -E '^main\\.(Get|Put)$' --json
     """
     with _open(binary, debug_file) as prog:
+        require_arch(prog)  # as sig and probe: no listing of signatures it cannot place
         found = prog.matching(pattern, regex, progress=_Progress("reading functions"))
         if as_json:
             typer.echo(json.dumps([function_record(prog, f, with_layout=False) for f in found], indent=1))
@@ -96,7 +107,7 @@ def funcs(
         if not found:
             _fail(f"no function matches {pattern!r}" if pattern else "no functions with DWARF found")
         for f in found:
-            typer.echo(f"{f.address:#x}  {f.name}  {f.signature()}")
+            typer.echo(_safe(f"{f.address:#x}  {f.name}  {f.signature()}"))
 
 
 @app.command()
@@ -121,9 +132,9 @@ def sig(
         if as_json:
             typer.echo(json.dumps(rec, indent=1))
             return
-        typer.echo(f"{fn.signature()}")
-        typer.echo(f"  symbol  {fn.name} at {fn.address:#x}, package {rec['package']}")
-        typer.echo(f"  binary  {rec['go_version']} {rec['arch']}, ABI {rec['abi']}")
+        typer.echo(_safe(f"{fn.signature()}"))
+        typer.echo(_safe(f"  symbol  {fn.name} at {fn.address:#x}, package {rec['package']}"))
+        typer.echo(_safe(f"  binary  {rec['go_version']} {rec['arch']}, ABI {rec['abi']}"))
         rows = [("receiver" if loc.param is fn.receiver else "param", loc) for loc in layout.inputs]
         rows += [("result", loc) for loc in layout.results]
         width = max((len(loc.name) for _, loc in rows), default=4)
@@ -132,10 +143,10 @@ def sig(
             p = loc.param
             hidden = "  (hidden)" if p.is_hidden else ""
             where = "unknown" if layout.unknown else loc.describe()
-            typer.echo(f"  {role:<8} {p.name:<{width}}  {p.type.name:<{twidth}}  size {p.type.size:<4} align {p.type.align:<2} "
-                       f"{where}{hidden}")
+            typer.echo(_safe(f"  {role:<8} {p.name:<{width}}  {p.type.name:<{twidth}}  size {p.type.size:<4} "
+                             f"align {p.type.align:<2} {where}{hidden}"))
         if layout.unknown:
-            typer.echo(f"  note    locations unknown: {layout.unknown}")
+            typer.echo(_safe(f"  note    locations unknown: {layout.unknown}"))
 
 
 @app.command()
@@ -178,12 +189,12 @@ def abi(
                 "functions": [evidence_record(e) for e in evidence],
             }, indent=1))
         else:
-            typer.echo(f"{prog.binary.path}: {prog.binary.go_version} {prog.binary.arch}")
+            typer.echo(_safe(f"{prog.binary.path}: {prog.binary.go_version} {prog.binary.arch}"))
             for name, producer in units:
-                typer.echo(f"  unit {name}: {producer}")
+                typer.echo(_safe(f"  unit {name}: {producer}"))
             for e in evidence:
                 typer.echo("")
-                typer.echo(f"{e.function.name} at {e.function.address:#x}: {e.abi}, {e.role}")
+                typer.echo(_safe(f"{e.function.name} at {e.function.address:#x}: {e.abi}, {e.role}"))
                 if e.machine is not None:
                     m = e.machine
                     frame = f", frame {m.frame_size}" if m.frame_size is not None else ""
@@ -195,12 +206,12 @@ def abi(
                     typer.echo(f"  spills    {verdict}{': ' + e.spills.detail if e.spills.detail else ''}")
                 typer.echo(f"  DWARF     {e.dwarf.verdict}")
                 if e.layout.unknown:
-                    typer.echo(f"  locations UNKNOWN: {e.layout.unknown}")
+                    typer.echo(_safe(f"  locations UNKNOWN: {e.layout.unknown}"))
                 for c in e.dwarf.checks:
                     if c.agrees is False:
-                        typer.echo(f"    {c.name}: {c.detail}" + (f" [known: {c.known}]" if c.known else ""))
+                        typer.echo(_safe(f"    {c.name}: {c.detail}" + (f" [known: {c.known}]" if c.known else "")))
                 for c in e.contradictions:
-                    typer.echo(f"  CONTRADICTION {c}")
+                    typer.echo(_safe(f"  CONTRADICTION {c}"))
         if any(not e.consistent for e in evidence):
             raise typer.Exit(3)
 
@@ -237,6 +248,40 @@ def structs(
         typer.echo(w.render(), nl=False)
 
 
+def _write_output(output: str, text: str) -> None:
+    """Write the program to `output`: a regular file is replaced whole (never a half-written program
+    under the real name); anything else that exists (a device, a FIFO, /dev/stdout) is written in
+    place and never replaced; a directory is refused."""
+    try:
+        st = os.stat(output)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        _fail(f"-o {output}: {e.strerror or e}")
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        _fail(f"-o {output}: is a directory; name a file")
+    try:
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            with open(output, "w") as fh:
+                fh.write(text)
+            return
+        parent = os.path.dirname(os.path.abspath(output))
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=os.path.basename(output) + ".", suffix=".tmp")
+        try:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fd, (st.st_mode & 0o7777) if st is not None else 0o666 & ~umask)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+            os.replace(tmp, output)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    except OSError as e:
+        _fail(f"cannot write -o {output}: {e.strerror or e}")
+
+
 def _arg_selection(print_all_args: bool, args: Optional[List[str]]) -> Optional[List[str]]:
     """None: every argument; a list: these `--args` expressions (comma-separated or repeated)."""
     if args:
@@ -262,9 +307,10 @@ RetOpt = typer.Option(False, "--ret", help="Also probe every RET (never uretprob
 DepthOpt = typer.Option(1, "--depth", min=0, max=4, help="Pointer/slice levels to follow.")
 MaxStrOpt = typer.Option(64, "--max-str", min=1, help="Bytes of each string/[]byte to copy (the real length is always printed).")
 MaxItemsOpt = typer.Option(4, "--max-items", min=0, max=64, help="Slice/array elements to decode.")
-PidOpt = typer.Option(None, "--pid", help="Only this process.")
+PID_MAX = 1 << 22  # Linux's largest pid_max
+PidOpt = typer.Option(None, "--pid", min=1, max=PID_MAX, help="Only this process.")
 BpftraceOpt = typer.Option(None, "--bpftrace", help="bpftrace binary to generate for (and run).")
-BufferOpt = typer.Option(None, "--buffer-pages", min=8, help="Per-CPU output buffer in pages (default: 4096, less on many CPUs).")
+BufferOpt = typer.Option(None, "--buffer-pages", min=8, max=1 << 16, help="Per-CPU output buffer in pages (default: 4096, less on many CPUs).")
 AllArgsOpt = typer.Option(True, "--print-all-args/--no-args",
                           help="Print every argument (default), or none (--no-args: calls, returns and latency only).")
 ArgsOpt = typer.Option(None, "--args", "-a", metavar="EXPR",
@@ -315,12 +361,9 @@ def probe(
         program, _ = _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid,
                                   buffer_pages, _arg_selection(print_all_args, args))
         for w in program.warnings:
-            typer.echo(f"dwarfgo: warning: {w}", err=True)
+            typer.echo(_safe(f"dwarfgo: warning: {w}"), err=True)
         if output:
-            tmp = output + ".tmp"
-            with open(tmp, "w") as fh:
-                fh.write(program.text)
-            os.replace(tmp, output)  # never a half-written program under the real name
+            _write_output(output, program.text)
         else:
             typer.echo(program.text, nl=False)
 
@@ -335,7 +378,7 @@ def trace(
     depth: int = DepthOpt,
     max_str: int = MaxStrOpt,
     max_items: int = MaxItemsOpt,
-    pid: Optional[int] = typer.Option(None, "-p", "--pid", help="Trace this running process."),
+    pid: Optional[int] = typer.Option(None, "-p", "--pid", min=1, max=PID_MAX, help="Trace this running process."),
     command: Optional[str] = typer.Option(None, "-c", "--command", help="Run this command and trace it until it exits."),
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per event."),
@@ -361,7 +404,7 @@ def trace(
         program, path = _probe_setup(prog, funcs, bpftrace, None, ret, depth, max_str, max_items, pid, buffer_pages,
                                      _arg_selection(print_all_args, args))
         for w in program.warnings:
-            typer.echo(f"dwarfgo: warning: {w}", err=True)
+            typer.echo(_safe(f"dwarfgo: warning: {w}"), err=True)
         names = RuntimeTypeNames(prog)
         symbolize = lambda addr: (prog.binary.symbol_at(addr).name if prog.binary.symbol_at(addr) else None)
         decoder = Decoder(program.probes, symbolize=symbolize, type_name=names, max_str=max_str,
@@ -437,11 +480,33 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+# Typer's (vendored click's) base of usage errors: bad option values, missing arguments
+_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def _usage_error(e) -> None:
+    """A usage error as one line (not the three-line usage box), with where to read more; the help
+    shown for a bare command stays as it is."""
+    if type(e).__name__ == "NoArgsIsHelpError":
+        typer.echo(e.format_message(), err=True)
+        sys.exit(e.exit_code)
+    ctx = getattr(e, "ctx", None)
+    where = f" (see `{ctx.command_path} --help`)" if ctx is not None and getattr(ctx, "command_path", None) else ""
+    typer.echo(f"dwarfgo: error: {' '.join(e.format_message().split())}{where}", err=True)
+    sys.exit(e.exit_code)
+
+
 def main() -> None:
     try:
-        app()
+        rc = app(standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
+    except _CLICK_ERROR as e:
+        _usage_error(e)
+    except typer.Abort:
+        sys.exit(1)
     except DwarfgoError as e:
-        typer.echo(f"dwarfgo: error: {e}", err=True)
+        typer.echo(f"dwarfgo: error: {_safe(str(e))}", err=True)
         sys.exit(1)
     except RecursionError:
         # only a type's nesting recurses that deep (the library turns the known places into errors)
@@ -450,7 +515,7 @@ def main() -> None:
         sys.exit(1)
     except (ELFError, DWARFError) as e:
         # pyelftools parses lazily: a damaged structure the library's guards did not name
-        typer.echo(f"dwarfgo: error: damaged binary: {describe(e)}", err=True)
+        typer.echo(_safe(f"dwarfgo: error: damaged binary: {describe(e)}"), err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -36,6 +36,14 @@ class AbiEvidence:
         return not self.contradictions
 
 
+def require_arch(prog):
+    """The register table of the binary's architecture; an error for one dwarfgo does not support."""
+    arch = arch_abi(prog.binary.arch)
+    if arch is None:
+        raise DwarfgoError(f"architecture {prog.binary.arch} has no register table in dwarfgo")
+    return arch
+
+
 def layout_for(prog, fn: Function) -> FunctionLayout:
     return _layout_and_dwarf(prog, fn)[0]
 
@@ -43,9 +51,7 @@ def layout_for(prog, fn: Function) -> FunctionLayout:
 def _layout_and_dwarf(prog, fn: Function) -> tuple[FunctionLayout, DwarfLocationReport | None]:
     """The computed layout, guarded by its witnesses, and DWARF's report on it when the guard
     read DWARF (so that gather() does not read it again)."""
-    arch = arch_abi(prog.binary.arch)
-    if arch is None:
-        raise DwarfgoError(f"architecture {prog.binary.arch} has no register table in dwarfgo")
+    arch = require_arch(prog)
     version = prog.index.version_tuple
     regabi = fn.regabi
     layout = assign(fn, arch, regabi, version, dict_type=_dict_type(prog, fn))
