@@ -21,7 +21,7 @@ from elftools.common.exceptions import ELFCompressionError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import NoteSection, SymbolTableSection
 
-from .errors import PARSE_ERRORS, BinaryError, DamagedBinary, NoDwarfError, describe, reading
+from .errors import READ_ERRORS, BinaryError, DamagedBinary, NoDwarfError, describe, reading
 
 # ELF e_machine -> GOARCH
 _GOARCH_BY_MACHINE = {
@@ -135,7 +135,7 @@ class GoBinary:
         except BinaryError:
             fh.close()
             raise
-        except PARSE_ERRORS as e:  # a truncated or corrupt header
+        except READ_ERRORS as e:  # a truncated or corrupt header
             fh.close()
             raise DamagedBinary(f"{path}: unreadable ELF file (truncated or damaged headers): {describe(e)}") from None
         self._files.append(fh)
@@ -322,7 +322,8 @@ class GoBinary:
             return self._open_debug(self._debug_file_arg, expected_crc=None)
         if _has_dwarf_sections(self.elf):
             return self.elf
-        link = self.elf.get_dwarf_link() if self.elf.get_section_by_name(".gnu_debuglink") else None
+        with reading(self.path, ".gnu_debuglink"):
+            link = self.elf.get_dwarf_link() if self.elf.get_section_by_name(".gnu_debuglink") else None
         if link is not None:
             name = link.filename.decode("utf-8", "replace") if isinstance(link.filename, bytes) else link.filename
             for candidate in _debuglink_candidates(self.path, name):

@@ -60,6 +60,10 @@ def _parse_errors() -> tuple[type[BaseException], ...]:
 
 
 PARSE_ERRORS = _parse_errors()
+# inside a `reading` block only the file's data is interpreted: a TypeError or an AttributeError
+# there is a value of the wrong form (bytes for a size, None for a DIE), and an OSError a seek to an
+# offset no file has (negative, past 2^63)
+READ_ERRORS = PARSE_ERRORS + (TypeError, AttributeError, OSError)
 
 
 def describe(e: BaseException, limit: int = 160) -> str:
@@ -82,8 +86,6 @@ class reading:
         return None
 
     def __exit__(self, typ, e, tb) -> bool:
-        # inside a `reading` block only the file's data is interpreted: a TypeError or an
-        # AttributeError there is a value of the wrong form (bytes for a size, None for a DIE)
-        if e is None or isinstance(e, DwarfgoError) or not isinstance(e, PARSE_ERRORS + (TypeError, AttributeError)):
+        if e is None or isinstance(e, DwarfgoError) or not isinstance(e, READ_ERRORS):
             return False
         raise DamagedBinary(f"{self.path}: damaged {self.what}: {describe(e)}") from None
