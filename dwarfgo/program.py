@@ -22,6 +22,12 @@ _TYPE_TAGS = {"DW_TAG_typedef", "DW_TAG_base_type", "DW_TAG_structure_type", "DW
               "DW_TAG_array_type", "DW_TAG_subroutine_type"}
 
 
+def _foreign(fn: Function) -> bool:
+    """A function of a compile unit another compiler produced (C from cgo or a linked libc)."""
+    producer = fn.unit.producer if fn.unit is not None else ""
+    return bool(producer) and not producer.startswith("Go ")
+
+
 class GoProgram:
     def __init__(self, path, debug_file=None):
         self.binary = GoBinary(path, debug_file)
@@ -52,6 +58,9 @@ class GoProgram:
     def function(self, query: str) -> Function:
         sym = lookup(self.binary.function_symbols, query)
         fn = self.functions.at(sym)
+        if _foreign(fn):
+            raise DwarfgoError(f"{sym.name} is not Go: its compile unit {fn.unit.name} was produced by "
+                               f"{fn.unit.producer.split(' -')[0][:60]!r}; dwarfgo places Go's arguments only")
         if not fn.has_dwarf:
             raise DwarfgoError(
                 f"{sym.name} has no DWARF description (assembly, or a compiler-generated wrapper); "
@@ -66,7 +75,7 @@ class GoProgram:
         out = []
         for i, sym in enumerate(symbols):
             fn = self.functions.at(sym)
-            if fn.has_dwarf:
+            if fn.has_dwarf and not _foreign(fn):  # C (cgo, musl) has another calling convention
                 out.append(fn)
             if progress:
                 progress(i + 1, len(symbols))
