@@ -480,6 +480,10 @@ def _probe_contradicted(binary: str, func: str) -> str | None:
 
 def run(binary: Path, command: str, timeout: float = 20.0, mem: int = 1 << 30, check_probe: bool = True) -> Outcome:
     argv = [a.replace("{bin}", str(binary)) for a in COMMANDS[command]]
+    return run_argv(argv, timeout, mem, check_probe and command == "probe")
+
+
+def run_argv(argv: list[str], timeout: float = 20.0, mem: int = 1 << 30, check_probe: bool = False) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="dgfuzz-") as tmp:
         out_p, err_p, info_p = (os.path.join(tmp, n) for n in ("out", "err", "info"))
         out_fd = os.open(out_p, os.O_WRONLY | os.O_CREAT, 0o600)
@@ -489,7 +493,7 @@ def run(binary: Path, command: str, timeout: float = 20.0, mem: int = 1 << 30, c
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            _child(argv, out_fd, err_fd, info_p, timeout, mem, check_probe and command == "probe")
+            _child(argv, out_fd, err_fd, info_p, timeout, mem, check_probe)
         os.close(out_fd)
         os.close(err_fd)
         deadline = t0 + timeout + 10
@@ -588,3 +592,116 @@ def baselines_for(binary: Path, commands=tuple(COMMANDS), timeout: float = 60.0,
             raise RuntimeError(f"{c} fails on the original binary: {o.kind} {o.status} {o.stderr.strip()[:300]}")
         out[c] = o
     return out
+
+
+# ---------------------------------------------------------------------------------------- options
+def option_cases(demo: Path, tmp: Path):
+    """Hostile files and options (issue 9's list): (name, argv, check). `check(outcome)` returns
+    what is wrong with a run that exited by itself, or None; every case must exit non-zero with
+    one error line unless its check says otherwise."""
+    import shutil
+    put = FUNC
+    gen = ["--bpftrace-version", "0.27"]
+    fifo = tmp / "fifo"
+    os.mkfifo(fifo)
+    short = tmp / "short"
+    short.write_bytes(demo.read_bytes()[:64])
+    i386 = bytearray(demo.read_bytes())
+    i386[0x12:0x14] = (3).to_bytes(2, "little")
+    (tmp / "i386").write_bytes(bytes(i386))
+    esc = bytearray(demo.read_bytes())
+    at = esc.index(b"main.(*BarrierView).Put\0", ElfImage(bytes(esc)).section(".strtab").offset)
+    esc[at + 9:at + 11] = b"\x1b\x07"
+    (tmp / "esc").write_bytes(bytes(esc))
+    evil_dir = tmp / "evil"
+    evil_dir.mkdir()
+    inject = evil_dir / 'A:main.main\n{ }\ninterval:s:1 { printf("INJECTED\\n"); exit(); }\nuprobe:x'
+    shutil.copyfile(demo, inject)
+    plain = bytearray(decompressed_copy(demo.read_bytes()))
+    info = ElfImage(bytes(plain)).section(".debug_info")
+    at = plain.find(b"main.StorageEntry\0", info.offset)
+    while at >= 0:
+        plain[at:at + 18] = b"m*/int INJECT;/*x\0"
+        at = plain.find(b"main.StorageEntry\0", at + 1)
+    (tmp / "cinject").write_bytes(bytes(plain))
+
+    def error(o):
+        return None  # the default: one clean error line
+
+    def no_injection(o):
+        if "INJECTED" in o.stdout:
+            return "the file name injected a probe into the program"
+        return None
+
+    def escaped(o):
+        if "\x1b" in o.stdout + o.stderr or "\x07" in o.stdout + o.stderr:
+            return "control characters from a name reached the terminal"
+        return "ok" if o.status == 0 else None
+
+    def comment_closed(o):
+        import re
+        code = re.sub(r"/\*.*?\*/", "", o.stdout, flags=re.S)
+        if re.search(r"\bINJECT\b", code):
+            return "a type name closed its C comment: an injected member"
+        return "ok" if o.status == 0 else None
+
+    def device_kept(o):
+        if not os.path.exists("/dev/full") or not __import__("stat").S_ISCHR(os.stat("/dev/full").st_mode):
+            return "/dev/full was replaced by a regular file"
+        return None
+
+    return [
+        ("FIFO as the binary", ["funcs", str(fifo)], error),
+        ("device as the binary (/dev/zero)", ["sig", "/dev/zero", put], error),
+        ("directory as the binary", ["funcs", str(tmp)], error),
+        ("ELF of 64 bytes", ["funcs", str(short)], error),
+        ("-E catastrophic regex", ["funcs", str(demo), "-E", r"(.*)*(.*)*(.*)*(.*)*[^\s\S]"], error),
+        ("--args 1,000 nested parentheses", ["probe", str(demo), put, *gen, "--args", "(" * 1000 + "entry" + ")" * 1000],
+         error),
+        ("--args 1,000 stars", ["probe", str(demo), put, *gen, "--args", "*" * 1000 + "entry"], error),
+        ("--args index 10^30", ["probe", str(demo), put, *gen, "--args", "entry.Value[" + "9" * 30 + "]"], error),
+        ("-o a directory", ["probe", str(demo), put, *gen, "-o", str(tmp)], error),
+        ("-o /dev/full", ["probe", str(demo), put, *gen, "-o", "/dev/full"], device_kept),
+        ("--depth 9", ["probe", str(demo), put, *gen, "--depth", "9"], error),
+        ("--depth -1", ["probe", str(demo), put, *gen, "--depth", "-1"], error),
+        ("--max-str 0", ["probe", str(demo), put, *gen, "--max-str", "0"], error),
+        ("--max-str 100000", ["probe", str(demo), put, *gen, "--max-str", "100000"], error),
+        ("--max-items 65", ["probe", str(demo), put, *gen, "--max-items", "65"], error),
+        ("--buffer-pages 1", ["probe", str(demo), put, *gen, "--buffer-pages", "1"], error),
+        ("--buffer-pages 2^40", ["probe", str(demo), put, *gen, "--buffer-pages", str(1 << 40)], error),
+        ("--pid 2^70", ["probe", str(demo), put, *gen, "--pid", str(1 << 70)], error),
+        ("--pid 0", ["probe", str(demo), put, *gen, "--pid", "0"], error),
+        ("--pid -1", ["probe", str(demo), put, *gen, "--pid", "-1"], error),
+        ("--bpftrace /bin/false", ["probe", str(demo), put, "--bpftrace", "/bin/false"], error),
+        ("--bpftrace /bin/echo", ["probe", str(demo), put, "--bpftrace", "/bin/echo"], error),
+        ("--bpftrace-version '0.27; rm -rf /'", ["probe", str(demo), put, "--bpftrace-version", "0.27; rm -rf /"], error),
+        ("--bpftrace-version abc", ["probe", str(demo), put, "--bpftrace-version", "abc"], error),
+        ("funcs on a 386 binary (sig rejects it)", ["funcs", str(tmp / "i386"), "main."], error),
+        ("ESC and BEL in a function name (funcs)", ["funcs", str(tmp / "esc"), "main."], escaped),
+        ("file name that injects a probe", ["probe", str(inject), put, *gen, "--ret"], no_injection),
+        ("type name closing a C comment (structs)", ["structs", str(tmp / "cinject"), "--for", put], comment_closed),
+    ]
+
+
+def run_options(demo: Path, tmp: Path, timeout: float = 30.0, mem: int = 1 << 30):
+    """[(case, outcome text)]: `clean`, `ok` (output as expected), or what went wrong."""
+    preload()
+    rows = []
+    for name, argv, check in option_cases(demo, tmp):
+        o = run_argv(argv, timeout, mem)
+        if o.kind in BAD:
+            rows.append((name, f"{o.kind}: {o.cause[:90]}"))
+            continue
+        problem = check(o)
+        lines = [line for line in o.stderr.splitlines() if line.strip()]
+        if problem and problem != "ok":
+            rows.append((name, f"WRONG: {problem}"))
+        elif problem == "ok":
+            rows.append((name, "ok"))
+        elif o.status == 0:
+            rows.append((name, "WRONG: accepted (exit 0)"))
+        elif len(lines) == 1 and lines[0].startswith("dwarfgo: error: "):
+            rows.append((name, f"clean: {lines[0][len('dwarfgo: error: '):][:90]}"))
+        else:
+            rows.append((name, f"not one line (exit {o.status}): {' | '.join(lines)[:90]}"))
+    return rows
