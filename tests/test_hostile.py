@@ -99,12 +99,18 @@ def test_output_directory_is_refused(demo, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
-def test_output_device_is_written_in_place_never_replaced(demo):
-    before = os.stat("/dev/full")
-    assert_one_line_error(dwarfgo("probe", demo, PUT, *GEN, "-o", "/dev/full"), "No space left on device")
-    after = os.stat("/dev/full")
-    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
+def test_output_device_is_written_in_place_never_replaced(demo, tmp_path):
+    """-o a device: written in place. A private copy of /dev/full (a regression must not replace
+    the system's own)."""
+    full = tmp_path / "full"
+    try:
+        os.mknod(full, 0o666 | stat.S_IFCHR, os.makedev(1, 7))
+    except PermissionError:
+        pytest.skip("creating a device node needs root")
+    assert_one_line_error(dwarfgo("probe", demo, PUT, *GEN, "-o", full), "No space left on device")
+    after = os.stat(full)
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == os.makedev(1, 7)
+    assert [p.name for p in tmp_path.iterdir()] == ["full"]
 
 
 def test_output_file_replaced_whole(demo, tmp_path):
