@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -522,6 +523,13 @@ def main() -> None:
     except BrokenPipeError:
         sys.exit(0)
     except Exception as e:  # never a traceback for a user; DWARFGO_DEBUG=1 shows it
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO):
+            # the output could not be written (`> /dev/full`, a full disk): said once; what is still
+            # buffered goes nowhere, so that the interpreter's last flush does not fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+            where = e.filename if e.filename is not None else "cannot write the output"
+            typer.echo(f"dwarfgo: error: {where}: {e.strerror or e}", err=True)
+            sys.exit(1)
         if os.environ.get("DWARFGO_DEBUG"):
             raise
         typer.echo(f"dwarfgo: internal error: {type(e).__name__}: {e} (set DWARFGO_DEBUG=1 for details)", err=True)

@@ -345,3 +345,17 @@ def test_cgo_binary_funcs_and_abi(cgo_binary):
     assert abi.returncode == 0, abi.stdout + abi.stderr
     assert "internal error" not in dwarfgo("abi", cgo_binary, "*").stderr
     assert_one_line_error(dwarfgo("sig", cgo_binary, "cp"), "cp is not Go", "GNU C")
+
+
+def test_stdout_full_is_one_error_line(demo, tmp_path):
+    """`dwarfgo ... > /dev/full` (a private copy): one error line, not an internal error."""
+    full = tmp_path / "full"
+    try:
+        os.mknod(full, 0o666 | stat.S_IFCHR, os.makedev(1, 7))
+    except PermissionError:
+        pytest.skip("creating a device node needs root")
+    with open(full, "w") as out:
+        proc = subprocess.run([sys.executable, "-m", "dwarfgo", "funcs", str(demo), "main."], stdout=out,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == ["dwarfgo: error: cannot write the output: No space left on device"]
