@@ -564,8 +564,10 @@ def preload() -> None:
 
 
 def fuzz(mutants, workdir: Path, timeout: float = 20.0, mem: int = 1 << 30, baselines=None, keep: Path | None = None,
-         progress=None):
-    """Run every mutant; returns [(mutant name, command, Outcome)]."""
+         progress=None, recheck: float | None = None):
+    """Run every mutant; returns [(mutant name, command, Outcome)]. A run that does not end within
+    `timeout` is run again with `recheck` seconds (default 4 x timeout), alone: on a loaded machine
+    a slow run is not a hang."""
     preload()
     results = []
     path = workdir / "mutant"
@@ -574,6 +576,8 @@ def fuzz(mutants, workdir: Path, timeout: float = 20.0, mem: int = 1 << 30, base
         path.chmod(0o755)
         base = baselines[m.command]
         o = classify(run(path, m.command, timeout, mem), base)
+        if o.kind == "hang":
+            o = classify(run(path, m.command, recheck or 4 * timeout, mem), base)
         results.append((m.name, m.command, o))
         if keep is not None and o.kind in BAD:
             keep.mkdir(parents=True, exist_ok=True)
