@@ -104,7 +104,9 @@ class DwarfIndex:
 
     @cached_property
     def _range_table(self) -> tuple[list[int], list[tuple[int, int, CompileUnit]]]:
-        rows = sorted((lo, hi, u) for u in self.units for lo, hi in u.ranges if hi > lo)
+        # by address only: two units with the same range (damaged .debug_ranges) must not be compared
+        rows = sorted(((lo, hi, u) for u in self.units for lo, hi in u.ranges
+                       if isinstance(lo, int) and isinstance(hi, int) and hi > lo), key=lambda r: r[:2])
         return [r[0] for r in rows], rows
 
     def unit_for_address(self, address: int) -> CompileUnit | None:

@@ -359,3 +359,15 @@ def test_stdout_full_is_one_error_line(demo, tmp_path):
                               stderr=subprocess.PIPE, text=True, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == ["dwarfgo: error: cannot write the output: No space left on device"]
+
+
+def test_units_with_equal_ranges(demo, tmp_path):
+    """A flipped byte of the compressed .debug_ranges gives two units the same address range:
+    sorting them compared the units themselves (TypeError, found by scripts/fuzz-binaries)."""
+    data = bytearray(demo.read_bytes())
+    data[fuzzing.ElfImage(bytes(data)).section(".debug_ranges").offset + 0x229F] = 0
+    f = tmp_path / "ranges"
+    f.write_bytes(bytes(data))
+    proc = dwarfgo("sig", f, PUT)
+    assert "internal error" not in proc.stderr
+    assert_one_line_error(proc)
