@@ -424,6 +424,9 @@ def _child(argv: list[str], out_fd: int, err_fd: int, info_path: str, timeout: f
     try:
         os.dup2(out_fd, 1)
         os.dup2(err_fd, 2)
+        # new streams on the files: the inherited ones may be a test runner's in-memory capture
+        sys.stdout = open(1, "w", closefd=False)
+        sys.stderr = open(2, "w", closefd=False)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         signal.setitimer(signal.ITIMER_REAL, timeout)
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
