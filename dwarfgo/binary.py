@@ -8,18 +8,20 @@ function symbols. The DWARF itself is opened lazily, on first use.
 from __future__ import annotations
 
 import bisect
+import io
 import os
 import re
+import stat
 import zlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from elftools.common.exceptions import ELFError
+from elftools.common.exceptions import ELFCompressionError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import NoteSection, SymbolTableSection
 
-from .errors import BinaryError, NoDwarfError
+from .errors import READ_ERRORS, BinaryError, DamagedBinary, NoDwarfError, describe, reading
 
 # ELF e_machine -> GOARCH
 _GOARCH_BY_MACHINE = {
@@ -35,6 +37,35 @@ _GOARCH_BY_MACHINE = {
 }
 
 _BUILDINFO_MAGIC = b"\xff Go buildinf:"
+
+SHF_COMPRESSED = 0x800
+
+
+def max_inflated_size(file_size: int) -> int:
+    """The most a compressed section may inflate to: Go's DWARF compresses 3-6 times; anything
+    beyond 32 times the whole file (or 16 GiB) is damage or a decompression bomb."""
+    return min(32 * file_size + (64 << 20), 16 << 30)
+
+
+class _ELFFile(ELFFile):
+    """pyelftools' ELFFile with a bounded inflation of `.zdebug_*` sections (pyelftools inflates
+    them without a limit, whatever size the header declares)."""
+
+    max_inflated = 16 << 30
+
+    def _decompress_dwarf_section(self, section):
+        section.stream.seek(0)
+        head = section.stream.read(12)
+        if len(head) < 12 or head[:4] != b"ZLIB":
+            raise ELFCompressionError("a .zdebug section without its ZLIB header")
+        size = int.from_bytes(head[4:], "big")
+        if size > self.max_inflated:
+            raise ELFCompressionError(f"declares {size} bytes inflated, more than this file can hold")
+        inflater = zlib.decompressobj()
+        data = inflater.decompress(section.stream.read(), size + 1)
+        if len(data) != size or not inflater.eof:
+            raise ELFCompressionError(f"the zlib stream does not inflate to the {size} bytes its header declares")
+        return section._replace(stream=io.BytesIO(data), size=size)
 
 
 @dataclass(frozen=True)
@@ -72,6 +103,17 @@ class GoBinary:
     # ------------------------------------------------------------------ opening
     def _open_elf(self, path: Path) -> ELFFile:
         try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise BinaryError(f"{path}: no such file") from None
+        except PermissionError:
+            raise BinaryError(f"{path}: permission denied") from None
+        except OSError as e:
+            raise BinaryError(f"{path}: cannot open: {e.strerror or e}") from None
+        if not stat.S_ISREG(st.st_mode):
+            # never opened: a FIFO would block, a device could be endless or have side effects
+            raise BinaryError(f"{path}: is {_file_kind(st.st_mode)}, not a binary")
+        try:
             fh = open(path, "rb")
         except FileNotFoundError:
             raise BinaryError(f"{path}: no such file") from None
@@ -86,10 +128,16 @@ class GoBinary:
             raise BinaryError(f"{path}: not an ELF file")
         fh.seek(0)
         try:
-            elf = ELFFile(fh)
-        except (ELFError, Exception) as e:  # a truncated or corrupt header
+            elf = _ELFFile(fh)
+            size = os.fstat(fh.fileno()).st_size
+            elf.max_inflated = max_inflated_size(size)
+            _check_sections(path, elf, size)
+        except BinaryError:
             fh.close()
-            raise BinaryError(f"{path}: unreadable ELF file: {e}") from None
+            raise
+        except READ_ERRORS as e:  # a truncated or corrupt header
+            fh.close()
+            raise DamagedBinary(f"{path}: unreadable ELF file (truncated or damaged headers): {describe(e)}") from None
         self._files.append(fh)
         return elf
 
@@ -125,13 +173,18 @@ class GoBinary:
     def read_memory(self, address: int, size: int, elf: ELFFile | None = None) -> bytes:
         """Bytes at a virtual address, from the file's loadable segments."""
         elf = elf or self.elf
-        for seg in elf.iter_segments():
-            if seg["p_type"] != "PT_LOAD":
-                continue
-            start, filesz = seg["p_vaddr"], seg["p_filesz"]
-            if start <= address and address + size <= start + filesz:
-                elf.stream.seek(seg["p_offset"] + address - start)
-                return elf.stream.read(size)
+        with reading(self.path, "program headers"):
+            for seg in elf.iter_segments():
+                if seg["p_type"] != "PT_LOAD":
+                    continue
+                start, filesz = seg["p_vaddr"], seg["p_filesz"]
+                if start <= address and address + size <= start + filesz:
+                    elf.stream.seek(seg["p_offset"] + address - start)
+                    data = elf.stream.read(size)
+                    if len(data) != size:
+                        raise DamagedBinary(f"{self.path}: truncated: the segment holding {address:#x} ends "
+                                            f"past the end of the file")
+                    return data
         raise BinaryError(f"{self.path}: address {address:#x} is not in the file's loaded data")
 
     def _read_uint(self, data: bytes) -> int:
@@ -141,12 +194,15 @@ class GoBinary:
     @cached_property
     def go_version(self) -> str | None:
         """`go1.22.10`, from the build info blob; falls back to the DWARF producer."""
-        version = self._buildinfo_version()
+        with reading(self.path, ".go.buildinfo"):
+            version = self._buildinfo_version()
         if version:
-            return version
+            return version.translate(_UNPRINTABLE)
         if self.has_dwarf:
             # the compile units' producer: "Go cmd/compile go1.22.10; regabi"
-            for cu in self.dwarf.iter_CUs():
+            with reading(self.path, "DWARF compile unit headers (.debug_info)"):
+                cus = list(self.dwarf.iter_CUs())
+            for cu in cus:
                 producer = cu.get_top_DIE().attributes.get("DW_AT_producer")
                 if producer is not None:
                     m = re.search(r"Go cmd/compile (go[0-9][^;\s]*)", producer.value.decode("utf-8", "replace"))
@@ -188,7 +244,9 @@ class GoBinary:
         sec = self.elf.get_section_by_name(".note.go.buildid")
         if not isinstance(sec, NoteSection):
             return None
-        for note in sec.iter_notes():
+        with reading(self.path, ".note.go.buildid"):
+            notes = list(sec.iter_notes())
+        for note in notes:
             # type 4 (GOBUILDID); pyelftools names it after the GNU note type of the same number
             if note["n_name"] == "Go" and note["n_type"] in (4, "NT_GNU_GOLD_VERSION"):
                 desc = note["n_desc"]
@@ -209,7 +267,9 @@ class GoBinary:
         functions: dict[int, Symbol] = {}
         addresses: dict[str, int] = {}
         if tab is not None:
-            for sym in tab.iter_symbols():
+            with reading(self.path, f"symbol table ({tab.name})"):
+                symbols = list(tab.iter_symbols())
+            for sym in symbols:
                 addr = sym["st_value"]
                 addresses.setdefault(sym.name, addr)
                 if sym["st_info"]["type"] != "STT_FUNC" or not addr:
@@ -262,7 +322,8 @@ class GoBinary:
             return self._open_debug(self._debug_file_arg, expected_crc=None)
         if _has_dwarf_sections(self.elf):
             return self.elf
-        link = self.elf.get_dwarf_link() if self.elf.get_section_by_name(".gnu_debuglink") else None
+        with reading(self.path, ".gnu_debuglink"):
+            link = self.elf.get_dwarf_link() if self.elf.get_section_by_name(".gnu_debuglink") else None
         if link is not None:
             name = link.filename.decode("utf-8", "replace") if isinstance(link.filename, bytes) else link.filename
             for candidate in _debuglink_candidates(self.path, name):
@@ -306,7 +367,54 @@ class GoBinary:
                 f"{self.path}: Go binary without DWARF debug info (built with -ldflags=-w or -s, or stripped); "
                 f"rebuild without those flags, or pass the split-off debug file with --debug-file"
             )
-        return elf.get_dwarf_info(relocate_dwarf_sections=False)
+        with reading(self.path, "DWARF sections"):
+            return elf.get_dwarf_info(relocate_dwarf_sections=False)
+
+
+_UNPRINTABLE = {c: "?" for c in list(range(32)) + [127]}
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _check_sections(path: Path, elf: ELFFile, file_size: int) -> None:
+    """Every section's bytes lie inside the file, symbol tables have their entry size, and a
+    compressed section declares a plausible inflated size: sizes from a damaged header are never
+    believed (a read of 2^40 bytes, a symbol count of 2^40)."""
+    sym_size = 24 if elf.elfclass == 64 else 16
+    limit = max_inflated_size(file_size)
+    for sec in elf.iter_sections():
+        h = sec.header
+        if h["sh_type"] == "SHT_NOBITS" or h["sh_size"] == 0:
+            continue
+        name = sec.name or f"#{h['sh_name']}"
+        if h["sh_offset"] + h["sh_size"] > file_size:
+            raise DamagedBinary(f"{path}: truncated or damaged: section {name} (offset {h['sh_offset']:#x}, size "
+                                f"{h['sh_size']:#x}) ends past the end of the file ({file_size} bytes)")
+        if h["sh_type"] in ("SHT_SYMTAB", "SHT_DYNSYM") and h["sh_entsize"] != sym_size:
+            raise DamagedBinary(f"{path}: damaged section header of {name}: entry size {h['sh_entsize']}, "
+                                f"not {sym_size}")
+        inflated = None
+        if h["sh_flags"] & SHF_COMPRESSED:
+            inflated = sec.data_size  # the compression header's ch_size
+        elif name.startswith(".zdebug"):
+            elf.stream.seek(h["sh_offset"])
+            head = elf.stream.read(12)
+            if len(head) == 12 and head[:4] == b"ZLIB":
+                inflated = int.from_bytes(head[4:], "big")
+        if inflated is not None and inflated > limit:
+            raise DamagedBinary(f"{path}: damaged compressed section {name}: it declares {inflated} bytes "
+                                f"inflated, more than the {limit} a file of {file_size} bytes may inflate to (a "
+                                f"damaged header, or a decompression bomb)")
 
 
 def _has_dwarf_sections(elf: ELFFile) -> bool:

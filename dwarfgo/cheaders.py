@@ -57,6 +57,13 @@ def c_identifier(text: str, member: bool = False) -> str:
     return ident
 
 
+def comment_text(text: str) -> str:
+    """A name from the binary inside a C comment: it may not end the comment (`*/`), and
+    non-printable characters (a newline, ESC) become `?`."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text.replace("*/", "*?/")
+
+
 def needs_struct(t: GoType) -> bool:
     """Types represented as a C struct."""
     return t.kind in (Kind.STRUCT, Kind.STRING, Kind.SLICE, Kind.INTERFACE, Kind.COMPLEX)
@@ -172,19 +179,19 @@ class CHeaderWriter:
     # -------------------------------------------------------------- rendering
     def body(self, t: GoType) -> str:
         tag = self.struct_tag(t)
-        lines = [f"/* {self._key(t)}: size {t.size}, align {t.align} */", f"struct {tag} {{"]
+        lines = [f"/* {comment_text(self._key(t))}: size {t.size}, align {t.align} */", f"struct {tag} {{"]
         members = self._members(t)
         used: set[str] = set()
         pos, npad = 0, 0
         for mname, mtype, off in members:
             if mtype.size == 0:
-                lines.append(f"\t/* +{off} {mname} {mtype.name} (zero size) */")
+                lines.append(f"\t/* +{off} {comment_text(mname)} {comment_text(mtype.name)} (zero size) */")
                 continue
             if off > pos:
                 lines.append(f"\tuint8_t _pad{npad}[{off - pos}];")
                 npad += 1
             cname = self._member_name(mname, used)
-            lines.append(f"\t{self.declaration(mtype, cname)}; /* +{off} {mtype.name} */")
+            lines.append(f"\t{self.declaration(mtype, cname)}; /* +{off} {comment_text(mtype.name)} */")
             pos = off + mtype.size
         if t.size > pos:
             lines.append(f"\tuint8_t _pad{npad}[{t.size - pos}];")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import sys
+import tempfile
 import time
 from typing import List, Optional
 
@@ -12,10 +15,12 @@ import typer
 
 from . import __version__
 from .cheaders import CHeaderWriter
-from .errors import DwarfgoError
+from elftools.common.exceptions import DWARFError, ELFError
+
+from .errors import DwarfgoError, describe
 from .program import GoProgram
 from .report import evidence_record, function_record
-from .verify.evidence import gather, layout_for
+from .verify.evidence import gather, require_arch, trusted_layout
 
 app = typer.Typer(
     name="dwarfgo",
@@ -33,8 +38,16 @@ app = typer.Typer(
 )
 
 
+def _safe(text: str) -> str:
+    """Text from the binary (names, producers) for a terminal: control characters (ESC, BEL, a
+    newline inside a name) are shown escaped, never sent as they are."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 def _fail(message: str, code: int = 1) -> None:
-    typer.echo(f"dwarfgo: error: {message}", err=True)
+    typer.echo(f"dwarfgo: error: {_safe(message)}", err=True)
     raise typer.Exit(code)
 
 
@@ -86,6 +99,7 @@ def funcs(
       dwarfgo funcs ./server -E '^main\\.(Get|Put)$' --json
     """
     with _open(binary, debug_file) as prog:
+        require_arch(prog)  # as sig and probe: no listing of signatures it cannot place
         found = prog.matching(pattern, regex, progress=_Progress("reading functions"))
         if as_json:
             typer.echo(json.dumps([function_record(prog, f, with_layout=False) for f in found], indent=1))
@@ -93,7 +107,7 @@ def funcs(
         if not found:
             _fail(f"no function matches {pattern!r}" if pattern else "no functions with DWARF found")
         for f in found:
-            typer.echo(f"{f.address:#x}  {f.name}  {f.signature()}")
+            typer.echo(_safe(f"{f.address:#x}  {f.name}  {f.signature()}"))
 
 
 @app.command()
@@ -113,14 +127,14 @@ def sig(
     """
     with _open(binary, debug_file) as prog:
         fn = prog.function(func)
-        layout = layout_for(prog, fn)
+        layout, _ = trusted_layout(prog, fn)
         rec = function_record(prog, fn, with_layout=True, layout=layout)
         if as_json:
             typer.echo(json.dumps(rec, indent=1))
             return
-        typer.echo(f"{fn.signature()}")
-        typer.echo(f"  symbol  {fn.name} at {fn.address:#x}, package {rec['package']}")
-        typer.echo(f"  binary  {rec['go_version']} {rec['arch']}, ABI {rec['abi']}")
+        typer.echo(_safe(f"{fn.signature()}"))
+        typer.echo(_safe(f"  symbol  {fn.name} at {fn.address:#x}, package {rec['package']}"))
+        typer.echo(_safe(f"  binary  {rec['go_version']} {rec['arch']}, ABI {rec['abi']}"))
         rows = [("receiver" if loc.param is fn.receiver else "param", loc) for loc in layout.inputs]
         rows += [("result", loc) for loc in layout.results]
         width = max((len(loc.name) for _, loc in rows), default=4)
@@ -129,12 +143,12 @@ def sig(
             p = loc.param
             hidden = "  (hidden)" if p.is_hidden else ""
             where = "unknown" if layout.unknown else loc.describe()
-            typer.echo(f"  {role:<8} {p.name:<{width}}  {p.type.name:<{twidth}}  size {p.type.size:<4} align {p.type.align:<2} "
-                       f"{where}{hidden}")
+            typer.echo(_safe(f"  {role:<8} {p.name:<{width}}  {p.type.name:<{twidth}}  size {p.type.size:<4} "
+                             f"align {p.type.align:<2} {where}{hidden}"))
         if layout.unknown:
-            typer.echo(f"  note    locations unknown: {layout.unknown}")
+            typer.echo(_safe(f"  note    locations unknown: {layout.unknown}"))
         if fn.results_note:
-            typer.echo(f"  note    no results in DWARF, but {fn.results_note}")
+            typer.echo(_safe(f"  note    no results in DWARF, but {fn.results_note}"))
 
 
 @app.command()
@@ -177,12 +191,12 @@ def abi(
                 "functions": [evidence_record(e) for e in evidence],
             }, indent=1))
         else:
-            typer.echo(f"{prog.binary.path}: {prog.binary.go_version} {prog.binary.arch}")
+            typer.echo(_safe(f"{prog.binary.path}: {prog.binary.go_version} {prog.binary.arch}"))
             for name, producer in units:
-                typer.echo(f"  unit {name}: {producer}")
+                typer.echo(_safe(f"  unit {name}: {producer}"))
             for e in evidence:
                 typer.echo("")
-                typer.echo(f"{e.function.name} at {e.function.address:#x}: {e.abi}, {e.role}")
+                typer.echo(_safe(f"{e.function.name} at {e.function.address:#x}: {e.abi}, {e.role}"))
                 if e.machine is not None:
                     m = e.machine
                     frame = f", frame {m.frame_size}" if m.frame_size is not None else ""
@@ -194,12 +208,12 @@ def abi(
                     typer.echo(f"  spills    {verdict}{': ' + e.spills.detail if e.spills.detail else ''}")
                 typer.echo(f"  DWARF     {e.dwarf.verdict}")
                 if e.layout.unknown:
-                    typer.echo(f"  locations UNKNOWN: {e.layout.unknown}")
+                    typer.echo(_safe(f"  locations UNKNOWN: {e.layout.unknown}"))
                 for c in e.dwarf.checks:
                     if c.agrees is False:
-                        typer.echo(f"    {c.name}: {c.detail}" + (f" [known: {c.known}]" if c.known else ""))
+                        typer.echo(_safe(f"    {c.name}: {c.detail}" + (f" [known: {c.known}]" if c.known else "")))
                 for c in e.contradictions:
-                    typer.echo(f"  CONTRADICTION {c}")
+                    typer.echo(_safe(f"  CONTRADICTION {c}"))
         if any(not e.consistent for e in evidence):
             raise typer.Exit(3)
 
@@ -236,6 +250,40 @@ def structs(
         typer.echo(w.render(), nl=False)
 
 
+def _write_output(output: str, text: str) -> None:
+    """Write the program to `output`: a regular file is replaced whole (never a half-written program
+    under the real name); anything else that exists (a device, a FIFO, /dev/stdout) is written in
+    place and never replaced; a directory is refused."""
+    try:
+        st = os.stat(output)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        _fail(f"-o {output}: {e.strerror or e}")
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        _fail(f"-o {output}: is a directory; name a file")
+    try:
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            with open(output, "w") as fh:
+                fh.write(text)
+            return
+        parent = os.path.dirname(os.path.abspath(output))
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=os.path.basename(output) + ".", suffix=".tmp")
+        try:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fd, (st.st_mode & 0o7777) if st is not None else 0o666 & ~umask)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+            os.replace(tmp, output)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    except OSError as e:
+        _fail(f"cannot write -o {output}: {e.strerror or e}")
+
+
 def _arg_selection(print_all_args: bool, args: Optional[List[str]]) -> Optional[List[str]]:
     """None: every argument; a list: these `--args` expressions (comma-separated or repeated)."""
     if args:
@@ -261,10 +309,12 @@ RetOpt = typer.Option(False, "--ret", help="Also probe every RET (never uretprob
 DepthOpt = typer.Option(1, "--depth", min=0, max=4, help="Pointer/slice levels to follow.")
 MaxStrOpt = typer.Option(64, "--max-str", min=1, help="Bytes of each string/[]byte to copy (the real length is always printed).")
 MaxItemsOpt = typer.Option(4, "--max-items", min=0, max=64, help="Slice/array elements to decode.")
-PidOpt = typer.Option(None, "--pid", help="Only this process.")
+PID_MAX = 1 << 22  # Linux's largest pid_max
+PidOpt = typer.Option(None, "--pid", min=1, max=PID_MAX, help="Only this process.")
 BpftraceOpt = typer.Option(None, "--bpftrace", help="bpftrace binary to generate for (and run).")
-BufferOpt = typer.Option(None, "--buffer-pages", min=8, help="bpftrace's output buffer in pages (default: bpftrace 0.23+ one shared ring buffer of 16384; "
-                              "older, 4096 per CPU, less on many CPUs).")
+BufferOpt = typer.Option(None, "--buffer-pages", min=8, max=1 << 16,
+                         help="bpftrace's output buffer in pages (default: bpftrace 0.23+ one shared ring buffer "
+                              "of 16384; older, 4096 per CPU, less on many CPUs).")
 AllArgsOpt = typer.Option(True, "--print-all-args/--no-args",
                           help="Print every argument (default), or none (--no-args: calls, returns and latency only).")
 ArgsOpt = typer.Option(None, "--args", "-a", metavar="EXPR",
@@ -315,12 +365,9 @@ def probe(
         program, _ = _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid,
                                   buffer_pages, _arg_selection(print_all_args, args))
         for w in program.warnings:
-            typer.echo(f"dwarfgo: warning: {w}", err=True)
+            typer.echo(_safe(f"dwarfgo: warning: {w}"), err=True)
         if output:
-            tmp = output + ".tmp"
-            with open(tmp, "w") as fh:
-                fh.write(program.text)
-            os.replace(tmp, output)  # never a half-written program under the real name
+            _write_output(output, program.text)
         else:
             typer.echo(program.text, nl=False)
 
@@ -335,7 +382,7 @@ def trace(
     depth: int = DepthOpt,
     max_str: int = MaxStrOpt,
     max_items: int = MaxItemsOpt,
-    pid: Optional[int] = typer.Option(None, "-p", "--pid", help="Trace this running process."),
+    pid: Optional[int] = typer.Option(None, "-p", "--pid", min=1, max=PID_MAX, help="Trace this running process."),
     command: Optional[str] = typer.Option(None, "-c", "--command", help="Run this command and trace it until it exits."),
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per event."),
@@ -369,7 +416,7 @@ def trace(
         program, path = _probe_setup(prog, funcs, bpftrace, None, ret, depth, max_str, max_items, pid, buffer_pages,
                                      _arg_selection(print_all_args, args))
         for w in program.warnings:
-            typer.echo(f"dwarfgo: warning: {w}", err=True)
+            typer.echo(_safe(f"dwarfgo: warning: {w}"), err=True)
         names = RuntimeTypeNames(prog)
         symbolize = lambda addr: (prog.binary.symbol_at(addr).name if prog.binary.symbol_at(addr) else None)
         decoder = Decoder(program.probes, symbolize=symbolize, type_name=names, max_str=max_str,
@@ -443,17 +490,55 @@ def version() -> None:
     typer.echo(f"dwarfgo {__version__}")
 
 
+# Typer's (vendored click's) base of usage errors: bad option values, missing arguments
+_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def _usage_error(e) -> None:
+    """A usage error as one line (not the three-line usage box), with where to read more; the help
+    shown for a bare command stays as it is."""
+    if type(e).__name__ == "NoArgsIsHelpError":
+        typer.echo(e.format_message(), err=True)
+        sys.exit(e.exit_code)
+    ctx = getattr(e, "ctx", None)
+    where = f" (see `{ctx.command_path} --help`)" if ctx is not None and getattr(ctx, "command_path", None) else ""
+    typer.echo(f"dwarfgo: error: {' '.join(e.format_message().split())}{where}", err=True)
+    sys.exit(e.exit_code)
+
+
 def main() -> None:
     try:
-        app()
+        rc = app(standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
+    except _CLICK_ERROR as e:
+        _usage_error(e)
+    except typer.Abort:
+        sys.exit(1)
     except DwarfgoError as e:
-        typer.echo(f"dwarfgo: error: {e}", err=True)
+        typer.echo(f"dwarfgo: error: {_safe(str(e))}", err=True)
+        sys.exit(1)
+    except RecursionError:
+        # only a type's nesting recurses that deep (the library turns the known places into errors)
+        typer.echo("dwarfgo: error: a type nests too deeply to follow (damaged DWARF: a type containing itself?)",
+                   err=True)
+        sys.exit(1)
+    except (ELFError, DWARFError) as e:
+        # pyelftools parses lazily: a damaged structure the library's guards did not name
+        typer.echo(_safe(f"dwarfgo: error: damaged binary: {describe(e)}"), err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
     except Exception as e:  # never a traceback for a user; DWARFGO_DEBUG=1 shows it
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO):
+            # the output could not be written (`> /dev/full`, a full disk): said once; what is still
+            # buffered goes nowhere, so that the interpreter's last flush does not fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+            where = e.filename if e.filename is not None else "cannot write the output"
+            typer.echo(f"dwarfgo: error: {where}: {e.strerror or e}", err=True)
+            sys.exit(1)
         if os.environ.get("DWARFGO_DEBUG"):
             raise
         typer.echo(f"dwarfgo: internal error: {type(e).__name__}: {e} (set DWARFGO_DEBUG=1 for details)", err=True)

@@ -17,6 +17,7 @@ from urllib.parse import unquote
 from elftools.dwarf.ranges import BaseAddressEntry, RangeEntry
 
 from .binary import GoBinary, parse_go_version
+from .errors import reading
 from .gotypes import TypeReader
 
 _PRODUCER_RE = re.compile(r"Go cmd/compile (\S+?)(?:;\s*(.*))?$")
@@ -57,21 +58,24 @@ class DwarfIndex:
     def __init__(self, binary: GoBinary):
         self.binary = binary
         self.dwarf = binary.dwarf
-        self.types = TypeReader(self.dwarf, binary.ptr_size)
+        self.types = TypeReader(self.dwarf, binary.ptr_size, str(binary.path))
         self._subprograms_by_unit: dict[int, dict[int, object]] = {}
 
     # ------------------------------------------------------------ compile units
     @cached_property
     def units(self) -> list[CompileUnit]:
         out = []
-        for cu in self.dwarf.iter_CUs():
-            top = cu.get_top_DIE()
-            attrs = top.attributes
-            name = unquote(_text(attrs["DW_AT_name"].value)) if "DW_AT_name" in attrs else "?"
-            producer = _text(attrs["DW_AT_producer"].value) if "DW_AT_producer" in attrs else ""
-            m = _PRODUCER_RE.match(producer)
-            version, flags = (m.group(1), m.group(2) or "") if m else (None, "")
-            out.append(CompileUnit(name, producer, version, flags, self._unit_ranges(cu, top), cu))
+        with reading(self.binary.path, "DWARF compile unit headers in .debug_info"):
+            cus = list(self.dwarf.iter_CUs())
+        for cu in cus:
+            with reading(self.binary.path, f"DWARF compile unit at .debug_info offset {cu.cu_offset:#x}"):
+                top = cu.get_top_DIE()
+                attrs = top.attributes
+                name = unquote(_text(attrs["DW_AT_name"].value)) if "DW_AT_name" in attrs else "?"
+                producer = _text(attrs["DW_AT_producer"].value) if "DW_AT_producer" in attrs else ""
+                m = _PRODUCER_RE.match(producer)
+                version, flags = (m.group(1), m.group(2) or "") if m else (None, "")
+                out.append(CompileUnit(name, producer, version, flags, self._unit_ranges(cu, top), cu))
         return out
 
     def _unit_ranges(self, cu, top) -> list[tuple[int, int]]:
@@ -100,7 +104,9 @@ class DwarfIndex:
 
     @cached_property
     def _range_table(self) -> tuple[list[int], list[tuple[int, int, CompileUnit]]]:
-        rows = sorted((lo, hi, u) for u in self.units for lo, hi in u.ranges if hi > lo)
+        # by address only: two units with the same range (damaged .debug_ranges) must not be compared
+        rows = sorted(((lo, hi, u) for u in self.units for lo, hi in u.ranges
+                       if isinstance(lo, int) and isinstance(hi, int) and hi > lo), key=lambda r: r[:2])
         return [r[0] for r in rows], rows
 
     def unit_for_address(self, address: int) -> CompileUnit | None:
@@ -130,9 +136,11 @@ class DwarfIndex:
         table = self._subprograms_by_unit.get(key)
         if table is None:
             table = {}
-            for die in unit.unit.get_top_DIE().iter_children():
-                if die.tag == "DW_TAG_subprogram" and "DW_AT_low_pc" in die.attributes:
-                    table[die.attributes["DW_AT_low_pc"].value] = die
+            with reading(self.binary.path, f"DWARF of package {unit.name} (compile unit at .debug_info offset "
+                                           f"{key:#x})"):
+                for die in unit.unit.get_top_DIE().iter_children():
+                    if die.tag == "DW_TAG_subprogram" and "DW_AT_low_pc" in die.attributes:
+                        table[die.attributes["DW_AT_low_pc"].value] = die
             self._subprograms_by_unit[key] = table
         return table
 
@@ -153,7 +161,8 @@ class DwarfIndex:
         """The DIE carrying the declaration (name, parameter types): itself or its abstract origin."""
         seen = 0
         while "DW_AT_abstract_origin" in die.attributes and seen < 4:
-            die = die.get_DIE_from_attribute("DW_AT_abstract_origin")
+            with reading(self.binary.path, f"DWARF in .debug_info at offset {die.offset:#x} (abstract origin)"):
+                die = die.get_DIE_from_attribute("DW_AT_abstract_origin")
             seen += 1
         return die
 

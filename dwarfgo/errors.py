@@ -42,3 +42,51 @@ class TypeNotFound(DwarfgoError):
         if suggestions:
             msg += "; did you mean: " + ", ".join(suggestions)
         super().__init__(msg)
+
+
+class DamagedBinary(BinaryError):
+    """The file is damaged, truncated or crafted: a structure in it cannot be parsed."""
+
+
+def _parse_errors() -> tuple[type[BaseException], ...]:
+    import struct
+    import zlib
+
+    from elftools.common.exceptions import DWARFError, ELFError
+    from elftools.construct.core import ConstructError
+    # What pyelftools (and our own readers of the file's bytes) raise on damaged data: its own
+    # errors, failed asserts, and the lookups and conversions a bad offset, form or size breaks.
+    return (ELFError, DWARFError, ConstructError, zlib.error, AssertionError, KeyError, IndexError, struct.error,
+            OverflowError, UnicodeDecodeError, ZeroDivisionError, ValueError, RecursionError)
+
+
+PARSE_ERRORS = _parse_errors()
+# inside a `reading` block only the file's data is interpreted: a TypeError or an AttributeError
+# there is a value of the wrong form (bytes for a size, None for a DIE), and an OSError a seek to an
+# offset no file has (negative, past 2^63)
+READ_ERRORS = PARSE_ERRORS + (TypeError, AttributeError, OSError)
+
+
+def describe(e: BaseException, limit: int = 160) -> str:
+    """One line about a parse error: its type and message, shortened."""
+    text = " ".join(str(e).split()) or "no detail"
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return f"{type(e).__name__}: {text}"
+
+
+class reading:
+    """`with reading(path, "DWARF in .debug_info at offset 0x1f0"):` turns a parse error raised
+    inside into one DamagedBinary line naming what is damaged. DwarfgoErrors pass through."""
+
+    def __init__(self, path, what: str):
+        self.path = path
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, typ, e, tb) -> bool:
+        if e is None or isinstance(e, DwarfgoError) or not isinstance(e, READ_ERRORS):
+            return False
+        raise DamagedBinary(f"{self.path}: damaged {self.what}: {describe(e)}") from None

@@ -15,6 +15,7 @@ from functools import cached_property
 
 from .binary import GoBinary, Symbol
 from .dwarf import CompileUnit, DwarfIndex
+from .errors import reading
 from .gotypes import GoType, Kind, ref_offset
 
 
@@ -296,7 +297,8 @@ class FunctionTable:
     def _build(self, symbol: Symbol, unit: CompileUnit | None, die) -> Function:
         if die is None:
             return Function(symbol, unit, [], [], None, None)
-        inputs, results = self._parameters(die)
+        with reading(self.binary.path, f"DWARF of {symbol.name} (DIE at .debug_info offset {die.offset:#x})"):
+            inputs, results = self._parameters(die)
         _zero_size_receiver_first(symbol.name, inputs)
         missing = self._missing_receiver(symbol.name, inputs)
         if missing is not None:

@@ -70,6 +70,8 @@ _TOKEN = re.compile(r"\s*(?:(?P<ident>~?[A-Za-z_\u00c0-\uffff][\w\u00c0-\uffff]*
                     r"|(?P<key>\"(?:[^\"\\]|\\.)*\"|`[^`]*`|'(?:[^'\\]|\\.)+')"
                     r"|(?P<punct>[.\[\]()*]))")
 _WANT = {"ident": "a name", "int": "an integer index"}
+MAX_NESTING = 64  # parentheses and `*` in one expression
+MAX_INDEX = (1 << 31) - 1
 _HINT = "expressions are like a.b.c, xs[2], *p, (*p).f, len(s), cap(s)"
 
 
@@ -92,9 +94,11 @@ class _Parser:
         if not self.tokens:
             raise DwarfgoError("--args: empty expression")
         self.i = 0
+        self.depth = 0
 
     def fail(self, why: str):
-        raise DwarfgoError(f"--args {self.text!r}: {why}")
+        shown = self.text if len(self.text) <= 80 else self.text[:60] + "…" + self.text[-10:]
+        raise DwarfgoError(f"--args {shown!r}: {why}")
 
     def peek(self, ahead: int = 0) -> str | None:
         j = self.i + ahead
@@ -123,6 +127,9 @@ class _Parser:
         return ArgExpr("", root, tuple(steps), builtin)
 
     def path(self) -> tuple[str, list[Step]]:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            self.fail(f"nested more than {MAX_NESTING} levels deep (parentheses and `*`)")
         if self.peek() == "*":
             self.i += 1
             root, steps = self.path()
@@ -139,7 +146,15 @@ class _Parser:
                 continue
             if self.i < len(self.tokens) and self.tokens[self.i][0] == "key":
                 self.fail(_MAP_INDEX.format(ArgExpr("", root, tuple(steps)).path_text()))
-            steps.append(IndexStep(int(self.expect("int"), 0)))
+            at = self.tokens[self.i][2] if self.i < len(self.tokens) else len(self.text)
+            digits = self.expect("int")
+            try:
+                index = int(digits, 16) if digits[:2] in ("0x", "0X") else int(digits, 10)
+            except ValueError:
+                self.fail(f"bad index {digits!r} at column {at + 1}")
+            if index > MAX_INDEX:
+                self.fail(f"index {digits} at column {at + 1} is out of range (at most {MAX_INDEX})")
+            steps.append(IndexStep(index))
             self.expect("punct", "]")
         return root, steps
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import difflib
 import re
+import signal
+import threading
+from contextlib import contextmanager
 
 from .binary import Symbol
 from .errors import AmbiguousFunction, DwarfgoError, FunctionNotFound
@@ -133,6 +136,52 @@ def suggest(query: str, names: list[str], n: int = 5) -> list[str]:
         if by_rest[rest] not in close:
             close.append(by_rest[rest])
     return close[:n]
+
+
+MATCH_SECONDS = 5.0  # for matching a pattern against every symbol name
+
+
+class _Timeout(Exception):
+    pass
+
+
+@contextmanager
+def time_limit(seconds: float, message: str):
+    """Raise DwarfgoError(message) if the block runs longer than `seconds` (Python's regular
+    expression engine checks for signals while it backtracks). Only in the main thread; an
+    interval timer already running (a caller's own limit) is put back with what is left of it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise _Timeout
+
+    old_handler = signal.signal(signal.SIGALRM, on_alarm)
+    old_delay, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    started = _now()
+    try:
+        yield
+    except _Timeout:
+        raise DwarfgoError(message) from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old_handler)
+        if old_delay:
+            signal.setitimer(signal.ITIMER_REAL, max(old_delay - (_now() - started), 0.001))
+
+
+def _now() -> float:
+    import time
+    return time.monotonic()
+
+
+def matching_names(pred, symbols: list[Symbol], pattern: str | None) -> list[Symbol]:
+    """The symbols whose names satisfy `pred`, in a bounded time (a pattern such as `(a+)+$`
+    backtracks exponentially)."""
+    with time_limit(MATCH_SECONDS, f"the pattern {pattern!r} takes more than {MATCH_SECONDS:.0f} s to match the "
+                                   f"function names (catastrophic backtracking?); simplify it"):
+        return [s for s in symbols if pred(s.name)]
 
 
 def compile_pattern(pattern: str | None, regex: bool = False):

@@ -13,6 +13,7 @@ import struct
 from functools import cached_property
 
 from .binary import GoBinary
+from .errors import DamagedBinary, reading
 
 _MAGIC_12 = 0xFFFFFFFB  # Go 1.2 - 1.15
 _MAGIC_116 = 0xFFFFFFFA  # Go 1.16 - 1.17
@@ -38,6 +39,10 @@ class FuncTable:
 
     @cached_property
     def args_by_entry(self) -> dict[int, int]:
+        with reading(self.binary.path, "function table (.gopclntab)"):
+            return self._parse()
+
+    def _parse(self) -> dict[int, int]:
         data = self._data
         if not data or len(data) < 16:
             return {}
@@ -46,24 +51,35 @@ class FuncTable:
         ptr = data[7]
         pfmt = order + ("Q" if ptr == 8 else "I")
 
+        if ptr not in (4, 8):
+            raise DamagedBinary(f"{self.binary.path}: damaged function table (.gopclntab): pointer size {ptr}")
+
         def word(off: int) -> int:
             return struct.unpack_from(pfmt, data, off)[0]
 
+        def count(n: int, entry: int) -> int:
+            # a count from the header: its table must fit in the section (a flipped count is not
+            # a loop of 2^63 iterations)
+            if n * entry > len(data):
+                raise DamagedBinary(f"{self.binary.path}: damaged function table (.gopclntab): {n} functions "
+                                    f"do not fit in its {len(data)} bytes")
+            return n
+
         out: dict[int, int] = {}
         if magic == _MAGIC_12:
-            nfunc = word(8)
+            nfunc = count(word(8), 2 * ptr)
             tab = 8 + ptr
             for i in range(nfunc):
                 entry, funcoff = word(tab + 2 * i * ptr), word(tab + (2 * i + 1) * ptr)
                 out[entry] = struct.unpack_from(order + "i", data, funcoff + ptr + 4)[0]
         elif magic == _MAGIC_116:
-            nfunc = word(8)
+            nfunc = count(word(8), 2 * ptr)
             pcln = word(8 + 6 * ptr)
             for i in range(nfunc):
                 entry, funcoff = word(pcln + 2 * i * ptr), word(pcln + (2 * i + 1) * ptr)
                 out[entry] = struct.unpack_from(order + "i", data, pcln + funcoff + ptr + 4)[0]
         elif magic in (_MAGIC_118, _MAGIC_120):
-            nfunc = word(8)
+            nfunc = count(word(8), 8)
             text_start = word(8 + 2 * ptr) or (self.binary.data_symbol("runtime.text") or 0)
             pcln = word(8 + 7 * ptr)
             for i in range(nfunc):

@@ -13,13 +13,19 @@ from functools import cached_property
 
 from .binary import GoBinary
 from .dwarf import DwarfIndex
-from .errors import DwarfgoError, TypeNotFound
+from .errors import DwarfgoError, TypeNotFound, reading
 from .functions import Function, FunctionTable
 from .gotypes import GoType
-from .names import compile_pattern, lookup
+from .names import compile_pattern, lookup, matching_names
 
 _TYPE_TAGS = {"DW_TAG_typedef", "DW_TAG_base_type", "DW_TAG_structure_type", "DW_TAG_pointer_type",
               "DW_TAG_array_type", "DW_TAG_subroutine_type"}
+
+
+def _foreign(fn: Function) -> bool:
+    """A function of a compile unit another compiler produced (C from cgo or a linked libc)."""
+    producer = fn.unit.producer if fn.unit is not None else ""
+    return bool(producer) and not producer.startswith("Go ")
 
 
 class GoProgram:
@@ -52,6 +58,9 @@ class GoProgram:
     def function(self, query: str) -> Function:
         sym = lookup(self.binary.function_symbols, query)
         fn = self.functions.at(sym)
+        if _foreign(fn):
+            raise DwarfgoError(f"{sym.name} is not Go: its compile unit {fn.unit.name} was produced by "
+                               f"{fn.unit.producer.split(' -')[0][:60]!r}; dwarfgo places Go's arguments only")
         if not fn.has_dwarf:
             raise DwarfgoError(
                 f"{sym.name} has no DWARF description (assembly, or a compiler-generated wrapper); "
@@ -62,11 +71,11 @@ class GoProgram:
     def matching(self, pattern: str | None, regex: bool = False, progress=None) -> list[Function]:
         """Functions whose names match; parses only the packages that hold matching symbols."""
         pred = compile_pattern(pattern, regex)
-        symbols = [s for s in self.binary.function_symbols if pred(s.name)]
+        symbols = matching_names(pred, self.binary.function_symbols, pattern)
         out = []
         for i, sym in enumerate(symbols):
             fn = self.functions.at(sym)
-            if fn.has_dwarf:
+            if fn.has_dwarf and not _foreign(fn):  # C (cgo, musl) has another calling convention
                 out.append(fn)
             if progress:
                 progress(i + 1, len(symbols))
@@ -81,20 +90,25 @@ class GoProgram:
         whole-DWARF pass parses every DIE: 10 s on cmd/compile); a binary without one, or
         without types in it, gets the whole pass."""
         units = [u for u in self.index.units if u.name == "runtime"]
-        names = self._type_names(units)
+        names = self._type_names(units, self.binary.path)
         if not names:
-            names = self._type_names(self.index.units)
+            names = self._type_names(self.index.units, self.binary.path)
         return names
 
     @staticmethod
-    def _type_names(units) -> dict[str, int]:
+    def _type_names(units, path) -> dict[str, int]:
         names: dict[str, int] = {}
         for unit in units:
-            for die in unit.unit.get_top_DIE().iter_children():
-                if die.tag in _TYPE_TAGS and "DW_AT_name" in die.attributes:
-                    name = die.attributes["DW_AT_name"].value.decode("utf-8", "replace")
-                    # the first DIE of a name is the outermost (typedef before its structure)
-                    names.setdefault(name, die.offset)
+            with reading(path, f"DWARF types of {unit.name} (compile unit at .debug_info offset "
+                               f"{unit.unit.cu_offset:#x})"):
+                for die in unit.unit.get_top_DIE().iter_children():
+                    if die.tag in _TYPE_TAGS and "DW_AT_name" in die.attributes:
+                        value = die.attributes["DW_AT_name"].value
+                        if not isinstance(value, bytes):
+                            continue
+                        name = value.decode("utf-8", "replace")
+                        # the first DIE of a name is the outermost (typedef before its structure)
+                        names.setdefault(name, die.offset)
         return names
 
     def _type_or_none(self, name: str) -> GoType | None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..errors import DwarfgoError
 from ..functions import Function, Parameter
 from ..gotypes import GoType, Kind
 from .registers import ArchABI
@@ -151,6 +152,10 @@ def leaves(t: GoType, prefix: str = "", base: int = 0) -> list[Leaf]:
     raise ValueError(f"no leaves for {t!r}")
 
 
+_MAX_LEAVES = 1 << 16  # scalar parts of one value (a [65536]int64 on the stack is 512 KiB)
+_MAX_VALUE = 1 << 20  # bytes of one value: at most that many scalar parts to list
+
+
 def _register_assignable(t: GoType) -> bool:
     """False when the value holds an array of more than one element (never passed in registers)."""
     if t.size == 0:
@@ -177,14 +182,25 @@ class _Assigner:
 
     def place(self, p: Parameter, is_result: bool) -> Location:
         t = p.type
-        parts = leaves(t)
+        if t.size > _MAX_VALUE:
+            raise DwarfgoError(f"{p.name or 'a parameter'}: its type {t.name} is {t.size} bytes, too large to lay "
+                               f"out (more than {_MAX_VALUE}; damaged DWARF?)")
+        try:
+            parts = leaves(t)
+            assignable = _register_assignable(t)
+        except RecursionError:
+            raise DwarfgoError(f"{p.name or 'a parameter'}: its type {t.name} nests too deeply to lay out "
+                               f"(damaged DWARF: a type containing itself?)") from None
+        if len(parts) > _MAX_LEAVES:
+            raise DwarfgoError(f"{p.name or 'a parameter'}: its type {t.name} has {len(parts)} scalar parts, "
+                               f"more than dwarfgo lays out ({_MAX_LEAVES})")
         if t.size == 0:
             off = _round_up(self.stack, t.align)
             self.stack = off
             return Location(p, False, [], stack_offset=self.arch.arg_base + off)
         ints = sum(1 for leaf in parts if not leaf.is_float)
         floats = len(parts) - ints
-        if (_register_assignable(t) and self.used_int + ints <= self.n_int
+        if (assignable and self.used_int + ints <= self.n_int
                 and self.used_float + floats <= self.n_float):
             pieces: list[Piece] = []
             for leaf in parts:

@@ -32,6 +32,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..abi.assign import FunctionLayout, Location
+from ..errors import DwarfgoError
 from ..functions import Function
 from ..goexpr import ArgExpr
 from ..verify.machine import MachineReport, MorestackCall
@@ -39,6 +40,23 @@ from .dialect import Dialect
 from .plan import (BYTES, ArrayNode, ChanNode, ComplexNode, FuncNode, GuardNode, InterfaceNode, MapNode, Node,
                    PlanBuilder, PointerNode, Read, RuntimeLayout, Scalar, SliceNode, StringNode, StructNode,
                    ValuePlan)
+
+# characters a path may not have inside bpftrace's quoted attach point: the quote and the escape
+# (no escaping there on 0.17, 0.23 or 0.27), wildcards and positional parameters
+_UNQUOTABLE = set('"\\*?$')
+
+
+def quoted_path(path: str) -> str:
+    """The binary's path as it goes between the quotes of `uprobe:"PATH":ADDR`; an error when it
+    holds a character that would end the quotes or the line (a file named to inject a probe)."""
+    bad = sorted({ch for ch in path if ch in _UNQUOTABLE or not ch.isprintable()})
+    if bad:
+        shown = ", ".join(repr(ch) for ch in bad)
+        raise DwarfgoError(f"the binary's path {ascii(path)} holds {shown}, which a bpftrace attach point cannot "
+                           f"quote; give the binary a plain name through a hard link (ln BIN /tmp/server), which "
+                           f"probes the same file")
+    return path
+
 
 def default_buffer_pages(dialect: Dialect | None = None) -> int:
     """bpftrace's output buffer, in pages (its own default, 64, overflows in a burst).
@@ -111,6 +129,7 @@ class ProgramWriter:
     def __init__(self, binary_path: str, dialect: Dialect, pid: int | None = None, goid_offset: int | None = None,
                  buffer_pages: int | None = None, arch: str = "amd64"):
         self.binary_path = binary_path
+        self.quoted_path = quoted_path(binary_path)
         # pc: the probed instruction's run-time address (minus the attach address, the load bias,
         # non-zero for PIE, which code and type addresses read from the process need); and at the
         # first instruction of a function, the address it will return to
@@ -126,7 +145,9 @@ class ProgramWriter:
 
     # ------------------------------------------------------------- helpers
     def _attach(self, address: int) -> str:
-        return f"uprobe:{self.binary_path}:{address:#x}"
+        # quoted: a path may hold `:`, spaces, braces (checked by quoted_path, which refuses what
+        # a quoted attach point cannot hold)
+        return f'uprobe:"{self.quoted_path}":{address:#x}'
 
     def _predicate(self, extra: str | None) -> str:
         conds = []

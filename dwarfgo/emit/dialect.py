@@ -71,16 +71,32 @@ def parse_version(text: str) -> tuple[int, int, int]:
     return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
 
 
+_VERSION_OPTION = re.compile(r"\d{1,4}\.\d{1,4}(\.\d{1,4})?")
+# what `bpftrace --version` prints: "bpftrace v0.17.0", "bpftrace v0.23.2"
+_VERSION_LINE = re.compile(r"^bpftrace v?(\d+\.\d+(?:\.\d+)?)\b")
+
+
 def detect(bpftrace: str | None = None, version: str | None = None) -> tuple[Dialect, str | None]:
     """The dialect to generate for: an explicit --bpftrace-version, or what `bpftrace --version` says."""
-    if version:
+    if version is not None:
+        if not _VERSION_OPTION.fullmatch(version):
+            raise DwarfgoError(f"--bpftrace-version {version!r} is not a version (like 0.23 or 0.27.1)")
         return Dialect(parse_version(version)), bpftrace
     path = bpftrace or shutil.which("bpftrace")
     if path is None:
         raise DwarfgoError("bpftrace not found; install it (apt-get install bpftrace), "
                            "or name it with --bpftrace PATH, or say --bpftrace-version V to only generate")
     try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, errors="replace", timeout=30,
+                             stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise DwarfgoError(f"{path} --version did not answer within 30 s: is it bpftrace?") from None
     except OSError as e:
         raise DwarfgoError(f"cannot run {path}: {e.strerror or e}") from None
-    return Dialect(parse_version(out.stdout + out.stderr)), path
+    for line in (out.stdout + "\n" + out.stderr).splitlines():
+        m = _VERSION_LINE.match(line.strip())
+        if m and out.returncode == 0:
+            return Dialect(parse_version(m.group(1))), path
+    said = " ".join((out.stdout + out.stderr).split())[:60]
+    raise DwarfgoError(f"{path} is not bpftrace: `{path} --version` exited {out.returncode} and printed "
+                       f"{said!r}, not `bpftrace vX.Y`")

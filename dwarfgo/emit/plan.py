@@ -176,6 +176,12 @@ class PlanBuilder:
     def value(self, loc: Location, name: str | None = None, sp: str = 'reg("sp")',
               unknown: str | None = None) -> ValuePlan:
         """The plan of one parameter/result at its location (registers or stack)."""
+        try:
+            return self._value(loc, name, sp, unknown)
+        except RecursionError:
+            raise _too_deep(loc) from None
+
+    def _value(self, loc: Location, name: str | None, sp: str, unknown: str | None) -> ValuePlan:
         t = loc.param.type
         if unknown:
             node = Scalar(t, None, unknown)
@@ -200,7 +206,10 @@ class PlanBuilder:
             src = _MemorySource('reg("sp")', loc.stack_offset or 0)
         else:
             return ValuePlan(expr.text, loc, Scalar(t, None, "no location"))
-        return ValuePlan(expr.text, loc, self._select(expr, 0, t, src, 0))
+        try:
+            return ValuePlan(expr.text, loc, self._select(expr, 0, t, src, 0))
+        except RecursionError:
+            raise _too_deep(loc) from None
 
     def _select(self, expr: ArgExpr, i: int, t: GoType, src, off: int) -> Node:
         """Walk expr.steps[i:] from a value of type t at (src, off)."""
@@ -399,6 +408,11 @@ class PlanBuilder:
 
     def _clamp(self, length: str, limit: int) -> str:
         return f"({length} > {limit} ? {limit} : ({length} < 0 ? 0 : {length}))"
+
+
+def _too_deep(loc: Location) -> DwarfgoError:
+    return DwarfgoError(f"{loc.param.name or 'a value'}: its type {loc.param.type.name} nests too deeply to read "
+                        f"(damaged DWARF: a type containing itself?)")
 
 
 _INT = GoType(offset=-1, name="int", kind=Kind.INT, size=8, align=8)

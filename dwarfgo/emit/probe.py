@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from .. import goexpr
 from ..errors import DwarfgoError
 from ..goexpr import ArgExpr
-from ..verify.evidence import layout_for
-from ..verify.machine import MachineReport, MorestackCall, analyze
+from ..verify.evidence import trusted_layout
+from ..verify.machine import MachineReport, MorestackCall
 from .bpftrace import Program, ProgramWriter, runtime_layout
 from .dialect import Dialect
 from .plan import PlanBuilder
@@ -123,8 +123,7 @@ def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Progra
     rt = runtime_layout(prog)
     selections = _selections(functions, options.args, options.ret, dialect)
     for fn in functions:
-        layout = layout_for(prog, fn)
-        machine = analyze(prog.binary, fn.address, fn.symbol.size) if fn.symbol.size and prog.binary.arch in ("amd64", "arm64") else None
+        layout, machine = trusted_layout(prog, fn)  # no reads where the witnesses contradict each other
         g = g_expression(prog, fn)
         where = entry_point(fn, machine, g, dialect)
         if where.warning:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from elftools.dwarf.dwarf_expr import DWARFExprParser
 from elftools.dwarf.locationlists import BaseAddressEntry, LocationEntry
 
+from ..errors import reading
+
 from ..abi.assign import FunctionLayout, Location, RegisterPiece, StackSlot
 
 # DWARF register numbers -> Go register names
@@ -277,7 +279,7 @@ KNOWN_REASSIGNED = ("DWARF's entry stack offsets run against the parameter order
                     "declaration order stands")
 
 
-def check_layout(dwarf, layout: FunctionLayout, arch: str) -> DwarfLocationReport:
+def check_layout(dwarf, layout: FunctionLayout, arch: str, path="binary") -> DwarfLocationReport:
     report = DwarfLocationReport()
     low_pc = layout.function.address
     offsets = []  # DWARF's first stack offset of each input, in list order (stack ABI)
@@ -287,7 +289,8 @@ def check_layout(dwarf, layout: FunctionLayout, arch: str) -> DwarfLocationRepor
         if die is None:
             report.checks.append(ParamCheck(loc.name, _computed_text(loc), None, None, "not in DWARF"))
             continue
-        pieces = entry_location(dwarf, die, low_pc, arch)
+        with reading(path, f"DWARF location of {loc.name} (DIE at .debug_info offset {die.offset:#x})"):
+            pieces = entry_location(dwarf, die, low_pc, arch)
         check = compare(loc, pieces)
         report.checks.append(check)
         if check.agrees is False and not check.known and pieces and merged_lengths(loc, pieces, layout):

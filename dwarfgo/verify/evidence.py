@@ -36,6 +36,14 @@ class AbiEvidence:
         return not self.contradictions
 
 
+def require_arch(prog):
+    """The register table of the binary's architecture; an error for one dwarfgo does not support."""
+    arch = arch_abi(prog.binary.arch)
+    if arch is None:
+        raise DwarfgoError(f"architecture {prog.binary.arch} has no register table in dwarfgo")
+    return arch
+
+
 def layout_for(prog, fn: Function) -> FunctionLayout:
     return _layout_and_dwarf(prog, fn)[0]
 
@@ -43,9 +51,7 @@ def layout_for(prog, fn: Function) -> FunctionLayout:
 def _layout_and_dwarf(prog, fn: Function) -> tuple[FunctionLayout, DwarfLocationReport | None]:
     """The computed layout, guarded by its witnesses, and DWARF's report on it when the guard
     read DWARF (so that gather() does not read it again)."""
-    arch = arch_abi(prog.binary.arch)
-    if arch is None:
-        raise DwarfgoError(f"architecture {prog.binary.arch} has no register table in dwarfgo")
+    arch = require_arch(prog)
     version = prog.index.version_tuple
     regabi = fn.regabi
     layout = assign(fn, arch, regabi, version, dict_type=_dict_type(prog, fn))
@@ -84,7 +90,7 @@ def _guard_dwarf_gaps(prog, layout, strict: bool) -> DwarfLocationReport:
     known defects (strict), or one that puts a value in another parameter's register of another
     type (not strict), means the parameter list is not what the function receives: then no
     location can be trusted. Returns DWARF's report."""
-    report = check_layout(prog.index.dwarf, layout, prog.binary.arch)
+    report = check_layout(prog.index.dwarf, layout, prog.binary.arch, prog.binary.path)
     for c in report.disagreements:
         if c.known:
             continue
@@ -106,10 +112,23 @@ def _dict_type(prog, fn: Function):
         return None
 
 
+def trusted_layout(prog, fn: Function) -> tuple[FunctionLayout, MachineReport | None]:
+    """The layout to read values from, and the machine-code report: when the witnesses contradict
+    each other (what `dwarfgo abi` reports, exit 3), no location of the function is trusted: every
+    value is unavailable with the contradiction as the reason, never read from a doubtful place."""
+    ev = gather(prog, fn)
+    layout = ev.layout
+    if ev.contradictions and layout.unknown is None:
+        more = f" (and {len(ev.contradictions) - 1} more)" if len(ev.contradictions) > 1 else ""
+        layout.unknown = (f"the ABI evidence contradicts itself: {ev.contradictions[0]}{more}; "
+                          f"see `dwarfgo abi`")
+    return layout, ev.machine
+
+
 def gather(prog, fn: Function, machine: bool = True) -> AbiEvidence:
     layout, dwarf = _layout_and_dwarf(prog, fn)
     if dwarf is None:
-        dwarf = check_layout(prog.index.dwarf, layout, prog.binary.arch)
+        dwarf = check_layout(prog.index.dwarf, layout, prog.binary.arch, prog.binary.path)
     mreport = spills = None
     if machine and prog.binary.arch in ("amd64", "arm64") and fn.symbol.size:
         mreport = analyze(prog.binary, fn.address, fn.symbol.size)
