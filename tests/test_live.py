@@ -58,9 +58,42 @@ def reported_calls(binary, *args) -> list[dict]:
     return [json.loads(l) for l in out.stdout.splitlines() if l.strip()]
 
 
+def read_tracer(tracer, marks: dict[str, threading.Event]):
+    """Threads reading a `dwarfgo trace --json` process: its events (stdout) and its messages
+    (stderr); marks[prefix] is set when a message starting with prefix is said.
+    Returns (events, messages, threads)."""
+    events, errors = [], []
+
+    def read_out():
+        for line in tracer.stdout:
+            if line.strip():
+                events.append(json.loads(line))
+
+    def read_err():
+        for line in tracer.stderr:
+            errors.append(line.rstrip())
+            for prefix, mark in marks.items():
+                if line.startswith(prefix):
+                    mark.set()
+
+    threads = [threading.Thread(target=read_out, daemon=True), threading.Thread(target=read_err, daemon=True)]
+    for t in threads:
+        t.start()
+    return events, errors, threads
+
+
+def wait_until_tracing(tracer) -> None:
+    """Read the tracer's messages until "tracing" (said once every probe is attached)."""
+    said = []
+    for line in tracer.stderr:
+        said.append(line)
+        if line.startswith("dwarfgo: tracing"):
+            return
+    pytest.fail("trace never said it was tracing:\n" + "".join(said))
+
+
 def trace_fixture(binary, funcs: list[str], bpftrace: str, ret: bool, fixture_args=(), max_str=200, timeout=600,
-                  trace_args=(), calls_traced=None):
-    """calls_traced(report) -> how many of the reported calls are of traced functions (default: all)."""
+                  trace_args=()):
     """Start the fixture (waiting), attach `dwarfgo trace`, release the fixture, collect both sides."""
     fixture = subprocess.Popen([str(binary), "-report", "-wait", *fixture_args], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -71,23 +104,8 @@ def trace_fixture(binary, funcs: list[str], bpftrace: str, ret: bool, fixture_ar
     if ret:
         argv.append("--ret")
     tracer = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    events, errors = [], []
     attached = threading.Event()
-
-    def read_out():
-        for line in tracer.stdout:
-            if line.strip():
-                events.append(json.loads(line))
-
-    def read_err():
-        for line in tracer.stderr:
-            errors.append(line.rstrip())
-            if line.startswith("dwarfgo: tracing"):
-                attached.set()
-
-    threads = [threading.Thread(target=read_out, daemon=True), threading.Thread(target=read_err, daemon=True)]
-    for t in threads:
-        t.start()
+    events, errors, threads = read_tracer(tracer, {"dwarfgo: tracing": attached})
     try:
         deadline = time.monotonic() + timeout
         while not attached.is_set():
@@ -248,12 +266,7 @@ def test_sigint_stops_trace_even_when_inherited_ignored():
                                "--bpftrace", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
-        said = []
-        for line in tracer.stderr:  # "tracing" is said once every probe is attached
-            said.append(line)
-            if line.startswith("dwarfgo: tracing"):
-                break
-        assert said and said[-1].startswith("dwarfgo: tracing"), said
+        wait_until_tracing(tracer)
         tracer.send_signal(signal.SIGINT)
         rc = tracer.wait(timeout=60)
     finally:
@@ -284,12 +297,7 @@ def test_two_processes_of_one_binary_traced_system_wide(bt):
         argv = [sys.executable, "-m", "dwarfgo", "trace", str(binary), *funcs, "--json", "--bpftrace", path]
         tracer = subprocess.Popen(argv + (["--ret"] if ret else []), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True)
-        said = []
-        for line in tracer.stderr:  # "tracing" is said once every probe is attached
-            said.append(line)
-            if line.startswith("dwarfgo: tracing"):
-                break
-        assert said and said[-1].startswith("dwarfgo: tracing"), said
+        wait_until_tracing(tracer)
         for f in fixtures:
             f.stdin.write("go\n")
             f.stdin.flush()

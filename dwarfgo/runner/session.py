@@ -60,7 +60,7 @@ class TraceSession:
         self.window = window
         self.pid = pid
         self.outcome = TraceOutcome()
-        self._lines: queue.Queue = queue.Queue()
+        self._chunks: queue.Queue = queue.Queue()  # lists of lines, as read from bpftrace
         self._held: list[tuple[int, int, Event]] = []  # (ts, arrival, event) heap
         self._arrival = 0
         self._newest = 0
@@ -85,7 +85,7 @@ class TraceSession:
             chunks = []
             while True:
                 try:
-                    chunks.append(self._lines.get_nowait())
+                    chunks.append(self._chunks.get_nowait())
                 except queue.Empty:
                     break
             undecoded = sum(len(c) for c in chunks if c is not _EOF)
@@ -115,17 +115,17 @@ class TraceSession:
                 self._last_line = time.monotonic()
                 if self.raw_output is not None:
                     self.raw_output.writelines(chunk)
-                self._lines.put(chunk)
+                self._chunks.put(chunk)
         finally:
             if self.raw_output is not None:
                 self.raw_output.flush()
-            self._lines.put(_EOF)
+            self._chunks.put(_EOF)
 
     def _decode_until_eof(self) -> None:
         idle = max(self.window, 0.05)
         while True:
             try:
-                chunk = self._lines.get(timeout=idle)
+                chunk = self._chunks.get(timeout=idle)
             except queue.Empty:
                 self._release(everything=True)  # quiet: nothing earlier can still come
                 continue
