@@ -32,7 +32,7 @@ import pytest
 
 from conftest import FIXTURES, go_versions
 from livecompare import compare_run
-from test_live import _live_preconditions, installed_bpftrace
+from test_live import _live_preconditions, installed_bpftrace, read_tracer, wait_until_tracing
 
 RUNS = int(os.environ.get("DWARFGO_SOAK_RUNS", "32"))
 FUNCS = ["main.(*BarrierView).Put", "main.(*BarrierView).Get", "main.(*BarrierView).Delete",
@@ -72,25 +72,9 @@ def _one_run(binary, bt_path: str, ret: bool, mode: str, rng: random.Random, rep
     argv = [sys.executable, "-m", "dwarfgo", "trace", str(binary), *FUNCS, "-p", str(fixture.pid), "--json",
             "--bpftrace", bt_path, "--raw-output", raw.name] + (["--ret"] if ret else [])
     tracer = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    events, errors = [], []
     attached, starting = threading.Event(), threading.Event()
-
-    def read_out():
-        for line in tracer.stdout:
-            if line.strip():
-                events.append(json.loads(line))
-
-    def read_err():
-        for line in tracer.stderr:
-            errors.append(line.rstrip())
-            if line.startswith("dwarfgo: bpftrace is attaching"):
-                starting.set()
-            if line.startswith("dwarfgo: tracing"):
-                attached.set()
-
-    threads = [threading.Thread(target=read_out, daemon=True), threading.Thread(target=read_err, daemon=True)]
-    for t in threads:
-        t.start()
+    events, errors, threads = read_tracer(tracer, {"dwarfgo: bpftrace is attaching": starting,
+                                                   "dwarfgo: tracing": attached})
     report_text = ""
     try:
         if mode == "attach":  # somewhere in bpftrace's start-up and attach
@@ -168,6 +152,48 @@ def test_soak_no_event_lost_by_dwarfgo():
         if problems:
             failures.append(f"{label}: " + "; ".join(problems) + "\n    " + "\n    ".join(errors[-6:]))
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("bt", ["0.17", "newest"])
+def test_tracing_is_said_only_when_every_probe_is_live(bt):
+    """A process stopped while dwarfgo attaches and resumed the moment 'tracing' is said: every
+    one of its calls is traced (bpftrace 0.17 runs BEGIN before attaching, so a BEGIN-based
+    'tracing' lost the first calls). The trace then ends by itself when the process exits."""
+    go = (go_versions() or ["1.22"])[-1]
+    binary = FIXTURES / f"go{go}" / "amd64" / "default" / "demo"
+    _live_preconditions(binary)
+    version, path = installed_bpftrace(bt)
+    fixture = subprocess.Popen([str(binary), "-report", "-wait", "-n", "3"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert fixture.stderr.readline().startswith("READY")
+    os.kill(fixture.pid, signal.SIGSTOP)
+    fixture.stdin.write("go\n")  # waits in the pipe: the calls start the moment it runs again
+    fixture.stdin.close()
+    tracer = subprocess.Popen([sys.executable, "-m", "dwarfgo", "trace", str(binary), *FUNCS, "-p",
+                               str(fixture.pid), "--json", "--bpftrace", path], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        try:
+            wait_until_tracing(tracer)
+        finally:
+            os.kill(fixture.pid, signal.SIGCONT)
+        report = [json.loads(l) for l in fixture.stdout.read().splitlines() if l.strip()]
+        fixture.wait(timeout=120)
+        out, err = tracer.communicate(timeout=300)  # ends by itself: the process exited
+    finally:
+        for p in (tracer, fixture):
+            if p.poll() is None:
+                p.kill()
+    errors = err.splitlines()
+    assert tracer.returncode == 0, "\n".join(errors[-10:])
+    events = [json.loads(l) for l in out.splitlines() if l.strip()]
+    traced = [r for r in report if r["func"] in FUNCS]
+    calls = [e for e in events if e["event"] == "call"]
+    assert traced and len(calls) == len(traced), (len(calls), len(traced), errors[-5:])
+    tally, problems = compare_run(traced, events, with_results=False)
+    assert not tally.mismatches and not problems, (tally.mismatches[:5], problems[:5])
+    assert any(f"process {fixture.pid} exited" in e for e in errors)
 
 
 def summary_lines() -> list[str]:
