@@ -104,25 +104,15 @@ class GoBinary:
     def _open_elf(self, path: Path) -> ELFFile:
         try:
             st = os.stat(path)
-        except FileNotFoundError:
-            raise BinaryError(f"{path}: no such file") from None
-        except PermissionError:
-            raise BinaryError(f"{path}: permission denied") from None
         except OSError as e:
-            raise BinaryError(f"{path}: cannot open: {e.strerror or e}") from None
+            raise _open_error(path, e) from None
         if not stat.S_ISREG(st.st_mode):
             # never opened: a FIFO would block, a device could be endless or have side effects
             raise BinaryError(f"{path}: is {_file_kind(st.st_mode)}, not a binary")
         try:
             fh = open(path, "rb")
-        except FileNotFoundError:
-            raise BinaryError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise BinaryError(f"{path}: is a directory, not a binary") from None
-        except PermissionError:
-            raise BinaryError(f"{path}: permission denied") from None
-        except OSError as e:
-            raise BinaryError(f"{path}: cannot open: {e.strerror or e}") from None
+        except OSError as e:  # the file changed since the stat
+            raise _open_error(path, e) from None
         if fh.read(4) != b"\x7fELF":
             fh.close()
             raise BinaryError(f"{path}: not an ELF file")
@@ -372,6 +362,17 @@ class GoBinary:
 
 
 _UNPRINTABLE = {c: "?" for c in list(range(32)) + [127]}
+
+
+def _open_error(path, e: OSError) -> BinaryError:
+    """The one-line error for a file that cannot be looked at or opened."""
+    if isinstance(e, FileNotFoundError):
+        return BinaryError(f"{path}: no such file")
+    if isinstance(e, IsADirectoryError):
+        return BinaryError(f"{path}: is a directory, not a binary")
+    if isinstance(e, PermissionError):
+        return BinaryError(f"{path}: permission denied")
+    return BinaryError(f"{path}: cannot open: {e.strerror or e}")
 
 
 def _file_kind(mode: int) -> str:
