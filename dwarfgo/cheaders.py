@@ -198,6 +198,13 @@ class CHeaderWriter:
         lines.append("};")
         return "\n".join(lines)
 
+    def member_names(self, t: GoType) -> dict[int, str]:
+        """The C member name of each field of `t` (by field index) in its struct: the names
+        `body` gives (zero-size fields have none)."""
+        used: set[str] = set()
+        return {i: self._member_name(mname, used) for i, (mname, mtype, _) in enumerate(self._members(t))
+                if mtype.size != 0}
+
     def _members(self, t: GoType) -> list[tuple[str, GoType, int]]:
         if t.kind is Kind.COMPLEX:
             return [("real", _HalfOf(t), 0), ("imag", _HalfOf(t), t.size // 2)]

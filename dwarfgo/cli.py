@@ -304,6 +304,19 @@ def _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, m
     return generate(prog, fns, dialect, opts), path
 
 
+def _readable_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid, buffer_pages=None):
+    from .emit.dialect import detect
+    from .emit.probe import ProbeOptions
+    from .emit.readable import generate_readable
+
+    dialect, _ = detect(bpftrace, bpftrace_version)
+    fns = [prog.function(f) for f in funcs]
+    opts = ProbeOptions(ret=ret, depth=depth, max_str=max_str, max_items=max_items, pid=pid)
+    if buffer_pages:
+        opts.buffer_pages = buffer_pages
+    return generate_readable(prog, fns, dialect, opts)
+
+
 FuncsArg = typer.Argument(..., help="Functions to probe: full symbols or short unique forms.", show_default=False)
 RetOpt = typer.Option(False, "--ret", help="Also probe every RET (never uretprobe, which breaks Go) and read the results.")
 DepthOpt = typer.Option(1, "--depth", min=0, max=4, help="Pointer/slice levels to follow.")
@@ -343,17 +356,25 @@ def probe(
     bpftrace_version: Optional[str] = BpftraceVersionOpt,
     buffer_pages: Optional[int] = BufferOpt,
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the program to this file instead of stdout."),
+    fmt: Optional[str] = typer.Option(None, "--format", metavar="readable|raw",
+                                      help="readable: a program that prints Go-like lines by itself (the default); "
+                                           "raw: numbered raw values for `dwarfgo trace`/`decode` (the default "
+                                           "with --args/--no-args)."),
     debug_file: Optional[str] = DebugOpt,
 ) -> None:
     """Write a bpftrace program that prints every argument (and with --ret every result) of FUNC.
 
     The program attaches by address, reads each value where the ABI puts it, drops
-    the entry hit that is about to run morestack (one event per call), and prints
-    numbered raw values that `dwarfgo trace` decodes into Go syntax.
+    the entry hit that is about to run morestack (one event per call). By default it
+    is a program to read, edit and run with bpftrace alone: C struct definitions,
+    one named variable per pointer argument, one printf per call printing Go-like
+    text. `--format raw` prints numbered raw values that `dwarfgo trace` decodes.
 
     Examples:
 
-      dwarfgo probe ./server '(*BarrierView).Put' | sudo bpftrace -
+      dwarfgo probe ./server '(*BarrierView).Put' -o put.bt && sudo bpftrace -k put.bt
+
+      dwarfgo probe ./server '(*BarrierView).Put' | sudo bpftrace -k -
 
       dwarfgo probe ./server main.handle --ret --bpftrace-version 0.27 -o handle.bt
 
@@ -361,9 +382,21 @@ def probe(
 
       dwarfgo probe ./server main.handle --ret -a 'req.Method,(*resp).Status'
     """
+    selection = _arg_selection(print_all_args, args)
+    if fmt is None:
+        fmt = "raw" if selection is not None else "readable"
+    if fmt not in ("readable", "raw"):
+        _fail(f"--format {_safe(fmt)!r}: choose readable or raw", 2)
+    if fmt == "readable" and selection is not None:
+        _fail("--args/--no-args: the readable program prints every argument; use --format raw "
+              "(and dwarfgo trace/decode) to print expressions", 2)
     with _open(binary, debug_file) as prog:
-        program, _ = _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid,
-                                  buffer_pages, _arg_selection(print_all_args, args))
+        if fmt == "readable":
+            program = _readable_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid,
+                                      buffer_pages)
+        else:
+            program, _ = _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid,
+                                      buffer_pages, selection)
         for w in program.warnings:
             typer.echo(_safe(f"dwarfgo: warning: {w}"), err=True)
         if output:

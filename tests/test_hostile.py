@@ -165,22 +165,23 @@ def test_injecting_file_name_is_refused(demo, tmp_path):
     assert "INJECTED" not in proc.stdout
 
 
-def test_path_with_spaces_and_colons_is_quoted(demo, tmp_path):
+@pytest.mark.parametrize("fmt,markers", [("raw", 2), ("readable", 0)])
+def test_path_with_spaces_and_colons_is_quoted(demo, tmp_path, fmt, markers):
     d = tmp_path / "dir with: colon"
     d.mkdir()
     f = d / "de mo:x{ }"
     shutil.copyfile(demo, f)
-    proc = dwarfgo("probe", f, PUT, *GEN, "--ret")
+    proc = dwarfgo("probe", f, PUT, *GEN, "--ret", "--format", fmt)
     assert proc.returncode == 0, proc.stderr
     attaches = _attach_lines(proc.stdout)
-    # every attach point is a quoted uprobe on the binary, or one of the program's own two timer
-    # markers (emit/bpftrace.py _attach_markers), which do not depend on the name
+    # every attach point is a quoted uprobe on the binary, or (raw) one of the program's own two
+    # timer markers (emit/bpftrace.py _attach_markers), which do not depend on the name
     uprobes = [a for a in attaches if a != "interval:ms:20"]
-    assert len(attaches) - len(uprobes) == 2, attaches
+    assert len(attaches) - len(uprobes) == markers, attaches
     assert uprobes and all(re.fullmatch(rf'uprobe:"{re.escape(str(f))}":0x[0-9a-f]+( /.*/)?', a)
                            for a in uprobes), uprobes
     # the same probes as with a plain path: nothing added by the name
-    plain = dwarfgo("probe", demo, PUT, *GEN, "--ret")
+    plain = dwarfgo("probe", demo, PUT, *GEN, "--ret", "--format", fmt)
     assert len(_attach_lines(plain.stdout)) == len(attaches)
 
 

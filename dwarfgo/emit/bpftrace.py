@@ -435,8 +435,8 @@ def _whole(expr: str, prefix: str) -> bool:
 def _u64(expr: str) -> str:
     """`expr` as a uint64: cast unless it already is one (bpftrace 0.27 warns on an unnecessary cast):
     a register, or one 8-byte load `*(uint64*)(...)`."""
-    if re.fullmatch(r'reg\("\w+"\)', expr):
-        return expr
+    if re.fullmatch(r'reg\("\w+"\)', expr) or (expr.startswith("*((uint64*)") and _whole(expr, "*(")):
+        return expr  # a register, or a load through a uint64 pointer expression
     return _cast(expr, "uint64")
 
 
@@ -509,7 +509,7 @@ def _read_lines(text: str) -> dict[int, tuple[int, int]]:
 def _indent(lines: list[str]) -> list[str]:
     out, depth = [], 0
     for line in lines:
-        if line == "}":
+        if line.startswith("}"):
             depth -= 1
         out.append("\t" * depth + line)
         if line.endswith("{"):

@@ -37,8 +37,10 @@ def g_expression(prog, fn) -> str | None:
     if arch == "amd64":
         if fn.regabi:
             return 'reg("r14")'
-        # ABI0: g in thread-local storage at fs:-8; uptr() makes the read go to user memory
-        return "*uptr((uint64*)(curtask->thread.fsbase - 8))"
+        # ABI0: g in thread-local storage at fs:-8; uptr() makes the read go to user memory. Written
+        # as pointer arithmetic (one uint64 back): bpftrace 0.27 warns on `fsbase - 8` (a sign cast
+        # and an address-space mismatch); 0.17, 0.23 and 0.27 all read the same g this way
+        return "*((uint64*)uptr(curtask->thread.fsbase) - 1)"
     return None
 
 
