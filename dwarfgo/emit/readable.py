@@ -268,6 +268,8 @@ class ReadableBuilder:
         if e is None:
             return Text(unavailable(why))
         if t.kind is Kind.BOOL:
+            if isinstance(src, Memory) and src.lvalue is not None:
+                e = src.lvalue  # a uint8_t member: tested as it is
             if self.dialect.version >= (0, 23, 0):
                 return self._arg("%s", f'({e} != 0 ? "true" : "false")')
             return self._arg("%lu", e)  # 0.17: a string per bool does not fit its 512-byte stack
@@ -550,6 +552,9 @@ def generate_readable(prog, functions, dialect: Dialect, options) -> ReadablePro
     if "BPFTRACE_MAP_KEYS_MAX" in writer.run_env:
         lines.append("// BPFTRACE_MAP_KEYS_MAX: one map entry per goroutine marks the re-entry after morestack, "
                      "so that a call gives one line.")
+        if "-kk" in dialect.read_error_flags:
+            lines.append("// With -kk, the first call on each goroutine prints one 'Failed to map_lookup_elem' "
+                         "warning (its mark is not set yet): harmless.")
     for w in writer.warnings:
         lines.append(f"// warning: {comment_safe(w)}")
     return ReadableProgram(writer.render_readable("\n".join(lines) + "\n\n"), writer.warnings)
