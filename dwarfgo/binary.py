@@ -78,12 +78,15 @@ class Symbol:
 
     @property
     def is_abi0(self) -> bool:
-        return self.name.endswith(".abi0")
+        """Stack-ABI code: a `.abi0` symbol (assembly, or a wrapper), or a name with no package,
+        which the Go compiler never writes: assembly only called from assembly, which keeps its
+        bare name (the runtime's `debugCall256`; its unit's producer says regabi all the same)."""
+        return self.name.endswith(".abi0") or "." not in self.name
 
     @property
     def go_name(self) -> str:
         """The name without the `.abi0` suffix that marks stack-ABI assembly and wrappers."""
-        return self.name[: -len(".abi0")] if self.is_abi0 else self.name
+        return self.name[: -len(".abi0")] if self.name.endswith(".abi0") else self.name
 
 
 class GoBinary:

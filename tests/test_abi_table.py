@@ -141,3 +141,30 @@ def test_missing_receiver_recovered_from_the_symbol(go, arch):
     want = {"ABI0": [["SP+8"], ["SP+16", "SP+24"]], "amd64": [["AX"], ["AX", "BX"]],
             "arm64": [["R0"], ["R0", "R1"]]}["ABI0" if layout.abi == "ABI0" else arch]
     assert got == want
+
+
+@pytest.mark.parametrize("go", [v for v in ("1.19", "1.27") if v in (go_versions() or ["1.27"])])
+def test_whole_binary_has_no_contradiction(go):
+    """`abi '*'` exits 0 on a plain Go binary: the runtime's assembly that keeps a bare name
+    (debugCall256 …, in a unit whose producer says regabi) is ABI0, not a contradiction."""
+    import subprocess
+    import sys
+
+    binary = FIXTURES / f"go{go}" / "amd64" / "default" / "shapes"
+    require_file(binary, "fixture binary")
+    proc = subprocess.run([sys.executable, "-m", "dwarfgo", "abi", str(binary), "*"], capture_output=True,
+                          text=True, timeout=600)
+    assert "CONTRADICTION" not in proc.stdout
+    assert proc.returncode == 0, proc.stderr
+    bare = [line for line in proc.stdout.splitlines() if line.startswith("debugCall256 at ")]
+    assert bare and "ABI0, assembly (a name with no package)" in bare[0]
+
+
+def test_bare_assembly_names_are_abi0():
+    from dwarfgo.binary import Symbol
+
+    assert Symbol("debugCall256", 0x1000, 64).is_abi0
+    assert Symbol("runtime.memmove.abi0", 0x1000, 64).is_abi0
+    assert Symbol("runtime.memmove.abi0", 0x1000, 64).go_name == "runtime.memmove"
+    assert not Symbol("main.main", 0x1000, 64).is_abi0
+    assert Symbol("debugCall256", 0x1000, 64).go_name == "debugCall256"

@@ -65,6 +65,20 @@ def test_option_out_of_range_is_one_line(demo, option):
     assert proc.returncode == 2
 
 
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf"])
+def test_trace_duration_out_of_range_is_one_line(demo, value):
+    """A duration that is negative, zero, NaN or infinite is refused before bpftrace starts."""
+    proc = dwarfgo("trace", demo, PUT, "--duration", value)
+    assert_one_line_error(proc, "Invalid value for '--duration'", "dwarfgo trace --help")
+    assert proc.returncode == 2
+
+
+@pytest.mark.parametrize("fmt", ["text", "RAW", "readable; rm"])
+def test_probe_format_must_be_known(demo, fmt):
+    proc = dwarfgo("probe", demo, PUT, *GEN, "--format", fmt)
+    assert_one_line_error(proc, "--format", "choose readable or raw")
+
+
 def test_bpftrace_version_must_be_a_version(demo):
     assert_one_line_error(dwarfgo("probe", demo, PUT, "--bpftrace-version", "0.27; rm -rf /"), "is not a version")
 

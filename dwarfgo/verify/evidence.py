@@ -29,7 +29,10 @@ class AbiEvidence:
     @property
     def role(self) -> str:
         """`body`, or `wrapper/assembly (.abi0)` for stack-ABI symbols."""
-        return "wrapper/assembly (.abi0)" if self.function.symbol.is_abi0 else "body"
+        sym = self.function.symbol
+        if sym.name.endswith(".abi0"):
+            return "wrapper/assembly (.abi0)"
+        return "assembly (a name with no package)" if sym.is_abi0 else "body"
 
     @property
     def consistent(self) -> bool:
