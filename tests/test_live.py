@@ -327,3 +327,49 @@ def test_two_processes_of_one_binary_traced_system_wide(bt):
                         tally.unavailable_count(), tally.truncated))
         assert not tally.mismatches, "\n".join(tally.mismatches[:30])
         assert not problems, "\n".join(problems[:30])
+
+
+def _decode(binary, funcs, raw_file, *options) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dwarfgo", "decode", str(binary), *funcs, "--input", str(raw_file),
+                           *options], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.live
+def test_decode_of_saved_output_equals_trace(tmp_path):
+    """`trace --raw-output FILE` then `decode` of FILE with the same options: the same events as
+    trace printed (JSON, and the text of the same events); with other options, or another
+    binary, decode refuses in one line and prints no event."""
+    go = (go_versions() or ["1.27"])[-1]
+    binary = FIXTURES / f"go{go}" / "amd64" / "default" / "shapes"
+    _live_preconditions(binary)
+    version, path = installed_bpftrace("newest")
+    funcs = ["main.Strings", "main.Slices", "main.Pointers", "main.List", "main.Describe", "main.Maps"]
+    raw = tmp_path / "raw.out"
+    options = ["--max-str", "200", "--ret"]
+    report, events, errors, rc = trace_fixture(binary, funcs, path, ret=True,
+                                               trace_args=("--raw-output", str(raw)))
+    assert rc == 0, "\n".join(errors[-20:])
+    assert len([e for e in events if e["event"] == "call"]) >= 6 and any(e["event"] == "ret" for e in events)
+    order = lambda evs: sorted(evs, key=lambda e: (e["ts"], e["tid"], e["event"]))
+    common = ["--bpftrace-version", version, *options]
+    out = _decode(binary, funcs, raw, "--json", "-p", str(events[0]["pid"]), *common)
+    assert out.returncode == 0, out.stderr
+    decoded = [json.loads(l) for l in out.stdout.splitlines()]
+    assert order(decoded) == order(events)
+    summary = [l for l in errors if "call(s)" in l and "shown" in l]
+    assert out.stderr.strip().splitlines()[-1] == summary[-1]
+    # text: each decoded JSON event's text line, in the same order
+    text = _decode(binary, funcs, raw, *common)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert len(lines) == len(decoded)
+    for line, ev in zip(lines, order(decoded)):
+        assert line.startswith("-> " if ev["event"] == "call" else "<- "), line
+        assert line[3:].startswith(ev["func"]), (line, ev)
+    # another option set (no --ret: another plan), another binary: refused, nothing printed
+    other = _decode(binary, funcs, raw, "--bpftrace-version", version, "--max-str", "200")
+    assert other.returncode == 1 and not other.stdout, other
+    assert other.stderr.count("\n") == 1 and "another program" in other.stderr, other.stderr
+    older = FIXTURES / f"go{(go_versions() or ['1.27'])[0]}" / "amd64" / "default" / "shapes"
+    other = _decode(older, funcs, raw, *common)
+    assert other.returncode == 1 and not other.stdout and "another binary" in other.stderr, other.stderr

@@ -18,7 +18,8 @@ so the decoder can group lines of one event even when CPUs interleave:
                                                   event complete, with its last scalars; <lines>
                                                   printed in all, so the decoder knows when
                                                   bpftrace dropped some
-    @dg 0 0 attached                              every probe is attached (see _attach_markers)
+    @dg 0 0 attached <identity>                   every probe is attached (see _attach_markers)
+    @dg 0 0 identity <identity>                   from the END block: which program this was (identity.py)
     @dg_seq[<tid>]: <n>                           printed by bpftrace at exit: events emitted on
                                                   each thread (the decoder counts what is missing)
 
@@ -37,6 +38,7 @@ from ..functions import Function
 from ..goexpr import ArgExpr
 from ..verify.machine import MachineReport, MorestackCall
 from .dialect import Dialect
+from .identity import PLACEHOLDER, ProgramIdentity, plan_digest, safe_token
 from .plan import (BYTES, ArrayNode, ChanNode, ComplexNode, FuncNode, GuardNode, InterfaceNode, MapNode, Node,
                    PlanBuilder, PointerNode, Read, RuntimeLayout, Scalar, SliceNode, StringNode, StructNode,
                    ValuePlan)
@@ -123,6 +125,7 @@ class Program:
     run_flags: list[str] = field(default_factory=list)  # bpftrace flags the decoder relies on
     run_env: dict[str, str] = field(default_factory=dict)  # environment bpftrace needs for it
     buffer_pages: int | None = None  # the output buffer the program asks for (BPFTRACE_PERF_RB_PAGES too)
+    identity: ProgramIdentity | None = None  # what its output says about it, for decode's check
 
 
 class ProgramWriter:
@@ -390,14 +393,20 @@ class ProgramWriter:
                     out += [f"if ($r{node.ptr.index} != 0) {{"] + inner + ["}"]
         return out
 
-    def render(self, header: str = "") -> Program:
+    def render(self, header: str = "", build_id: str | None = None, version: str = "?") -> Program:
+        """The program; its attach marker and END block print its identity (identity.py), made of
+        the plan digest, the binary's `build_id` and dwarfgo's `version`; `header` may hold the
+        identity's text as PLACEHOLDER (for its comment)."""
         # a bigger per-CPU output buffer: bursts from many goroutines overflow the default 64 pages
         config = f"config = {{\n\tperf_rb_pages = {self.buffer_pages}\n}}\n\n" if self.dialect.config_block else ""
         first, last = _attach_markers()
         text = header + config + first + "\n".join(self.blocks) + "\n" + last
         text += _end_block(text)
-        return Program(text, self.probes, self.warnings, _read_lines(text), self.dialect.read_error_flags,
-                       dict(self.run_env), self.buffer_pages)
+        read_lines = _read_lines(text)  # the identity fills one line in place: the numbers stay
+        identity = ProgramIdentity(plan_digest(self.probes, read_lines), safe_token(build_id), safe_token(version))
+        text = text.replace(PLACEHOLDER, identity.text)
+        return Program(text, self.probes, self.warnings, read_lines, self.dialect.read_error_flags,
+                       dict(self.run_env), self.buffer_pages, identity)
 
 
 # the type every printed scalar variable has, and its zero (a variable keeps one type in bpftrace)
@@ -448,7 +457,7 @@ def _attach_markers() -> tuple[str, str]:
     between them."""
     def marker(me: str, other: str) -> str:
         return (f"interval:ms:{_MARKER_MS}\n/@{me} == 0/\n{{\n\t@{me} = 1;\n"
-                f"\tif (@{other} == 1) {{\n\t\tprintf(\"@dg 0 0 attached\\n\");\n\t}}\n}}\n\n")
+                f"\tif (@{other} == 1) {{\n\t\tprintf(\"@dg 0 0 attached {PLACEHOLDER}\\n\");\n\t}}\n}}\n\n")
     return marker("dg_live_first", "dg_live_last"), marker("dg_live_last", "dg_live_first")
 
 
@@ -458,7 +467,8 @@ _MARKER_MS = 20
 def _end_block(text: str) -> str:
     maps = ["@dg_live_first", "@dg_live_last"] + [m for m in ("@dg_reenter", "@dg_start", "@dg_call")
                                                   if m + "[" in text]
-    return "END\n{\n" + "".join(f"\tclear({m});\n" for m in maps) + "}\n"
+    return ("END\n{\n" + "".join(f"\tclear({m});\n" for m in maps) +
+            f"\tprintf(\"@dg 0 0 identity {PLACEHOLDER}\\n\");\n}}\n")
 
 
 def _call_key(entry_probe: ProbePlan) -> str:
