@@ -327,12 +327,14 @@ ArgsOpt = typer.Option(None, "--args", "-a", metavar="EXPR",
                             "to the probed functions that have that parameter or result; a nil pointer or an "
                             "index out of range shows as unavailable.")
 BpftraceVersionOpt = typer.Option(None, "--bpftrace-version", help="Generate for this bpftrace version without running it.")
-FilterOpt = typer.Option(None, "--filter", metavar="EXPR",
+FilterOpt = typer.Option(None, "--filter", metavar="[FUNC:]EXPR",
                          help="Only calls for which this Go boolean expression of the arguments holds, decided in "
                               "the kernel (no output for the others): the --args grammar with ==, !=, <, <=, >, "
                               ">=, &&, ||, !, nil, and integer, bool and string literals, e.g. "
                               "'entry.Key == \"config\" && len(entry.Value) > 8'. A nil pointer on the way "
-                              "makes it false. With --ret, a filtered-out call's return is not shown either.")
+                              "makes it false. With --ret, a filtered-out call's return is not shown either. "
+                              "With FUNC: it applies to that probed function; without, to every probed function "
+                              "that has all the parameters it names. Repeat to require several.")
 FORMATS = ("raw",)
 
 
@@ -350,7 +352,7 @@ def probe(
     bpftrace: Optional[str] = BpftraceOpt,
     bpftrace_version: Optional[str] = BpftraceVersionOpt,
     buffer_pages: Optional[int] = BufferOpt,
-    filter_expr: Optional[str] = FilterOpt,
+    filter_expr: Optional[List[str]] = FilterOpt,
     program_format: str = typer.Option("raw", "--format", metavar="FORMAT",
                                        help="raw: numbered raw values for `dwarfgo trace`/`dwarfgo decode`."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the program to this file instead of stdout."),
@@ -405,7 +407,7 @@ def trace(
     raw_output: Optional[str] = typer.Option(None, "--raw-output", metavar="FILE",
                                              help="Also save bpftrace's own output, line for line, to FILE "
                                                   "(`dwarfgo decode` reads it)."),
-    filter_expr: Optional[str] = FilterOpt,
+    filter_expr: Optional[List[str]] = FilterOpt,
 ) -> None:
     """Run the probe program and print decoded events (root needed).
 
@@ -493,7 +495,7 @@ def decode(
     depth: int = DepthOpt,
     max_str: int = MaxStrOpt,
     max_items: int = MaxItemsOpt,
-    filter_expr: Optional[str] = FilterOpt,
+    filter_expr: Optional[List[str]] = FilterOpt,
     pid: Optional[int] = typer.Option(None, "-p", "--pid", min=1, max=PID_MAX,
                                       help="The --pid the program was made with (only shown in --json)."),
     input_file: str = typer.Option("-", "--input", "-i", metavar="FILE", help="The saved output (default: stdin)."),

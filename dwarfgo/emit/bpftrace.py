@@ -38,6 +38,7 @@ from ..functions import Function
 from ..goexpr import ArgExpr
 from ..verify.machine import MachineReport, MorestackCall
 from .dialect import Dialect
+from .filter import FilterCode
 from .identity import PLACEHOLDER, ProgramIdentity, plan_digest, safe_token
 from .plan import (BYTES, ArrayNode, ChanNode, ComplexNode, FuncNode, GuardNode, InterfaceNode, MapNode, Node,
                    PlanBuilder, PointerNode, Read, RuntimeLayout, Scalar, SliceNode, StringNode, StructNode,
@@ -112,6 +113,7 @@ class ProbePlan:
     unknown: str | None = None  # why no value of this probe could be located
     attach_address: int | None = None  # entry probe: where it is attached (the link-time address)
     selected: bool = False  # the values are `--args` expressions (named by their text), not every value
+    filtered: bool = False  # entry probe: only calls that pass --filter print (its return probes: their returns)
 
 
 @dataclass
@@ -169,9 +171,11 @@ class ProgramWriter:
     def add_entry(self, fn: Function, layout: FunctionLayout, machine: MachineReport | None, builder: PlanBuilder,
                   g_expr: str | None, keep: str | None, at: int | None = None,
                   selections: list[ArgExpr] | None = None, returns: bool = True,
-                  reentry: MorestackCall | None = None) -> ProbePlan:
+                  reentry: MorestackCall | None = None, filter_code: FilterCode | None = None) -> ProbePlan:
         """The entry probe. `selections`: the `--args` expressions to print (those rooted at a
-        parameter of this function); None prints every argument."""
+        parameter of this function); None prints every argument. `filter_code`: the call is
+        printed (and numbered: a filtered-out call is not a lost event) only when it holds; with
+        returns, a filtered-out call's key is marked 0 so that its return prints nothing either."""
         builder.reads = []
         shown = [loc for loc in layout.inputs if not loc.param.is_hidden]
         values = _values(builder, fn, shown, selections, layout.unknown)
@@ -192,6 +196,12 @@ class ProgramWriter:
         for v in values:
             body += self._node(v.node, "$seq")
         body = self._pack(body, "$seq")
+        if filter_code is not None:
+            probe.filtered = True
+            body = filter_code.statements + [f"if ({filter_code.condition}) {{", *body]
+            if g_expr and returns:
+                body += ["} else {", f"$gk = {_u64(g_expr)};", f"@dg_call[pid, $gk, {probe.probe_id}] = 0;"]
+            body.append("}")
         if reentry is not None and g_expr:
             body = self._unless_reentry(probe, reentry, g_expr, body)
         self.blocks.append(self._block(self._attach(at if at is not None else fn.address), keep, body))
@@ -251,6 +261,11 @@ class ProgramWriter:
             for v in values:
                 body += self._node(v.node, "$seq")
             body = self._pack(body, "$seq")
+            if entry_probe.filtered:  # only the returns of calls that passed (marked at entry)
+                probe.filtered = True
+                gk = f"pid, $gk, {entry_probe.probe_id}"
+                body = [f"$gk = {_u64(g_expr or '0')};", f"$keep = @dg_call[{gk}];", "if ($keep != 0) {", *body,
+                        "} else {", self._delete(f"@dg_call[{gk}]"), "}"]
             self.blocks.append(self._block(self._attach(site), None, body))
         return probe
 
@@ -446,6 +461,9 @@ def _u64(expr: str) -> str:
     a register, or one 8-byte load `*(uint64*)(...)`."""
     if re.fullmatch(r'reg\("\w+"\)', expr):
         return expr
+    m = re.fullmatch(r'\(uint64\)(reg\("\w+"\))', expr)
+    if m:  # reg() is already a uint64 in every version
+        return m.group(1)
     return _cast(expr, "uint64")
 
 
@@ -519,7 +537,7 @@ def _read_lines(text: str) -> dict[int, tuple[int, int]]:
 def _indent(lines: list[str]) -> list[str]:
     out, depth = [], 0
     for line in lines:
-        if line == "}":
+        if line.startswith("}"):  # `}` and `} else {`
             depth -= 1
         out.append("\t" * depth + line)
         if line.endswith("{"):

@@ -455,3 +455,20 @@ class _MemorySource:
         o = self.base + off
         a = f"{self.addr} + {o}" if o else self.addr
         return f"*({ctype}*)({a})", None
+
+
+def source_of(loc: Location, unknown: str | None = None):
+    """Where the words of the value at `loc` are read at entry: (source, None), or (None, why not).
+    A source's `word(offset, size, kind)` gives a bpftrace expression (emit/filter.py uses it)."""
+    if unknown:
+        return None, unknown
+    if loc.in_registers:
+        return _RegisterSource({p.leaf.offset: p for p in loc.pieces if isinstance(p, RegisterPiece)}), None
+    if loc.pieces or loc.stack_offset is not None:
+        return _MemorySource('reg("sp")', loc.stack_offset or 0), None
+    return None, "no location"
+
+
+def memory_source(addr: str, base: int) -> "_MemorySource":
+    """The words of a value in memory at `addr` (a bpftrace expression) + `base`."""
+    return _MemorySource(addr, base)

@@ -15,6 +15,7 @@ from ..goexpr import ArgExpr
 from ..verify.evidence import trusted_layout
 from ..verify.machine import MachineReport, MorestackCall
 from .bpftrace import Program, ProgramWriter, runtime_layout
+from . import filter as filter_syntax
 from .dialect import Dialect
 from .identity import PLACEHOLDER
 from .plan import PlanBuilder
@@ -29,7 +30,7 @@ class ProbeOptions:
     pid: int | None = None
     buffer_pages: int | None = None
     args: list[str] | None = None  # --args expressions; None: every argument; []: none
-    filter: str | None = None  # --filter: a Go boolean expression over the arguments (emit/filter.py)
+    filter: list[str] | None = None  # --filter: Go boolean expressions over the arguments (emit/filter.py)
 
 
 def g_expression(prog, fn) -> str | None:
@@ -125,18 +126,26 @@ def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Progra
         writer.buffer_pages = options.buffer_pages
     rt = runtime_layout(prog)
     selections = _selections(functions, options.args, options.ret, dialect)
+    filters = [filter_syntax.parse(t) for t in options.filter or []]
+    named = {f.function: prog.function(f.function) for f in filters if f.function is not None}
+    filter_syntax.check_filters(filters, functions, named)
     for fn in functions:
         layout, machine = trusted_layout(prog, fn)  # no reads where the witnesses contradict each other
+        code = filter_syntax.compile_filter(filter_syntax.filters_for(filters, fn, named), fn, layout, dialect,
+                                            prog.binary.ptr_size, rt)
         g = g_expression(prog, fn)
         where = entry_point(fn, machine, g, dialect)
         if where.warning:
             writer.warnings.append(f"{fn.name}: {where.warning}")
+        if code is not None and options.ret and g is None:
+            writer.warnings.append(f"{fn.name}: the goroutine is not known here, so a call's return cannot be "
+                                   f"tied to its filter decision: no return is shown")
         builder = PlanBuilder(rt, options.depth, options.max_str, options.max_items, prog.binary.ptr_size)
         try:
             entry = writer.add_entry(fn, layout, machine, builder, g, where.predicate, at=where.address,
                                      selections=selections.entry,
                                      returns=options.ret and dialect.supports_mid_function_probes,
-                                     reentry=where.reentry)
+                                     reentry=where.reentry, filter_code=code)
             if options.ret:
                 sites = machine.ret_sites if machine else []
                 writer.add_returns(fn, layout, sites, builder, g, entry, selections.ret)
@@ -169,8 +178,8 @@ def decode_command(prog, functions, dialect: Dialect, options: ProbeOptions) -> 
         argv += [a for e in options.args for a in ("-a", e)] if options.args else ["--no-args"]
     if options.ret:
         argv.append("--ret")
-    if options.filter:
-        argv += ["--filter", options.filter]
+    for f in options.filter or []:
+        argv += ["--filter", f]
     argv += ["--depth", str(options.depth), "--max-str", str(options.max_str), "--max-items",
              str(options.max_items), "--bpftrace-version", dialect.version_text]
     return " ".join(shlex.quote(a) for a in argv)
