@@ -292,14 +292,14 @@ def _arg_selection(print_all_args: bool, args: Optional[List[str]]) -> Optional[
 
 
 def _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid, buffer_pages=None,
-                 args=None, filter_expr=None):
+                 args=None, filter_expr=None, aggregate=None):
     from .emit.dialect import detect
     from .emit.probe import ProbeOptions, generate
 
     dialect, path = detect(bpftrace, bpftrace_version)
     fns = [prog.function(f) for f in funcs]
     opts = ProbeOptions(ret=ret, depth=depth, max_str=max_str, max_items=max_items, pid=pid, args=args,
-                        filter=filter_expr)
+                        filter=filter_expr, aggregate=aggregate)
     if buffer_pages:
         opts.buffer_pages = buffer_pages
     return generate(prog, fns, dialect, opts), path
@@ -336,6 +336,40 @@ FilterOpt = typer.Option(None, "--filter", metavar="[FUNC:]EXPR",
                               "With FUNC: it applies to that probed function; without, to every probed function "
                               "that has all the parameters it names. Repeat to require several.")
 FORMATS = ("raw",)
+CountByOpt = typer.Option(None, "--count-by", metavar="EXPR[,EXPR…]",
+                          help="Count calls per distinct value of these Go expressions of the arguments (integers, "
+                               "bools, strings up to --max-str, interfaces by dynamic type), in a bpftrace map: "
+                               "nothing is printed per call.")
+SumOpt = typer.Option(None, "--sum", metavar="EXPR", help="Sum this integer expression over the calls.")
+HistOpt = typer.Option(None, "--hist", metavar="EXPR|latency",
+                       help="Log2 histogram of an integer expression, or of each call's latency (latency: --ret).")
+IntervalOpt = typer.Option(None, "--interval", metavar="SECONDS", help="With aggregations: print them every SECONDS too.")
+
+
+def _aggregate_options(count_by, sums, hists, interval):
+    from .emit.aggregate import AggregateOptions
+
+    groups = [[e.strip() for e in g.split(",") if e.strip()] for g in count_by or []]
+    return AggregateOptions([g for g in groups if g], list(sums or []), list(hists or []), interval)
+
+
+def _table_shower(as_json: bool):
+    """How trace and decode print the aggregation tables."""
+    def show(tables, final: bool) -> None:
+        for t in tables:
+            if as_json:
+                typer.echo(json.dumps(dict(t.to_json(), final=final)))
+            else:
+                for line in t.lines():
+                    typer.echo(_safe_text(line))
+        if not as_json:
+            typer.echo("")
+    return show
+
+
+def _safe_text(text: str) -> str:
+    from .runner.stream import printable
+    return printable(text)
 
 
 @app.command()
@@ -353,6 +387,10 @@ def probe(
     bpftrace_version: Optional[str] = BpftraceVersionOpt,
     buffer_pages: Optional[int] = BufferOpt,
     filter_expr: Optional[List[str]] = FilterOpt,
+    count_by: Optional[List[str]] = CountByOpt,
+    sums: Optional[List[str]] = SumOpt,
+    hists: Optional[List[str]] = HistOpt,
+    interval: Optional[float] = IntervalOpt,
     program_format: str = typer.Option("raw", "--format", metavar="FORMAT",
                                        help="raw: numbered raw values for `dwarfgo trace`/`dwarfgo decode`."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the program to this file instead of stdout."),
@@ -378,7 +416,8 @@ def probe(
         _fail(f"--format {program_format!r}: say one of {', '.join(FORMATS)}", 2)
     with _open(binary, debug_file) as prog:
         program, _ = _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid,
-                                  buffer_pages, _arg_selection(print_all_args, args), filter_expr)
+                                  buffer_pages, _arg_selection(print_all_args, args), filter_expr,
+                                  _aggregate_options(count_by, sums, hists, interval))
         for w in program.warnings:
             typer.echo(_safe(f"dwarfgo: warning: {w}"), err=True)
         if output:
@@ -408,6 +447,10 @@ def trace(
                                              help="Also save bpftrace's own output, line for line, to FILE "
                                                   "(`dwarfgo decode` reads it)."),
     filter_expr: Optional[List[str]] = FilterOpt,
+    count_by: Optional[List[str]] = CountByOpt,
+    sums: Optional[List[str]] = SumOpt,
+    hists: Optional[List[str]] = HistOpt,
+    interval: Optional[float] = IntervalOpt,
 ) -> None:
     """Run the probe program and print decoded events (root needed).
 
@@ -430,10 +473,12 @@ def trace(
 
     with _open(binary, debug_file) as prog:
         program, path = _probe_setup(prog, funcs, bpftrace, None, ret, depth, max_str, max_items, pid, buffer_pages,
-                                     _arg_selection(print_all_args, args), filter_expr)
+                                     _arg_selection(print_all_args, args), filter_expr,
+                                  _aggregate_options(count_by, sums, hists, interval))
         for w in program.warnings:
             typer.echo(_safe(f"dwarfgo: warning: {w}"), err=True)
         decoder = decoder_for(prog, program, max_str)
+        decoder.on_tables = _table_shower(as_json)
         try:
             raw = open(raw_output, "w") if raw_output else None
         except OSError as e:
@@ -496,6 +541,10 @@ def decode(
     max_str: int = MaxStrOpt,
     max_items: int = MaxItemsOpt,
     filter_expr: Optional[List[str]] = FilterOpt,
+    count_by: Optional[List[str]] = CountByOpt,
+    sums: Optional[List[str]] = SumOpt,
+    hists: Optional[List[str]] = HistOpt,
+    interval: Optional[float] = IntervalOpt,
     pid: Optional[int] = typer.Option(None, "-p", "--pid", min=1, max=PID_MAX,
                                       help="The --pid the program was made with (only shown in --json)."),
     input_file: str = typer.Option("-", "--input", "-i", metavar="FILE", help="The saved output (default: stdin)."),
@@ -524,8 +573,10 @@ def decode(
 
     with _open(binary, debug_file) as prog:
         program, _ = _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid,
-                                  buffer_pages, _arg_selection(print_all_args, args), filter_expr)
+                                  buffer_pages, _arg_selection(print_all_args, args), filter_expr,
+                                  _aggregate_options(count_by, sums, hists, interval))
         decoder = decoder_for(prog, program, max_str, expect=program.identity)
+        decoder.on_tables = _table_shower(as_json)
         try:
             source = sys.stdin if input_file == "-" else open(input_file, encoding="utf-8", errors="replace")
         except OSError as e:

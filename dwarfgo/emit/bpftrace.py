@@ -128,6 +128,7 @@ class Program:
     run_env: dict[str, str] = field(default_factory=dict)  # environment bpftrace needs for it
     buffer_pages: int | None = None  # the output buffer the program asks for (BPFTRACE_PERF_RB_PAGES too)
     identity: ProgramIdentity | None = None  # what its output says about it, for decode's check
+    aggregates: list = field(default_factory=list)  # AggregatePlan of each map (aggregate.py)
 
 
 class ProgramWriter:
@@ -147,6 +148,7 @@ class ProgramWriter:
         self.probes: list[ProbePlan] = []
         self.warnings: list[str] = []
         self.run_env: dict[str, str] = {}  # environment bpftrace needs for this program
+        self.aggregates: list = []  # AggregatePlan of each map (aggregate.py), in index order
 
     # ------------------------------------------------------------- helpers
     def _attach(self, address: int) -> str:
@@ -206,6 +208,52 @@ class ProgramWriter:
             body = self._unless_reentry(probe, reentry, g_expr, body)
         self.blocks.append(self._block(self._attach(at if at is not None else fn.address), keep, body))
         return probe
+
+    def add_aggregation(self, fn: Function, code: "AggregateCode", g_expr: str | None, keep: str | None,
+                        at: int, reentry: MorestackCall | None, filter_code: FilterCode | None,
+                        ret_sites: list[int]) -> None:
+        """An entry probe that only updates maps (aggregate.py), no event; with a latency
+        histogram, return probes that add each call's latency (kept calls only: a filtered-out
+        call's start is 0)."""
+        self.aggregates += code.plans
+        key = f"pid, $g, {len(self.aggregates)}"
+        body = list(code.statements)
+        if code.latency is not None:
+            if not g_expr:
+                raise DwarfgoError(f"{fn.name}: the goroutine is not known here: no latency")
+            body += [f"$g = {_u64(g_expr)};", f"@dg_start[{key}] = nsecs;"]
+        if filter_code is not None:
+            body = filter_code.statements + [f"if ({filter_code.condition}) {{", *body]
+            if code.latency is not None:
+                body += ["} else {", f"$g = {_u64(g_expr)};", f"@dg_start[{key}] = 0;"]
+            body.append("}")
+        if reentry is not None and g_expr:
+            body = self._unless_reentry(ProbePlan(len(self.aggregates) + 10000, fn, "call", fn.address, [], []),
+                                        reentry, g_expr, body)
+        self.blocks.append(self._block(self._attach(at), keep, body))
+        if code.latency is None:
+            return
+        if self.dialect.no_ret_probes:
+            raise DwarfgoError(f"--hist latency: {self.dialect.no_ret_probes}")
+        if not ret_sites:
+            raise DwarfgoError(f"{fn.name}: no RET instruction found: no latency")
+        for site in ret_sites:
+            self.blocks.append(self._block(self._attach(site), None, [
+                f"$g = {_u64(g_expr)};",
+                f"$t0 = @dg_start[{key}];",
+                "if ($t0 > 0) {",
+                f"{code.latency.map_name} = hist((int64)nsecs - (int64)$t0);",
+                "}",
+                self._delete(f"@dg_start[{key}]"),
+            ]))
+
+    def interval_block(self, seconds: int) -> None:
+        """Every `seconds`: a marker line, then every aggregation map as it stands (bpftrace's own
+        format, which runner/aggregates.py reads); the maps keep accumulating."""
+        prints = [f"print({m});" for p in self.aggregates
+                  for m in ((p.map_name,) if p.expr == "latency" else (p.map_name, p.unreached_map))]
+        self.blocks.append(f"interval:s:{int(seconds)}\n{{\n\tprintf(\"@dg 0 0 interval\\n\");\n"
+                           + "".join(f"\t{line}\n" for line in prints) + "}\n")
 
     def _unless_reentry(self, probe: ProbePlan, call: MorestackCall, g_expr: str, body: list[str]) -> list[str]:
         """Drop the entry hit that re-enters after the prologue's morestack call: a probe on the
@@ -418,10 +466,11 @@ class ProgramWriter:
         text = header + config + first + "\n".join(self.blocks) + "\n" + last
         text += _end_block(text)
         read_lines = _read_lines(text)  # the identity fills one line in place: the numbers stay
-        identity = ProgramIdentity(plan_digest(self.probes, read_lines), safe_token(build_id), safe_token(version))
+        identity = ProgramIdentity(plan_digest([self.probes, self.aggregates], read_lines), safe_token(build_id),
+                                   safe_token(version))
         text = text.replace(PLACEHOLDER, identity.text)
         return Program(text, self.probes, self.warnings, read_lines, self.dialect.read_error_flags,
-                       dict(self.run_env), self.buffer_pages, identity)
+                       dict(self.run_env), self.buffer_pages, identity, list(self.aggregates))
 
 
 # the type every printed scalar variable has, and its zero (a variable keeps one type in bpftrace)

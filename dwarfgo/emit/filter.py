@@ -405,12 +405,22 @@ class _Compiler:
     ptr_size: int
     map_count: tuple[int | None, int] = (None, 8)  # offset and size of a map's count in its header
     chan_counts: tuple[int | None, int | None] = (None, None)  # qcount, dataqsiz offsets in hchan
+    itab_type: int = 8  # offset of the type descriptor in an itab
+    prefix: str = "$dgf_"  # of its variables (aggregations compile beside a filter with "$dga_")
     decls: dict[str, str] = field(default_factory=dict)
     n: int = 0
     text: str = ""
 
+    def use_runtime(self, runtime) -> None:
+        """Offsets in the runtime's structures (emit/plan.py RuntimeLayout), for len(map), len(chan)
+        and an interface's dynamic type."""
+        if runtime is not None:
+            self.map_count = (runtime.map_count_offset, runtime.map_count_size)
+            self.chan_counts = (runtime.chan_qcount_offset, runtime.chan_dataqsiz_offset)
+            self.itab_type = runtime.itab_type_offset
+
     def var(self, zero: str) -> str:
-        name = f"$dgf_{self.n}"
+        name = f"{self.prefix}{self.n}"
         self.n += 1
         self.decls[name] = zero
         return name
@@ -616,7 +626,7 @@ class _Compiler:
             self.fail("indexing a map needs Go's hash function; filter on len(m) or a non-map value")
         self.fail(f"cannot index {here} of type {t.name}")
 
-    def operand(self, expr: ArgExpr, t: GoType, out: list[str]) -> tuple[str, list[str]]:
+    def operand(self, expr: ArgExpr, t: GoType, out: list[str], dynamic_type: bool = False) -> tuple[str, list[str]]:
         """Code appended to `out` that reads the value of `expr` (of type t, already checked): the
         variable set to 1 once it is read (0: a nil pointer or a short length on the way), and the
         variables holding its words (one; a string's: data pointer, length)."""
@@ -696,6 +706,9 @@ class _Compiler:
         else:  # pointer-shaped: pointer, unsafe.Pointer, map, chan, func; a slice's data pointer;
             # an interface's type word
             out.append(f"{words[0]} = {self.word(walk, self.ptr_size, 'hex')};")
+            if dynamic_type and v.kind is Kind.INTERFACE and not v.empty_interface:
+                # the itab's type descriptor: what an empty interface holds directly
+                out += [f"if ({words[0]} != 0) {{", f"{words[0]} = *(uint64*)({words[0]} + {self.itab_type});", "}"]
         out.append(f"{ok} = 1;")
         out += ["}"] * closes
         return ok, words
@@ -735,20 +748,8 @@ def compile_filter(filters: list[Filter], fn, layout, dialect, ptr_size: int = 8
     there are none. A DwarfgoError (one line) for a name fn does not have or a type error."""
     if not filters:
         return None
-    from .plan import source_of
-
-    params = {}
-    loc_of = {id(loc.param): loc for loc in layout.inputs}
-    for name, p in fn.names_of([p for p in fn.inputs if not p.is_hidden]).items():
-        loc = loc_of.get(id(p))
-        if loc is None:
-            continue
-        src, why = source_of(loc, layout.unknown)
-        params[name] = (loc, src, why)
-    comp = _Compiler(fn.name, params, dialect.version, ptr_size)
-    if runtime is not None:
-        comp.map_count = (runtime.map_count_offset, runtime.map_count_size)
-        comp.chan_counts = (runtime.chan_qcount_offset, runtime.chan_dataqsiz_offset)
+    comp = _Compiler(fn.name, _params_of(fn, layout), dialect.version, ptr_size)
+    comp.use_runtime(runtime)
     body: list[str] = []
     results = []
     for f in filters:
@@ -760,6 +761,21 @@ def compile_filter(filters: list[Filter], fn, layout, dialect, ptr_size: int = 8
     decls = [f"{v} = {z};" for v, z in comp.decls.items()]
     statements = ["$dgf_nil = (uint64)0;", f"{passed} = (uint64)0;"] + decls + body + tail
     return FilterCode(statements, f"{passed} == 1", " && ".join(f"({f.text})" for f in filters))
+
+
+def _params_of(fn, layout) -> dict:
+    """Parameter name (every name --args accepts) -> (Location, its plan source or None, why not)."""
+    from .plan import source_of
+
+    params = {}
+    loc_of = {id(loc.param): loc for loc in layout.inputs}
+    for name, p in fn.names_of([p for p in fn.inputs if not p.is_hidden]).items():
+        loc = loc_of.get(id(p))
+        if loc is None:
+            continue
+        src, why = source_of(loc, layout.unknown)
+        params[name] = (loc, src, why)
+    return params
 
 
 def check_filters(filters: list[Filter], functions, named: dict[str, object]) -> None:

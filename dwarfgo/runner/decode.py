@@ -126,6 +126,8 @@ class Decoder:
         self.probes = {p.probe_id: p for p in probes}
         self.expect = expect
         self.identity: ProgramIdentity | None = None  # what the output said about its program
+        self.aggregates = None  # an AggregateReader (runner/aggregates.py) when the program aggregates
+        self.on_tables = None  # called with (tables, final) at each --interval mark and at the end
         self.read_lines = read_lines or {}  # program line -> (probe id, read index)
         self.failed_reads = 0  # memory reads bpftrace reported failed, tied to their values
         self.untied_failures: list[str] = []  # failed reads that could not be tied to an event
@@ -168,6 +170,8 @@ class Decoder:
 
     def feed(self, line: str) -> Event | None:
         line = line.rstrip("\n")
+        if self.aggregates is not None and self.aggregates.feed(line):
+            return None
         m = re.match(r"(?:WARNING: )?Lost (\d+) events", line)
         if m:
             self.lost += int(m.group(1))
@@ -213,6 +217,8 @@ class Decoder:
         if tid == 0 and seq == 0:  # the program's own lines: attached, identity
             if what in ("attached", "identity") and rest:
                 self._identified(rest)
+            elif what == "interval":
+                self.tables_done(final=False)
             return None
         if seq > self.last_seq.get(tid, 0):
             self.last_seq[tid] = seq
@@ -243,6 +249,14 @@ class Decoder:
             self._values(pend, what + " " + rest)
         pend.lines += 1
         return None
+
+    def tables_done(self, final: bool) -> None:
+        """The aggregation maps read since the last call are complete: hand them on."""
+        if self.aggregates is None:
+            return
+        tables = self.aggregates.snapshot()
+        if tables and self.on_tables is not None:
+            self.on_tables(tables, final)
 
     def _identified(self, text: str) -> None:
         printed = ProgramIdentity.parse(text)

@@ -88,6 +88,7 @@ class EventStream:
         """The output has ended: the events still pending, everything held, and the counts."""
         for ev in self.decoder.finish():
             self._hold(ev)
+        self.decoder.tables_done(final=True)
         outcome.unchecked = self.hold_until_identified and self.decoder.identity is None
         self.hold_until_identified = False
         self.release(everything=True)
@@ -176,5 +177,9 @@ def decoder_for(prog, program, max_str: int, expect=None) -> Decoder:
         sym = prog.binary.symbol_at(addr)
         return sym.name if sym else None
 
-    return Decoder(program.probes, symbolize=symbolize, type_name=names, max_str=max_str,
-                   read_lines=program.read_lines, expect=expect)
+    decoder = Decoder(program.probes, symbolize=symbolize, type_name=names, max_str=max_str,
+                      read_lines=program.read_lines, expect=expect)
+    if program.aggregates:
+        from .aggregates import AggregateReader
+        decoder.aggregates = AggregateReader(program.aggregates, type_name=names)
+    return decoder
