@@ -109,3 +109,20 @@ def test_cli_type_error_before_anything_runs(command):
                         "--bpftrace-version", "0.27"], capture_output=True, text=True, timeout=120, input="")
     assert r.returncode == 1 and not r.stdout and r.stderr.count("\n") == 1, r.stderr
     assert r.stderr.startswith("dwarfgo: error: --filter 's == 5': invalid operation"), r.stderr
+
+
+@pytest.mark.parametrize("funcs, agg, ret, said", [
+    (["main.List"], dict(count_by=[["head"]]), False, "cannot count by a *main.Node"),
+    (["main.Strings"], dict(sums=["s"]), False, "an integer expression is needed, not string"),
+    (["main.Strings"], dict(hists=["latency"]), False, "add --ret"),
+    (["main.Strings"], dict(count_by=[["nope"]]), False, "no probed function has all of nope"),
+    (["main.Strings"], dict(count_by=[["s", "t"]]), False, "at most one string key"),
+    (["main.Strings"], dict(count_by=[["s["]]), False, "--count-by"),
+])
+def test_aggregation_errors_are_one_line(shapes, funcs, agg, ret, said):
+    from dwarfgo.emit.aggregate import AggregateOptions
+
+    fns = [shapes.function(f) for f in funcs]
+    with pytest.raises(DwarfgoError) as e:
+        generate(shapes, fns, Dialect((0, 27, 0)), ProbeOptions(ret=ret, aggregate=AggregateOptions(**agg)))
+    assert said in str(e.value) and "\n" not in str(e.value), str(e.value)

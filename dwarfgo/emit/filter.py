@@ -788,3 +788,28 @@ def check_filters(filters: list[Filter], functions, named: dict[str, object]) ->
         have = sorted({n for fn in functions for n in fn.names_of([p for p in fn.inputs if not p.is_hidden])})
         raise DwarfgoError(f"--filter {f.text!r}: no probed function has all of {', '.join(sorted(f.roots))} "
                            f"as parameters (parameters: {', '.join(have) or 'none'})")
+
+
+@dataclass
+class FilterSet:
+    """The `--filter` options of one program, parsed and checked against the probed functions:
+    what a program writer asks for each function's entry probe.
+
+        filters = FilterSet.parse(prog, texts, functions)      # one-line DwarfgoError on a mistake
+        code = filters.code_for(fn, layout, dialect, runtime)  # FilterCode or None (unfiltered)
+        body = code.statements + [f"if ({code.condition}) {{", *probe_body, "}"]
+    """
+
+    filters: list[Filter]
+    named: dict[str, object]  # FUNC of `FUNC: EXPR` -> the probed function it names
+    ptr_size: int = 8
+
+    @classmethod
+    def parse(cls, prog, texts: list[str] | None, functions) -> "FilterSet":
+        filters = [parse(t) for t in texts or []]
+        named = {f.function: prog.function(f.function) for f in filters if f.function is not None}
+        check_filters(filters, functions, named)
+        return cls(filters, named, prog.binary.ptr_size)
+
+    def code_for(self, fn, layout, dialect, runtime=None) -> FilterCode | None:
+        return compile_filter(filters_for(self.filters, fn, self.named), fn, layout, dialect, self.ptr_size, runtime)

@@ -128,9 +128,7 @@ def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Progra
         writer.buffer_pages = options.buffer_pages
     rt = runtime_layout(prog)
     selections = _selections(functions, options.args, options.ret, dialect)
-    filters = [filter_syntax.parse(t) for t in options.filter or []]
-    named = {f.function: prog.function(f.function) for f in filters if f.function is not None}
-    filter_syntax.check_filters(filters, functions, named)
+    filters = filter_syntax.FilterSet.parse(prog, options.filter, functions)
     aggregating = options.aggregate is not None and options.aggregate.any
     if aggregating:
         check_aggregates(options.aggregate, functions, options.ret, dialect)
@@ -138,8 +136,7 @@ def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Progra
             raise DwarfgoError("--args prints each call; with --count-by/--sum/--hist nothing is printed per call")
     for fn in functions:
         layout, machine = trusted_layout(prog, fn)  # no reads where the witnesses contradict each other
-        code = filter_syntax.compile_filter(filter_syntax.filters_for(filters, fn, named), fn, layout, dialect,
-                                            prog.binary.ptr_size, rt)
+        code = filters.code_for(fn, layout, dialect, rt)
         g = g_expression(prog, fn)
         where = entry_point(fn, machine, g, dialect)
         if where.warning:
