@@ -354,22 +354,20 @@ def _aggregate_options(count_by, sums, hists, interval):
 
 
 def _table_shower(as_json: bool):
-    """How trace and decode print the aggregation tables."""
+    """How trace and decode print the aggregation tables (runner/aggregates.py): text, or one JSON
+    object per table."""
+    from .runner.stream import printable
+
     def show(tables, final: bool) -> None:
         for t in tables:
             if as_json:
                 typer.echo(json.dumps(dict(t.to_json(), final=final)))
             else:
                 for line in t.lines():
-                    typer.echo(_safe_text(line))
+                    typer.echo(printable(line))
         if not as_json:
             typer.echo("")
     return show
-
-
-def _safe_text(text: str) -> str:
-    from .runner.stream import printable
-    return printable(text)
 
 
 @app.command()
@@ -474,7 +472,7 @@ def trace(
     with _open(binary, debug_file) as prog:
         program, path = _probe_setup(prog, funcs, bpftrace, None, ret, depth, max_str, max_items, pid, buffer_pages,
                                      _arg_selection(print_all_args, args), filter_expr,
-                                  _aggregate_options(count_by, sums, hists, interval))
+                                     _aggregate_options(count_by, sums, hists, interval))
         for w in program.warnings:
             typer.echo(_safe(f"dwarfgo: warning: {w}"), err=True)
         decoder = decoder_for(prog, program, max_str)

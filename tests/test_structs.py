@@ -190,18 +190,24 @@ def test_structs_output_loads_in_bpftrace_and_gcc(built: Built, tmp_path):
     package_types = sorted(n for n in truth if n.startswith("main.") and "[" not in n)
     assert package_types
     outs = {}
-    for what, argv in (("package", package_types), ("for", ["--for", FOR_FUNC[built.fixture], "--depth", "2"])):
+    # the --for header with its own prefix, so that both go into one bpftrace program
+    for what, argv in (("package", package_types),
+                       ("for", ["--for", FOR_FUNC[built.fixture], "--depth", "2", "--prefix", "dgf_"])):
         proc = subprocess.run([sys.executable, "-m", "dwarfgo", "structs", str(built.path), *argv],
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr
         assert not re.search(r"^struct \w+;", proc.stdout, re.M), "forward declaration"
         outs[what] = proc.stdout
-    for what, header in outs.items():
         f = tmp_path / f"{what}.c"
-        f.write_text(header)
+        f.write_text(proc.stdout)
         r = subprocess.run(["gcc", "-fsyntax-only", "-Wall", "-Werror", str(f)], capture_output=True, text=True)
         assert r.returncode == 0, f"{what}: {r.stderr}"
-        for version in BPFTRACE_VERSIONS:
-            program, expected = _checks_program(header, truth, with_offsetof=version != "0.17")
-            assert len(expected) >= 2
-            assert _load(version, program, tmp_path, what) == expected, f"bpftrace {version}, {what}"
+    for version in BPFTRACE_VERSIONS:
+        program, expected = _checks_program(outs["package"], truth, with_offsetof=version != "0.17")
+        program_for, expected_for = _checks_program(outs["for"], truth, with_offsetof=version != "0.17")
+        assert len(expected) >= 2 and len(expected_for) >= 2
+        # both headers, then one BEGIN with both sets of checks
+        both = program.split("\nBEGIN {\n")[0] + program_for.split("\nBEGIN {\n")[0].replace("#include <stdint.h>", "")
+        both += "\nBEGIN {\n" + program.split("\nBEGIN {\n")[1].rsplit("\texit();", 1)[0]
+        both += program_for.split("\nBEGIN {\n")[1]
+        assert _load(version, both, tmp_path, "both") == {**expected, **expected_for}, f"bpftrace {version}"
