@@ -359,6 +359,8 @@ def _table_shower(as_json: bool):
     from .runner.stream import printable
 
     def show(tables, final: bool) -> None:
+        if not as_json:
+            typer.echo(f"== {'totals at the end' if final else time.strftime('totals so far (%H:%M:%S)')} ==")
         for t in tables:
             if as_json:
                 typer.echo(json.dumps(dict(t.to_json(), final=final)))

@@ -217,7 +217,7 @@ class Decoder:
         if tid == 0 and seq == 0:  # the program's own lines: attached, identity
             if what in ("attached", "identity") and rest:
                 self._identified(rest)
-            elif what == "interval":
+            if what in ("interval", "identity"):  # the END block's line: the maps printed at exit follow
                 self.tables_done(final=False)
             return None
         if seq > self.last_seq.get(tid, 0):

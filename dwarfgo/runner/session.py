@@ -88,7 +88,8 @@ class TraceSession:
     def _read(self) -> None:
         try:
             for chunk in self.run.chunks():
-                self._last_line = time.monotonic()
+                if any(line.startswith("@dg ") and not line.startswith("@dg 0 0 ") for line in chunk):
+                    self._last_line = time.monotonic()  # events still coming (not --interval's printouts)
                 if self.raw_output is not None:
                     self.raw_output.writelines(chunk)
                 self._chunks.put(chunk)
