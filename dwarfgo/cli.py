@@ -292,26 +292,28 @@ def _arg_selection(print_all_args: bool, args: Optional[List[str]]) -> Optional[
 
 
 def _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid, buffer_pages=None,
-                 args=None):
+                 args=None, filter_expr=None, aggregate=None):
     from .emit.dialect import detect
     from .emit.probe import ProbeOptions, generate
 
     dialect, path = detect(bpftrace, bpftrace_version)
     fns = [prog.function(f) for f in funcs]
-    opts = ProbeOptions(ret=ret, depth=depth, max_str=max_str, max_items=max_items, pid=pid, args=args)
+    opts = ProbeOptions(ret=ret, depth=depth, max_str=max_str, max_items=max_items, pid=pid, args=args,
+                        filter=filter_expr, aggregate=aggregate)
     if buffer_pages:
         opts.buffer_pages = buffer_pages
     return generate(prog, fns, dialect, opts), path
 
 
-def _readable_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid, buffer_pages=None):
+def _readable_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid, buffer_pages=None,
+                    filter_expr=None):
     from .emit.dialect import detect
     from .emit.probe import ProbeOptions
     from .emit.readable import generate_readable
 
     dialect, _ = detect(bpftrace, bpftrace_version)
     fns = [prog.function(f) for f in funcs]
-    opts = ProbeOptions(ret=ret, depth=depth, max_str=max_str, max_items=max_items, pid=pid)
+    opts = ProbeOptions(ret=ret, depth=depth, max_str=max_str, max_items=max_items, pid=pid, filter=filter_expr)
     if buffer_pages:
         opts.buffer_pages = buffer_pages
     return generate_readable(prog, fns, dialect, opts)
@@ -339,6 +341,49 @@ ArgsOpt = typer.Option(None, "--args", "-a", metavar="EXPR",
                             "to the probed functions that have that parameter or result; a nil pointer or an "
                             "index out of range shows as unavailable.")
 BpftraceVersionOpt = typer.Option(None, "--bpftrace-version", help="Generate for this bpftrace version without running it.")
+FilterOpt = typer.Option(None, "--filter", metavar="[FUNC:]EXPR",
+                         help="Only calls for which this Go boolean expression of the arguments holds, decided in "
+                              "the kernel (no output for the others): the --args grammar with ==, !=, <, <=, >, "
+                              ">=, &&, ||, !, nil, and integer, bool and string literals, e.g. "
+                              "'entry.Key == \"config\" && len(entry.Value) > 8'. A nil pointer on the way "
+                              "makes it false. With --ret, a filtered-out call's return is not shown either. "
+                              "With FUNC: it applies to that probed function; without, to every probed function "
+                              "that has all the parameters it names. Repeat to require several.")
+FORMATS = ("readable", "raw")
+CountByOpt = typer.Option(None, "--count-by", metavar="EXPR[,EXPR…]",
+                          help="Count calls per distinct value of these Go expressions of the arguments (integers, "
+                               "bools, strings up to --max-str, interfaces by dynamic type), in a bpftrace map: "
+                               "nothing is printed per call.")
+SumOpt = typer.Option(None, "--sum", metavar="EXPR", help="Sum this integer expression over the calls.")
+HistOpt = typer.Option(None, "--hist", metavar="EXPR|latency",
+                       help="Log2 histogram of an integer expression, or of each call's latency (latency: --ret).")
+IntervalOpt = typer.Option(None, "--interval", metavar="SECONDS", help="With aggregations: print them every SECONDS too.")
+
+
+def _aggregate_options(count_by, sums, hists, interval):
+    from .emit.aggregate import AggregateOptions
+
+    groups = [[e.strip() for e in g.split(",") if e.strip()] for g in count_by or []]
+    return AggregateOptions([g for g in groups if g], list(sums or []), list(hists or []), interval)
+
+
+def _table_shower(as_json: bool):
+    """How trace and decode print the aggregation tables (runner/aggregates.py): text, or one JSON
+    object per table."""
+    from .runner.stream import printable
+
+    def show(tables, final: bool) -> None:
+        if not as_json:
+            typer.echo(f"== {'totals at the end' if final else time.strftime('totals so far (%H:%M:%S)')} ==")
+        for t in tables:
+            if as_json:
+                typer.echo(json.dumps(dict(t.to_json(), final=final)))
+            else:
+                for line in t.lines():
+                    typer.echo(printable(line))
+        if not as_json:
+            typer.echo("")
+    return show
 
 
 @app.command()
@@ -355,11 +400,16 @@ def probe(
     bpftrace: Optional[str] = BpftraceOpt,
     bpftrace_version: Optional[str] = BpftraceVersionOpt,
     buffer_pages: Optional[int] = BufferOpt,
+    filter_expr: Optional[List[str]] = FilterOpt,
+    count_by: Optional[List[str]] = CountByOpt,
+    sums: Optional[List[str]] = SumOpt,
+    hists: Optional[List[str]] = HistOpt,
+    interval: Optional[float] = IntervalOpt,
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the program to this file instead of stdout."),
     fmt: Optional[str] = typer.Option(None, "--format", metavar="readable|raw",
                                       help="readable: a program that prints Go-like lines by itself (the default); "
                                            "raw: numbered raw values for `dwarfgo trace`/`decode` (the default "
-                                           "with --args/--no-args)."),
+                                           "with --args/--no-args and with aggregations)."),
     debug_file: Optional[str] = DebugOpt,
 ) -> None:
     """Write a bpftrace program that prints every argument (and with --ret every result) of FUNC.
@@ -383,20 +433,24 @@ def probe(
       dwarfgo probe ./server main.handle --ret -a 'req.Method,(*resp).Status'
     """
     selection = _arg_selection(print_all_args, args)
+    aggregate = _aggregate_options(count_by, sums, hists, interval)
     if fmt is None:
-        fmt = "raw" if selection is not None else "readable"
-    if fmt not in ("readable", "raw"):
-        _fail(f"--format {_safe(fmt)!r}: choose readable or raw", 2)
+        fmt = "raw" if selection is not None or aggregate.any else "readable"
+    if fmt not in FORMATS:
+        _fail(f"--format {_safe(fmt)!r}: choose {' or '.join(FORMATS)}", 2)
     if fmt == "readable" and selection is not None:
         _fail("--args/--no-args: the readable program prints every argument; use --format raw "
               "(and dwarfgo trace/decode) to print expressions", 2)
+    if fmt == "readable" and aggregate.any:
+        _fail("--count-by/--sum/--hist: aggregations are in the raw program; use --format raw "
+              "(and dwarfgo trace/decode to print them as tables)", 2)
     with _open(binary, debug_file) as prog:
         if fmt == "readable":
             program = _readable_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid,
-                                      buffer_pages)
+                                      buffer_pages, filter_expr)
         else:
             program, _ = _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid,
-                                      buffer_pages, selection)
+                                      buffer_pages, selection, filter_expr, aggregate)
         for w in program.warnings:
             typer.echo(_safe(f"dwarfgo: warning: {w}"), err=True)
         if output:
@@ -424,7 +478,13 @@ def trace(
     buffer_pages: Optional[int] = BufferOpt,
     debug_file: Optional[str] = DebugOpt,
     raw_output: Optional[str] = typer.Option(None, "--raw-output", metavar="FILE",
-                                             help="Also save bpftrace's own output, line for line, to FILE."),
+                                             help="Also save bpftrace's own output, line for line, to FILE "
+                                                  "(`dwarfgo decode` reads it)."),
+    filter_expr: Optional[List[str]] = FilterOpt,
+    count_by: Optional[List[str]] = CountByOpt,
+    sums: Optional[List[str]] = SumOpt,
+    hists: Optional[List[str]] = HistOpt,
+    interval: Optional[float] = IntervalOpt,
 ) -> None:
     """Run the probe program and print decoded events (root needed).
 
@@ -441,20 +501,18 @@ def trace(
 
       sudo dwarfgo trace ./fixture main.List -a head.Next.Name -a 'len(head.Name)' -p 1234
     """
-    from .runner.decode import Decoder
     from .runner.run import BpftraceRun, RunOptions
-    from .runner.session import TraceSession, exit_status_ok, loss_lines
-    from .runtime_types import RuntimeTypeNames
+    from .runner.session import TraceSession, exit_status_ok
+    from .runner.stream import decoder_for, report_lines
 
     with _open(binary, debug_file) as prog:
         program, path = _probe_setup(prog, funcs, bpftrace, None, ret, depth, max_str, max_items, pid, buffer_pages,
-                                     _arg_selection(print_all_args, args))
+                                     _arg_selection(print_all_args, args), filter_expr,
+                                     _aggregate_options(count_by, sums, hists, interval))
         for w in program.warnings:
             typer.echo(_safe(f"dwarfgo: warning: {w}"), err=True)
-        names = RuntimeTypeNames(prog)
-        symbolize = lambda addr: (prog.binary.symbol_at(addr).name if prog.binary.symbol_at(addr) else None)
-        decoder = Decoder(program.probes, symbolize=symbolize, type_name=names, max_str=max_str,
-                          read_lines=program.read_lines)
+        decoder = decoder_for(prog, program, max_str)
+        decoder.on_tables = _table_shower(as_json)
         try:
             raw = open(raw_output, "w") if raw_output else None
         except OSError as e:
@@ -466,17 +524,12 @@ def trace(
         run.on_attached = lambda: typer.echo(f"dwarfgo: tracing {len(funcs)} function(s) with {path}; "
                                              f"Ctrl-C to stop", err=True)
 
-        def show(ev) -> None:
-            if as_json:
-                typer.echo(json.dumps(ev.to_json(pid)))
-            else:
-                typer.echo(("-> " if ev.kind == "call" else "<- ") + _printable(ev.text()))
-
         # SIGINT and SIGTERM (Ctrl-C, kill, systemd, a CI timeout) ask bpftrace to stop; the session
         # decodes to the end of its output (a second Ctrl-C quits at once)
         if command:  # the command's own output comes through bpftrace's: it goes to stderr
             decoder.on_other_output = lambda line: typer.echo(line, err=True)
-        session = TraceSession(run, decoder, show, say=lambda m: typer.echo(m, err=True), pid=pid, raw_output=raw)
+        session = TraceSession(run, decoder, _shower(as_json, pid), say=lambda m: typer.echo(m, err=True), pid=pid,
+                               raw_output=raw)
         try:
             outcome = session()
         finally:
@@ -485,20 +538,11 @@ def trace(
                 raw.close()
         if outcome.process_exited:
             typer.echo(f"dwarfgo: process {pid} exited", err=True)
-        hint = " (a bigger --buffer-pages helps)"
-        for line in loss_lines(outcome, hint):
-            typer.echo(line, err=True)
-        if decoder.failed_reads:
-            typer.echo(f"dwarfgo: note: {decoder.failed_reads} memory read(s) failed (page not resident or bad "
-                       f"pointer); those values are shown as unavailable", err=True)
-        if decoder.untied_failures:
-            typer.echo(f"dwarfgo: warning: {len(decoder.untied_failures)} failed memory read(s) could not be tied "
-                       f"to an event: {decoder.untied_failures[0]}", err=True)
         if run.signals_resent:
             typer.echo(f"dwarfgo: note: bpftrace kept polling after the stop signal (a race in bpftrace 0.17's "
                        f"poll loop); the signal was sent {run.signals_resent} more time(s)", err=True)
-        lost = f", {outcome.lost_events} missing" if outcome.lost_events else ""
-        typer.echo(f"dwarfgo: {outcome.calls} call(s), {outcome.returns} return(s) shown{lost}", err=True)
+        for line in report_lines(outcome, decoder, " (a bigger --buffer-pages helps)"):
+            typer.echo(line, err=True)
         if outcome.interrupted:
             raise typer.Exit(130)
         errors = run.errors
@@ -511,11 +555,70 @@ def trace(
             _fail(f"bpftrace exited with status {rc}{detail}")
 
 
-def _printable(text: str) -> str:
-    """Control characters (from names in the binary, or string values) never reach the terminal raw."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+def _shower(as_json: bool, pid: Optional[int]):
+    """How trace and decode print each event: Go-like text, or one JSON object a line."""
+    from .runner.stream import event_json, event_text
+
+    if as_json:
+        return lambda ev: typer.echo(event_json(ev, pid))
+    return lambda ev: typer.echo(event_text(ev))
+
+
+@app.command()
+def decode(
+    binary: str = BinaryArg,
+    funcs: List[str] = FuncsArg,
+    print_all_args: bool = AllArgsOpt,
+    args: Optional[List[str]] = ArgsOpt,
+    ret: bool = RetOpt,
+    depth: int = DepthOpt,
+    max_str: int = MaxStrOpt,
+    max_items: int = MaxItemsOpt,
+    filter_expr: Optional[List[str]] = FilterOpt,
+    count_by: Optional[List[str]] = CountByOpt,
+    sums: Optional[List[str]] = SumOpt,
+    hists: Optional[List[str]] = HistOpt,
+    interval: Optional[float] = IntervalOpt,
+    pid: Optional[int] = typer.Option(None, "-p", "--pid", min=1, max=PID_MAX,
+                                      help="The --pid the program was made with (only shown in --json)."),
+    input_file: str = typer.Option("-", "--input", "-i", metavar="FILE", help="The saved output (default: stdin)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per event."),
+    bpftrace: Optional[str] = BpftraceOpt,
+    bpftrace_version: Optional[str] = BpftraceVersionOpt,
+    buffer_pages: Optional[int] = BufferOpt,
+    debug_file: Optional[str] = DebugOpt,
+) -> None:
+    """Decode a raw program's saved output into the events `trace` prints.
+
+    Give the binary, functions and options the program was made with (`probe --format raw`;
+    its header says the exact decode command). The output says which program printed it: a
+    different binary or other options are refused.
+
+    Examples:
+
+      dwarfgo probe ./server '(*BarrierView).Put' --ret --format raw -o put.bt   (then, on any host:
+      sudo bpftrace -k -o put.out put.bt)
+
+      dwarfgo decode ./server '(*BarrierView).Put' --ret --bpftrace-version 0.27 --input put.out
+
+      kubectl logs trace-job | dwarfgo decode ./server main.handle --json --bpftrace-version 0.23
+    """
+    from .runner.stream import decode_lines, decoder_for, report_lines
+
+    with _open(binary, debug_file) as prog:
+        program, _ = _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid,
+                                  buffer_pages, _arg_selection(print_all_args, args), filter_expr,
+                                  _aggregate_options(count_by, sums, hists, interval))
+        decoder = decoder_for(prog, program, max_str, expect=program.identity)
+        decoder.on_tables = _table_shower(as_json)
+        try:
+            source = sys.stdin if input_file == "-" else open(input_file, encoding="utf-8", errors="replace")
+        except OSError as e:
+            _fail(f"--input {input_file}: {e.strerror or e}")
+        with source:
+            outcome = decode_lines(decoder, source, _shower(as_json, pid))
+        for line in report_lines(outcome, decoder, " (a bigger --buffer-pages helps)"):
+            typer.echo(line, err=True)
 
 
 @app.command()

@@ -327,3 +327,56 @@ def test_two_processes_of_one_binary_traced_system_wide(bt):
                         tally.unavailable_count(), tally.truncated))
         assert not tally.mismatches, "\n".join(tally.mismatches[:30])
         assert not problems, "\n".join(problems[:30])
+
+
+def _decode(binary, funcs, raw_file, *options) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dwarfgo", "decode", str(binary), *funcs, "--input", str(raw_file),
+                           *options], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.live
+def test_decode_of_saved_output_equals_trace(tmp_path):
+    """`trace --raw-output FILE` (text output) then `decode` of FILE with the same options: the same
+    lines as trace printed, and with --json events whose values are exactly the fixture's; with
+    other options, or another binary, decode refuses in one line and prints no event."""
+    go = (go_versions() or ["1.27"])[-1]
+    binary = FIXTURES / f"go{go}" / "amd64" / "default" / "shapes"
+    _live_preconditions(binary)
+    version, path = installed_bpftrace("newest")
+    funcs = ["main.Strings", "main.Slices", "main.Pointers", "main.List", "main.Describe", "main.Maps"]
+    raw = tmp_path / "raw.out"
+    options = ["--max-str", "200", "--ret"]
+    fixture = subprocess.Popen([str(binary), "-report", "-wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    assert fixture.stderr.readline().startswith("READY")
+    tracer = subprocess.Popen([sys.executable, "-m", "dwarfgo", "trace", str(binary), *funcs, "-p", str(fixture.pid),
+                               "--bpftrace", path, "--raw-output", str(raw), *options],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_tracing(tracer)
+        report_text, _ = fixture.communicate("go\n", timeout=300)
+        printed, said = tracer.communicate(timeout=300)
+    finally:
+        for proc in (tracer, fixture):
+            if proc.poll() is None:
+                proc.kill()
+    assert tracer.returncode == 0, said
+    report = [json.loads(l) for l in report_text.splitlines() if l.strip()]
+    report = [r for r in report if r["func"] in funcs]
+    common = ["--bpftrace-version", version, *options]
+    text = _decode(binary, funcs, raw, *common)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout == printed and printed.count("\n") == 2 * len(report)
+    assert text.stderr.splitlines()[-1] == said.splitlines()[-1]  # the same count of calls and returns
+    js = _decode(binary, funcs, raw, "--json", *common)
+    assert js.returncode == 0, js.stderr
+    tally, problems = compare_run(report, [json.loads(l) for l in js.stdout.splitlines()], with_results=True)
+    assert not tally.mismatches and not problems, (tally.mismatches + problems)[:20]
+    assert tally.checked > 30
+    # another option set (no --ret: another plan), another binary: refused, nothing printed
+    other = _decode(binary, funcs, raw, "--bpftrace-version", version, "--max-str", "200")
+    assert other.returncode == 1 and not other.stdout, other
+    assert other.stderr.count("\n") == 1 and "another program" in other.stderr, other.stderr
+    older = FIXTURES / f"go{(go_versions() or ['1.27'])[0]}" / "amd64" / "default" / "shapes"
+    other = _decode(older, funcs, raw, *common)
+    assert other.returncode == 1 and not other.stdout and "another binary" in other.stderr, other.stderr

@@ -110,11 +110,11 @@ def _line_pattern(func: str, values: dict, bools: str, result: bool) -> re.Patte
     return re.compile(head + r"  goroutine -?\d+ tid \d+")
 
 
-def _run_readable(binary, funcs, version: str, path: str, ret: bool, tmp_path):
+def _run_readable(binary, funcs, version: str, path: str, ret: bool, tmp_path, extra=()):
     program = tmp_path / "readable.bt"
     gen = subprocess.run([sys.executable, "-m", "dwarfgo", "probe", str(binary), *funcs, "--bpftrace-version",
                           version, "--max-str", str(MAX_STR), "--max-items", str(MAX_ITEMS), "-o", str(program),
-                          *(["--ret"] if ret else [])], capture_output=True, text=True, timeout=600)
+                          *(["--ret"] if ret else []), *extra], capture_output=True, text=True, timeout=600)
     assert gen.returncode == 0, gen.stderr
     text = program.read_text()
     assert "@dg " not in text  # not the raw program
@@ -127,13 +127,15 @@ def _run_readable(binary, funcs, version: str, path: str, ret: bool, tmp_path):
     return run
 
 
-def _check(binary, version, path, ret, tmp_path):
+def _check(binary, version, path, ret, tmp_path, funcs=None, extra=(), keep=lambda call: True):
+    """Run the readable program on `binary`; every reported call that `keep` accepts must have its
+    line (and with `ret` its return's), and there must be no other line."""
     global MAX_STR
     MAX_STR = 64 if version == "0.17" else 200
     _live_preconditions(binary)
     report = reported_calls(binary)
-    funcs = _function_names(report, binary)
-    run = _run_readable(binary, funcs, version, path, ret, tmp_path)
+    funcs = funcs or _function_names(report, binary)
+    run = _run_readable(binary, funcs, version, path, ret, tmp_path, extra)
     assert run.returncode == 0, run.stderr[-3000:]
     warnings = [l for l in run.stderr.splitlines()
                 if ("WARNING" in l or "ERROR" in l) and not any(e in l for e in ENVIRONMENT)
@@ -151,6 +153,8 @@ def _check(binary, version, path, ret, tmp_path):
     assert not chatter, "unexpected output:\n" + "\n".join(chatter[:10])
     reported = [__import__("json").loads(l) for l in run.stdout.splitlines() if l.startswith("{")]
     assert len(reported) == len(report), "the fixture's report in the run differs from its plain run"
+    wanted = {canonical_func(f) for f in funcs}
+    reported = [r for r in reported if canonical_func(r["func"]) in wanted and keep(r)]
     bools = "words" if version != "0.17" else "digits"
     by_name = {canonical_func(f): f for f in funcs}
     problems, checked, unlocated = [], 0, 0
@@ -210,3 +214,19 @@ def test_readable_program_demo(bt, tmp_path):
         binary = FIXTURES / "go1.22" / "amd64" / "default" / "demo"
     version, path = installed_bpftrace(bt)
     _check(binary, version, path, version != "0.17", tmp_path)
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("bt", ["0.17", "newest"])
+def test_readable_program_filter(bt, tmp_path):
+    """--filter in the readable program: exactly the calls whose reported key is "config" (a prefix
+    of no other key, and "secret/db" vs "secret/api" share a prefix) are printed, with --ret only
+    their returns."""
+    binary = FIXTURES / "go1.27" / "amd64" / "default" / "demo"
+    version, path = installed_bpftrace(bt)
+    func = "main.(*BarrierView).Put"
+    for key in ("config", "secret/api"):
+        checked = _check(binary, version, path, version != "0.17", tmp_path, [func],
+                         ["--filter", f'entry.Key == "{key}"'],
+                         keep=lambda r, key=key: (r["args"].get("entry") or {}).get("Key") == key)
+        assert checked >= 1

@@ -18,7 +18,8 @@ so the decoder can group lines of one event even when CPUs interleave:
                                                   event complete, with its last scalars; <lines>
                                                   printed in all, so the decoder knows when
                                                   bpftrace dropped some
-    @dg 0 0 attached                              every probe is attached (see _attach_markers)
+    @dg 0 0 attached <identity>                   every probe is attached (see _attach_markers)
+    @dg 0 0 identity <identity>                   from the END block: which program this was (identity.py)
     @dg_seq[<tid>]: <n>                           printed by bpftrace at exit: events emitted on
                                                   each thread (the decoder counts what is missing)
 
@@ -37,6 +38,8 @@ from ..functions import Function
 from ..goexpr import ArgExpr
 from ..verify.machine import MachineReport, MorestackCall
 from .dialect import Dialect
+from .filter import FilterCode
+from .identity import PLACEHOLDER, ProgramIdentity, plan_digest, safe_token
 from .plan import (BYTES, ArrayNode, ChanNode, ComplexNode, FuncNode, GuardNode, InterfaceNode, MapNode, Node,
                    PlanBuilder, PointerNode, Read, RuntimeLayout, Scalar, SliceNode, StringNode, StructNode,
                    ValuePlan)
@@ -110,6 +113,7 @@ class ProbePlan:
     unknown: str | None = None  # why no value of this probe could be located
     attach_address: int | None = None  # entry probe: where it is attached (the link-time address)
     selected: bool = False  # the values are `--args` expressions (named by their text), not every value
+    filtered: bool = False  # entry probe: only calls that pass --filter print (its return probes: their returns)
 
 
 @dataclass
@@ -123,6 +127,8 @@ class Program:
     run_flags: list[str] = field(default_factory=list)  # bpftrace flags the decoder relies on
     run_env: dict[str, str] = field(default_factory=dict)  # environment bpftrace needs for it
     buffer_pages: int | None = None  # the output buffer the program asks for (BPFTRACE_PERF_RB_PAGES too)
+    identity: ProgramIdentity | None = None  # what its output says about it, for decode's check
+    aggregates: list = field(default_factory=list)  # AggregatePlan of each map (aggregate.py)
 
 
 class ProgramWriter:
@@ -142,6 +148,7 @@ class ProgramWriter:
         self.probes: list[ProbePlan] = []
         self.warnings: list[str] = []
         self.run_env: dict[str, str] = {}  # environment bpftrace needs for this program
+        self.aggregates: list = []  # AggregatePlan of each map (aggregate.py), in index order
 
     # ------------------------------------------------------------- helpers
     def _attach(self, address: int) -> str:
@@ -166,9 +173,11 @@ class ProgramWriter:
     def add_entry(self, fn: Function, layout: FunctionLayout, machine: MachineReport | None, builder: PlanBuilder,
                   g_expr: str | None, keep: str | None, at: int | None = None,
                   selections: list[ArgExpr] | None = None, returns: bool = True,
-                  reentry: MorestackCall | None = None) -> ProbePlan:
+                  reentry: MorestackCall | None = None, filter_code: FilterCode | None = None) -> ProbePlan:
         """The entry probe. `selections`: the `--args` expressions to print (those rooted at a
-        parameter of this function); None prints every argument."""
+        parameter of this function); None prints every argument. `filter_code`: the call is
+        printed (and numbered: a filtered-out call is not a lost event) only when it holds; with
+        returns, a filtered-out call's key is marked 0 so that its return prints nothing either."""
         builder.reads = []
         shown = [loc for loc in layout.inputs if not loc.param.is_hidden]
         values = _values(builder, fn, shown, selections, layout.unknown)
@@ -189,10 +198,62 @@ class ProgramWriter:
         for v in values:
             body += self._node(v.node, "$seq")
         body = self._pack(body, "$seq")
+        if filter_code is not None:
+            probe.filtered = True
+            body = filter_code.statements + [f"if ({filter_code.condition}) {{", *body]
+            if g_expr and returns:
+                body += ["} else {", f"$gk = {_u64(g_expr)};", f"@dg_call[pid, $gk, {probe.probe_id}] = 0;"]
+            body.append("}")
         if reentry is not None and g_expr:
             body = self._unless_reentry(probe, reentry, g_expr, body)
         self.blocks.append(self._block(self._attach(at if at is not None else fn.address), keep, body))
         return probe
+
+    def add_aggregation(self, fn: Function, code: "AggregateCode", g_expr: str | None, keep: str | None,
+                        at: int, reentry: MorestackCall | None, filter_code: FilterCode | None,
+                        ret_sites: list[int]) -> None:
+        """An entry probe that only updates maps (aggregate.py), no event; with a latency
+        histogram, return probes that add each call's latency (kept calls only: a filtered-out
+        call's start is 0)."""
+        self.aggregates += code.plans
+        key = f"pid, $g, {len(self.aggregates)}"
+        body = list(code.statements)
+        if code.latency is not None:
+            if not g_expr:
+                raise DwarfgoError(f"{fn.name}: the goroutine is not known here: no latency")
+            body += [f"$g = {_u64(g_expr)};", f"@dg_start[{key}] = nsecs;"]
+        if filter_code is not None:
+            body = filter_code.statements + [f"if ({filter_code.condition}) {{", *body]
+            if code.latency is not None:
+                body += ["} else {", f"$g = {_u64(g_expr)};", f"@dg_start[{key}] = 0;"]
+            body.append("}")
+        if reentry is not None and g_expr:
+            body = self._unless_reentry(ProbePlan(len(self.aggregates) + 10000, fn, "call", fn.address, [], []),
+                                        reentry, g_expr, body)
+        self.blocks.append(self._block(self._attach(at), keep, body))
+        if code.latency is None:
+            return
+        if self.dialect.no_ret_probes:
+            raise DwarfgoError(f"--hist latency: {self.dialect.no_ret_probes}")
+        if not ret_sites:
+            raise DwarfgoError(f"{fn.name}: no RET instruction found: no latency")
+        for site in ret_sites:
+            self.blocks.append(self._block(self._attach(site), None, [
+                f"$g = {_u64(g_expr)};",
+                f"$t0 = @dg_start[{key}];",
+                "if ($t0 > 0) {",
+                f"{code.latency.map_name} = hist((int64)nsecs - (int64)$t0);",
+                "}",
+                self._delete(f"@dg_start[{key}]"),
+            ]))
+
+    def interval_block(self, seconds: int) -> None:
+        """Every `seconds`: a marker line, then every aggregation map as it stands (bpftrace's own
+        format, which runner/aggregates.py reads); the maps keep accumulating."""
+        prints = [f"print({m});" for p in self.aggregates
+                  for m in ((p.map_name,) if p.expr == "latency" else (p.map_name, p.unreached_map))]
+        self.blocks.append(f"interval:s:{int(seconds)}\n{{\n\tprintf(\"@dg 0 0 interval\\n\");\n"
+                           + "".join(f"\t{line}\n" for line in prints) + "}\n")
 
     def _unless_reentry(self, probe: ProbePlan, call: MorestackCall, g_expr: str, body: list[str]) -> list[str]:
         """Drop the entry hit that re-enters after the prologue's morestack call: a probe on the
@@ -248,6 +309,11 @@ class ProgramWriter:
             for v in values:
                 body += self._node(v.node, "$seq")
             body = self._pack(body, "$seq")
+            if entry_probe.filtered:  # only the returns of calls that passed (marked at entry)
+                probe.filtered = True
+                gk = f"pid, $gk, {entry_probe.probe_id}"
+                body = [f"$gk = {_u64(g_expr or '0')};", f"$keep = @dg_call[{gk}];", "if ($keep != 0) {", *body,
+                        "} else {", self._delete(f"@dg_call[{gk}]"), "}"]
             self.blocks.append(self._block(self._attach(site), None, body))
         return probe
 
@@ -390,14 +456,21 @@ class ProgramWriter:
                     out += [f"if ($r{node.ptr.index} != 0) {{"] + inner + ["}"]
         return out
 
-    def render(self, header: str = "") -> Program:
+    def render(self, header: str = "", build_id: str | None = None, version: str = "?") -> Program:
+        """The program; its attach marker and END block print its identity (identity.py), made of
+        the plan digest, the binary's `build_id` and dwarfgo's `version`; `header` may hold the
+        identity's text as PLACEHOLDER (for its comment)."""
         # a bigger per-CPU output buffer: bursts from many goroutines overflow the default 64 pages
         config = f"config = {{\n\tperf_rb_pages = {self.buffer_pages}\n}}\n\n" if self.dialect.config_block else ""
         first, last = _attach_markers()
         text = header + config + first + "\n".join(self.blocks) + "\n" + last
         text += _end_block(text)
-        return Program(text, self.probes, self.warnings, _read_lines(text), self.dialect.read_error_flags,
-                       dict(self.run_env), self.buffer_pages)
+        read_lines = _read_lines(text)  # the identity fills one line in place: the numbers stay
+        identity = ProgramIdentity(plan_digest([self.probes, self.aggregates], read_lines), safe_token(build_id),
+                                   safe_token(version))
+        text = text.replace(PLACEHOLDER, identity.text)
+        return Program(text, self.probes, self.warnings, read_lines, self.dialect.read_error_flags,
+                       dict(self.run_env), self.buffer_pages, identity, list(self.aggregates))
 
 
 # the type every printed scalar variable has, and its zero (a variable keeps one type in bpftrace)
@@ -415,7 +488,7 @@ def _as_printed(r: Read) -> str:
 def _cast(expr: str, ctype: str) -> str:
     """`expr` as `ctype`: cast unless it already is one (bpftrace 0.27 warns on an unnecessary cast):
     a load `*(ctype*)(...)` or a cast `(ctype)...` of one operand."""
-    if _whole(expr, f"*({ctype}*)(") or re.fullmatch(rf'\({ctype}\)(reg\("\w+"\)|\$\w+)', expr):
+    if _whole(expr, f"*({ctype}*)(") or _whole(expr, f"*({ctype}*)uptr(") or re.fullmatch(rf'\({ctype}\)(reg\("\w+"\)|\$\w+)', expr):
         return expr
     return f"({ctype})({expr})"
 
@@ -437,6 +510,9 @@ def _u64(expr: str) -> str:
     a register, or one 8-byte load `*(uint64*)(...)`."""
     if re.fullmatch(r'reg\("\w+"\)', expr) or (expr.startswith("*((uint64*)") and _whole(expr, "*(")):
         return expr  # a register, or a load through a uint64 pointer expression
+    m = re.fullmatch(r'\(uint64\)(reg\("\w+"\))', expr)
+    if m:  # reg() is already a uint64 in every version
+        return m.group(1)
     return _cast(expr, "uint64")
 
 
@@ -448,7 +524,7 @@ def _attach_markers() -> tuple[str, str]:
     between them."""
     def marker(me: str, other: str) -> str:
         return (f"interval:ms:{_MARKER_MS}\n/@{me} == 0/\n{{\n\t@{me} = 1;\n"
-                f"\tif (@{other} == 1) {{\n\t\tprintf(\"@dg 0 0 attached\\n\");\n\t}}\n}}\n\n")
+                f"\tif (@{other} == 1) {{\n\t\tprintf(\"@dg 0 0 attached {PLACEHOLDER}\\n\");\n\t}}\n}}\n\n")
     return marker("dg_live_first", "dg_live_last"), marker("dg_live_last", "dg_live_first")
 
 
@@ -458,7 +534,8 @@ _MARKER_MS = 20
 def _end_block(text: str) -> str:
     maps = ["@dg_live_first", "@dg_live_last"] + [m for m in ("@dg_reenter", "@dg_start", "@dg_call")
                                                   if m + "[" in text]
-    return "END\n{\n" + "".join(f"\tclear({m});\n" for m in maps) + "}\n"
+    return ("END\n{\n" + "".join(f"\tclear({m});\n" for m in maps) +
+            f"\tprintf(\"@dg 0 0 identity {PLACEHOLDER}\\n\");\n}}\n")
 
 
 def _call_key(entry_probe: ProbePlan) -> str:
@@ -509,7 +586,7 @@ def _read_lines(text: str) -> dict[int, tuple[int, int]]:
 def _indent(lines: list[str]) -> list[str]:
     out, depth = [], 0
     for line in lines:
-        if line.startswith("}"):
+        if line.startswith("}"):  # `}` and `} else {`
             depth -= 1
         out.append("\t" * depth + line)
         if line.endswith("{"):

@@ -446,12 +446,32 @@ class _RegisterSource:
 class _MemorySource:
     """A value in memory at `addr + base` (a stack slot at entry, or behind a pointer)."""
 
-    def __init__(self, addr: str, base: int):
+    def __init__(self, addr: str, base: int, user: bool = False):
         self.addr = addr
         self.base = base
+        self.user = user  # loads through uptr(): the address is said to be user memory
 
     def word(self, off: int, size: int, kind: str) -> tuple[str | None, str | None]:
         ctype = _INT_CAST[size] if kind == INT else _UINT_CAST.get(size, "uint64")
         o = self.base + off
         a = f"{self.addr} + {o}" if o else self.addr
-        return f"*({ctype}*)({a})", None
+        return (f"*({ctype}*)uptr({a})" if self.user else f"*({ctype}*)({a})"), None
+
+
+def source_of(loc: Location, unknown: str | None = None, user: bool = False):
+    """Where the words of the value at `loc` are read at entry: (source, None), or (None, why not).
+    A source's `word(offset, size, kind)` gives a bpftrace expression (emit/filter.py uses it)."""
+    if unknown:
+        return None, unknown
+    if loc.in_registers:
+        return _RegisterSource({p.leaf.offset: p for p in loc.pieces if isinstance(p, RegisterPiece)}), None
+    if loc.pieces or loc.stack_offset is not None:
+        return _MemorySource('reg("sp")', loc.stack_offset or 0, user), None
+    return None, "no location"
+
+
+def memory_source(addr: str, base: int, user: bool = False) -> "_MemorySource":
+    """The words of a value in memory at `addr` (a bpftrace expression) + `base`; `user`: loads
+    through uptr(), which bpftrace 0.17 needs to know a variable holds a user address (else it
+    warns "Addrspace is not set" when the program loads)."""
+    return _MemorySource(addr, base, user)

@@ -416,7 +416,7 @@ class ReadableWriter(ProgramWriter):
 
     def add_entry_readable(self, fn: Function, layout: FunctionLayout, machine: MachineReport | None,
                            builder: ReadableBuilder, g_expr: str | None, keep: str | None, at: int,
-                           returns: bool, reentry=None) -> ProbePlan:
+                           returns: bool, reentry=None, filter_code=None) -> ProbePlan:
         probe = ProbePlan(len(self.probes), fn, "call", fn.address, [], [], keep, unknown=layout.unknown,
                           attach_address=at)
         self.probes.append(probe)
@@ -444,6 +444,14 @@ class ReadableWriter(ProgramWriter):
         if g_expr and returns:
             body.append(f"@dg_start[{_call_key(probe)}] = nsecs;")
         body += render_items(items, "")
+        if filter_code is not None:
+            # --filter: the call is printed (and its return, marked by @dg_start) only when it holds
+            # a filtered-out call marks its start 0 (not deleted: the return's lookup then finds it,
+            # with no warning from bpftrace -k), and its return prints nothing
+            otherwise = ([f"@dg_start[{_call_key(probe)}] = 0;"] if g_expr and returns else [])
+            pre = self._prelude(g_expr) if g_expr and returns else []
+            body = (list(filter_code.statements) + [f"if ({filter_code.condition}) {{", *body, "}"]
+                    + (["else {", *pre, *otherwise, "}"] if otherwise else []))
         if reentry is not None and g_expr:
             body = self._unless_reentry(probe, reentry, g_expr, body)
         comments = [f"// {comment_safe(fn.signature())}"]
@@ -454,7 +462,8 @@ class ReadableWriter(ProgramWriter):
         return probe
 
     def add_returns_readable(self, fn: Function, layout: FunctionLayout, sites: list[int],
-                             builder: ReadableBuilder, g_expr: str | None, entry_probe: ProbePlan) -> None:
+                             builder: ReadableBuilder, g_expr: str | None, entry_probe: ProbePlan,
+                             filtered: bool = False) -> None:
         if not sites:
             self.warnings.append(f"{fn.name}: no RET instruction found; no return probe")
             return
@@ -476,23 +485,24 @@ class ReadableWriter(ProgramWriter):
                 items += builder.value(loc, name)
             who, who_args = self._who(g_expr)
             items.append(Text(")"))
-            if g_expr:
+            if g_expr and not filtered:
                 items.append(Branch("$t0 > 0", [Text(" in %ld ns", ["(int64)nsecs - (int64)$t0"])], []))
+            elif g_expr:
+                items.append(Text(" in %ld ns", ["(int64)nsecs - (int64)$t0"]))
             items.append(Text(who, who_args))
             body = self._prelude(g_expr)
             if g_expr:
                 body += [f"$t0 = @dg_start[{key}];", self._delete(f"@dg_start[{key}]")]
-            body += render_items(items, "")
+            if filtered and g_expr:  # the return of a call the filter kept (its start is marked)
+                body += ["if ($t0 > 0) {", *render_items(items, ""), "}"]
+            else:
+                body += render_items(items, "")
             comment = f"// {comment_safe(fn.name)}: RET at {site:#x} (+{site - fn.address:#x})"
             self.blocks.append(comment + "\n" + self._block(self._attach(site), None, body))
 
     def render_readable(self, header: str) -> str:
         config = f"config = {{\n\tperf_rb_pages = {self.buffer_pages}\n}}\n\n" if self.dialect.config_block else ""
-        # bpftrace takes no forward declaration (0.27: "expected '{'"; 0.17: a parse error at the next
-        # definition); a pointer member declares its struct tag by itself in C
-        structs = "\n".join(line for line in self.header.render().splitlines()
-                            if not re.fullmatch(r"struct \w+;", line))
-        text = header + structs + "\n" + config + "\n".join(self.blocks)
+        text = header + self.header.render() + "\n" + config + "\n".join(self.blocks)
         maps = [m for m in ("@dg_reenter", "@dg_start") if m + "[" in text]
         if maps:
             text += "\nEND\n{\n" + "".join(f"\tclear({m});\n" for m in maps) + "}\n"
@@ -518,6 +528,10 @@ def generate_readable(prog, functions, dialect: Dialect, options) -> ReadablePro
     if options.buffer_pages:
         writer.buffer_pages = options.buffer_pages
     builder = ReadableBuilder(header, dialect, options.depth, options.max_str, options.max_items, prog.binary.ptr_size)
+    from .bpftrace import runtime_layout
+    from .filter import FilterSet
+    filters = FilterSet.parse(prog, options.filter, functions)
+    runtime = runtime_layout(prog) if options.filter else None
     abis = set()
     for fn in functions:
         layout, machine = trusted_layout(prog, fn)
@@ -530,10 +544,15 @@ def generate_readable(prog, functions, dialect: Dialect, options) -> ReadablePro
         if where.warning:
             writer.warnings.append(f"{fn.name}: {where.warning}")
         returns = options.ret and dialect.supports_mid_function_probes
+        code = filters.code_for(fn, layout, dialect, runtime) if options.filter else None
+        if code is not None and returns and not g:
+            raise DwarfgoError(f"{fn.name}: --filter with --ret needs the goroutine pointer, not found for "
+                               f"{prog.binary.arch}")
         entry = writer.add_entry_readable(fn, layout, machine, builder, g, where.predicate, where.address,
-                                          returns, where.reentry)
+                                          returns, where.reentry, code)
         if options.ret:
-            writer.add_returns_readable(fn, layout, machine.ret_sites if machine else [], builder, g, entry)
+            writer.add_returns_readable(fn, layout, machine.ret_sites if machine else [], builder, g, entry,
+                                        filtered=code is not None)
     env = "".join(f"{k}={v} " for k, v in writer.run_env.items())
     flags = " ".join(dialect.read_error_flags)
     lines = [

@@ -12,6 +12,8 @@ import struct
 from dataclasses import dataclass, field
 
 from ..emit.bpftrace import ProbePlan
+from ..emit.identity import ProgramIdentity
+from ..errors import DwarfgoError
 from ..emit.plan import (ArrayNode, ChanNode, ComplexNode, FuncNode, GuardNode, InterfaceNode, MapNode, Node,
                          PointerNode, Read, Scalar, SliceNode, StringNode, StructNode)
 from ..gotypes import Kind
@@ -109,12 +111,23 @@ _LOCATED_WARNING = re.compile(r"^\S*?:(\d+):\d+(?:-\d+)?: WARNING: (.*)$")
 _OLD_READ_FAILURE = re.compile(r"Failed to probe_read\w*: (.*?)(?: \(-?\d+\))?$")
 
 
+class ProgramMismatch(DwarfgoError):
+    """The output was printed by another program than the one this decoder was built for."""
+
+
 class Decoder:
-    """Feed it the program's output lines; it yields complete events."""
+    """Feed it the program's output lines; it yields complete events.
+
+    `expect`: the identity of the program the plan was made for; output that says it came from
+    another program (its attach marker or END block) raises ProgramMismatch."""
 
     def __init__(self, probes: list[ProbePlan], symbolize=None, type_name=None, max_str: int = 64,
-                 read_lines: dict[int, tuple[int, int]] | None = None):
+                 read_lines: dict[int, tuple[int, int]] | None = None, expect: ProgramIdentity | None = None):
         self.probes = {p.probe_id: p for p in probes}
+        self.expect = expect
+        self.identity: ProgramIdentity | None = None  # what the output said about its program
+        self.aggregates = None  # an AggregateReader (runner/aggregates.py) when the program aggregates
+        self.on_tables = None  # called with (tables, final) at each --interval mark and at the end
         self.read_lines = read_lines or {}  # program line -> (probe id, read index)
         self.failed_reads = 0  # memory reads bpftrace reported failed, tied to their values
         self.untied_failures: list[str] = []  # failed reads that could not be tied to an event
@@ -157,6 +170,8 @@ class Decoder:
 
     def feed(self, line: str) -> Event | None:
         line = line.rstrip("\n")
+        if self.aggregates is not None and self.aggregates.feed(line):
+            return None
         m = re.match(r"(?:WARNING: )?Lost (\d+) events", line)
         if m:
             self.lost += int(m.group(1))
@@ -199,6 +214,12 @@ class Decoder:
             return None
         key = (tid, seq)
         rest = parts[4] if len(parts) > 4 else ""
+        if tid == 0 and seq == 0:  # the program's own lines: attached, identity
+            if what in ("attached", "identity") and rest:
+                self._identified(rest)
+            if what in ("interval", "identity"):  # the END block's line: the maps printed at exit follow
+                self.tables_done(final=False)
+            return None
         if seq > self.last_seq.get(tid, 0):
             self.last_seq[tid] = seq
         if what in ("call", "ret"):
@@ -228,6 +249,24 @@ class Decoder:
             self._values(pend, what + " " + rest)
         pend.lines += 1
         return None
+
+    def tables_done(self, final: bool) -> None:
+        """The aggregation maps read since the last call are complete: hand them on."""
+        if self.aggregates is None:
+            return
+        tables = self.aggregates.snapshot()
+        if tables and self.on_tables is not None:
+            self.on_tables(tables, final)
+
+    def _identified(self, text: str) -> None:
+        printed = ProgramIdentity.parse(text)
+        if printed is None:
+            return
+        if self.expect is not None:
+            why = self.expect.mismatch(printed)
+            if why:
+                raise ProgramMismatch(f"cannot decode this output: {why}")
+        self.identity = printed
 
     def _values(self, pend: _Pending, text: str) -> None:
         """`<read>,<read>... <value> <value>...` (scalars: no spaces in a value)."""

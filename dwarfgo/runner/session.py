@@ -18,34 +18,18 @@ event accounted for.
 
 from __future__ import annotations
 
-import heapq
 import queue
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 
 from .decode import Decoder, Event
 from .run import BpftraceRun
+from .stream import DEFAULT_WINDOW, EventStream, TraceOutcome, loss_lines  # noqa: F401 (loss_lines: re-exported)
 
 QUIET, DRAIN_MAX = 1.0, 60.0  # after the -p process exits: output quiet this long, or at most this
-DEFAULT_WINDOW = 0.25  # seconds of trace time an event waits for earlier events from other CPUs
 _EOF = None
-
-
-@dataclass
-class TraceOutcome:
-    calls: int = 0
-    returns: int = 0
-    lost_events: int = 0  # emitted by the probes, never decoded
-    lost_exact: bool = False  # lost_events from bpftrace's own counters (else: gaps in event numbers)
-    lost_records: int = 0  # output records bpftrace reported lost
-    incomplete: int = 0
-    undecoded_lines: int = 0  # left in the queue by a second Ctrl-C
-    interrupted: bool = False  # the second Ctrl-C: stopped without decoding the rest
-    process_exited: bool = False
-    notes: list[str] = field(default_factory=list)
 
 
 class TraceSession:
@@ -60,10 +44,8 @@ class TraceSession:
         self.window = window
         self.pid = pid
         self.outcome = TraceOutcome()
+        self.stream = EventStream(decoder, show, window)  # decoding and time order, shared with decode
         self._chunks: queue.Queue = queue.Queue()  # lists of lines, as read from bpftrace
-        self._held: list[tuple[int, int, Event]] = []  # (ts, arrival, event) heap
-        self._arrival = 0
-        self._newest = 0
         self._stops = 0
         self._done = threading.Event()
         self._last_line = time.monotonic()  # when the reader last got a line from bpftrace
@@ -100,19 +82,14 @@ class TraceSession:
             for s in previous:
                 signal.signal(s, lambda signum, frame: None)
         if not self.outcome.interrupted:
-            for ev in self.decoder.finish():
-                self._hold(ev)
-            self._release(everything=True)
-        d = self.decoder
-        o = self.outcome
-        o.calls, o.returns = d.calls_shown, d.returns_shown
-        o.lost_events, o.lost_exact, o.lost_records, o.incomplete = d.events_lost, d.counts_exact, d.lost, d.incomplete
-        return o
+            return self.stream.finish(self.outcome)
+        return self.stream.counts(self.outcome)
 
     def _read(self) -> None:
         try:
             for chunk in self.run.chunks():
-                self._last_line = time.monotonic()
+                if any(line.startswith("@dg ") and not line.startswith("@dg 0 0 ") for line in chunk):
+                    self._last_line = time.monotonic()  # events still coming (not --interval's printouts)
                 if self.raw_output is not None:
                     self.raw_output.writelines(chunk)
                 self._chunks.put(chunk)
@@ -127,36 +104,16 @@ class TraceSession:
             try:
                 chunk = self._chunks.get(timeout=idle)
             except queue.Empty:
-                self._release(everything=True)  # quiet: nothing earlier can still come
+                self.stream.release(everything=True)  # quiet: nothing earlier can still come
                 continue
             if chunk is _EOF:
                 return
             self._pending_chunk = chunk
             for i, line in enumerate(chunk):
                 self._done_in_chunk = i
-                ev = self.decoder.feed(line)
-                if ev is not None:
-                    self._hold(ev)
-                for held in self.decoder.take_held():
-                    self._hold(held)
+                self.stream.feed(line)
             self._pending_chunk = None
-            self._release()
-
-    # ------------------------------------------------------------ time order
-    def _hold(self, ev: Event) -> None:
-        if self.window <= 0:
-            self.show(ev)
-            return
-        self._arrival += 1
-        heapq.heappush(self._held, (ev.ts, self._arrival, ev))
-        if ev.ts > self._newest:
-            self._newest = ev.ts
-
-    def _release(self, everything: bool = False) -> None:
-        horizon = self._newest - int(self.window * 1e9)
-        held = self._held
-        while held and (everything or held[0][0] <= horizon or len(held) > 100_000):
-            self.show(heapq.heappop(held)[2])
+            self.stream.release()
 
     # ------------------------------------------------------------ stopping
     def _on_signal(self, signum, frame) -> None:
@@ -198,25 +155,6 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state not in ("Z", "X")
-
-
-def loss_lines(o: TraceOutcome, buffer_hint: str) -> list[str]:
-    """The end-of-trace report of what was not shown, one line each (empty when nothing was lost)."""
-    out = []
-    if o.interrupted:
-        out.append(f"dwarfgo: warning: stopped at once: {o.undecoded_lines} output line(s) of bpftrace were left "
-                   f"undecoded, and events still in flight were not shown")
-    if o.lost_events:
-        how = "" if o.lost_exact else "at least "
-        why = (f"bpftrace reported {o.lost_records} lost output record(s){buffer_hint}" if o.lost_records else
-               "bpftrace never printed them (it stopped first, or its output buffer overflowed)")
-        out.append(f"dwarfgo: warning: {how}{o.lost_events} traced event(s) (calls or returns) are missing: {why}")
-    elif o.lost_records:
-        out.append(f"dwarfgo: warning: bpftrace reported {o.lost_records} lost output record(s){buffer_hint}")
-    if o.incomplete:
-        out.append(f"dwarfgo: warning: {o.incomplete} event(s) cut short (output dropped by bpftrace, or the stop "
-                   f"came first); their values are shown as unavailable")
-    return out
 
 
 def exit_status_ok(rc: int) -> bool:
