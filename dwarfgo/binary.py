@@ -256,6 +256,10 @@ class GoBinary:
             tab = self._debug_symtab()
         functions: dict[int, Symbol] = {}
         addresses: dict[str, int] = {}
+        if tab is None:
+            # stripped (-ldflags=-s): the runtime's own function table still names every function
+            from .pclntab import function_symbols
+            return function_symbols(self), addresses
         if tab is not None:
             with reading(self.path, f"symbol table ({tab.name})"):
                 symbols = list(tab.iter_symbols())
@@ -276,8 +280,26 @@ class GoBinary:
         return self._symbol_table[0]
 
     def data_symbol(self, name: str) -> int | None:
-        """Address of any symbol (e.g. `runtime.types`), or None."""
-        return self._symbol_table[1].get(name)
+        """Address of any symbol (e.g. `runtime.types`), or None. A symbol of a separate debug file
+        (or a DWARF twin) is placed in this binary by its section: same section, same offset."""
+        addr = self._symbol_table[1].get(name)
+        if addr is None or self.symbols_from != "debug file":
+            return addr
+        return _same_place(self.debug_elf, self.elf, addr)
+
+    @cached_property
+    def symbols_from(self) -> str:
+        """Where the function names come from: "symbol table", "debug file" (its .symtab), or
+        "function table" (.gopclntab: the binary has no symbol table)."""
+        if isinstance(self.elf.get_section_by_name(".symtab"), SymbolTableSection):
+            return "symbol table"
+        return "debug file" if self._debug_symtab() is not None else "function table"
+
+    @cached_property
+    def build_info(self):
+        """The `.go.buildinfo` contents (dwarfgo.buildinfo.BuildInfo), or None."""
+        from .buildinfo import read_buildinfo
+        return read_buildinfo(self)
 
     def _debug_symtab(self):
         dbg = self.debug_elf
@@ -362,6 +384,18 @@ class GoBinary:
 
 
 _UNPRINTABLE = {c: "?" for c in list(range(32)) + [127]}
+
+
+def _same_place(source: ELFFile, target: ELFFile, address: int) -> int | None:
+    """`address` of `source` in `target`: the same offset in the loaded section of the same name."""
+    for sec in source.iter_sections():
+        h = sec.header
+        if h["sh_flags"] & 2 and h["sh_addr"] <= address < h["sh_addr"] + max(h["sh_size"], 1):  # SHF_ALLOC
+            other = target.get_section_by_name(sec.name)
+            if other is None or not other["sh_flags"] & 2:
+                return None
+            return address - h["sh_addr"] + other["sh_addr"]
+    return None
 
 
 def _open_error(path, e: OSError) -> BinaryError:
