@@ -363,6 +363,26 @@ class GoBinary:
             raise NoDwarfError(f"{path}: debug file has no DWARF sections")
         return elf
 
+    def no_dwarf_advice(self, what: str = "") -> str:
+        """The one line for a binary without DWARF: what works without it, what needs it, and the
+        command that rebuilds the same program with it (from .go.buildinfo)."""
+        subject = f"{what} in {self.path}" if what else str(self.path)
+        if self.symbols_from == "function table":
+            how = "and no symbol table: built with -ldflags='-s -w'"
+            works = ("its function names and addresses come from the Go function table (.gopclntab), so "
+                     "`dwarfgo funcs` lists them")
+        else:
+            how = "(built with -ldflags=-w, or stripped)"
+            works = "its function names and addresses come from its symbol table (`dwarfgo funcs` lists them)"
+        info = self.build_info
+        if info is not None:
+            rebuild = f"rebuild the same program with DWARF: {info.rebuild_command()}"
+        else:
+            rebuild = "rebuild the same program without -s -w"
+        return (f"{subject}: no DWARF {how}; {works}; signatures, argument locations and types need DWARF: "
+                f"{rebuild}; then pass that twin with --debug-from TWIN (or a split-off debug file with "
+                f"--debug-file)")
+
     @property
     def has_dwarf(self) -> bool:
         try:
@@ -375,10 +395,7 @@ class GoBinary:
         """pyelftools DWARFInfo; raises NoDwarfError with advice when absent."""
         elf = self.debug_elf
         if not _has_dwarf_sections(elf):
-            raise NoDwarfError(
-                f"{self.path}: Go binary without DWARF debug info (built with -ldflags=-w or -s, or stripped); "
-                f"rebuild without those flags, or pass the split-off debug file with --debug-file"
-            )
+            raise NoDwarfError(self.no_dwarf_advice())
         with reading(self.path, "DWARF sections"):
             return elf.get_dwarf_info(relocate_dwarf_sections=False)
 

@@ -271,7 +271,8 @@ def function_symbols(binary) -> list:
 
     table = read_table(binary)
     if table is None:
-        return []
+        raise BinaryError(f"{binary.path}: no symbol table and no Go function table (.gopclntab): not a Go "
+                          f"binary, or a damaged one")
     seen: dict[int, Symbol] = {}
     for f in table.functions:
         seen.setdefault(f.entry, Symbol(f.name.replace("\u00b7", "."), f.entry, f.size))
