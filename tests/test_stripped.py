@@ -1,0 +1,198 @@
+"""Stripped binaries (-ldflags='-s -w'): names and addresses from .gopclntab, the build info, and
+the DWARF twin (`--debug-from`).
+
+Expected values come from readelf (the default build's symbol table), `go version -m` (the
+toolchain's own build-info reader), the fixture's own report, and builds made here."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import FIXTURES, REPO, TOOLCHAINS, go_versions, require_file
+
+VERSIONS = go_versions() or ["1.22"]
+FEW = [v for v in ("1.15", "1.19", "1.22", "1.27") if v in VERSIONS] or VERSIONS[:1]
+# section markers of the symbol table, not in the function table
+MARKERS = {"runtime.text", "runtime.etext"}
+# markers the function table lists (1.24+) with no pc table: their size there runs to the next function
+NO_PCTABLE = {"go:textfipsstart", "go:textfipsend"}
+
+
+def built(go: str, variant: str, fixture: str = "shapes"):
+    path = FIXTURES / f"go{go}" / "amd64" / variant / fixture
+    require_file(path, f"go{go} {variant} {fixture}")
+    return path
+
+
+def readelf_functions(path) -> dict[int, tuple[str, int]]:
+    """address -> (name, size) of every FUNC symbol, from readelf (not dwarfgo)."""
+    out = subprocess.run(["readelf", "-sW", str(path)], capture_output=True, text=True, check=True).stdout
+    funcs: dict[int, tuple[str, int]] = {}
+    for line in out.splitlines():
+        f = line.split(None, 7)
+        if len(f) == 8 and f[3] == "FUNC" and f[1] != "0000000000000000" and f[7] not in MARKERS:
+            funcs.setdefault(int(f[1], 16), (f[7], int(f[2], 0)))
+    return funcs
+
+
+def _same_name(symtab: str, pcln: str) -> bool:
+    """pclntab names carry no .abi0 suffix, and Go 1.18-1.19 write type arguments as [...]."""
+    symtab = symtab.removesuffix(".abi0")
+    if "[...]" not in pcln:
+        return symtab == pcln
+    pattern = re.escape(pcln).replace(re.escape("[...]"), r"\[.+?\]")
+    return re.fullmatch(pattern, symtab) is not None
+
+
+@pytest.mark.parametrize("go", VERSIONS)
+def test_pclntab_names_and_addresses_equal_symtab(go):
+    from dwarfgo.binary import GoBinary
+
+    want = readelf_functions(built(go, "default"))
+    with GoBinary(built(go, "stripped")) as b:
+        assert b.symbols_from == "function table"
+        got = {s.address: s for s in b.function_symbols}
+    assert set(got) == set(want), (sorted(set(want) - set(got))[:5], sorted(set(got) - set(want))[:5])
+    wrong = [(hex(a), want[a], s.name, s.size) for a, s in got.items()
+             if not _same_name(want[a][0], s.name) or (s.size != want[a][1] and s.name not in NO_PCTABLE)]
+    assert not wrong, wrong[:10]
+    assert len(got) > 1500
+    print(f"go{go}: {len(got)} functions, names and sizes equal to .symtab's")
+
+
+@pytest.mark.parametrize("go", FEW)
+def test_buildinfo_equals_go_version_m(go):
+    from dwarfgo.binary import GoBinary
+
+    path = built(go, "stripped")
+    out = subprocess.run([str(TOOLCHAINS / "bin" / f"go{go}"), "version", "-m", str(path)], capture_output=True,
+                         text=True, check=True, env={**os.environ, "GOTOOLCHAIN": "local"}).stdout
+    lines = [l.strip().split("\t") for l in out.splitlines()[1:]]
+    settings = {}
+    for f in lines:
+        if f[0] == "build":
+            key, _, value = f[1].partition("=")
+            settings[key] = value.strip('"')
+    with GoBinary(path) as b:
+        info = b.build_info
+    assert info.go_version == out.split(":", 1)[1].split()[0]
+    assert info.path == next(f[1] for f in lines if f[0] == "path")
+    assert info.module == next(f[1] for f in lines if f[0] == "mod")
+    assert info.settings == settings
+    if go == "1.15":
+        assert not info.has_settings and "records no build settings" in info.rebuild_command()
+    else:
+        assert info.settings["-ldflags"] == "-s -w" and info.strips()
+        assert "-ldflags" not in info.rebuild_command() and "GOARCH=amd64" in info.rebuild_command()
+
+
+def _run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "dwarfgo", *map(str, args)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+@pytest.mark.parametrize("go", ["1.15", "1.27"])
+def test_without_dwarf_names_work_and_errors_say_what_to_do(go):
+    if go not in VERSIONS:
+        pytest.skip(f"Go {go} not in the matrix")
+    stripped = built(go, "stripped")
+    r = _run_cli("funcs", stripped, "main.Strings")
+    assert r.returncode == 0, r.stderr
+    addr = {n: a for a, (n, _) in readelf_functions(built(go, "default")).items()}["main.Strings"]
+    assert r.stdout.split()[:2] == [f"{addr:#x}", "main.Strings"]
+    r = _run_cli("sig", stripped, "Strings")  # a short name resolves without a symbol table
+    assert r.returncode == 1
+    assert "main.Strings" in r.stderr and ".gopclntab" in r.stderr and "--debug-from" in r.stderr
+    assert "go build -o TWIN shapes" in r.stderr
+    r = _run_cli("sig", stripped, "main.Strigs")
+    assert "did you mean: main.Strings" in r.stderr
+
+
+@pytest.mark.parametrize("go", FEW)
+def test_twin_accepts_the_default_build(go):
+    from dwarfgo.program import GoProgram
+
+    with GoProgram(built(go, "stripped"), debug_from=built(go, "default")) as prog:
+        fns = prog.matching("main.*")
+        assert len(fns) > 40 and not prog.twin_refusals, prog.twin_refusals[:3]
+        fn = prog.function("main.Strings")
+        assert fn.signature() == "func Strings(s string, t string) (joined string, n int)"
+
+
+@pytest.mark.parametrize("go, variant", [("1.19", "noopt"), ("1.27", "trimpath"), ("1.27", "noopt")])
+def test_twin_of_other_flags_is_refused(go, variant):
+    from dwarfgo.program import GoProgram
+    from dwarfgo.twin import TwinMismatch
+
+    with pytest.raises(TwinMismatch, match="-gcflags=all=-N -l" if variant == "noopt" else "-trimpath=true"):
+        GoProgram(built(go, "stripped"), debug_from=built(go, variant))
+
+
+def test_go115_twin_of_other_flags_is_refused_by_its_code():
+    """Go 1.15 records no build settings: the code itself shows the other build."""
+    from dwarfgo.program import GoProgram
+    from dwarfgo.twin import TwinMismatch
+
+    with GoProgram(built("1.15", "stripped"), debug_from=built("1.15", "noopt")) as prog:
+        with pytest.raises(TwinMismatch, match="main.Strings: .*(code size differs|layout moved)"):
+            prog.function("main.Strings")
+
+
+def test_patched_code_is_refused(tmp_path):
+    from dwarfgo.program import GoProgram
+    from dwarfgo.twin import TwinMismatch
+
+    stripped, twin = built("1.27", "stripped"), built("1.27", "default")
+    addr = {n: a for a, (n, _) in readelf_functions(twin).items()}["main.Strings"]
+    text = next(l.split() for l in subprocess.run(["readelf", "-SW", str(twin)], capture_output=True, text=True,
+                                                  check=True).stdout.splitlines() if " .text " in l)
+    i = text.index(".text")
+    offset = addr - int(text[i + 2], 16) + int(text[i + 3], 16) + 4
+    copy = tmp_path / "shapes"
+    shutil.copy(stripped, copy)
+    data = bytearray(copy.read_bytes())
+    data[offset] ^= 0xFF
+    copy.write_bytes(data)
+    with GoProgram(copy, debug_from=twin) as prog:
+        prog.function("main.Signed")  # untouched
+        with pytest.raises(TwinMismatch, match=f"main.Strings: .*machine code differs at {addr + 4:#x}"):
+            prog.function("main.Strings")
+
+
+def test_rebuild_command_makes_an_accepted_twin_and_changed_source_is_refused(tmp_path):
+    """The command dwarfgo prints, run here: its output is accepted; the same command on changed
+    source gives a twin whose changed function is refused."""
+    from dwarfgo.binary import GoBinary
+    from dwarfgo.program import GoProgram
+    from dwarfgo.twin import TwinMismatch
+
+    go = "1.27"
+    stripped = built(go, "stripped")
+    with GoBinary(stripped) as b:
+        command = b.build_info.rebuild_command(str(tmp_path / "twin"))
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "go").symlink_to(TOOLCHAINS / "bin" / f"go{go}")
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "GOFLAGS": "-buildvcs=false", "GOPROXY": "off",
+           "GOWORK": "off"}
+    src = REPO / "fixtures" / "shapes"
+    subprocess.run(command, shell=True, cwd=src, env=env, check=True, capture_output=True, timeout=600)
+    with GoProgram(stripped, debug_from=tmp_path / "twin") as prog:
+        assert prog.function("main.Strings").signature().startswith("func Strings(")
+    changed = tmp_path / "changed"
+    shutil.copytree(src, changed)
+    funcs = changed / "funcs.go"
+    head = "func Strings(s string, t string) (joined string, n int) {"
+    body = funcs.read_text()
+    assert head in body
+    funcs.write_text(body.replace(head, head + '\n\ts = s + "!"', 1))
+    subprocess.run(command, shell=True, cwd=changed, env=env, check=True, capture_output=True, timeout=600)
+    with GoProgram(stripped, debug_from=tmp_path / "twin") as prog:
+        with pytest.raises(TwinMismatch, match="main.Strings: "):
+            prog.function("main.Strings")
