@@ -149,7 +149,7 @@ def test_patched_code_is_refused(tmp_path):
     from dwarfgo.twin import TwinMismatch
 
     stripped, twin = built("1.27", "stripped"), built("1.27", "default")
-    addr = {n: a for a, (n, _) in readelf_functions(twin).items()}["main.Strings"]
+    addr, size = next((a, z) for a, (n, z) in readelf_functions(twin).items() if n == "main.Strings")
     text = next(l.split() for l in subprocess.run(["readelf", "-SW", str(twin)], capture_output=True, text=True,
                                                   check=True).stdout.splitlines() if " .text " in l)
     i = text.index(".text")
@@ -196,3 +196,45 @@ def test_rebuild_command_makes_an_accepted_twin_and_changed_source_is_refused(tm
     with GoProgram(stripped, debug_from=tmp_path / "twin") as prog:
         with pytest.raises(TwinMismatch, match="main.Strings: "):
             prog.function("main.Strings")
+
+
+def test_bpftrace_017_is_refused_on_a_stripped_binary():
+    """bpftrace 0.17 resolves an attach address through .symtab ("Could not resolve address" on a
+    stripped binary); 0.23+ attach with --unsafe at the file offset."""
+    stripped, twin = built("1.27", "stripped"), built("1.27", "default")
+    r = _run_cli("probe", stripped, "main.Strings", "--debug-from", twin, "--bpftrace-version", "0.17")
+    assert r.returncode == 1 and "bpftrace 0.17.0 cannot attach" in r.stderr and "0.23 or newer" in r.stderr
+    r = _run_cli("probe", stripped, "main.Strings", "--debug-from", twin, "--bpftrace-version", "0.27")
+    assert r.returncode == 0, r.stderr
+    addr, size = next((a, z) for a, (n, z) in readelf_functions(twin).items() if n == "main.Strings")
+    load = next(l.split() for l in subprocess.run(["readelf", "-lW", str(stripped)], capture_output=True, text=True,
+                                                  check=True).stdout.splitlines() if "LOAD" in l and "R E" in l)
+    offset = addr - int(load[2], 16) + int(load[1], 16)
+    points = [int(x, 16) for x in re.findall(r'shapes":(0x[0-9a-f]+)', r.stdout)]
+    assert points and all(offset <= p < offset + size for p in points), (points, hex(offset))
+    assert "--unsafe" in r.stdout
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("go, bt", [("1.27", "newest"), ("1.15", "0.23")])
+def test_trace_stripped_with_twin_values_exact(go, bt):
+    """`dwarfgo trace STRIPPED FUNCS --debug-from TWIN`, attached to the stripped binary's process:
+    every value equals the stripped fixture's own report. (bpftrace 0.17 cannot attach to a binary
+    without a symbol table: test_bpftrace_017_is_refused_on_a_stripped_binary.)"""
+    from livecompare import compare_run
+    from test_live import _function_names, _live_preconditions, installed_bpftrace, reported_calls, trace_fixture
+
+    if go not in VERSIONS:
+        pytest.skip(f"Go {go} not in the matrix")
+    stripped, twin = built(go, "stripped"), built(go, "default")
+    _live_preconditions(stripped)
+    version, path = installed_bpftrace(bt)
+    ret = version != "0.17"
+    funcs = _function_names(reported_calls(stripped), twin)
+    report, events, errors, rc = trace_fixture(stripped, funcs, path, ret, trace_args=("--debug-from", str(twin)))
+    assert rc == 0, "\n".join(errors[-20:])
+    tally, problems = compare_run(report, events, with_results=ret)
+    assert not tally.mismatches, "wrong values:\n" + "\n".join(tally.mismatches[:50])
+    assert not problems, "\n".join(problems[:50]) + "\ntrace stderr:\n" + "\n".join(errors[-10:])
+    assert tally.checked > 250, f"only {tally.checked} values compared"
+    print(f"stripped go{go}/bpftrace{version}: {tally.checked} values exact, {tally.unavailable_count()} unavailable")
