@@ -368,7 +368,7 @@ class GoBinary:
         command that rebuilds the same program with it (from .go.buildinfo)."""
         subject = f"{what} in {self.path}" if what else str(self.path)
         if self.symbols_from == "function table":
-            how = "and no symbol table: built with -ldflags='-s -w'"
+            how = "and without a symbol table (built with -ldflags='-s -w')"
             works = ("its function names and addresses come from the Go function table (.gopclntab), so "
                      "`dwarfgo funcs` lists them")
         else:
@@ -379,9 +379,15 @@ class GoBinary:
             rebuild = f"rebuild the same program with DWARF: {info.rebuild_command()}"
         else:
             rebuild = "rebuild the same program without -s -w"
-        return (f"{subject}: no DWARF {how}; {works}; signatures, argument locations and types need DWARF: "
+        return (f"{subject}: Go binary without DWARF {how}; {works}; signatures, argument locations and types need DWARF: "
                 f"{rebuild}; then pass that twin with --debug-from TWIN (or a split-off debug file with "
                 f"--debug-file)")
+
+    def require_dwarf(self, what: str = "") -> None:
+        """NoDwarfError with advice if there is no DWARF (a split-off debug file that is missing is
+        its own error)."""
+        if not _has_dwarf_sections(self.debug_elf):
+            raise NoDwarfError(self.no_dwarf_advice(what))
 
     @property
     def has_dwarf(self) -> bool:

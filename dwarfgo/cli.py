@@ -105,6 +105,7 @@ def funcs(
     """
     with _open(binary, debug_file, debug_from) as prog:
         if not prog.binary.has_dwarf:
+            prog.binary.debug_elf  # a split-off debug file that is missing: its own error
             _names_only(prog, pattern, regex, as_json)
             return
         require_arch(prog)  # as sig and probe: no listing of signatures it cannot place

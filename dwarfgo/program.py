@@ -13,7 +13,7 @@ from functools import cached_property
 
 from .binary import GoBinary
 from .dwarf import DwarfIndex
-from .errors import DwarfgoError, NoDwarfError, TypeNotFound, reading
+from .errors import DwarfgoError, TypeNotFound, reading
 from .functions import Function, FunctionTable
 from .gotypes import GoType
 from .names import compile_pattern, lookup, matching_names
@@ -73,8 +73,7 @@ class GoProgram:
 
     def function(self, query: str) -> Function:
         sym = lookup(self.binary.function_symbols, query)
-        if not self.binary.has_dwarf:
-            raise NoDwarfError(self.binary.no_dwarf_advice(sym.name))
+        self.binary.require_dwarf(sym.name)
         if self.twin is not None:
             self.twin.verify(sym)
         fn = self.functions.at(sym)
