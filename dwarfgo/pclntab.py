@@ -155,14 +155,18 @@ def _parse(data: bytes, address: int, binary, where: str) -> PclnTable:
         if pctab_off == 0:
             return fallback
         off, pc, first = pctab_off, entry, True
-        for _ in range(_MAX_PCTABLE_STEPS):
+        # the table ends at or before the next function's entry: a step per instruction at most
+        for _ in range(min(_MAX_PCTABLE_STEPS, max(fallback - entry, 0) // quantum + 2)):
             uv, off = _uvarint(data, off)
             if uv == 0 and not first:
+                if pc > fallback:
+                    break
                 return pc
             first = False
             delta, off = _uvarint(data, off)
             pc += delta * quantum
-        raise DamagedBinary(f"{path}: damaged function table ({where}): endless pc table at {pctab_off:#x}")
+        raise DamagedBinary(f"{path}: damaged function table ({where}): the pc table at {pctab_off:#x} of the "
+                            f"function at {entry:#x} runs past the next function")
 
     layout = _MAGICS[magic]
     out: list[PclnFunction] = []

@@ -24,8 +24,8 @@ MARKERS = {"runtime.text", "runtime.etext"}
 NO_PCTABLE = {"go:textfipsstart", "go:textfipsend"}
 
 
-def built(go: str, variant: str, fixture: str = "shapes"):
-    path = FIXTURES / f"go{go}" / "amd64" / variant / fixture
+def built(go: str, variant: str, fixture: str = "shapes", arch: str = "amd64"):
+    path = FIXTURES / f"go{go}" / arch / variant / fixture
     require_file(path, f"go{go} {variant} {fixture}")
     return path
 
@@ -50,12 +50,13 @@ def _same_name(symtab: str, pcln: str) -> bool:
     return re.fullmatch(pattern, symtab) is not None
 
 
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
 @pytest.mark.parametrize("go", VERSIONS)
-def test_pclntab_names_and_addresses_equal_symtab(go):
+def test_pclntab_names_and_addresses_equal_symtab(go, arch):
     from dwarfgo.binary import GoBinary
 
-    want = readelf_functions(built(go, "default"))
-    with GoBinary(built(go, "stripped")) as b:
+    want = readelf_functions(built(go, "default", arch=arch))
+    with GoBinary(built(go, "stripped", arch=arch)) as b:
         assert b.symbols_from == "function table"
         got = {s.address: s for s in b.function_symbols}
     assert set(got) == set(want), (sorted(set(want) - set(got))[:5], sorted(set(got) - set(want))[:5])
@@ -63,7 +64,7 @@ def test_pclntab_names_and_addresses_equal_symtab(go):
              if not _same_name(want[a][0], s.name) or (s.size != want[a][1] and s.name not in NO_PCTABLE)]
     assert not wrong, wrong[:10]
     assert len(got) > 1500
-    print(f"go{go}: {len(got)} functions, names and sizes equal to .symtab's")
+    print(f"go{go} {arch}: {len(got)} functions, names and sizes equal to .symtab's")
 
 
 @pytest.mark.parametrize("go", FEW)
@@ -238,3 +239,18 @@ def test_trace_stripped_with_twin_values_exact(go, bt):
     assert not problems, "\n".join(problems[:50]) + "\ntrace stderr:\n" + "\n".join(errors[-10:])
     assert tally.checked > 250, f"only {tally.checked} values compared"
     print(f"stripped go{go}/bpftrace{version}: {tally.checked} values exact, {tally.unavailable_count()} unavailable")
+
+
+@pytest.mark.parametrize("go", ["1.15", "1.27"])
+def test_table_found_by_its_header_without_sections(go):
+    """A binary whose section headers are gone: the table is found by its header in the loaded
+    read-only data, and (1.26+, no text start in the header) placed through moduledata."""
+    from dwarfgo import pclntab
+    from dwarfgo.binary import GoBinary
+
+    with GoBinary(built(go, "stripped")) as b:
+        by_section = pclntab.read_table(b)
+        address, data, where = pclntab._scan_segments(b)
+        scanned = pclntab._parse(data, address, b, where)
+    assert by_section.where == ".gopclntab" and address == by_section.address
+    assert scanned.functions == by_section.functions
