@@ -24,6 +24,9 @@ from .errors import DwarfgoError, NoDwarfError
 from .pclntab import PclnFunction, read_table
 
 
+_MAX_OBJECTS = 256  # data objects one proof of "same data" may visit
+
+
 class TwinMismatch(DwarfgoError):
     """The twin is not the stripped binary's program (or not for this function)."""
 
@@ -132,9 +135,31 @@ class DwarfTwin:
 
     def _same_data(self, in_twin: int, in_stripped: int) -> bool:
         """Do the two addresses name the same data? The same offset in the same section, or the
-        same offset in a read-only object (the twin's symbol) whose bytes are the same in both."""
+        same offset in a read-only object (the twin's symbol) whose bytes are the same in both,
+        where a pointer-sized word may differ only if it points to the same data again (a
+        generic dictionary pointing to itself and to type descriptors that moved). Proved as a
+        bisimulation: a pair assumed equal while its own words are compared, kept only if the
+        whole proof holds; at most _MAX_OBJECTS objects per proof."""
+        key = (in_twin, in_stripped)
+        if key not in self._proved:
+            assumed: set[tuple[int, int]] = set()
+            ok = self._same_object(in_twin, in_stripped, assumed)
+            if ok:
+                self._proved.update(dict.fromkeys(assumed, True))
+            self._proved[key] = ok
+        return self._proved[key]
+
+    @cached_property
+    def _proved(self) -> dict[tuple[int, int], bool]:
+        return {}
+
+    def _same_object(self, in_twin: int, in_stripped: int, assumed: set) -> bool:
         if _same_place(self.twin.elf, self.stripped.elf, in_twin) == in_stripped:
             return True
+        if (in_twin, in_stripped) in assumed or self._proved.get((in_twin, in_stripped)):
+            return True
+        if len(assumed) >= _MAX_OBJECTS:
+            return False
         starts, spans = self._twin_objects
         i = bisect.bisect_right(starts, in_twin) - 1
         if i < 0:
@@ -142,18 +167,32 @@ class DwarfTwin:
         start, size = spans[i]
         if not start <= in_twin < start + size or size > 1 << 20:
             return False
+        other_start = in_stripped - (in_twin - start)
         sec = _section_of(self.twin.elf, start)
         if sec is None or sec["sh_flags"] & 1 or sec["sh_type"] == "SHT_NOBITS":  # writable or bss: no content
             return False
-        other = _section_of(self.stripped.elf, in_stripped - (in_twin - start))
+        other = _section_of(self.stripped.elf, other_start)
         if other is None or other.name != sec.name:
             return False
         try:
-            return self.twin.read_memory(start, size) == self.stripped.read_memory(in_stripped - (in_twin - start),
-                                                                                   size)
+            a, b = self.twin.read_memory(start, size), self.stripped.read_memory(other_start, size)
         except DwarfgoError:
             return False
-
+        if a == b:
+            return True
+        assumed.add((in_twin, in_stripped))
+        ptr = self.twin.ptr_size
+        order = "little" if self.twin.elf.little_endian else "big"
+        for off in range(0, size, ptr):
+            wa, wb = a[off : off + ptr], b[off : off + ptr]
+            if wa == wb:
+                continue
+            if len(wa) < ptr or start % ptr:
+                return False
+            pa, pb = int.from_bytes(wa, order), int.from_bytes(wb, order)
+            if not self._same_object(pa, pb, assumed):
+                return False
+        return True
 
 def _by_entry(binary: GoBinary) -> dict[int, PclnFunction]:
     table = read_table(binary)

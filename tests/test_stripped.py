@@ -256,3 +256,56 @@ def test_table_found_by_its_header_without_sections(go):
         scanned = pclntab._parse(data, address, b, where)
     assert by_section.where == ".gopclntab" and address == by_section.address
     assert scanned.functions == by_section.functions
+
+
+def test_moved_data_is_compared_by_content(tmp_path):
+    """Go 1.27's stripped build info is shorter, so read-only data after it moves: reflect.MapOf
+    refers to a generic dictionary (pointers to itself and to type descriptors) at another address
+    in each binary. It is accepted while the dictionary's bytes agree (pointers to the same data
+    again), and refused once one of its bytes is changed in the stripped binary."""
+    from dwarfgo.program import GoProgram
+    from dwarfgo.twin import TwinMismatch
+
+    stripped, twin = built("1.27", "stripped"), built("1.27", "default")
+
+    def dict_reference(path):
+        """(instruction, target) of MapOf's first reference to a generic dictionary, from objdump."""
+        out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(path)], capture_output=True, text=True,
+                             check=True).stdout
+        body = out[out.index("<reflect.MapOf>:"):] if "<reflect.MapOf>:" in out else out
+        for line in body.splitlines():
+            m = re.match(r"\s*([0-9a-f]+):\s+lea\s+0x[0-9a-f]+\(%rip\),%\w+\s+# ([0-9a-f]+)", line)
+            if m and ".dict." in line:
+                return int(m.group(1), 16), int(m.group(2), 16)
+        raise AssertionError("no reference found")
+
+    insn, in_twin = dict_reference(twin)
+    syms = subprocess.run(["readelf", "-sW", str(twin)], capture_output=True, text=True, check=True).stdout
+    size = next(int(l.split()[2]) for l in syms.splitlines() if l.split()[1:2] == [f"{in_twin:016x}"])
+    out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", f"--start-address={insn:#x}",
+                          f"--stop-address={insn + 7:#x}", str(stripped)], capture_output=True, text=True,
+                         check=True).stdout
+    in_stripped = int(re.search(r"lea .*# (?:0x)?([0-9a-f]+)", out).group(1), 16)
+    assert in_stripped != in_twin  # the data moved
+
+    with GoProgram(stripped, debug_from=twin) as prog:
+        prog.twin.verify(prog.binary.symbols_by_name["reflect.MapOf"])
+
+    def file_offset(path, address):
+        for l in subprocess.run(["readelf", "-lW", str(path)], capture_output=True, text=True,
+                                check=True).stdout.splitlines():
+            f = l.split()
+            if f[:1] == ["LOAD"] and int(f[2], 16) <= address < int(f[2], 16) + int(f[4], 16):
+                return address - int(f[2], 16) + int(f[1], 16)
+        raise AssertionError(hex(address))
+
+    a = twin.read_bytes()[file_offset(twin, in_twin):][:size]
+    data = bytearray(stripped.read_bytes())
+    at = file_offset(stripped, in_stripped)
+    same_word = next(o for o in range(0, size, 8) if a[o:o + 8] == data[at + o:at + o + 8] and any(a[o:o + 8]))
+    data[at + same_word] ^= 1
+    copy = tmp_path / "shapes"
+    copy.write_bytes(data)
+    with GoProgram(copy, debug_from=twin) as prog:
+        with pytest.raises(TwinMismatch, match=f"reflect.MapOf: .*at {insn:#x}.*not the same data"):
+            prog.twin.verify(prog.binary.symbols_by_name["reflect.MapOf"])
