@@ -285,7 +285,7 @@ class GoBinary:
         addr = self._symbol_table[1].get(name)
         if addr is None or self.symbols_from != "debug file":
             return addr
-        return _same_place(self.debug_elf, self.elf, addr)
+        return same_place(self.debug_elf, self.elf, addr)
 
     @cached_property
     def symbols_from(self) -> str:
@@ -409,7 +409,7 @@ class GoBinary:
 _UNPRINTABLE = {c: "?" for c in list(range(32)) + [127]}
 
 
-def _same_place(source: ELFFile, target: ELFFile, address: int) -> int | None:
+def same_place(source: ELFFile, target: ELFFile, address: int) -> int | None:
     """`address` of `source` in `target`: the same offset in the loaded section of the same name."""
     for sec in source.iter_sections():
         h = sec.header

@@ -9,17 +9,17 @@ Proof, in two steps:
     (.gopclntab), and the same machine code. Dropping the symbol table and DWARF shrinks the
     build info, which can move the data after it: an instruction may then differ in the
     address it refers to, and is accepted only if both addresses are the same offset in the
-    same section (amd64; other architectures need identical bytes). A function that moved is
-    refused, never relocated.
+    same section, or the same offset in a read-only object (a symbol of the twin) whose bytes
+    are the same in both, pointer words pointing to the same data again (amd64; other
+    architectures need identical bytes). A function that moved is refused, never relocated.
 """
 
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
 from functools import cached_property
 
-from .binary import GoBinary, Symbol, _same_place
+from .binary import GoBinary, Symbol, same_place
 from .errors import DwarfgoError, NoDwarfError
 from .pclntab import PclnFunction, read_table
 
@@ -31,17 +31,12 @@ class TwinMismatch(DwarfgoError):
     """The twin is not the stripped binary's program (or not for this function)."""
 
 
-@dataclass(frozen=True)
-class Refusal:
-    function: str
-    reason: str
-
-
 class DwarfTwin:
     def __init__(self, stripped: GoBinary, twin_path):
         self.stripped = stripped
         self.twin = GoBinary(twin_path)
         self._verified: dict[int, str | None] = {}
+        self._proved: dict[tuple[int, int], bool] = {}  # (twin address, stripped address): same data?
 
     def close(self) -> None:
         self.twin.close()
@@ -149,12 +144,8 @@ class DwarfTwin:
             self._proved[key] = ok
         return self._proved[key]
 
-    @cached_property
-    def _proved(self) -> dict[tuple[int, int], bool]:
-        return {}
-
     def _same_object(self, in_twin: int, in_stripped: int, assumed: set) -> bool:
-        if _same_place(self.twin.elf, self.stripped.elf, in_twin) == in_stripped:
+        if same_place(self.twin.elf, self.stripped.elf, in_twin) == in_stripped:
             return True
         if (in_twin, in_stripped) in assumed or self._proved.get((in_twin, in_stripped)):
             return True
