@@ -309,3 +309,26 @@ def test_moved_data_is_compared_by_content(tmp_path):
     with GoProgram(copy, debug_from=twin) as prog:
         with pytest.raises(TwinMismatch, match=f"reflect.MapOf: .*at {insn:#x}.*not the same data"):
             prog.twin.verify(prog.binary.symbols_by_name["reflect.MapOf"])
+
+
+def test_no_function_table_is_said_precisely(tmp_path):
+    """Section renamed: the table is still found by its header. Its header destroyed too: not a
+    Go binary, or damaged. Only the header destroyed: the damaged table is named."""
+    stripped = built("1.27", "stripped")
+    want = {n: a for a, (n, _) in readelf_functions(built("1.27", "default")).items()}["main.Strings"]
+    renamed = tmp_path / "renamed"
+    subprocess.run(["objcopy", "--rename-section", ".gopclntab=.foo", str(stripped), str(renamed)], check=True)
+    r = _run_cli("funcs", renamed, "main.Strings")
+    assert r.returncode == 0 and r.stdout.split()[:2] == [f"{want:#x}", "main.Strings"], r.stderr
+    sections = subprocess.run(["readelf", "-SW", str(stripped)], capture_output=True, text=True, check=True).stdout
+    offset = int(next(l for l in sections.splitlines() if " .gopclntab " in l).split()[-7], 16)
+    for source, name in ((renamed, "nomagic"), (stripped, "badmagic")):
+        data = bytearray(source.read_bytes())
+        at = offset if source == stripped else data.find(stripped.read_bytes()[offset:offset + 8])
+        data[at:at + 4] = b"\0\0\0\0"
+        (tmp_path / name).write_bytes(data)
+    r = _run_cli("funcs", tmp_path / "nomagic", "main.Strings")
+    assert r.returncode == 1 and "no symbol table and no Go function table (.gopclntab): not a Go binary, or a " \
+                                 "damaged one" in r.stderr, r.stderr
+    r = _run_cli("funcs", tmp_path / "badmagic", "main.Strings")
+    assert r.returncode == 1 and "damaged function table (.gopclntab): unknown magic" in r.stderr, r.stderr
