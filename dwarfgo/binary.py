@@ -259,6 +259,10 @@ class GoBinary:
             tab = self._debug_symtab()
         functions: dict[int, Symbol] = {}
         addresses: dict[str, int] = {}
+        if tab is None:
+            # stripped (-ldflags=-s): the runtime's own function table still names every function
+            from .pclntab import function_symbols
+            return function_symbols(self), addresses
         if tab is not None:
             with reading(self.path, f"symbol table ({tab.name})"):
                 symbols = list(tab.iter_symbols())
@@ -279,8 +283,26 @@ class GoBinary:
         return self._symbol_table[0]
 
     def data_symbol(self, name: str) -> int | None:
-        """Address of any symbol (e.g. `runtime.types`), or None."""
-        return self._symbol_table[1].get(name)
+        """Address of any symbol (e.g. `runtime.types`), or None. A symbol of a separate debug file
+        (or a DWARF twin) is placed in this binary by its section: same section, same offset."""
+        addr = self._symbol_table[1].get(name)
+        if addr is None or self.symbols_from != "debug file":
+            return addr
+        return same_place(self.debug_elf, self.elf, addr)
+
+    @cached_property
+    def symbols_from(self) -> str:
+        """Where the function names come from: "symbol table", "debug file" (its .symtab), or
+        "function table" (.gopclntab: the binary has no symbol table)."""
+        if isinstance(self.elf.get_section_by_name(".symtab"), SymbolTableSection):
+            return "symbol table"
+        return "debug file" if self._debug_symtab() is not None else "function table"
+
+    @cached_property
+    def build_info(self):
+        """The `.go.buildinfo` contents (dwarfgo.buildinfo.BuildInfo), or None."""
+        from .buildinfo import read_buildinfo
+        return read_buildinfo(self)
 
     def _debug_symtab(self):
         dbg = self.debug_elf
@@ -344,6 +366,32 @@ class GoBinary:
             raise NoDwarfError(f"{path}: debug file has no DWARF sections")
         return elf
 
+    def no_dwarf_advice(self, what: str = "") -> str:
+        """The one line for a binary without DWARF: what works without it, what needs it, and the
+        command that rebuilds the same program with it (from .go.buildinfo)."""
+        subject = f"{what} in {self.path}" if what else str(self.path)
+        if self.symbols_from == "function table":
+            how = "and without a symbol table (built with -ldflags='-s -w')"
+            works = ("its function names and addresses come from the Go function table (.gopclntab), so "
+                     "`dwarfgo funcs` lists them")
+        else:
+            how = "(built with -ldflags=-w, or stripped)"
+            works = "its function names and addresses come from its symbol table (`dwarfgo funcs` lists them)"
+        info = self.build_info
+        if info is not None:
+            rebuild = f"rebuild the same program with DWARF: {info.rebuild_command()}"
+        else:
+            rebuild = "rebuild the same program without -s -w"
+        return (f"{subject}: Go binary without DWARF {how}; {works}; signatures, argument locations and types need DWARF: "
+                f"{rebuild}; then pass that twin with --debug-from TWIN (or a split-off debug file with "
+                f"--debug-file)")
+
+    def require_dwarf(self, what: str = "") -> None:
+        """NoDwarfError with advice if there is no DWARF (a split-off debug file that is missing is
+        its own error)."""
+        if not _has_dwarf_sections(self.debug_elf):
+            raise NoDwarfError(self.no_dwarf_advice(what))
+
     @property
     def has_dwarf(self) -> bool:
         try:
@@ -356,15 +404,24 @@ class GoBinary:
         """pyelftools DWARFInfo; raises NoDwarfError with advice when absent."""
         elf = self.debug_elf
         if not _has_dwarf_sections(elf):
-            raise NoDwarfError(
-                f"{self.path}: Go binary without DWARF debug info (built with -ldflags=-w or -s, or stripped); "
-                f"rebuild without those flags, or pass the split-off debug file with --debug-file"
-            )
+            raise NoDwarfError(self.no_dwarf_advice())
         with reading(self.path, "DWARF sections"):
             return elf.get_dwarf_info(relocate_dwarf_sections=False)
 
 
 _UNPRINTABLE = {c: "?" for c in list(range(32)) + [127]}
+
+
+def same_place(source: ELFFile, target: ELFFile, address: int) -> int | None:
+    """`address` of `source` in `target`: the same offset in the loaded section of the same name."""
+    for sec in source.iter_sections():
+        h = sec.header
+        if h["sh_flags"] & 2 and h["sh_addr"] <= address < h["sh_addr"] + max(h["sh_size"], 1):  # SHF_ALLOC
+            other = target.get_section_by_name(sec.name)
+            if other is None or not other["sh_flags"] & 2:
+                return None
+            return address - h["sh_addr"] + other["sh_addr"]
+    return None
 
 
 def _open_error(path, e: OSError) -> BinaryError:

@@ -51,8 +51,8 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _open(binary: str, debug_file: Optional[str]) -> GoProgram:
-    return GoProgram(binary, debug_file)
+def _open(binary: str, debug_file: Optional[str], debug_from: Optional[str] = None) -> GoProgram:
+    return GoProgram(binary, debug_file, debug_from)
 
 
 class _Progress:
@@ -77,6 +77,10 @@ class _Progress:
 
 BinaryArg = typer.Argument(..., help="Go ELF binary (built with DWARF: no -ldflags=-w/-s).", show_default=False)
 DebugOpt = typer.Option(None, "--debug-file", help="Separate debug file (objcopy --only-keep-debug), if not found via .gnu_debuglink.")
+DebugFromOpt = typer.Option(None, "--debug-from", metavar="TWIN",
+                            help="For a stripped binary (-ldflags='-s -w'): the same program built without -s -w. "
+                                 "Its DWARF is used after proving, per function, that its machine code is the "
+                                 "stripped binary's; probes attach to BINARY.")
 JsonOpt = typer.Option(False, "--json", help="Machine-readable output.")
 
 
@@ -87,6 +91,7 @@ def funcs(
     regex: bool = typer.Option(False, "-E", "--regex", help="PATTERN is a regular expression."),
     as_json: bool = JsonOpt,
     debug_file: Optional[str] = DebugOpt,
+    debug_from: Optional[str] = DebugFromOpt,
 ) -> None:
     """List functions with their address and Go signature.
 
@@ -98,9 +103,18 @@ def funcs(
 
       dwarfgo funcs ./server -E '^main\\.(Get|Put)$' --json
     """
-    with _open(binary, debug_file) as prog:
+    with _open(binary, debug_file, debug_from) as prog:
+        if not prog.binary.has_dwarf:
+            prog.binary.debug_elf  # a split-off debug file that is missing: its own error
+            _names_only(prog, pattern, regex, as_json)
+            return
         require_arch(prog)  # as sig and probe: no listing of signatures it cannot place
         found = prog.matching(pattern, regex, progress=_Progress("reading functions"))
+        for name, why in prog.twin_refusals[:3]:
+            typer.echo(_safe(f"dwarfgo: note: {name} left out: {why}"), err=True)
+        if len(prog.twin_refusals) > 3:
+            typer.echo(f"dwarfgo: note: {len(prog.twin_refusals) - 3} more function(s) left out: their code is "
+                       f"not the twin's", err=True)
         if as_json:
             typer.echo(json.dumps([function_record(prog, f, with_layout=False) for f in found], indent=1))
             return
@@ -110,12 +124,29 @@ def funcs(
             typer.echo(_safe(f"{f.address:#x}  {f.name}  {f.signature()}"))
 
 
+def _names_only(prog, pattern: Optional[str], regex: bool, as_json: bool) -> None:
+    """`funcs` on a binary without DWARF: names, addresses and sizes, and what needs a twin."""
+    from .names import compile_pattern, matching_names
+
+    found = matching_names(compile_pattern(pattern, regex), prog.binary.function_symbols, pattern)
+    if as_json:
+        typer.echo(json.dumps([{"name": s.name, "address": s.address, "size": s.size, "signature": None,
+                                "names_from": prog.binary.symbols_from} for s in found], indent=1))
+    else:
+        for s in found:
+            typer.echo(_safe(f"{s.address:#x}  {s.name}  ({s.size} bytes)"))
+    typer.echo(_safe(f"dwarfgo: note: {prog.binary.no_dwarf_advice()}"), err=True)
+    if not found:
+        _fail(f"no function matches {pattern!r}" if pattern else "no functions found")
+
+
 @app.command()
 def sig(
     binary: str = BinaryArg,
     func: str = typer.Argument(..., help="Full symbol (`main.(*Store).Put`) or a short unique form (`Store.Put`, `(*Store).Put`)."),
     as_json: bool = JsonOpt,
     debug_file: Optional[str] = DebugOpt,
+    debug_from: Optional[str] = DebugFromOpt,
 ) -> None:
     """One function: each parameter and result with name, Go type, size and alignment.
 
@@ -125,7 +156,7 @@ def sig(
 
       dwarfgo sig ./server main.handle --json
     """
-    with _open(binary, debug_file) as prog:
+    with _open(binary, debug_file, debug_from) as prog:
         fn = prog.function(func)
         layout, _ = trusted_layout(prog, fn)
         rec = function_record(prog, fn, with_layout=True, layout=layout)
@@ -158,6 +189,7 @@ def abi(
     regex: bool = typer.Option(False, "-E", "--regex", help="PATTERN is a regular expression."),
     as_json: bool = JsonOpt,
     debug_file: Optional[str] = DebugOpt,
+    debug_from: Optional[str] = DebugFromOpt,
 ) -> None:
     """Which calling convention each function uses, with the evidence.
 
@@ -172,7 +204,7 @@ def abi(
 
       dwarfgo abi ./server '(*BarrierView).Put' --json
     """
-    with _open(binary, debug_file) as prog:
+    with _open(binary, debug_file, debug_from) as prog:
         if pattern is None:
             fns = prog.matching("main.*")
         else:
@@ -226,6 +258,7 @@ def structs(
     depth: int = typer.Option(1, "--depth", min=0, help="How many pointer/slice hops to follow."),
     prefix: str = typer.Option("dg_", "--prefix", help="Prefix of every C struct name."),
     debug_file: Optional[str] = DebugOpt,
+    debug_from: Optional[str] = DebugFromOpt,
 ) -> None:
     """C definitions of Go types, with exact offsets (for bpftrace scripts and for C).
 
@@ -239,7 +272,7 @@ def structs(
         _fail("name at least one TYPE, or a function with --for", 2)
     if not prefix or not prefix.replace("_", "a").isalnum() or prefix[0].isdigit():
         _fail(f"--prefix {prefix!r} is not a valid C identifier prefix", 2)
-    with _open(binary, debug_file) as prog:
+    with _open(binary, debug_file, debug_from) as prog:
         roots = [prog.type_named(t) for t in types or []]
         if for_func:
             fn = prog.function(for_func)
@@ -411,6 +444,7 @@ def probe(
                                            "raw: numbered raw values for `dwarfgo trace`/`decode` (the default "
                                            "with --args/--no-args and with aggregations)."),
     debug_file: Optional[str] = DebugOpt,
+    debug_from: Optional[str] = DebugFromOpt,
 ) -> None:
     """Write a bpftrace program that prints every argument (and with --ret every result) of FUNC.
 
@@ -444,7 +478,7 @@ def probe(
     if fmt == "readable" and aggregate.any:
         _fail("--count-by/--sum/--hist: aggregations are in the raw program; use --format raw "
               "(and dwarfgo trace/decode to print them as tables)", 2)
-    with _open(binary, debug_file) as prog:
+    with _open(binary, debug_file, debug_from) as prog:
         if fmt == "readable":
             program = _readable_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid,
                                       buffer_pages, filter_expr)
@@ -477,6 +511,7 @@ def trace(
     bpftrace: Optional[str] = BpftraceOpt,
     buffer_pages: Optional[int] = BufferOpt,
     debug_file: Optional[str] = DebugOpt,
+    debug_from: Optional[str] = DebugFromOpt,
     raw_output: Optional[str] = typer.Option(None, "--raw-output", metavar="FILE",
                                              help="Also save bpftrace's own output, line for line, to FILE "
                                                   "(`dwarfgo decode` reads it)."),
@@ -505,7 +540,7 @@ def trace(
     from .runner.session import TraceSession, exit_status_ok
     from .runner.stream import decoder_for, report_lines
 
-    with _open(binary, debug_file) as prog:
+    with _open(binary, debug_file, debug_from) as prog:
         program, path = _probe_setup(prog, funcs, bpftrace, None, ret, depth, max_str, max_items, pid, buffer_pages,
                                      _arg_selection(print_all_args, args), filter_expr,
                                      _aggregate_options(count_by, sums, hists, interval))
@@ -587,6 +622,7 @@ def decode(
     bpftrace_version: Optional[str] = BpftraceVersionOpt,
     buffer_pages: Optional[int] = BufferOpt,
     debug_file: Optional[str] = DebugOpt,
+    debug_from: Optional[str] = DebugFromOpt,
 ) -> None:
     """Decode a raw program's saved output into the events `trace` prints.
 
@@ -605,7 +641,7 @@ def decode(
     """
     from .runner.stream import decode_lines, decoder_for, report_lines
 
-    with _open(binary, debug_file) as prog:
+    with _open(binary, debug_file, debug_from) as prog:
         program, _ = _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid,
                                   buffer_pages, _arg_selection(print_all_args, args), filter_expr,
                                   _aggregate_options(count_by, sums, hists, interval))

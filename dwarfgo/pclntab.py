@@ -1,91 +1,261 @@
-"""The Go runtime's own function table (.gopclntab): each function's argument-area size.
+"""The Go runtime's own function table (.gopclntab): every function's name, entry, end and
+argument-area size, with or without a symbol table.
 
 `args` is what the runtime itself uses to scan and copy a frame's incoming arguments: for
 ABI0 the bytes of arguments and results on the stack; for ABIInternal the stack arguments,
 stack results and the spill area of the register arguments. It does not depend on DWARF,
 so it is an independent witness that the parameter list is complete: Go writes no DWARF
 entry for blank or unnamed parameters before 1.22, but they still occupy this area.
+
+The table survives `-ldflags='-s -w'` (the runtime needs it for tracebacks and the garbage
+collector), so it is where the names and addresses of a stripped binary come from.
+
+Layouts (read from the runtime's symtab.go and runtime2.go of each version):
+  header: magic uint32, 0, 0, pc quantum uint8, pointer size uint8, then
+  Go 1.2-1.15   (0xfffffffb)  nfunc uintptr; functab: nfunc x (entry uintptr, funcoff uintptr)
+                              and the end pc; funcoff, nameoff and pc-table offsets from the
+                              table's start.
+  Go 1.16-1.17  (0xfffffffa)  nfunc, nfiles, funcnametab, cutab, filetab, pctab, functab offsets
+                              (uintptr each); functab as before but funcoff from functab's start;
+                              nameoff from funcnametab, pc-table offsets from pctab.
+  Go 1.18-1.19  (0xfffffff0)  nfunc, nfiles, textStart, then the five offsets as in 1.16;
+  Go 1.20+      (0xfffffff1)  functab: (entryoff uint32, funcoff uint32) pairs, entries relative
+                              to the module's text start. textStart is 0 in later versions (it
+                              needed a relocation): the text start then comes from moduledata.
+  _func: entry (uintptr; uint32 entryoff from 1.18), nameoff int32, args int32, deferreturn
+  uint32, pcsp uint32, ... The pcsp table covers exactly the function's code, so its last pc
+  is the function's end (the symbol's size, without the padding to the next function).
 """
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from functools import cached_property
 
-from .binary import GoBinary
-from .errors import DamagedBinary, reading
+from .errors import BinaryError, DamagedBinary, reading
 
 _MAGIC_12 = 0xFFFFFFFB  # Go 1.2 - 1.15
 _MAGIC_116 = 0xFFFFFFFA  # Go 1.16 - 1.17
 _MAGIC_118 = 0xFFFFFFF0  # Go 1.18 - 1.19
 _MAGIC_120 = 0xFFFFFFF1  # Go 1.20 +
+_MAGICS = {_MAGIC_12: "1.2", _MAGIC_116: "1.16", _MAGIC_118: "1.18", _MAGIC_120: "1.20"}
+_SECTIONS = (".gopclntab", ".data.rel.ro.gopclntab")
+_MAX_PCTABLE_STEPS = 1 << 20
+
+
+@dataclass(frozen=True)
+class PclnFunction:
+    """One function of the runtime's table. `name` is the Go name, never `.abi0`-suffixed."""
+
+    name: str
+    entry: int
+    end: int  # the end of its code (exclusive)
+    args: int  # the runtime's argument-area size; negative: unknown (some assembly)
+
+    @property
+    def size(self) -> int:
+        return self.end - self.entry
+
+
+@dataclass(frozen=True)
+class PclnTable:
+    layout: str  # "1.2", "1.16", "1.18", "1.20": the first Go version of this layout
+    address: int  # where the table is loaded
+    where: str  # how it was found: a section name, or "found by its header in the loaded data"
+    functions: list[PclnFunction]
+
+
+def locate(binary) -> tuple[int, bytes, str] | None:
+    """(address, bytes, where) of the function table: its section, else the runtime.pclntab
+    symbol, else a scan of the read-only loaded data for a valid table header (a binary
+    whose section headers were stripped)."""
+    elf = binary.elf
+    for name in _SECTIONS:
+        sec = elf.get_section_by_name(name)
+        if sec is not None and sec["sh_type"] != "SHT_NOBITS":
+            return sec["sh_addr"], sec.data(), name
+    addr = _symbol(binary, "runtime.pclntab")
+    end = _symbol(binary, "runtime.epclntab")
+    if addr and end and end > addr:
+        return addr, binary.read_memory(addr, end - addr), "runtime.pclntab"
+    return _scan_segments(binary)
+
+
+def _symbol(binary, name: str) -> int | None:
+    """A symbol's address, if the binary has a symbol table (without one, the symbols come from
+    this very table)."""
+    return None if binary.symbols_from == "function table" else binary.data_symbol(name)
+
+
+def _scan_segments(binary) -> tuple[int, bytes, str] | None:
+    order = "little" if binary.elf.little_endian else "big"
+    for seg in binary.elf.iter_segments():
+        if seg["p_type"] != "PT_LOAD" or seg["p_flags"] & 1:  # not executable text
+            continue
+        data = seg.data()
+        for magic in _MAGICS:
+            pattern = magic.to_bytes(4, order) + b"\0\0"
+            at = data.find(pattern)
+            while at >= 0:
+                q, p = data[at + 6 : at + 8] if at + 8 <= len(data) else (0, 0)
+                if q in (1, 2, 4) and p == binary.ptr_size:
+                    try:
+                        table = _parse(data[at:], seg["p_vaddr"] + at, binary, "found by its header in the loaded data")
+                    except (DamagedBinary, struct.error, IndexError, UnicodeDecodeError):
+                        table = None
+                    if table is not None and table.functions:
+                        return seg["p_vaddr"] + at, data[at:], "found by its header in the loaded data"
+                at = data.find(pattern, at + 1)
+    return None
+
+
+def read_table(binary) -> PclnTable | None:
+    """The parsed function table, or None if the binary has none."""
+    with reading(binary.path, "function table (.gopclntab)"):
+        found = locate(binary)
+        if found is None:
+            return None
+        address, data, where = found
+        return _parse(data, address, binary, where)
+
+
+def _parse(data: bytes, address: int, binary, where: str) -> PclnTable:
+    path = binary.path
+    if len(data) < 16:
+        raise DamagedBinary(f"{path}: damaged function table ({where}): {len(data)} bytes")
+    order = "<" if binary.elf.little_endian else ">"
+    magic = struct.unpack_from(order + "I", data, 0)[0]
+    if magic not in _MAGICS:
+        raise DamagedBinary(f"{path}: damaged function table ({where}): unknown magic {magic:#x}")
+    quantum, ptr = data[6], data[7]
+    if ptr not in (4, 8) or quantum not in (1, 2, 4):
+        raise DamagedBinary(f"{path}: damaged function table ({where}): pointer size {ptr}, pc quantum {quantum}")
+    pfmt = order + ("Q" if ptr == 8 else "I")
+    u32 = struct.Struct(order + "I")
+    i32 = struct.Struct(order + "i")
+
+    def word(off: int) -> int:
+        return struct.unpack_from(pfmt, data, off)[0]
+
+    def count(n: int, entry: int, start: int) -> int:
+        # a count from the header: its table must fit in the data (a flipped count is not a
+        # loop of 2^63 iterations)
+        if start + n * entry > len(data):
+            raise DamagedBinary(f"{path}: damaged function table ({where}): {n} functions do not fit in its "
+                                f"{len(data)} bytes")
+        return n
+
+    def cstring(off: int) -> str:
+        end = data.index(b"\0", off)
+        return data[off:end].decode("utf-8", "replace")
+
+    def code_end(entry: int, pctab_off: int, fallback: int) -> int:
+        """The last pc of the function's pcsp table: the end of its code."""
+        if pctab_off == 0:
+            return fallback
+        off, pc, first = pctab_off, entry, True
+        # the table ends at or before the next function's entry: a step per instruction at most
+        for _ in range(min(_MAX_PCTABLE_STEPS, max(fallback - entry, 0) // quantum + 2)):
+            uv, off = _uvarint(data, off)
+            if uv == 0 and not first:
+                if pc > fallback:
+                    break
+                return pc
+            first = False
+            delta, off = _uvarint(data, off)
+            pc += delta * quantum
+        raise DamagedBinary(f"{path}: damaged function table ({where}): the pc table at {pctab_off:#x} of the "
+                            f"function at {entry:#x} runs past the next function")
+
+    layout = _MAGICS[magic]
+    out: list[PclnFunction] = []
+    if magic in (_MAGIC_12, _MAGIC_116):
+        nfunc = word(8)
+        if magic == _MAGIC_12:
+            tab, names, pctab, base = 8 + ptr, 0, 0, 0
+        else:
+            names, pctab, tab = word(8 + 2 * ptr), word(8 + 5 * ptr), word(8 + 6 * ptr)
+            base = tab
+        count(nfunc, 2 * ptr, tab)
+        for i in range(nfunc):
+            entry, funcoff = word(tab + 2 * i * ptr), word(tab + (2 * i + 1) * ptr)
+            next_entry = word(tab + 2 * (i + 1) * ptr)
+            f = base + funcoff
+            name = cstring(names + i32.unpack_from(data, f + ptr)[0])
+            args = i32.unpack_from(data, f + ptr + 4)[0]
+            pcsp = u32.unpack_from(data, f + ptr + 12)[0]
+            out.append(PclnFunction(name, entry, code_end(entry, pctab + pcsp if pcsp else 0, next_entry), args))
+    else:
+        nfunc = word(8)
+        names, pctab, tab = word(8 + 3 * ptr), word(8 + 6 * ptr), word(8 + 7 * ptr)
+        count(nfunc, 8, tab)
+        text = word(8 + 2 * ptr) or _text_start(binary, address, names, ptr, order)
+        for i in range(nfunc):
+            entryoff, funcoff = struct.unpack_from(order + "II", data, tab + 8 * i)
+            next_entry = text + u32.unpack_from(data, tab + 8 * (i + 1))[0]
+            f = tab + funcoff
+            name = cstring(names + i32.unpack_from(data, f + 4)[0])
+            args = i32.unpack_from(data, f + 8)[0]
+            pcsp = u32.unpack_from(data, f + 16)[0]
+            entry = text + entryoff
+            out.append(PclnFunction(name, entry, code_end(entry, pctab + pcsp if pcsp else 0, next_entry), args))
+    return PclnTable(layout, address, where, out)
+
+
+def _uvarint(data: bytes, off: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        b = data[off]
+        off += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, off
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint longer than 64 bits")
+
+
+def _text_start(binary, pclntab: int, funcnames_off: int, ptr: int, order: str) -> int:
+    """The module's text start (moduledata.text) for Go 1.18+ tables that no longer record it.
+
+    moduledata, in the writable data, begins with a pointer to the table's header, then the
+    funcnametab slice (whose data pointer is the header plus its funcnametab offset); the text
+    start is its 23rd word (pcHeader, six slices, findfunctab, minpc, maxpc, text)."""
+    addr = _symbol(binary, "runtime.text")
+    if addr:
+        return addr
+    endian = "little" if order == "<" else "big"
+    head = pclntab.to_bytes(ptr, endian) + (pclntab + funcnames_off).to_bytes(ptr, endian)
+    for seg in binary.elf.iter_segments():
+        if seg["p_type"] != "PT_LOAD" or not seg["p_flags"] & 2:  # writable
+            continue
+        data = seg.data()
+        at = data.find(head)
+        while at >= 0:
+            if at % ptr == 0 and at + 23 * ptr <= len(data):
+                minpc = int.from_bytes(data[at + 20 * ptr : at + 21 * ptr], endian)
+                text = int.from_bytes(data[at + 22 * ptr : at + 23 * ptr], endian)
+                if text and minpc >= text:
+                    return text
+            at = data.find(head, at + 1)
+    raise BinaryError(f"{binary.path}: the function table records no text start and the runtime's module data "
+                      f"(moduledata) was not found: cannot place its functions")
 
 
 class FuncTable:
-    def __init__(self, binary: GoBinary):
+    """The runtime's function table of one binary: argument-area sizes by entry."""
+
+    def __init__(self, binary):
         self.binary = binary
 
     @cached_property
-    def _data(self) -> bytes | None:
-        for name in (".gopclntab", ".data.rel.ro.gopclntab"):
-            sec = self.binary.elf.get_section_by_name(name)
-            if sec is not None:
-                return sec.data()
-        addr = self.binary.data_symbol("runtime.pclntab")
-        end = self.binary.data_symbol("runtime.epclntab")
-        if addr and end and end > addr:
-            return self.binary.read_memory(addr, end - addr)
-        return None
+    def table(self) -> PclnTable | None:
+        return read_table(self.binary)
 
     @cached_property
     def args_by_entry(self) -> dict[int, int]:
-        with reading(self.binary.path, "function table (.gopclntab)"):
-            return self._parse()
-
-    def _parse(self) -> dict[int, int]:
-        data = self._data
-        if not data or len(data) < 16:
-            return {}
-        order = "<" if self.binary.elf.little_endian else ">"
-        magic = struct.unpack_from(order + "I", data, 0)[0]
-        ptr = data[7]
-        pfmt = order + ("Q" if ptr == 8 else "I")
-
-        if ptr not in (4, 8):
-            raise DamagedBinary(f"{self.binary.path}: damaged function table (.gopclntab): pointer size {ptr}")
-
-        def word(off: int) -> int:
-            return struct.unpack_from(pfmt, data, off)[0]
-
-        def count(n: int, entry: int) -> int:
-            # a count from the header: its table must fit in the section (a flipped count is not
-            # a loop of 2^63 iterations)
-            if n * entry > len(data):
-                raise DamagedBinary(f"{self.binary.path}: damaged function table (.gopclntab): {n} functions "
-                                    f"do not fit in its {len(data)} bytes")
-            return n
-
-        out: dict[int, int] = {}
-        if magic == _MAGIC_12:
-            nfunc = count(word(8), 2 * ptr)
-            tab = 8 + ptr
-            for i in range(nfunc):
-                entry, funcoff = word(tab + 2 * i * ptr), word(tab + (2 * i + 1) * ptr)
-                out[entry] = struct.unpack_from(order + "i", data, funcoff + ptr + 4)[0]
-        elif magic == _MAGIC_116:
-            nfunc = count(word(8), 2 * ptr)
-            pcln = word(8 + 6 * ptr)
-            for i in range(nfunc):
-                entry, funcoff = word(pcln + 2 * i * ptr), word(pcln + (2 * i + 1) * ptr)
-                out[entry] = struct.unpack_from(order + "i", data, pcln + funcoff + ptr + 4)[0]
-        elif magic in (_MAGIC_118, _MAGIC_120):
-            nfunc = count(word(8), 8)
-            text_start = word(8 + 2 * ptr) or (self.binary.data_symbol("runtime.text") or 0)
-            pcln = word(8 + 7 * ptr)
-            for i in range(nfunc):
-                entryoff, funcoff = struct.unpack_from(order + "II", data, pcln + 8 * i)
-                out[text_start + entryoff] = struct.unpack_from(order + "i", data, pcln + funcoff + 8)[0]
-        return out
+        return {f.entry: f.args for f in self.table.functions} if self.table else {}
 
     def args_size(self, entry: int) -> int | None:
         """The runtime's argument-area size of the function starting at `entry` (None if unknown)."""
@@ -93,3 +263,21 @@ class FuncTable:
         if v is None or v < 0:  # ArgsSizeUnknown (-0x80000000) for some assembly
             return None
         return v
+
+
+def function_symbols(binary) -> list:
+    """The functions of a binary without a symbol table, as symbols (sorted by address): names
+    from the runtime's table, with the linker's `.` for the `·` the table keeps (as the symbol
+    table has them). ABI0 functions carry no `.abi0` suffix here: the table does not record the
+    ABI. Go 1.18-1.19 write type arguments as `[...]`, so instances of a generic function share
+    one name."""
+    from .binary import Symbol
+
+    table = read_table(binary)
+    if table is None:
+        raise BinaryError(f"{binary.path}: no symbol table and no Go function table (.gopclntab): not a Go "
+                          f"binary, or a damaged one")
+    seen: dict[int, Symbol] = {}
+    for f in table.functions:
+        seen.setdefault(f.entry, Symbol(f.name.replace("\u00b7", "."), f.entry, f.size))
+    return sorted(seen.values(), key=lambda s: s.address)

@@ -29,11 +29,27 @@ def _foreign(fn: Function) -> bool:
 
 
 class GoProgram:
-    def __init__(self, path, debug_file=None):
-        self.binary = GoBinary(path, debug_file)
+    def __init__(self, path, debug_file=None, debug_from=None):
+        """`debug_from`: a DWARF twin (the same program built without -s -w) for a stripped
+        binary; its build is checked here, each function's code when it is used."""
+        if debug_file and debug_from:
+            raise DwarfgoError("give --debug-file (a split-off debug file) or --debug-from (a DWARF twin), not both")
+        self.binary = GoBinary(path, debug_from or debug_file)
+        self.twin = None
+        self.twin_refusals: list[tuple[str, str]] = []  # (function, why) left out of matching()
+        if debug_from:
+            from .twin import DwarfTwin
+            self.twin = DwarfTwin(self.binary, debug_from)
+            try:
+                self.twin.check_build()
+            except BaseException:
+                self.close()
+                raise
 
     def close(self) -> None:
         self.binary.close()
+        if self.twin is not None:
+            self.twin.close()
 
     def __enter__(self) -> "GoProgram":
         return self
@@ -57,6 +73,9 @@ class GoProgram:
 
     def function(self, query: str) -> Function:
         sym = lookup(self.binary.function_symbols, query)
+        self.binary.require_dwarf(sym.name)
+        if self.twin is not None:
+            self.twin.verify(sym)
         fn = self.functions.at(sym)
         if _foreign(fn):
             raise DwarfgoError(f"{sym.name} is not Go: its compile unit {fn.unit.name} was produced by "
@@ -74,6 +93,11 @@ class GoProgram:
         symbols = matching_names(pred, self.binary.function_symbols, pattern)
         out = []
         for i, sym in enumerate(symbols):
+            if self.twin is not None:
+                reason = self.twin.refusal(sym)
+                if reason:
+                    self.twin_refusals.append((sym.name, reason))
+                    continue
             fn = self.functions.at(sym)
             if fn.has_dwarf and not _foreign(fn):  # C (cgo, musl) has another calling convention
                 out.append(fn)

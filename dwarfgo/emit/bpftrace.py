@@ -149,12 +149,15 @@ class ProgramWriter:
         self.warnings: list[str] = []
         self.run_env: dict[str, str] = {}  # environment bpftrace needs for this program
         self.aggregates: list = []  # AggregatePlan of each map (aggregate.py), in index order
+        # added to a code address in an attach point: bpftrace takes the number of `uprobe:PATH:N`
+        # as a file offset when the binary has no symbol table (see probe.attach_delta)
+        self.attach_delta = 0
 
     # ------------------------------------------------------------- helpers
     def _attach(self, address: int) -> str:
         # quoted: a path may hold `:`, spaces, braces (checked by quoted_path, which refuses what
         # a quoted attach point cannot hold)
-        return f'uprobe:"{self.quoted_path}":{address:#x}'
+        return f'uprobe:"{self.quoted_path}":{address + self.attach_delta:#x}'
 
     def _predicate(self, extra: str | None) -> str:
         conds = []

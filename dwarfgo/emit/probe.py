@@ -124,10 +124,13 @@ def goid_offset(prog) -> int | None:
 def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Program:
     if options.max_str > dialect.max_strlen:
         raise DwarfgoError(f"--max-str {options.max_str} exceeds bpftrace {dialect.version_text}'s limit of {dialect.max_strlen}")
+    attach_flags = _attach_flags(prog, dialect)
     writer = ProgramWriter(str(prog.binary.path.resolve()), dialect, options.pid, goid_offset(prog),
                            arch=prog.binary.arch)
     if options.buffer_pages:
         writer.buffer_pages = options.buffer_pages
+    if attach_flags:
+        writer.attach_delta = attach_delta(prog.binary, [fn.address for fn in functions])
     rt = runtime_layout(prog)
     selections = _selections(functions, options.args, options.ret, dialect)
     filters = filter_syntax.FilterSet.parse(prog, options.filter, functions)
@@ -175,15 +178,22 @@ def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Progra
               f"//   (`sudo bpftrace -B none {' '.join(dialect.read_error_flags)} PROGRAM > OUT 2>&1`), and decode them with\n"
               f"//   {_comment_safe(decode_command(prog, functions, dialect, options))} --input OUT\n"
               f"// Run it as `sudo {''.join(f'{k}={v} ' for k, v in writer.run_env.items())}bpftrace "
-              f"{' '.join(dialect.read_error_flags)} FILE`.\n"
+              f"{' '.join(dialect.read_error_flags + attach_flags)} FILE`.\n"
               f"// {' '.join(dialect.read_error_flags)}: a memory read that fails (page not resident, bad pointer) "
               "is reported; without it, it silently gives zeros.\n")
     if "BPFTRACE_MAP_KEYS_MAX" in writer.run_env:
         header += ("// BPFTRACE_MAP_KEYS_MAX: one map entry per goroutine marks the re-entry after morestack, "
                    "so that a call gives one event.\n")
+    if attach_flags:
+        header += ("// --unsafe: the binary has no symbol table, so bpftrace cannot check that a probe sits on "
+                   "an instruction boundary; dwarfgo placed each on an instruction it disassembled. Without a "
+                   "symbol table bpftrace reads each attach point's number as a file offset: that is what is "
+                   "written.\n")
     for fn in functions:
         header += f"// {fn.address:#x} {_comment_safe(fn.signature())}\n"
-    return writer.render(header + "\n", prog.binary.build_id, __version__)
+    program = writer.render(header + "\n", prog.binary.build_id, __version__)
+    program.run_flags = [*program.run_flags, *attach_flags]
+    return program
 
 
 def decode_command(prog, functions, dialect: Dialect, options: ProbeOptions) -> str:
@@ -203,6 +213,31 @@ def decode_command(prog, functions, dialect: Dialect, options: ProbeOptions) -> 
     argv += ["--depth", str(options.depth), "--max-str", str(options.max_str), "--max-items",
              str(options.max_items), "--bpftrace-version", dialect.version_text]
     return " ".join(shlex.quote(a) for a in argv)
+
+
+def attach_delta(binary, addresses: list[int]) -> int:
+    """File offset minus address of the code at `addresses`: bpftrace 0.23-0.27 read the number of
+    an attach point as a file offset when the binary has no symbol table (with symbols, as an
+    address). All Go code lies in one executable segment."""
+    for seg in binary.elf.iter_segments():
+        if seg["p_type"] == "PT_LOAD" and seg["p_flags"] & 1:
+            start, end = seg["p_vaddr"], seg["p_vaddr"] + seg["p_filesz"]
+            if all(start <= a < end for a in addresses):
+                return seg["p_offset"] - seg["p_vaddr"]
+    raise DwarfgoError(f"{binary.path}: the probed functions are not in one executable segment")
+
+
+def _attach_flags(prog, dialect: Dialect) -> list[str]:
+    """bpftrace flags that attaching to this binary needs. Without a symbol table (-ldflags=-s),
+    bpftrace before 0.23 cannot attach by address at all; 0.23+ attaches only with --unsafe (it
+    cannot check the instruction boundary itself)."""
+    if prog.binary.symbols_from == "symbol table":
+        return []
+    if not dialect.supports_mid_function_probes:
+        raise DwarfgoError(f"bpftrace {dialect.version_text} cannot attach to {prog.binary.path}: it resolves probe "
+                           f"addresses through the binary's symbol table, which this binary has not (-ldflags=-s); "
+                           f"use bpftrace 0.23 or newer (--bpftrace)")
+    return ["--unsafe"]
 
 
 @dataclass(frozen=True)
