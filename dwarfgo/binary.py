@@ -12,6 +12,7 @@ import io
 import os
 import re
 import stat
+import struct
 import zlib
 from dataclasses import dataclass
 from functools import cached_property
@@ -248,8 +249,7 @@ class GoBinary:
     # ------------------------------------------------------------------ symbols
     @cached_property
     def _symbol_table(self) -> tuple[list[Symbol], dict[str, int]]:
-        """One pass over the symbol table (pyelftools parses each symbol slowly: 60,000 in
-        cmd/compile take 2 s): the function symbols, sorted by address, and every symbol's address
+        """One pass over the symbol table (read as one array, see _raw_symbols): the function symbols, sorted by address, and every symbol's address
         by name."""
         tab = self.elf.get_section_by_name(".symtab")
         if not isinstance(tab, SymbolTableSection):
@@ -258,16 +258,15 @@ class GoBinary:
         addresses: dict[str, int] = {}
         if tab is not None:
             with reading(self.path, f"symbol table ({tab.name})"):
-                symbols = list(tab.iter_symbols())
-            for sym in symbols:
-                addr = sym["st_value"]
-                addresses.setdefault(sym.name, addr)
-                if sym["st_info"]["type"] != "STT_FUNC" or not addr:
+                symbols = _raw_symbols(tab, self.elf.elfclass, self.elf.little_endian)
+            for name, addr, size, is_function in symbols:
+                addresses.setdefault(name, addr)
+                if not is_function or not addr:
                     continue
                 # keep the first name seen for an address; prefer a non-.abi0 name if both exist
                 if addr in functions and not functions[addr].is_abi0:
                     continue
-                functions[addr] = Symbol(sym.name, addr, sym["st_size"])
+                functions[addr] = Symbol(name, addr, size)
         return sorted(functions.values(), key=lambda s: s.address), addresses
 
     @property
@@ -359,6 +358,33 @@ class GoBinary:
             )
         with reading(self.path, "DWARF sections"):
             return elf.get_dwarf_info(relocate_dwarf_sections=False)
+
+
+STT_FUNC = 2
+
+
+def _raw_symbols(tab: SymbolTableSection, elfclass: int, little_endian: bool) -> list[tuple[str, int, int, bool]]:
+    """(name, value, size, is a function) of every entry of a symbol table, decoded as one array
+    with `struct` (pyelftools' iter_symbols builds an object per symbol: 30,000 in cmd/compile
+    take 2 s). _check_sections has checked the entry size; a name offset outside the string
+    table gives the name ''."""
+    order = "<" if little_endian else ">"
+    if elfclass == 64:  # Elf64_Sym: name, info, other, shndx, value, size
+        entry = struct.Struct(order + "IBBHQQ")
+        fields = lambda e: (e[0], e[4], e[5], e[1])
+    else:  # Elf32_Sym: name, value, size, info, other, shndx
+        entry = struct.Struct(order + "IIIBBH")
+        fields = lambda e: (e[0], e[1], e[2], e[3])
+    data = tab.data()
+    data = data[: len(data) - len(data) % entry.size]
+    strings = tab.stringtable.data()
+    out = []
+    for raw in entry.iter_unpack(data):
+        name_at, value, size, info = fields(raw)
+        end = strings.find(b"\0", name_at)
+        name = strings[name_at:end].decode("utf-8", "replace") if 0 < name_at < len(strings) and end >= 0 else ""
+        out.append((name, value, size, info & 0xF == STT_FUNC))
+    return out
 
 
 _UNPRINTABLE = {c: "?" for c in list(range(32)) + [127]}
