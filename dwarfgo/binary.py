@@ -246,6 +246,20 @@ class GoBinary:
                 return desc.rstrip("\x00")
         return None
 
+    @cached_property
+    def gnu_build_id(self) -> str | None:
+        """The GNU build ID (`.note.gnu.build-id`, from an external linker), as hex."""
+        sec = self.elf.get_section_by_name(".note.gnu.build-id")
+        if not isinstance(sec, NoteSection):
+            return None
+        with reading(self.path, ".note.gnu.build-id"):
+            notes = list(sec.iter_notes())
+        for note in notes:
+            if note["n_name"] == "GNU" and note["n_type"] in (3, "NT_GNU_BUILD_ID"):
+                desc = note["n_desc"]
+                return desc.hex() if isinstance(desc, bytes) else str(desc)
+        return None
+
     # ------------------------------------------------------------------ symbols
     @cached_property
     def _symbol_table(self) -> tuple[list[Symbol], dict[str, int]]:
@@ -339,6 +353,15 @@ class GoBinary:
         if not _has_dwarf_sections(elf):
             raise NoDwarfError(f"{path}: debug file has no DWARF sections")
         return elf
+
+    @property
+    def debug_path(self) -> Path | None:
+        """The separate debug file holding the DWARF, or None (in the binary, or none found)."""
+        try:
+            elf = self.debug_elf
+        except NoDwarfError:
+            return None
+        return None if elf is self.elf else Path(elf.stream.name)
 
     @property
     def has_dwarf(self) -> bool:

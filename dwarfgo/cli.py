@@ -18,6 +18,7 @@ from .cheaders import CHeaderWriter
 from elftools.common.exceptions import DWARFError, ELFError
 
 from .errors import DwarfgoError, describe
+from . import indexcache
 from .program import GoProgram
 from .report import evidence_record, function_record
 from .verify.evidence import gather, require_arch, trusted_layout
@@ -51,8 +52,8 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _open(binary: str, debug_file: Optional[str]) -> GoProgram:
-    return GoProgram(binary, debug_file)
+def _open(binary: str, debug_file: Optional[str], no_cache: bool = False) -> GoProgram:
+    return GoProgram(binary, debug_file, cache=not no_cache)
 
 
 class _Progress:
@@ -78,6 +79,8 @@ class _Progress:
 BinaryArg = typer.Argument(..., help="Go ELF binary (built with DWARF: no -ldflags=-w/-s).", show_default=False)
 DebugOpt = typer.Option(None, "--debug-file", help="Separate debug file (objcopy --only-keep-debug), if not found via .gnu_debuglink.")
 JsonOpt = typer.Option(False, "--json", help="Machine-readable output.")
+NoCacheOpt = typer.Option(False, "--no-cache", help="Neither read nor write the binary's index in the cache "
+                                                    "directory (see `dwarfgo cache`).")
 
 
 @app.command()
@@ -87,6 +90,7 @@ def funcs(
     regex: bool = typer.Option(False, "-E", "--regex", help="PATTERN is a regular expression."),
     as_json: bool = JsonOpt,
     debug_file: Optional[str] = DebugOpt,
+    no_cache: bool = NoCacheOpt,
 ) -> None:
     """List functions with their address and Go signature.
 
@@ -98,7 +102,7 @@ def funcs(
 
       dwarfgo funcs ./server -E '^main\\.(Get|Put)$' --json
     """
-    with _open(binary, debug_file) as prog:
+    with _open(binary, debug_file, no_cache) as prog:
         require_arch(prog)  # as sig and probe: no listing of signatures it cannot place
         found = prog.matching(pattern, regex, progress=_Progress("reading functions"))
         if as_json:
@@ -116,6 +120,7 @@ def sig(
     func: str = typer.Argument(..., help="Full symbol (`main.(*Store).Put`) or a short unique form (`Store.Put`, `(*Store).Put`)."),
     as_json: bool = JsonOpt,
     debug_file: Optional[str] = DebugOpt,
+    no_cache: bool = NoCacheOpt,
 ) -> None:
     """One function: each parameter and result with name, Go type, size and alignment.
 
@@ -125,7 +130,7 @@ def sig(
 
       dwarfgo sig ./server main.handle --json
     """
-    with _open(binary, debug_file) as prog:
+    with _open(binary, debug_file, no_cache) as prog:
         fn = prog.function(func)
         layout, _ = trusted_layout(prog, fn)
         rec = function_record(prog, fn, with_layout=True, layout=layout)
@@ -158,6 +163,7 @@ def abi(
     regex: bool = typer.Option(False, "-E", "--regex", help="PATTERN is a regular expression."),
     as_json: bool = JsonOpt,
     debug_file: Optional[str] = DebugOpt,
+    no_cache: bool = NoCacheOpt,
 ) -> None:
     """Which calling convention each function uses, with the evidence.
 
@@ -172,7 +178,7 @@ def abi(
 
       dwarfgo abi ./server '(*BarrierView).Put' --json
     """
-    with _open(binary, debug_file) as prog:
+    with _open(binary, debug_file, no_cache) as prog:
         if pattern is None:
             fns = prog.matching("main.*")
         else:
@@ -226,6 +232,7 @@ def structs(
     depth: int = typer.Option(1, "--depth", min=0, help="How many pointer/slice hops to follow."),
     prefix: str = typer.Option("dg_", "--prefix", help="Prefix of every C struct name."),
     debug_file: Optional[str] = DebugOpt,
+    no_cache: bool = NoCacheOpt,
 ) -> None:
     """C definitions of Go types, with exact offsets (for bpftrace scripts and for C).
 
@@ -239,7 +246,7 @@ def structs(
         _fail("name at least one TYPE, or a function with --for", 2)
     if not prefix or not prefix.replace("_", "a").isalnum() or prefix[0].isdigit():
         _fail(f"--prefix {prefix!r} is not a valid C identifier prefix", 2)
-    with _open(binary, debug_file) as prog:
+    with _open(binary, debug_file, no_cache) as prog:
         roots = [prog.type_named(t) for t in types or []]
         if for_func:
             fn = prog.function(for_func)
@@ -344,6 +351,7 @@ def probe(
     buffer_pages: Optional[int] = BufferOpt,
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the program to this file instead of stdout."),
     debug_file: Optional[str] = DebugOpt,
+    no_cache: bool = NoCacheOpt,
 ) -> None:
     """Write a bpftrace program that prints every argument (and with --ret every result) of FUNC.
 
@@ -361,7 +369,7 @@ def probe(
 
       dwarfgo probe ./server main.handle --ret -a 'req.Method,(*resp).Status'
     """
-    with _open(binary, debug_file) as prog:
+    with _open(binary, debug_file, no_cache) as prog:
         program, _ = _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid,
                                   buffer_pages, _arg_selection(print_all_args, args))
         for w in program.warnings:
@@ -389,6 +397,7 @@ def trace(
     bpftrace: Optional[str] = BpftraceOpt,
     buffer_pages: Optional[int] = BufferOpt,
     debug_file: Optional[str] = DebugOpt,
+    no_cache: bool = NoCacheOpt,
     raw_output: Optional[str] = typer.Option(None, "--raw-output", metavar="FILE",
                                              help="Also save bpftrace's own output, line for line, to FILE."),
 ) -> None:
@@ -412,7 +421,7 @@ def trace(
     from .runner.session import TraceSession, exit_status_ok, loss_lines
     from .runtime_types import RuntimeTypeNames
 
-    with _open(binary, debug_file) as prog:
+    with _open(binary, debug_file, no_cache) as prog:
         program, path = _probe_setup(prog, funcs, bpftrace, None, ret, depth, max_str, max_items, pid, buffer_pages,
                                      _arg_selection(print_all_args, args))
         for w in program.warnings:
@@ -482,6 +491,32 @@ def _printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+@app.command()
+def cache(
+    action: str = typer.Argument("show", help="`show`: where the index cache is and what it holds; `clear`: remove it."),
+) -> None:
+    """The index cache: what dwarfgo keeps per binary (by build ID) so later runs read only the
+    DIEs they need. Under $XDG_CACHE_HOME/dwarfgo or ~/.cache/dwarfgo.
+
+    Examples:
+
+      dwarfgo cache
+
+      dwarfgo cache clear
+    """
+    if action == "show":
+        s = indexcache.summary()
+        typer.echo(_safe(f"{s.directory}: {s.files} index file(s), {s.bytes / 1024:.0f} KiB"))
+    elif action == "clear":
+        try:
+            removed = indexcache.clear()
+        except OSError as e:
+            _fail(f"cannot clear {indexcache.cache_dir()}: {e.strerror or e}")
+        typer.echo(_safe(f"removed {removed} index file(s) from {indexcache.cache_dir()}"))
+    else:
+        _fail(f"unknown cache action {action!r}: use show or clear", 2)
 
 
 @app.command()
