@@ -57,23 +57,42 @@ def _open(binary: str, debug_file: Optional[str], no_cache: bool = False) -> GoP
 
 
 class _Progress:
-    """A one-line progress display on stderr for long whole-binary work (only on a terminal)."""
+    """Progress of long whole-binary work on stderr (rich: count, bar, ETA), only on a terminal;
+    gone when the work is done. close() it in a `finally`."""
 
     def __init__(self, label: str):
         self.label = label
         self.enabled = sys.stderr.isatty()
-        self.last = 0.0
+        self._bar = None
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled or total < 200:
             return
-        now = time.monotonic()
-        if now - self.last < 0.2 and done != total:
-            return
-        self.last = now
-        end = "\n" if done == total else ""
-        sys.stderr.write(f"\r{self.label}: {done}/{total}{end}")
-        sys.stderr.flush()
+        if self._bar is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            # no refresh thread: workers are forked while it runs
+            self._bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TextColumn("functions"),
+                                 TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+                                 auto_refresh=False)
+            self._bar.start()
+            self._task = self._bar.add_task(self.label, total=total)
+        self._bar.update(self._task, completed=done, refresh=True)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+def _function_line(prog, fn) -> str:
+    return _safe(f"{fn.address:#x}  {fn.name}  {fn.signature()}")
+
+
+def _function_json(prog, fn) -> dict:
+    return function_record(prog, fn, with_layout=False)
 
 
 BinaryArg = typer.Argument(..., help="Go ELF binary (built with DWARF: no -ldflags=-w/-s).", show_default=False)
@@ -104,14 +123,21 @@ def funcs(
     """
     with _open(binary, debug_file, no_cache) as prog:
         require_arch(prog)  # as sig and probe: no listing of signatures it cannot place
-        found = prog.matching(pattern, regex, progress=_Progress("reading functions"))
-        if as_json:
-            typer.echo(json.dumps([function_record(prog, f, with_layout=False) for f in found], indent=1))
-            return
-        if not found:
+        progress = _Progress("reading functions")
+        try:
+            found = prog.map_matching(pattern, _function_json if as_json else _function_line, regex,
+                                      progress=progress)
+            if as_json:
+                typer.echo(json.dumps(list(found), indent=1))
+                return
+            shown = 0
+            for line in found:
+                typer.echo(line)
+                shown += 1
+        finally:
+            progress.close()
+        if not shown:
             _fail(f"no function matches {pattern!r}" if pattern else "no functions with DWARF found")
-        for f in found:
-            typer.echo(_safe(f"{f.address:#x}  {f.name}  {f.signature()}"))
 
 
 @app.command()
@@ -185,7 +211,11 @@ def abi(
             try:
                 fns = [prog.function(pattern)]
             except DwarfgoError:
-                fns = prog.matching(pattern, regex, progress=_Progress("analysing functions"))
+                progress = _Progress("analysing functions")
+                try:
+                    fns = prog.matching(pattern, regex, progress=progress)
+                finally:
+                    progress.close()
                 if not fns:
                     raise
         evidence = [gather(prog, f) for f in fns]

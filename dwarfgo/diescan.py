@@ -27,6 +27,8 @@ DW_TAG_subprogram = 0x2E
 DW_AT_name = 0x03
 DW_AT_low_pc = 0x11
 DW_AT_addr_base = 0x73
+DW_AT_abstract_origin = 0x31
+_UNIT_REF_FORMS = {0x11, 0x12, 0x13, 0x14, 0x15}  # ref1, ref2, ref4, ref8, ref_udata
 
 _FORM_ADDR = 0x01
 _FORM_STRING = 0x08
@@ -66,12 +68,22 @@ class ScanUnsupported(Exception):
 
 @dataclass(frozen=True)
 class TopDIE:
-    """A direct child of a unit's top DIE, of a tag that was asked for."""
+    """A DIE a scan found (of a tag that was asked for): what it reports of it."""
 
     offset: int  # in .debug_info
     tag: int
-    name: str | None  # DW_AT_name, if a DW_FORM_string
+    name: str | None  # DW_AT_name
     low_pc: int | None
+    origin: int | None = None  # DW_AT_abstract_origin, as a .debug_info offset
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    name: str | None
+    low_pc: int | None
+    addr_base: int | None
+    origin: int | None
+    end: int  # offset after the DIE's attributes
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,16 @@ class _Abbrev:
     has_children: bool
     skip: tuple[int, ...]  # skip operations over all attributes
     attributes: tuple[tuple[int, int, int], ...]  # (DW_AT_*, DW_FORM_*, skip operation)
+
+
+@dataclass(frozen=True)
+class _Unit:
+    offset: int
+    first: int  # offset of the top DIE
+    end: int
+    address_size: int
+    table: dict[int, _Abbrev]
+    addr_base: int | None
 
 
 class DieScanner:
@@ -95,6 +117,7 @@ class DieScanner:
         self.line_strings = line_strings  # .debug_line_str
         self.order = "little" if little_endian else "big"
         self._tables: dict[tuple, dict[int, _Abbrev]] = {}
+        self._units: dict[int, _Unit] = {}
 
     @classmethod
     def of(cls, dwarfinfo) -> "DieScanner":
@@ -201,26 +224,42 @@ class DieScanner:
     # ------------------------------------------------------------ the walk
     def top_level(self, cu_offset: int, tags: frozenset[int] | set[int]) -> list[TopDIE]:
         """The direct children of the unit's top DIE whose tag is in `tags`, in order."""
+        return self._scan(cu_offset, None, tags, False)
+
+    def children(self, cu_offset: int, die_offset: int, tags: frozenset[int] | set[int],
+                 nested: bool = False) -> list[TopDIE]:
+        """The children of the DIE at `die_offset` (with `nested`, all its descendants) whose
+        tag is in `tags`, in order."""
+        return self._scan(cu_offset, die_offset, tags, nested)
+
+    def _scan(self, cu_offset: int, die_offset: int | None, tags, nested: bool) -> list[TopDIE]:
         try:
-            return self._top_level(cu_offset, tags)
+            unit = self._unit(cu_offset)
+            return self._walk(unit, unit.first if die_offset is None else die_offset, tags, nested)
         except (IndexError, ValueError, KeyError) as e:
             raise ScanUnsupported(f"unit at {cu_offset:#x} does not parse: {type(e).__name__}") from None
 
-    def _top_level(self, cu_offset: int, tags) -> list[TopDIE]:
-        pos, end, version, address_size, offset_size, abbrev_offset = self._header(cu_offset)
-        table = self._table(abbrev_offset, version, address_size, offset_size)
-        data = self.info
+    def _unit(self, cu_offset: int) -> "_Unit":
+        unit = self._units.get(cu_offset)
+        if unit is None:
+            first, end, version, address_size, offset_size, abbrev_offset = self._header(cu_offset)
+            table = self._table(abbrev_offset, version, address_size, offset_size)
+            # the top DIE: its DW_AT_addr_base is what DW_FORM_addrx values are relative to
+            code, pos = _uleb(self.info, first)
+            addr_base = self._decode(table[code], pos, _Unit(cu_offset, first, end, address_size, table, None),
+                                     want_addr_base=True).addr_base
+            unit = self._units[cu_offset] = _Unit(cu_offset, first, end, address_size, table, addr_base)
+        return unit
+
+    def _walk(self, unit: "_Unit", start: int, tags, nested: bool) -> list[TopDIE]:
+        data, table, end = self.info, unit.table, unit.end
+        if not unit.first <= start < end:
+            raise ScanUnsupported(f"DIE offset {start:#x} is not in the unit at {unit.offset:#x}")
         out: list[TopDIE] = []
-        # the top DIE: only its DW_AT_addr_base matters (DW_FORM_addrx values are relative to it)
-        code, pos = _uleb(data, pos)
-        top = table[code]
-        addr_base, pos = self._decode(top, pos, address_size, None, want_addr_base=True)[2:]
-        if not top.has_children:
-            return out
-        depth = 1
-        while depth:
+        pos, depth = start, 0
+        while True:
             if pos >= end:
-                raise ScanUnsupported(f"unit at {cu_offset:#x} ends inside a DIE's children")
+                raise ScanUnsupported(f"unit at {unit.offset:#x} ends inside a DIE's children")
             offset = pos
             code = data[pos]
             pos += 1
@@ -228,11 +267,14 @@ class DieScanner:
                 code, pos = _uleb(data, offset)
             if code == 0:
                 depth -= 1
+                if depth <= 0:
+                    break
                 continue
             abbrev = table[code]
-            if depth == 1 and abbrev.tag in tags:
-                name, low_pc, _, pos = self._decode(abbrev, pos, address_size, addr_base)
-                out.append(TopDIE(offset, abbrev.tag, name, low_pc))
+            if (depth == 1 or nested and depth) and abbrev.tag in tags:
+                found = self._decode(abbrev, pos, unit)
+                pos = found.end
+                out.append(TopDIE(offset, abbrev.tag, found.name, found.low_pc, found.origin))
             else:
                 for op in abbrev.skip:
                     if op > 0:
@@ -249,8 +291,10 @@ class DieScanner:
                         pos = self._skip_block(op, pos)
             if abbrev.has_children:
                 depth += 1
+            elif depth == 0:
+                break  # the start DIE has no children
         if pos > end:
-            raise ScanUnsupported(f"unit at {cu_offset:#x}: its DIEs run past the unit's end")
+            raise ScanUnsupported(f"unit at {unit.offset:#x}: its DIEs run past the unit's end")
         return out
 
     def _skip_block(self, op: int, pos: int) -> int:
@@ -262,11 +306,10 @@ class DieScanner:
         length, pos = _uleb(data, pos)
         return pos + length
 
-    def _decode(self, abbrev: _Abbrev, pos: int, address_size: int, addr_base: int | None,
-                want_addr_base: bool = False) -> tuple[str | None, int | None, int | None, int]:
-        """(DW_AT_name, DW_AT_low_pc, DW_AT_addr_base, offset after the DIE) of one DIE."""
+    def _decode(self, abbrev: _Abbrev, pos: int, unit: "_Unit", want_addr_base: bool = False) -> "_Decoded":
+        """The attributes of one DIE that a scan reports, and where the DIE ends."""
         data, order = self.info, self.order
-        name = low_pc = base = None
+        name = low_pc = base = origin = None
         for attr, form, size in abbrev.attributes:
             start = pos
             pos = self._apply(size, pos)
@@ -278,10 +321,16 @@ class DieScanner:
                 elif form in _ADDRX_FORMS:
                     index = (_uleb(data, start)[0] if form in (_FORM_ADDRX, _FORM_GNU_ADDR_INDEX)
                              else int.from_bytes(data[start:pos], order))
-                    low_pc = self._indexed_address(addr_base, index, address_size)
+                    low_pc = self._indexed_address(unit.addr_base, index, unit.address_size)
+            elif attr == DW_AT_abstract_origin:
+                if form == 0x10:  # ref_addr: an offset in .debug_info
+                    origin = int.from_bytes(data[start:pos], order)
+                elif form in _UNIT_REF_FORMS:  # relative to the unit
+                    value = _uleb(data, start)[0] if form == 0x15 else int.from_bytes(data[start:pos], order)
+                    origin = unit.offset + value
             elif attr == DW_AT_addr_base and want_addr_base:
                 base = int.from_bytes(data[start:pos], order)
-        return name, low_pc, base, pos
+        return _Decoded(name, low_pc, base, origin, pos)
 
     def _name(self, form: int, start: int, end: int) -> str:
         """A DW_AT_name value: inline (Go), or in .debug_str / .debug_line_str (C units of cgo)."""

@@ -19,6 +19,9 @@ from elftools.dwarf.ranges import BaseAddressEntry, RangeEntry
 
 from .binary import GoBinary, parse_go_version
 from .diescan import DW_TAG_subprogram, DieScanner, ScanUnsupported
+
+_TAG_NUMBERS = {"DW_TAG_formal_parameter": 0x05, "DW_TAG_inlined_subroutine": 0x1D, "DW_TAG_subprogram": 0x2E,
+                "DW_TAG_variable": 0x34, "DW_TAG_lexical_block": 0x0B}
 from .errors import reading
 from .gotypes import TypeReader
 from .indexcache import IndexCache, UnitRecord
@@ -224,6 +227,30 @@ class DwarfIndex:
                 die = self._subprogram_die(unit, addr, offset)
                 if die is not None:
                     yield unit, addr, die
+
+    def child_dies(self, die, tag: str, nested: bool = False) -> list:
+        """The children of `die` (with `nested`, all descendants) of one tag, in order, found by
+        the raw scan: pyelftools parses only those, not every DIE of the function's body."""
+        try:
+            found = self._scanner.children(die.cu.cu_offset, die.offset, {_TAG_NUMBERS[tag]}, nested)
+        except ScanUnsupported:
+            return self._child_dies_parsed(die, tag, nested)
+        with reading(self.binary.path, f"DWARF children of the DIE at .debug_info offset {die.offset:#x}"):
+            return [die.cu.get_DIE_from_refaddr(d.offset) for d in found]
+
+    def _child_dies_parsed(self, die, tag: str, nested: bool) -> list:
+        out, stack = [], [iter(die.iter_children())]
+        with reading(self.binary.path, f"DWARF children of the DIE at .debug_info offset {die.offset:#x}"):
+            while stack:
+                child = next(stack[-1], None)
+                if child is None:
+                    stack.pop()
+                    continue
+                if child.tag == tag:
+                    out.append(child)
+                if nested and child.has_children:
+                    stack.append(iter(child.iter_children()))
+        return out
 
     def origin(self, die):
         """The DIE carrying the declaration (name, parameter types): itself or its abstract origin."""

@@ -33,6 +33,12 @@ def _foreign(fn: Function) -> bool:
     return bool(producer) and not producer.startswith("Go ")
 
 
+def usable(fn: Function) -> bool:
+    """A Go function with DWARF: what listings show (C from cgo or musl has another calling
+    convention; assembly has no DWARF)."""
+    return fn.has_dwarf and not _foreign(fn)
+
+
 class GoProgram:
     """`cache=False` reads everything from the binary; otherwise the index of functions, units
     and types is kept between runs under the user's cache directory (see indexcache)."""
@@ -91,11 +97,19 @@ class GoProgram:
         out = []
         for i, sym in enumerate(symbols):
             fn = self.functions.at(sym)
-            if fn.has_dwarf and not _foreign(fn):  # C (cgo, musl) has another calling convention
+            if usable(fn):
                 out.append(fn)
             if progress:
                 progress(i + 1, len(symbols))
         return out
+
+    def map_matching(self, pattern: str | None, task, regex: bool = False, workers: int | None = None,
+                     progress=None):
+        """task(self, fn) for each function `matching` would return, in the same order, the
+        functions modelled in worker processes when there are many (see parallel)."""
+        from .parallel import map_functions
+        symbols = matching_names(compile_pattern(pattern, regex), self.binary.function_symbols, pattern)
+        return map_functions(self, symbols, task, workers, progress)
 
     # ------------------------------------------------------------ types by name
     @cached_property

@@ -204,3 +204,21 @@ def test_cache_command_shows_and_clears(demo, cache_home):
     assert _index_files(cache_home) == []
     assert run("sig", "--no-cache", str(demo), "main.checkKey").returncode == 0
     assert _index_files(cache_home) == []
+
+
+def _line(prog, fn):
+    return f"{fn.address:#x} {fn.name} {fn.signature()}"
+
+
+def test_functions_in_worker_processes_come_in_order_and_equal_the_sequential_ones(monkeypatch):
+    """Worker processes (two, replaced every 3 runs of 8 symbols) give what the one-process
+    model gives, in the same order."""
+    from dwarfgo import parallel
+    monkeypatch.setattr(parallel, "MIN_PARALLEL", 0)
+    monkeypatch.setattr(parallel, "RUN_LENGTH", 8)
+    monkeypatch.setattr(parallel, "RUNS_PER_WORKER", 3)
+    with GoProgram(DEMO, cache=False) as prog:
+        want = [_line(prog, fn) for fn in prog.matching("strconv.")]
+        assert len(want) > 30
+        got = list(prog.map_matching("strconv.", _line, workers=2))
+    assert got == want
