@@ -19,6 +19,7 @@ from functools import cached_property
 from pathlib import Path
 
 from elftools.common.exceptions import ELFCompressionError
+from elftools.dwarf.dwarfinfo import DebugSectionDescriptor
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import NoteSection, SymbolTableSection
 
@@ -48,11 +49,41 @@ def max_inflated_size(file_size: int) -> int:
     return min(32 * file_size + (64 << 20), 16 << 30)
 
 
+# DWARF sections read (and inflated) only when first used: a command on one function reads
+# .debug_info, .debug_abbrev, .debug_addr and at most its location lists
+_LAZY_DWARF = {".debug_line", ".debug_frame", ".debug_loc", ".debug_loclists", ".debug_ranges", ".debug_rnglists",
+               ".debug_pubnames", ".debug_pubtypes", ".debug_aranges"}
+
+
+class _LazyStream:
+    """A section's bytes as a stream, loaded on first use."""
+
+    def __init__(self, load):
+        self._load = load
+        self._bytes = None
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._bytes is None:
+            self._bytes = io.BytesIO(self._load())
+        return getattr(self._bytes, name)
+
+
 class _ELFFile(ELFFile):
     """pyelftools' ELFFile with a bounded inflation of `.zdebug_*` sections (pyelftools inflates
-    them without a limit, whatever size the header declares)."""
+    them without a limit, whatever size the header declares), and the DWARF sections a command
+    may not need read lazily."""
 
     max_inflated = 16 << 30
+
+    def _read_dwarf_section(self, section, relocate_dwarf_sections):
+        if (section.name.replace(".zdebug", ".debug", 1) not in _LAZY_DWARF or relocate_dwarf_sections
+                or self.has_phantom_bytes()):
+            return super()._read_dwarf_section(section, relocate_dwarf_sections)
+        return DebugSectionDescriptor(stream=_LazyStream(section.data), name=section.name,
+                                      global_offset=section["sh_offset"], size=section.data_size,
+                                      address=section["sh_addr"])
 
     def _decompress_dwarf_section(self, section):
         section.stream.seek(0)
@@ -62,11 +93,19 @@ class _ELFFile(ELFFile):
         size = int.from_bytes(head[4:], "big")
         if size > self.max_inflated:
             raise ELFCompressionError(f"declares {size} bytes inflated, more than this file can hold")
-        inflater = zlib.decompressobj()
-        data = inflater.decompress(section.stream.read(), size + 1)
-        if len(data) != size or not inflater.eof:
-            raise ELFCompressionError(f"the zlib stream does not inflate to the {size} bytes its header declares")
-        return section._replace(stream=io.BytesIO(data), size=size)
+        stream = section.stream
+        inflate = lambda: _inflate(stream.getvalue()[12:], size)
+        if isinstance(stream, _LazyStream):
+            return section._replace(stream=_LazyStream(inflate), size=size)
+        return section._replace(stream=io.BytesIO(inflate()), size=size)
+
+
+def _inflate(data: bytes, size: int) -> bytes:
+    inflater = zlib.decompressobj()
+    out = inflater.decompress(data, size + 1)
+    if len(out) != size or not inflater.eof:
+        raise ELFCompressionError(f"the zlib stream does not inflate to the {size} bytes its header declares")
+    return out
 
 
 @dataclass(frozen=True)

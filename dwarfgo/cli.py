@@ -205,53 +205,74 @@ def abi(
       dwarfgo abi ./server '(*BarrierView).Put' --json
     """
     with _open(binary, debug_file, no_cache) as prog:
-        if pattern is None:
-            fns = prog.matching("main.*")
-        else:
+        task = _abi_json if as_json else _abi_text
+        one = None
+        if pattern is not None:
             try:
-                fns = [prog.function(pattern)]
+                one = prog.function(pattern)
             except DwarfgoError:
-                progress = _Progress("analysing functions")
-                try:
-                    fns = prog.matching(pattern, regex, progress=progress)
-                finally:
-                    progress.close()
-                if not fns:
-                    raise
-        evidence = [gather(prog, f) for f in fns]
-        units = sorted({(e.function.unit.name, e.producer) for e in evidence if e.function.unit})
+                pass  # a pattern, or no such function (said below, when nothing matches)
+        if one is not None:
+            items = [task(prog, one)]
+        else:
+            progress = _Progress("analysing functions")
+            try:
+                items = list(prog.map_matching(pattern or "main.*", task, regex if pattern else False,
+                                               progress=progress))
+            finally:
+                progress.close()
+            if not items and pattern is not None:
+                prog.function(pattern)  # raises its one-line error: no such function
+        units = sorted({unit for unit, _, _ in items if unit is not None})
         if as_json:
             typer.echo(json.dumps({
                 "binary": str(prog.binary.path), "go_version": prog.binary.go_version, "arch": prog.binary.arch,
                 "units": [{"name": n, "producer": p, "regabi": "regabi" in p.split()} for n, p in units],
-                "functions": [evidence_record(e) for e in evidence],
+                "functions": [record for _, _, record in items],
             }, indent=1))
         else:
             typer.echo(_safe(f"{prog.binary.path}: {prog.binary.go_version} {prog.binary.arch}"))
             for name, producer in units:
                 typer.echo(_safe(f"  unit {name}: {producer}"))
-            for e in evidence:
+            for _, _, text in items:
                 typer.echo("")
-                typer.echo(_safe(f"{e.function.name} at {e.function.address:#x}: {e.abi}, {e.role}"))
-                if e.machine is not None:
-                    m = e.machine
-                    frame = f", frame {m.frame_size}" if m.frame_size is not None else ""
-                    typer.echo(f"  prologue  {m.prologue}{frame}")
-                    rets = ", ".join(f"{r:#x}" for r in m.ret_sites) or "none"
-                    typer.echo(f"  RET       {rets}")
-                if e.spills is not None:
-                    verdict = {True: "agree", False: "DISAGREE", None: "no evidence"}[e.spills.agrees]
-                    typer.echo(f"  spills    {verdict}{': ' + e.spills.detail if e.spills.detail else ''}")
-                typer.echo(f"  DWARF     {e.dwarf.verdict}")
-                if e.layout.unknown:
-                    typer.echo(_safe(f"  locations UNKNOWN: {e.layout.unknown}"))
-                for c in e.dwarf.checks:
-                    if c.agrees is False:
-                        typer.echo(_safe(f"    {c.name}: {c.detail}" + (f" [known: {c.known}]" if c.known else "")))
-                for c in e.contradictions:
-                    typer.echo(_safe(f"  CONTRADICTION {c}"))
-        if any(not e.consistent for e in evidence):
+                typer.echo(text)
+        if any(not consistent for _, consistent, _ in items):
             raise typer.Exit(3)
+
+
+def _abi_unit(e):
+    return (e.function.unit.name, e.producer) if e.function.unit else None
+
+
+def _abi_json(prog, fn):
+    """One function's ABI evidence, for `abi --json` (runs in worker processes)."""
+    e = gather(prog, fn)
+    return _abi_unit(e), e.consistent, evidence_record(e)
+
+
+def _abi_text(prog, fn):
+    """One function's ABI evidence as text (runs in worker processes)."""
+    e = gather(prog, fn)
+    lines = [_safe(f"{e.function.name} at {e.function.address:#x}: {e.abi}, {e.role}")]
+    if e.machine is not None:
+        m = e.machine
+        frame = f", frame {m.frame_size}" if m.frame_size is not None else ""
+        lines.append(f"  prologue  {m.prologue}{frame}")
+        rets = ", ".join(f"{r:#x}" for r in m.ret_sites) or "none"
+        lines.append(f"  RET       {rets}")
+    if e.spills is not None:
+        verdict = {True: "agree", False: "DISAGREE", None: "no evidence"}[e.spills.agrees]
+        lines.append(f"  spills    {verdict}{': ' + e.spills.detail if e.spills.detail else ''}")
+    lines.append(f"  DWARF     {e.dwarf.verdict}")
+    if e.layout.unknown:
+        lines.append(_safe(f"  locations UNKNOWN: {e.layout.unknown}"))
+    for c in e.dwarf.checks:
+        if c.agrees is False:
+            lines.append(_safe(f"    {c.name}: {c.detail}" + (f" [known: {c.known}]" if c.known else "")))
+    for c in e.contradictions:
+        lines.append(_safe(f"  CONTRADICTION {c}"))
+    return _abi_unit(e), e.consistent, "\n".join(lines)
 
 
 @app.command()

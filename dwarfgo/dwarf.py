@@ -188,7 +188,9 @@ class DwarfIndex:
             return {d.low_pc: d.offset for d in self._scanner.top_level(unit.offset, {DW_TAG_subprogram})
                     if d.low_pc is not None}
         except ScanUnsupported:
-            pass  # pyelftools reads it (slowly), and says what is wrong if it is damaged
+            return self._parse_subprograms(unit)  # pyelftools says what is wrong if it is damaged
+
+    def _parse_subprograms(self, unit: CompileUnit) -> dict[int, int]:
         table = {}
         with reading(self.binary.path, f"DWARF of package {unit.name} (compile unit at .debug_info offset "
                                        f"{unit.offset:#x})"):
@@ -212,11 +214,16 @@ class DwarfIndex:
         if offset is None:
             return unit, None
         die = self._subprogram_die(unit, address, offset)
-        if die is None and self.cache is not None and self.cache.loaded:
-            # the cached index does not describe this binary after all: forget it, scan afresh
-            self.cache.discard()
-            self._subprograms_by_unit.clear()
-            offset = self._subprogram_offsets(unit).get(address)
+        if die is None:
+            # the DIE there is not this subprogram: a cached index that does not describe this
+            # binary after all (forgotten), or damage the raw scan read past; pyelftools decides
+            if self.cache is not None and self.cache.loaded:
+                self.cache.discard()
+                self._subprograms_by_unit.clear()
+            table = self._subprograms_by_unit[unit.offset] = self._parse_subprograms(unit)
+            if self.cache is not None:
+                self.cache.store_subprograms(unit.offset, table)
+            offset = table.get(address)
             die = self._subprogram_die(unit, address, offset) if offset is not None else None
         return unit, die
 

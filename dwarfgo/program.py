@@ -162,11 +162,21 @@ class GoProgram:
             die = self.index.types.die(offset)
         attr = die.attributes.get("DW_AT_name") if die.tag in _TYPE_TAGS else None
         if attr is None or not isinstance(attr.value, bytes) or attr.value.decode("utf-8", "replace") != name:
-            if self.cache is None or not self.cache.loaded:
-                raise DwarfgoError(f"{self.binary.path}: the DWARF type index is inconsistent at {offset:#x}")
-            self.cache.discard()
-            self.__dict__.pop("_types_by_name", None)
-            offset = self._types_by_name[name]
+            # not the type of that name: a cached index that does not describe this binary after
+            # all (forgotten), or damage the raw scan read past; pyelftools decides
+            if self.cache is not None and self.cache.loaded:
+                self.cache.discard()
+            units = [u for u in self.index.units if u.name == "runtime"] or self.index.units
+            names: dict[str, int] = {}
+            for unit in units:
+                for found, at in self._type_names_parsed(unit):
+                    names.setdefault(found, at)
+            self.__dict__["_types_by_name"] = names
+            if self.cache is not None:
+                self.cache.store_types(names)
+            if name not in names:
+                raise TypeNotFound(name, difflib.get_close_matches(name, list(names), n=5))
+            offset = names[name]
         return self.index.types.type_at(offset)
     def _type_or_none(self, name: str) -> GoType | None:
         """The type of exactly this name (no short forms), or None."""
