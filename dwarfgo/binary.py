@@ -431,20 +431,22 @@ def _raw_symbols(tab: SymbolTableSection, elfclass: int, little_endian: bool) ->
     take 2 s). _check_sections has checked the entry size; a name offset outside the string
     table gives the name ''."""
     order = "<" if little_endian else ">"
+    data = tab.data()
+    strings = tab.stringtable.data()
     if elfclass == 64:  # Elf64_Sym: name, info, other, shndx, value, size
         entry = struct.Struct(order + "IBBHQQ")
-        fields = lambda e: (e[0], e[4], e[5], e[1])
+        rows = ((name_at, value, size, info) for name_at, info, _, _, value, size in
+                entry.iter_unpack(data[: len(data) - len(data) % entry.size]))
     else:  # Elf32_Sym: name, value, size, info, other, shndx
         entry = struct.Struct(order + "IIIBBH")
-        fields = lambda e: (e[0], e[1], e[2], e[3])
-    data = tab.data()
-    data = data[: len(data) - len(data) % entry.size]
-    strings = tab.stringtable.data()
+        rows = ((name_at, value, size, info) for name_at, value, size, info, _, _ in
+                entry.iter_unpack(data[: len(data) - len(data) % entry.size]))
     out = []
-    for raw in entry.iter_unpack(data):
-        name_at, value, size, info = fields(raw)
-        end = strings.find(b"\0", name_at)
-        name = strings[name_at:end].decode("utf-8", "replace") if 0 < name_at < len(strings) and end >= 0 else ""
+    limit = len(strings)
+    find = strings.find
+    for name_at, value, size, info in rows:
+        end = find(b"\0", name_at)
+        name = strings[name_at:end].decode("utf-8", "replace") if 0 < name_at < limit and end >= 0 else ""
         out.append((name, value, size, info & 0xF == STT_FUNC))
     return out
 

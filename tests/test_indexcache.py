@@ -161,12 +161,12 @@ def test_an_unwritable_cache_directory_means_no_cache_said_once(demo, tmp_path):
               "for _ in range(3):\n"
               "    with GoProgram(%r) as p:\n"
               "        print(p.function('main.checkKey').signature())\n" % str(demo))
-    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [CHECK_KEY] * 3
     assert proc.stderr.count("working without a cache") == 1, proc.stderr
     proc = subprocess.run([sys.executable, "-m", "dwarfgo", "sig", str(demo), "main.checkKey"], env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0 and proc.stdout.splitlines()[0] == CHECK_KEY
     assert proc.stderr.count("dwarfgo: cache directory") == 1, proc.stderr
 
@@ -181,7 +181,7 @@ def test_concurrent_writers_leave_one_whole_index(demo, cache_home):
               "        p.cache.discard()\n")  # every round writes a whole new file
     env = dict(os.environ, PYTHONPATH=str(REPO))
     procs = [subprocess.Popen([sys.executable, "-c", script, str(demo), q], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for q in ("(*BarrierView).Put", "main.checkKey")]
+                              stderr=subprocess.PIPE, text=True, cwd=REPO) for q in ("(*BarrierView).Put", "main.checkKey")]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert outs[0][0].splitlines() == [PUT] * 6 and outs[1][0].splitlines() == [CHECK_KEY] * 6
@@ -195,7 +195,7 @@ def test_concurrent_writers_leave_one_whole_index(demo, cache_home):
 def test_cache_command_shows_and_clears(demo, cache_home):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     run = lambda *a: subprocess.run([sys.executable, "-m", "dwarfgo", *a], env=env, capture_output=True, text=True,
-                                    timeout=120)
+                                    timeout=120, cwd=REPO)
     assert run("sig", str(demo), "main.checkKey").returncode == 0
     shown = run("cache")
     assert shown.returncode == 0 and shown.stdout.startswith(f"{cache_home}: 1 index file(s)")
