@@ -3,8 +3,9 @@
 pyelftools builds an object for every DIE and every attribute: finding one subprogram in
 `cmd/compile/internal/ssa` (211,000 DIEs) that way takes half a minute. This module reads the
 abbreviation table itself and walks the unit's bytes, skipping each DIE by its abbreviation's
-attribute forms, and decodes only the top-level DIEs of the tags asked for (their name and
-low_pc). Everything else about a DIE is left to pyelftools, which is handed the DIE's offset.
+attribute forms, and decodes only the DIEs of the tags asked for, among a unit's top-level
+DIEs or a DIE's children (their name, low_pc and abstract origin). Everything else about a DIE
+is left to pyelftools, which is handed the DIE's offset.
 
 It reads every form of DWARF 2-5 but DW_FORM_indirect, in 32- and 64-bit DWARF. For a unit it
 cannot read (DW_FORM_indirect, an unknown form or unit type, bytes that do not parse), it raises
@@ -34,7 +35,6 @@ _FORM_ADDR = 0x01
 _FORM_STRING = 0x08
 _FORM_STRP = 0x0E
 _FORM_LINE_STRP = 0x1F
-_FORM_INDIRECT = 0x16
 _FORM_IMPLICIT_CONST = 0x21
 _FORM_ADDRX = 0x1B
 _FORM_ADDRX_N = {0x29: 1, 0x2A: 2, 0x2B: 3, 0x2C: 4}  # addrx1..addrx4
@@ -67,7 +67,7 @@ class ScanUnsupported(Exception):
 
 
 @dataclass(frozen=True)
-class TopDIE:
+class ScannedDIE:
     """A DIE a scan found (of a tag that was asked for): what it reports of it."""
 
     offset: int  # in .debug_info
@@ -222,17 +222,17 @@ class DieScanner:
             table[code] = _Abbrev(tag, has_children, tuple(skip), tuple(attributes))
 
     # ------------------------------------------------------------ the walk
-    def top_level(self, cu_offset: int, tags: frozenset[int] | set[int]) -> list[TopDIE]:
+    def top_level(self, cu_offset: int, tags: frozenset[int] | set[int]) -> list[ScannedDIE]:
         """The direct children of the unit's top DIE whose tag is in `tags`, in order."""
         return self._scan(cu_offset, None, tags, False)
 
     def children(self, cu_offset: int, die_offset: int, tags: frozenset[int] | set[int],
-                 nested: bool = False) -> list[TopDIE]:
+                 nested: bool = False) -> list[ScannedDIE]:
         """The children of the DIE at `die_offset` (with `nested`, all its descendants) whose
         tag is in `tags`, in order."""
         return self._scan(cu_offset, die_offset, tags, nested)
 
-    def _scan(self, cu_offset: int, die_offset: int | None, tags, nested: bool) -> list[TopDIE]:
+    def _scan(self, cu_offset: int, die_offset: int | None, tags, nested: bool) -> list[ScannedDIE]:
         try:
             unit = self._unit(cu_offset)
             return self._walk(unit, unit.first if die_offset is None else die_offset, tags, nested)
@@ -251,11 +251,11 @@ class DieScanner:
             unit = self._units[cu_offset] = _Unit(cu_offset, first, end, address_size, table, addr_base)
         return unit
 
-    def _walk(self, unit: "_Unit", start: int, tags, nested: bool) -> list[TopDIE]:
+    def _walk(self, unit: "_Unit", start: int, tags, nested: bool) -> list[ScannedDIE]:
         data, table, end = self.info, unit.table, unit.end
         if not unit.first <= start < end:
             raise ScanUnsupported(f"DIE offset {start:#x} is not in the unit at {unit.offset:#x}")
-        out: list[TopDIE] = []
+        out: list[ScannedDIE] = []
         pos, depth = start, 0
         while True:
             if pos >= end:
@@ -274,7 +274,7 @@ class DieScanner:
             if (depth == 1 or nested and depth) and abbrev.tag in tags:
                 found = self._decode(abbrev, pos, unit)
                 pos = found.end
-                out.append(TopDIE(offset, abbrev.tag, found.name, found.low_pc, found.origin))
+                out.append(ScannedDIE(offset, abbrev.tag, found.name, found.low_pc, found.origin))
             else:
                 for op in abbrev.skip:
                     if op > 0:
