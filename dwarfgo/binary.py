@@ -12,12 +12,14 @@ import io
 import os
 import re
 import stat
+import struct
 import zlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 from elftools.common.exceptions import ELFCompressionError
+from elftools.dwarf.dwarfinfo import DebugSectionDescriptor
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import NoteSection, SymbolTableSection
 
@@ -47,11 +49,41 @@ def max_inflated_size(file_size: int) -> int:
     return min(32 * file_size + (64 << 20), 16 << 30)
 
 
+# DWARF sections read (and inflated) only when first used: a command on one function reads
+# .debug_info, .debug_abbrev, .debug_addr and at most its location lists
+_LAZY_DWARF = {".debug_line", ".debug_frame", ".debug_loc", ".debug_loclists", ".debug_ranges", ".debug_rnglists",
+               ".debug_pubnames", ".debug_pubtypes", ".debug_aranges"}
+
+
+class _LazyStream:
+    """A section's bytes as a stream, loaded on first use."""
+
+    def __init__(self, load):
+        self._load = load
+        self._bytes = None
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._bytes is None:
+            self._bytes = io.BytesIO(self._load())
+        return getattr(self._bytes, name)
+
+
 class _ELFFile(ELFFile):
     """pyelftools' ELFFile with a bounded inflation of `.zdebug_*` sections (pyelftools inflates
-    them without a limit, whatever size the header declares)."""
+    them without a limit, whatever size the header declares), and the DWARF sections a command
+    may not need read lazily."""
 
     max_inflated = 16 << 30
+
+    def _read_dwarf_section(self, section, relocate_dwarf_sections):
+        if (section.name.replace(".zdebug", ".debug", 1) not in _LAZY_DWARF or relocate_dwarf_sections
+                or self.has_phantom_bytes()):
+            return super()._read_dwarf_section(section, relocate_dwarf_sections)
+        return DebugSectionDescriptor(stream=_LazyStream(section.data), name=section.name,
+                                      global_offset=section["sh_offset"], size=section.data_size,
+                                      address=section["sh_addr"])
 
     def _decompress_dwarf_section(self, section):
         section.stream.seek(0)
@@ -61,11 +93,19 @@ class _ELFFile(ELFFile):
         size = int.from_bytes(head[4:], "big")
         if size > self.max_inflated:
             raise ELFCompressionError(f"declares {size} bytes inflated, more than this file can hold")
-        inflater = zlib.decompressobj()
-        data = inflater.decompress(section.stream.read(), size + 1)
-        if len(data) != size or not inflater.eof:
-            raise ELFCompressionError(f"the zlib stream does not inflate to the {size} bytes its header declares")
-        return section._replace(stream=io.BytesIO(data), size=size)
+        stream = section.stream
+        inflate = lambda: _inflate(stream.getvalue()[12:], size)
+        if isinstance(stream, _LazyStream):
+            return section._replace(stream=_LazyStream(inflate), size=size)
+        return section._replace(stream=io.BytesIO(inflate()), size=size)
+
+
+def _inflate(data: bytes, size: int) -> bytes:
+    inflater = zlib.decompressobj()
+    out = inflater.decompress(data, size + 1)
+    if len(out) != size or not inflater.eof:
+        raise ELFCompressionError(f"the zlib stream does not inflate to the {size} bytes its header declares")
+    return out
 
 
 @dataclass(frozen=True)
@@ -248,11 +288,24 @@ class GoBinary:
                 return desc.rstrip("\x00")
         return None
 
+    @cached_property
+    def gnu_build_id(self) -> str | None:
+        """The GNU build ID (`.note.gnu.build-id`, from an external linker), as hex."""
+        sec = self.elf.get_section_by_name(".note.gnu.build-id")
+        if not isinstance(sec, NoteSection):
+            return None
+        with reading(self.path, ".note.gnu.build-id"):
+            notes = list(sec.iter_notes())
+        for note in notes:
+            if note["n_name"] == "GNU" and note["n_type"] in (3, "NT_GNU_BUILD_ID"):
+                desc = note["n_desc"]
+                return desc.hex() if isinstance(desc, bytes) else str(desc)
+        return None
+
     # ------------------------------------------------------------------ symbols
     @cached_property
     def _symbol_table(self) -> tuple[list[Symbol], dict[str, int]]:
-        """One pass over the symbol table (pyelftools parses each symbol slowly: 60,000 in
-        cmd/compile take 2 s): the function symbols, sorted by address, and every symbol's address
+        """One pass over the symbol table (read as one array, see _raw_symbols): the function symbols, sorted by address, and every symbol's address
         by name."""
         tab = self.elf.get_section_by_name(".symtab")
         if not isinstance(tab, SymbolTableSection):
@@ -265,16 +318,15 @@ class GoBinary:
             return function_symbols(self), addresses
         if tab is not None:
             with reading(self.path, f"symbol table ({tab.name})"):
-                symbols = list(tab.iter_symbols())
-            for sym in symbols:
-                addr = sym["st_value"]
-                addresses.setdefault(sym.name, addr)
-                if sym["st_info"]["type"] != "STT_FUNC" or not addr:
+                symbols = _raw_symbols(tab, self.elf.elfclass, self.elf.little_endian)
+            for name, addr, size, is_function in symbols:
+                addresses.setdefault(name, addr)
+                if not is_function or not addr:
                     continue
                 # keep the first name seen for an address; prefer a non-.abi0 name if both exist
                 if addr in functions and not functions[addr].is_abi0:
                     continue
-                functions[addr] = Symbol(sym.name, addr, sym["st_size"])
+                functions[addr] = Symbol(name, addr, size)
         return sorted(functions.values(), key=lambda s: s.address), addresses
 
     @property
@@ -393,6 +445,15 @@ class GoBinary:
             raise NoDwarfError(self.no_dwarf_advice(what))
 
     @property
+    def debug_path(self) -> Path | None:
+        """The separate debug file holding the DWARF, or None (in the binary, or none found)."""
+        try:
+            elf = self.debug_elf
+        except NoDwarfError:
+            return None
+        return None if elf is self.elf else Path(elf.stream.name)
+
+    @property
     def has_dwarf(self) -> bool:
         try:
             return _has_dwarf_sections(self.debug_elf)
@@ -407,6 +468,35 @@ class GoBinary:
             raise NoDwarfError(self.no_dwarf_advice())
         with reading(self.path, "DWARF sections"):
             return elf.get_dwarf_info(relocate_dwarf_sections=False)
+
+
+STT_FUNC = 2
+
+
+def _raw_symbols(tab: SymbolTableSection, elfclass: int, little_endian: bool) -> list[tuple[str, int, int, bool]]:
+    """(name, value, size, is a function) of every entry of a symbol table, decoded as one array
+    with `struct` (pyelftools' iter_symbols builds an object per symbol: 30,000 in cmd/compile
+    take 2 s). _check_sections has checked the entry size; a name offset outside the string
+    table gives the name ''."""
+    order = "<" if little_endian else ">"
+    data = tab.data()
+    strings = tab.stringtable.data()
+    if elfclass == 64:  # Elf64_Sym: name, info, other, shndx, value, size
+        entry = struct.Struct(order + "IBBHQQ")
+        rows = ((name_at, value, size, info) for name_at, info, _, _, value, size in
+                entry.iter_unpack(data[: len(data) - len(data) % entry.size]))
+    else:  # Elf32_Sym: name, value, size, info, other, shndx
+        entry = struct.Struct(order + "IIIBBH")
+        rows = ((name_at, value, size, info) for name_at, value, size, info, _, _ in
+                entry.iter_unpack(data[: len(data) - len(data) % entry.size]))
+    out = []
+    limit = len(strings)
+    find = strings.find
+    for name_at, value, size, info in rows:
+        end = find(b"\0", name_at)
+        name = strings[name_at:end].decode("utf-8", "replace") if 0 < name_at < limit and end >= 0 else ""
+        out.append((name, value, size, info & 0xF == STT_FUNC))
+    return out
 
 
 _UNPRINTABLE = {c: "?" for c in list(range(32)) + [127]}

@@ -18,6 +18,7 @@ from .cheaders import CHeaderWriter
 from elftools.common.exceptions import DWARFError, ELFError
 
 from .errors import DwarfgoError, describe
+from . import indexcache
 from .program import GoProgram
 from .report import evidence_record, function_record
 from .verify.evidence import gather, require_arch, trusted_layout
@@ -51,28 +52,48 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _open(binary: str, debug_file: Optional[str], debug_from: Optional[str] = None) -> GoProgram:
-    return GoProgram(binary, debug_file, debug_from)
+def _open(binary: str, debug_file: Optional[str], debug_from: Optional[str] = None,
+          no_cache: bool = False) -> GoProgram:
+    return GoProgram(binary, debug_file, debug_from, cache=not no_cache)
 
 
 class _Progress:
-    """A one-line progress display on stderr for long whole-binary work (only on a terminal)."""
+    """Progress of long whole-binary work on stderr (rich: count, bar, ETA), only on a terminal;
+    gone when the work is done. close() it in a `finally`."""
 
     def __init__(self, label: str):
         self.label = label
         self.enabled = sys.stderr.isatty()
-        self.last = 0.0
+        self._bar = None
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled or total < 200:
             return
-        now = time.monotonic()
-        if now - self.last < 0.2 and done != total:
-            return
-        self.last = now
-        end = "\n" if done == total else ""
-        sys.stderr.write(f"\r{self.label}: {done}/{total}{end}")
-        sys.stderr.flush()
+        if self._bar is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            # no refresh thread: workers are forked while it runs
+            self._bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TextColumn("functions"),
+                                 TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+                                 auto_refresh=False)
+            self._bar.start()
+            self._task = self._bar.add_task(self.label, total=total)
+        self._bar.update(self._task, completed=done, refresh=True)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+def _function_line(prog, fn) -> str:
+    return _safe(f"{fn.address:#x}  {fn.name}  {fn.signature()}")
+
+
+def _function_json(prog, fn) -> dict:
+    return function_record(prog, fn, with_layout=False)
 
 
 BinaryArg = typer.Argument(..., help="Go ELF binary (built with DWARF: no -ldflags=-w/-s).", show_default=False)
@@ -82,6 +103,8 @@ DebugFromOpt = typer.Option(None, "--debug-from", metavar="TWIN",
                                  "Its DWARF is used after proving, per function, that its machine code is the "
                                  "stripped binary's; probes attach to BINARY.")
 JsonOpt = typer.Option(False, "--json", help="Machine-readable output.")
+NoCacheOpt = typer.Option(False, "--no-cache", help="Neither read nor write the binary's index in the cache "
+                                                    "directory (see `dwarfgo cache`).")
 
 
 @app.command()
@@ -92,6 +115,7 @@ def funcs(
     as_json: bool = JsonOpt,
     debug_file: Optional[str] = DebugOpt,
     debug_from: Optional[str] = DebugFromOpt,
+    no_cache: bool = NoCacheOpt,
 ) -> None:
     """List functions with their address and Go signature.
 
@@ -103,25 +127,32 @@ def funcs(
 
       dwarfgo funcs ./server -E '^main\\.(Get|Put)$' --json
     """
-    with _open(binary, debug_file, debug_from) as prog:
+    with _open(binary, debug_file, debug_from, no_cache) as prog:
         if not prog.binary.has_dwarf:
             prog.binary.debug_elf  # a split-off debug file that is missing: its own error
             _names_only(prog, pattern, regex, as_json)
             return
         require_arch(prog)  # as sig and probe: no listing of signatures it cannot place
-        found = prog.matching(pattern, regex, progress=_Progress("reading functions"))
-        for name, why in prog.twin_refusals[:3]:
-            typer.echo(_safe(f"dwarfgo: note: {name} left out: {why}"), err=True)
-        if len(prog.twin_refusals) > 3:
-            typer.echo(f"dwarfgo: note: {len(prog.twin_refusals) - 3} more function(s) left out: their code is "
-                       f"not the twin's", err=True)
-        if as_json:
-            typer.echo(json.dumps([function_record(prog, f, with_layout=False) for f in found], indent=1))
-            return
-        if not found:
+        progress = _Progress("reading functions")
+        try:
+            found = prog.map_matching(pattern, _function_json if as_json else _function_line, regex,
+                                      progress=progress)
+            for name, why in prog.twin_refusals[:3]:
+                typer.echo(_safe(f"dwarfgo: note: {name} left out: {why}"), err=True)
+            if len(prog.twin_refusals) > 3:
+                typer.echo(f"dwarfgo: note: {len(prog.twin_refusals) - 3} more function(s) left out: their code "
+                           f"is not the twin's", err=True)
+            if as_json:
+                typer.echo(json.dumps(list(found), indent=1))
+                return
+            shown = 0
+            for line in found:
+                typer.echo(line)
+                shown += 1
+        finally:
+            progress.close()
+        if not shown:
             _fail(f"no function matches {pattern!r}" if pattern else "no functions with DWARF found")
-        for f in found:
-            typer.echo(_safe(f"{f.address:#x}  {f.name}  {f.signature()}"))
 
 
 def _names_only(prog, pattern: Optional[str], regex: bool, as_json: bool) -> None:
@@ -147,6 +178,7 @@ def sig(
     as_json: bool = JsonOpt,
     debug_file: Optional[str] = DebugOpt,
     debug_from: Optional[str] = DebugFromOpt,
+    no_cache: bool = NoCacheOpt,
 ) -> None:
     """One function: each parameter and result with name, Go type, size and alignment.
 
@@ -156,7 +188,7 @@ def sig(
 
       dwarfgo sig ./server main.handle --json
     """
-    with _open(binary, debug_file, debug_from) as prog:
+    with _open(binary, debug_file, debug_from, no_cache) as prog:
         fn = prog.function(func)
         layout, _ = trusted_layout(prog, fn)
         rec = function_record(prog, fn, with_layout=True, layout=layout)
@@ -190,6 +222,7 @@ def abi(
     as_json: bool = JsonOpt,
     debug_file: Optional[str] = DebugOpt,
     debug_from: Optional[str] = DebugFromOpt,
+    no_cache: bool = NoCacheOpt,
 ) -> None:
     """Which calling convention each function uses, with the evidence.
 
@@ -204,50 +237,75 @@ def abi(
 
       dwarfgo abi ./server '(*BarrierView).Put' --json
     """
-    with _open(binary, debug_file, debug_from) as prog:
-        if pattern is None:
-            fns = prog.matching("main.*")
-        else:
+    with _open(binary, debug_file, debug_from, no_cache) as prog:
+        task = _abi_json if as_json else _abi_text
+        one = None
+        if pattern is not None:
             try:
-                fns = [prog.function(pattern)]
+                one = prog.function(pattern)
             except DwarfgoError:
-                fns = prog.matching(pattern, regex, progress=_Progress("analysing functions"))
-                if not fns:
-                    raise
-        evidence = [gather(prog, f) for f in fns]
-        units = sorted({(e.function.unit.name, e.producer) for e in evidence if e.function.unit})
+                pass  # a pattern, or no such function (said below, when nothing matches)
+        if one is not None:
+            items = [task(prog, one)]
+        else:
+            progress = _Progress("analysing functions")
+            try:
+                items = list(prog.map_matching(pattern or "main.*", task, regex if pattern else False,
+                                               progress=progress))
+            finally:
+                progress.close()
+            if not items and pattern is not None:
+                prog.function(pattern)  # raises its one-line error: no such function
+        units = sorted({unit for unit, _, _ in items if unit is not None})
         if as_json:
             typer.echo(json.dumps({
                 "binary": str(prog.binary.path), "go_version": prog.binary.go_version, "arch": prog.binary.arch,
                 "units": [{"name": n, "producer": p, "regabi": "regabi" in p.split()} for n, p in units],
-                "functions": [evidence_record(e) for e in evidence],
+                "functions": [record for _, _, record in items],
             }, indent=1))
         else:
             typer.echo(_safe(f"{prog.binary.path}: {prog.binary.go_version} {prog.binary.arch}"))
             for name, producer in units:
                 typer.echo(_safe(f"  unit {name}: {producer}"))
-            for e in evidence:
+            for _, _, text in items:
                 typer.echo("")
-                typer.echo(_safe(f"{e.function.name} at {e.function.address:#x}: {e.abi}, {e.role}"))
-                if e.machine is not None:
-                    m = e.machine
-                    frame = f", frame {m.frame_size}" if m.frame_size is not None else ""
-                    typer.echo(f"  prologue  {m.prologue}{frame}")
-                    rets = ", ".join(f"{r:#x}" for r in m.ret_sites) or "none"
-                    typer.echo(f"  RET       {rets}")
-                if e.spills is not None:
-                    verdict = {True: "agree", False: "DISAGREE", None: "no evidence"}[e.spills.agrees]
-                    typer.echo(f"  spills    {verdict}{': ' + e.spills.detail if e.spills.detail else ''}")
-                typer.echo(f"  DWARF     {e.dwarf.verdict}")
-                if e.layout.unknown:
-                    typer.echo(_safe(f"  locations UNKNOWN: {e.layout.unknown}"))
-                for c in e.dwarf.checks:
-                    if c.agrees is False:
-                        typer.echo(_safe(f"    {c.name}: {c.detail}" + (f" [known: {c.known}]" if c.known else "")))
-                for c in e.contradictions:
-                    typer.echo(_safe(f"  CONTRADICTION {c}"))
-        if any(not e.consistent for e in evidence):
+                typer.echo(text)
+        if any(not consistent for _, consistent, _ in items):
             raise typer.Exit(3)
+
+
+def _abi_unit(e):
+    return (e.function.unit.name, e.producer) if e.function.unit else None
+
+
+def _abi_json(prog, fn):
+    """One function's ABI evidence, for `abi --json` (runs in worker processes)."""
+    e = gather(prog, fn)
+    return _abi_unit(e), e.consistent, evidence_record(e)
+
+
+def _abi_text(prog, fn):
+    """One function's ABI evidence as text (runs in worker processes)."""
+    e = gather(prog, fn)
+    lines = [_safe(f"{e.function.name} at {e.function.address:#x}: {e.abi}, {e.role}")]
+    if e.machine is not None:
+        m = e.machine
+        frame = f", frame {m.frame_size}" if m.frame_size is not None else ""
+        lines.append(f"  prologue  {m.prologue}{frame}")
+        rets = ", ".join(f"{r:#x}" for r in m.ret_sites) or "none"
+        lines.append(f"  RET       {rets}")
+    if e.spills is not None:
+        verdict = {True: "agree", False: "DISAGREE", None: "no evidence"}[e.spills.agrees]
+        lines.append(f"  spills    {verdict}{': ' + e.spills.detail if e.spills.detail else ''}")
+    lines.append(f"  DWARF     {e.dwarf.verdict}")
+    if e.layout.unknown:
+        lines.append(_safe(f"  locations UNKNOWN: {e.layout.unknown}"))
+    for c in e.dwarf.checks:
+        if c.agrees is False:
+            lines.append(_safe(f"    {c.name}: {c.detail}" + (f" [known: {c.known}]" if c.known else "")))
+    for c in e.contradictions:
+        lines.append(_safe(f"  CONTRADICTION {c}"))
+    return _abi_unit(e), e.consistent, "\n".join(lines)
 
 
 @app.command()
@@ -259,6 +317,7 @@ def structs(
     prefix: str = typer.Option("dg_", "--prefix", help="Prefix of every C struct name."),
     debug_file: Optional[str] = DebugOpt,
     debug_from: Optional[str] = DebugFromOpt,
+    no_cache: bool = NoCacheOpt,
 ) -> None:
     """C definitions of Go types, with exact offsets (for bpftrace scripts and for C).
 
@@ -272,7 +331,7 @@ def structs(
         _fail("name at least one TYPE, or a function with --for", 2)
     if not prefix or not prefix.replace("_", "a").isalnum() or prefix[0].isdigit():
         _fail(f"--prefix {prefix!r} is not a valid C identifier prefix", 2)
-    with _open(binary, debug_file, debug_from) as prog:
+    with _open(binary, debug_file, debug_from, no_cache) as prog:
         roots = [prog.type_named(t) for t in types or []]
         if for_func:
             fn = prog.function(for_func)
@@ -445,6 +504,7 @@ def probe(
                                            "with --args/--no-args and with aggregations)."),
     debug_file: Optional[str] = DebugOpt,
     debug_from: Optional[str] = DebugFromOpt,
+    no_cache: bool = NoCacheOpt,
 ) -> None:
     """Write a bpftrace program that prints every argument (and with --ret every result) of FUNC.
 
@@ -478,7 +538,7 @@ def probe(
     if fmt == "readable" and aggregate.any:
         _fail("--count-by/--sum/--hist: aggregations are in the raw program; use --format raw "
               "(and dwarfgo trace/decode to print them as tables)", 2)
-    with _open(binary, debug_file, debug_from) as prog:
+    with _open(binary, debug_file, debug_from, no_cache) as prog:
         if fmt == "readable":
             program = _readable_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid,
                                       buffer_pages, filter_expr)
@@ -512,6 +572,7 @@ def trace(
     buffer_pages: Optional[int] = BufferOpt,
     debug_file: Optional[str] = DebugOpt,
     debug_from: Optional[str] = DebugFromOpt,
+    no_cache: bool = NoCacheOpt,
     raw_output: Optional[str] = typer.Option(None, "--raw-output", metavar="FILE",
                                              help="Also save bpftrace's own output, line for line, to FILE "
                                                   "(`dwarfgo decode` reads it)."),
@@ -540,7 +601,7 @@ def trace(
     from .runner.session import TraceSession, exit_status_ok
     from .runner.stream import decoder_for, report_lines
 
-    with _open(binary, debug_file, debug_from) as prog:
+    with _open(binary, debug_file, debug_from, no_cache) as prog:
         program, path = _probe_setup(prog, funcs, bpftrace, None, ret, depth, max_str, max_items, pid, buffer_pages,
                                      _arg_selection(print_all_args, args), filter_expr,
                                      _aggregate_options(count_by, sums, hists, interval))
@@ -623,6 +684,7 @@ def decode(
     buffer_pages: Optional[int] = BufferOpt,
     debug_file: Optional[str] = DebugOpt,
     debug_from: Optional[str] = DebugFromOpt,
+    no_cache: bool = NoCacheOpt,
 ) -> None:
     """Decode a raw program's saved output into the events `trace` prints.
 
@@ -641,7 +703,7 @@ def decode(
     """
     from .runner.stream import decode_lines, decoder_for, report_lines
 
-    with _open(binary, debug_file, debug_from) as prog:
+    with _open(binary, debug_file, debug_from, no_cache) as prog:
         program, _ = _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid,
                                   buffer_pages, _arg_selection(print_all_args, args), filter_expr,
                                   _aggregate_options(count_by, sums, hists, interval))
@@ -655,6 +717,32 @@ def decode(
             outcome = decode_lines(decoder, source, _shower(as_json, pid))
         for line in report_lines(outcome, decoder, " (a bigger --buffer-pages helps)"):
             typer.echo(line, err=True)
+
+
+@app.command()
+def cache(
+    action: str = typer.Argument("show", help="`show`: where the index cache is and what it holds; `clear`: remove it."),
+) -> None:
+    """The index cache: what dwarfgo keeps per binary (by build ID) so later runs read only the
+    DIEs they need. Under $XDG_CACHE_HOME/dwarfgo or ~/.cache/dwarfgo.
+
+    Examples:
+
+      dwarfgo cache
+
+      dwarfgo cache clear
+    """
+    if action == "show":
+        s = indexcache.summary()
+        typer.echo(_safe(f"{s.directory}: {s.files} index file(s), {s.bytes / 1024:.0f} KiB"))
+    elif action == "clear":
+        try:
+            removed = indexcache.clear()
+        except OSError as e:
+            _fail(f"cannot clear {indexcache.cache_dir()}: {e.strerror or e}")
+        typer.echo(_safe(f"removed {removed} index file(s) from {indexcache.cache_dir()}"))
+    else:
+        _fail(f"unknown cache action {action!r}: use show or clear", 2)
 
 
 @app.command()

@@ -1,15 +1,16 @@
 """Layer 2: Go's DWARF: compile units (one per package) and subprogram DIEs.
 
 Finding one function must not parse the whole DWARF: `DwarfIndex.subprogram_at`
-reads only the CU top DIEs (to map addresses to packages) and then the DIEs of
-the one package whose address ranges contain the function.
+reads only the CU top DIEs (to map addresses to packages), scans the bytes of the one
+package whose address ranges contain the function (diescan), and hands pyelftools only
+the function's DIE. With an IndexCache, the units and scans come from the cache.
 """
 
 from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Iterator
 from urllib.parse import unquote
@@ -17,8 +18,13 @@ from urllib.parse import unquote
 from elftools.dwarf.ranges import BaseAddressEntry, RangeEntry
 
 from .binary import GoBinary, parse_go_version
+from .diescan import DW_TAG_subprogram, DieScanner, ScanUnsupported
+
+_TAG_NUMBERS = {"DW_TAG_formal_parameter": 0x05, "DW_TAG_inlined_subroutine": 0x1D, "DW_TAG_subprogram": 0x2E,
+                "DW_TAG_variable": 0x34, "DW_TAG_lexical_block": 0x0B}
 from .errors import reading
 from .gotypes import TypeReader
+from .indexcache import IndexCache, UnitRecord
 
 _PRODUCER_RE = re.compile(r"Go cmd/compile (\S+?)(?:;\s*(.*))?$")
 
@@ -32,7 +38,19 @@ class CompileUnit:
     go_version: str | None
     flags: str  # what follows `;` in the producer, e.g. "-N -l regabi"
     ranges: list[tuple[int, int]]
-    unit: object  # pyelftools CompileUnit
+    offset: int  # of the unit header in .debug_info
+    dwarf: object = field(repr=False, compare=False)  # pyelftools DWARFInfo
+
+    @classmethod
+    def of(cls, name: str, producer: str, ranges: list[tuple[int, int]], offset: int, dwarf) -> "CompileUnit":
+        m = _PRODUCER_RE.match(producer)
+        version, flags = (m.group(1), m.group(2) or "") if m else (None, "")
+        return cls(name, producer, version, flags, ranges, offset, dwarf)
+
+    @cached_property
+    def unit(self):
+        """The pyelftools CompileUnit (its header parsed on first use)."""
+        return self.dwarf.get_CU_at(self.offset)
 
     @property
     def regabi(self) -> bool:
@@ -53,17 +71,28 @@ def _text(value) -> str:
 
 
 class DwarfIndex:
-    """Address-keyed access to a Go binary's DWARF."""
+    """Address-keyed access to a Go binary's DWARF.
 
-    def __init__(self, binary: GoBinary):
+    With an IndexCache, the units, each unit's subprogram offsets and the type offsets come
+    from (and go to) the cache; every DIE taken from it is checked to be what the index says
+    (a subprogram with that entry, a type of that name), and a mismatch throws the cache away."""
+
+    def __init__(self, binary: GoBinary, cache: IndexCache | None = None):
         self.binary = binary
         self.dwarf = binary.dwarf
+        self.cache = cache
         self.types = TypeReader(self.dwarf, binary.ptr_size, str(binary.path))
-        self._subprograms_by_unit: dict[int, dict[int, object]] = {}
+        self._subprograms_by_unit: dict[int, dict[int, int]] = {}
+
+    @cached_property
+    def _scanner(self) -> DieScanner:
+        return DieScanner.of(self.dwarf)
 
     # ------------------------------------------------------------ compile units
     @cached_property
     def units(self) -> list[CompileUnit]:
+        if self.cache is not None and self.cache.units is not None and self._units_fit(self.cache.units):
+            return [CompileUnit.of(u.name, u.producer, u.ranges, u.offset, self.dwarf) for u in self.cache.units]
         out = []
         with reading(self.binary.path, "DWARF compile unit headers in .debug_info"):
             cus = list(self.dwarf.iter_CUs())
@@ -73,10 +102,19 @@ class DwarfIndex:
                 attrs = top.attributes
                 name = unquote(_text(attrs["DW_AT_name"].value)) if "DW_AT_name" in attrs else "?"
                 producer = _text(attrs["DW_AT_producer"].value) if "DW_AT_producer" in attrs else ""
-                m = _PRODUCER_RE.match(producer)
-                version, flags = (m.group(1), m.group(2) or "") if m else (None, "")
-                out.append(CompileUnit(name, producer, version, flags, self._unit_ranges(cu, top), cu))
+                unit = CompileUnit.of(name, producer, self._unit_ranges(cu, top), cu.cu_offset, self.dwarf)
+                unit.__dict__["unit"] = cu
+                out.append(unit)
+        if self.cache is not None:
+            self.cache.store_units([UnitRecord(u.offset, u.name, u.producer, u.ranges) for u in out])
         return out
+
+    def _units_fit(self, units: list[UnitRecord]) -> bool:
+        """The cached units are the unit headers of this .debug_info, one after the other."""
+        if [u.offset for u in units] != self._scanner.unit_offsets():
+            self.cache.discard()
+            return False
+        return True
 
     def _unit_ranges(self, cu, top) -> list[tuple[int, int]]:
         attrs = top.attributes
@@ -130,32 +168,96 @@ class DwarfIndex:
         return parse_go_version(self.binary.go_version or self.go_version)
 
     # ------------------------------------------------------------ subprograms
-    def _subprograms(self, unit: CompileUnit) -> dict[int, object]:
-        """Concrete (address-carrying) subprogram DIEs of a unit, keyed by low_pc."""
-        key = unit.unit.cu_offset
+    def _subprogram_offsets(self, unit: CompileUnit) -> dict[int, int]:
+        """Concrete (address-carrying) subprograms of a unit: low_pc -> DIE offset."""
+        key = unit.offset
         table = self._subprograms_by_unit.get(key)
-        if table is None:
-            table = {}
-            with reading(self.binary.path, f"DWARF of package {unit.name} (compile unit at .debug_info offset "
-                                           f"{key:#x})"):
-                for die in unit.unit.get_top_DIE().iter_children():
-                    if die.tag == "DW_TAG_subprogram" and "DW_AT_low_pc" in die.attributes:
-                        table[die.attributes["DW_AT_low_pc"].value] = die
-            self._subprograms_by_unit[key] = table
+        if table is not None:
+            return table
+        if self.cache is not None and key in self.cache.subprograms:
+            table = self.cache.subprograms[key]
+        else:
+            table = self._scan_subprograms(unit)
+            if self.cache is not None:
+                self.cache.store_subprograms(key, table)
+        self._subprograms_by_unit[key] = table
         return table
+
+    def _scan_subprograms(self, unit: CompileUnit) -> dict[int, int]:
+        try:
+            return {d.low_pc: d.offset for d in self._scanner.top_level(unit.offset, {DW_TAG_subprogram})
+                    if d.low_pc is not None}
+        except ScanUnsupported:
+            return self._parse_subprograms(unit)  # pyelftools says what is wrong if it is damaged
+
+    def _parse_subprograms(self, unit: CompileUnit) -> dict[int, int]:
+        table = {}
+        with reading(self.binary.path, f"DWARF of package {unit.name} (compile unit at .debug_info offset "
+                                       f"{unit.offset:#x})"):
+            for die in unit.unit.get_top_DIE().iter_children():
+                if die.tag == "DW_TAG_subprogram" and "DW_AT_low_pc" in die.attributes:
+                    table[die.attributes["DW_AT_low_pc"].value] = die.offset
+        return table
+
+    def _subprogram_die(self, unit: CompileUnit, address: int, offset: int):
+        with reading(self.binary.path, f"DWARF in .debug_info at offset {offset:#x} (subprogram at {address:#x})"):
+            die = unit.unit.get_DIE_from_refaddr(offset)
+            low = die.attributes.get("DW_AT_low_pc") if die.tag == "DW_TAG_subprogram" else None
+            return die if low is not None and low.value == address else None
 
     def subprogram_at(self, address: int):
         """(unit, DIE) of the function starting at `address`, or (unit, None)."""
         unit = self.unit_for_address(address)
         if unit is None:
             return None, None
-        return unit, self._subprograms(unit).get(address)
+        offset = self._subprogram_offsets(unit).get(address)
+        if offset is None:
+            return unit, None
+        die = self._subprogram_die(unit, address, offset)
+        if die is None:
+            # the DIE there is not this subprogram: a cached index that does not describe this
+            # binary after all (forgotten), or damage the raw scan read past; pyelftools decides
+            if self.cache is not None and self.cache.loaded:
+                self.cache.discard()
+                self._subprograms_by_unit.clear()
+            table = self._subprograms_by_unit[unit.offset] = self._parse_subprograms(unit)
+            if self.cache is not None:
+                self.cache.store_subprograms(unit.offset, table)
+            offset = table.get(address)
+            die = self._subprogram_die(unit, address, offset) if offset is not None else None
+        return unit, die
 
     def iter_subprograms(self) -> Iterator[tuple[CompileUnit, int, object]]:
         """Every concrete subprogram: (unit, low_pc, DIE). Parses the whole DWARF."""
         for unit in self.units:
-            for addr, die in self._subprograms(unit).items():
-                yield unit, addr, die
+            for addr, offset in list(self._subprogram_offsets(unit).items()):
+                die = self._subprogram_die(unit, addr, offset)
+                if die is not None:
+                    yield unit, addr, die
+
+    def child_dies(self, die, tag: str, nested: bool = False) -> list:
+        """The children of `die` (with `nested`, all descendants) of one tag, in order, found by
+        the raw scan: pyelftools parses only those, not every DIE of the function's body."""
+        try:
+            found = self._scanner.children(die.cu.cu_offset, die.offset, {_TAG_NUMBERS[tag]}, nested)
+        except ScanUnsupported:
+            return self._child_dies_parsed(die, tag, nested)
+        with reading(self.binary.path, f"DWARF children of the DIE at .debug_info offset {die.offset:#x}"):
+            return [die.cu.get_DIE_from_refaddr(d.offset) for d in found]
+
+    def _child_dies_parsed(self, die, tag: str, nested: bool) -> list:
+        out, stack = [], [iter(die.iter_children())]
+        with reading(self.binary.path, f"DWARF children of the DIE at .debug_info offset {die.offset:#x}"):
+            while stack:
+                child = next(stack[-1], None)
+                if child is None:
+                    stack.pop()
+                    continue
+                if child.tag == tag:
+                    out.append(child)
+                if nested and child.has_children:
+                    stack.append(iter(child.iter_children()))
+        return out
 
     def origin(self, die):
         """The DIE carrying the declaration (name, parameter types): itself or its abstract origin."""

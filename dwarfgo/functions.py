@@ -335,16 +335,12 @@ class FunctionTable:
                     bodies += [f"{fpkg}.{fname}.{method}-range1", f"{fpkg}.(*{fname}).{method}-range1"]
         if any(b in self._symbol_names for b in bodies):
             return _RANGE_FUNC_NOTE
-        stack = list(die.iter_children())
-        while stack:
-            child = stack.pop()
-            if child.tag == "DW_TAG_inlined_subroutine" and "DW_AT_abstract_origin" in child.attributes:
+        for child in self.index.child_dies(die, "DW_TAG_inlined_subroutine", nested=True):
+            if "DW_AT_abstract_origin" in child.attributes:
                 origin = self.index.origin(child)
                 origin_name = origin.attributes.get("DW_AT_name")
                 if origin_name is not None and _RANGE_BODY.search(origin_name.value.decode("utf-8", "replace")):
                     return _RANGE_FUNC_NOTE
-            if child.has_children:
-                stack.extend(child.iter_children())
         return None
 
     def _missing_receiver(self, name: str, inputs: list[Parameter]) -> Parameter | None:
@@ -402,7 +398,7 @@ class FunctionTable:
         declaration order (`~p0, s, ~r0, ~r1`; `x, ~r0, ok`); an abstract parameter it does not
         refer to keeps its place after its abstract predecessor, without a location."""
         origin = self.index.origin(die)
-        params = lambda d: [c for c in d.iter_children() if c.tag == "DW_TAG_formal_parameter"]
+        params = lambda d: self.index.child_dies(d, "DW_TAG_formal_parameter")
         if origin is die:
             pairs = [(c, c) for c in params(die)]
         else:

@@ -12,12 +12,17 @@ import difflib
 from functools import cached_property
 
 from .binary import GoBinary
+from .diescan import (DW_TAG_array_type, DW_TAG_base_type, DW_TAG_pointer_type, DW_TAG_structure_type,
+                      DW_TAG_subroutine_type, DW_TAG_typedef, ScanUnsupported)
 from .dwarf import DwarfIndex
 from .errors import DwarfgoError, TypeNotFound, reading
 from .functions import Function, FunctionTable
 from .gotypes import GoType
+from .indexcache import IndexCache
 from .names import compile_pattern, lookup, matching_names
 
+_TYPE_TAG_NUMBERS = frozenset({DW_TAG_typedef, DW_TAG_base_type, DW_TAG_structure_type, DW_TAG_pointer_type,
+                               DW_TAG_array_type, DW_TAG_subroutine_type})
 _TYPE_TAGS = {"DW_TAG_typedef", "DW_TAG_base_type", "DW_TAG_structure_type", "DW_TAG_pointer_type",
               "DW_TAG_array_type", "DW_TAG_subroutine_type"}
 
@@ -28,13 +33,23 @@ def _foreign(fn: Function) -> bool:
     return bool(producer) and not producer.startswith("Go ")
 
 
+def usable(fn: Function) -> bool:
+    """A Go function with DWARF: what listings show (C from cgo or musl has another calling
+    convention; assembly has no DWARF)."""
+    return fn.has_dwarf and not _foreign(fn)
+
+
 class GoProgram:
-    def __init__(self, path, debug_file=None, debug_from=None):
+    """`cache=False` reads everything from the binary; otherwise the index of functions, units
+    and types is kept between runs under the user's cache directory (see indexcache)."""
+
+    def __init__(self, path, debug_file=None, debug_from=None, cache: bool = True):
         """`debug_from`: a DWARF twin (the same program built without -s -w) for a stripped
         binary; its build is checked here, each function's code when it is used."""
         if debug_file and debug_from:
             raise DwarfgoError("give --debug-file (a split-off debug file) or --debug-from (a DWARF twin), not both")
         self.binary = GoBinary(path, debug_from or debug_file)
+        self._use_cache = cache
         self.twin = None
         self.twin_refusals: list[tuple[str, str]] = []  # (function, why) left out of matching()
         if debug_from:
@@ -47,9 +62,16 @@ class GoProgram:
                 raise
 
     def close(self) -> None:
+        cache = self.__dict__.get("cache")
+        if cache is not None:
+            cache.save()
         self.binary.close()
         if self.twin is not None:
             self.twin.close()
+
+    @cached_property
+    def cache(self) -> IndexCache | None:
+        return IndexCache.for_binary(self.binary) if self._use_cache else None
 
     def __enter__(self) -> "GoProgram":
         return self
@@ -59,7 +81,7 @@ class GoProgram:
 
     @cached_property
     def index(self) -> DwarfIndex:
-        return DwarfIndex(self.binary)  # raises NoDwarfError with advice
+        return DwarfIndex(self.binary, self.cache)  # raises NoDwarfError with advice
 
     @cached_property
     def functab(self):
@@ -99,11 +121,28 @@ class GoProgram:
                     self.twin_refusals.append((sym.name, reason))
                     continue
             fn = self.functions.at(sym)
-            if fn.has_dwarf and not _foreign(fn):  # C (cgo, musl) has another calling convention
+            if usable(fn):
                 out.append(fn)
             if progress:
                 progress(i + 1, len(symbols))
         return out
+
+    def map_matching(self, pattern: str | None, task, regex: bool = False, workers: int | None = None,
+                     progress=None):
+        """task(self, fn) for each function `matching` would return, in the same order, the
+        functions modelled in worker processes when there are many (see parallel)."""
+        from .parallel import map_functions
+        symbols = matching_names(compile_pattern(pattern, regex), self.binary.function_symbols, pattern)
+        if self.twin is not None:  # as matching(): a function whose code is not the twin's is left out
+            kept = []
+            for sym in symbols:
+                reason = self.twin.refusal(sym)
+                if reason:
+                    self.twin_refusals.append((sym.name, reason))
+                else:
+                    kept.append(sym)
+            symbols = kept
+        return map_functions(self, symbols, task, workers, progress)
 
     # ------------------------------------------------------------ types by name
     @cached_property
@@ -113,40 +152,77 @@ class GoProgram:
         Go's linker writes every type into the `runtime` unit, so that unit alone is read (a
         whole-DWARF pass parses every DIE: 10 s on cmd/compile); a binary without one, or
         without types in it, gets the whole pass."""
+        cache = self.cache
+        if cache is not None and cache.types is not None:
+            return cache.types
         units = [u for u in self.index.units if u.name == "runtime"]
-        names = self._type_names(units, self.binary.path)
+        names = self._type_names(units)
         if not names:
-            names = self._type_names(self.index.units, self.binary.path)
+            names = self._type_names(self.index.units)
+        if cache is not None:
+            cache.store_types(names)
         return names
 
-    @staticmethod
-    def _type_names(units, path) -> dict[str, int]:
+    def _type_names(self, units) -> dict[str, int]:
         names: dict[str, int] = {}
         for unit in units:
-            with reading(path, f"DWARF types of {unit.name} (compile unit at .debug_info offset "
-                               f"{unit.unit.cu_offset:#x})"):
-                for die in unit.unit.get_top_DIE().iter_children():
-                    if die.tag in _TYPE_TAGS and "DW_AT_name" in die.attributes:
-                        value = die.attributes["DW_AT_name"].value
-                        if not isinstance(value, bytes):
-                            continue
-                        name = value.decode("utf-8", "replace")
-                        # the first DIE of a name is the outermost (typedef before its structure)
-                        names.setdefault(name, die.offset)
+            try:
+                found = [(d.name, d.offset) for d in self.index._scanner.top_level(unit.offset, _TYPE_TAG_NUMBERS)
+                         if d.name is not None]
+            except ScanUnsupported:
+                found = self._type_names_parsed(unit)
+            for name, offset in found:
+                # the first DIE of a name is the outermost (typedef before its structure)
+                names.setdefault(name, offset)
         return names
 
+    def _type_names_parsed(self, unit) -> list[tuple[str, int]]:
+        """The type DIEs of a unit the raw scan cannot read, through pyelftools."""
+        out = []
+        with reading(self.binary.path, f"DWARF types of {unit.name} (compile unit at .debug_info offset "
+                                       f"{unit.offset:#x})"):
+            for die in unit.unit.get_top_DIE().iter_children():
+                if die.tag in _TYPE_TAGS and "DW_AT_name" in die.attributes:
+                    value = die.attributes["DW_AT_name"].value
+                    if isinstance(value, bytes):
+                        out.append((value.decode("utf-8", "replace"), die.offset))
+        return out
+
+    def _type_at(self, name: str, offset: int) -> GoType:
+        """The type of the DIE at `offset`, which the index says is named `name`; a cached index
+        that says wrong is thrown away and the names read afresh."""
+        with reading(self.binary.path, f"DWARF in .debug_info at offset {offset:#x} (type {name})"):
+            die = self.index.types.die(offset)
+        attr = die.attributes.get("DW_AT_name") if die.tag in _TYPE_TAGS else None
+        if attr is None or not isinstance(attr.value, bytes) or attr.value.decode("utf-8", "replace") != name:
+            # not the type of that name: a cached index that does not describe this binary after
+            # all (forgotten), or damage the raw scan read past; pyelftools decides
+            if self.cache is not None and self.cache.loaded:
+                self.cache.discard()
+            units = [u for u in self.index.units if u.name == "runtime"] or self.index.units
+            names: dict[str, int] = {}
+            for unit in units:
+                for found, at in self._type_names_parsed(unit):
+                    names.setdefault(found, at)
+            self.__dict__["_types_by_name"] = names
+            if self.cache is not None:
+                self.cache.store_types(names)
+            if name not in names:
+                raise TypeNotFound(name, difflib.get_close_matches(name, list(names), n=5))
+            offset = names[name]
+        return self.index.types.type_at(offset)
     def _type_or_none(self, name: str) -> GoType | None:
         """The type of exactly this name (no short forms), or None."""
         offset = self._types_by_name.get(name)
-        return self.index.types.type_at(offset) if offset is not None else None
+        return self._type_at(name, offset) if offset is not None else None
 
     def type_named(self, name: str) -> GoType:
         names = self._types_by_name
         if name in names:
-            return self.index.types.type_at(names[name])
+            return self._type_at(name, names[name])
         candidates = [n for n in names if n.endswith("." + name) or n.endswith("/" + name)]
         if len(candidates) == 1:
-            return self.index.types.type_at(names[candidates[0]])
+            return self._type_at(candidates[0], names[candidates[0]])
         if len(candidates) > 1:
             raise DwarfgoError(f"type {name!r} is ambiguous: " + ", ".join(sorted(candidates)[:10]))
         raise TypeNotFound(name, difflib.get_close_matches(name, list(names), n=5))

@@ -7,9 +7,12 @@ unless DWARFGO_REQUIRE_MATRIX=1 (set by CI), where a missing binary is a failure
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +23,11 @@ TOOLCHAINS = Path(os.environ.get("DWARFGO_TOOLCHAINS", "/opt/dwarfgo/toolchains"
 BUILD = Path(os.environ.get("DWARFGO_BUILD", REPO / "build"))
 FIXTURES = BUILD / "fixtures"
 REQUIRE = os.environ.get("DWARFGO_REQUIRE_MATRIX") == "1"
+
+# the index cache (dwarfgo/indexcache.py) of this test session: its own directory, so a run
+# starts cold and never reads or fills the user's ~/.cache/dwarfgo
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="dwarfgo-test-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], ignore_errors=True)
 
 REPRESENTATIVE = ("1.15", "1.19", "1.22", "1.27")
 VARIANTS_AMD64 = ("noopt", "pie", "nocompress", "trimpath", "splitdebug")

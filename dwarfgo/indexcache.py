@@ -1,0 +1,212 @@
+"""The per-binary index, kept on disk between runs, keyed by the binary's build ID.
+
+What a command looks up in the DWARF before it reads the few DIEs it needs: the compile units
+(name, producer, address ranges, offset), each scanned unit's subprograms (entry address -> DIE
+offset), and the type DIE offsets by name. The index fills as it is used: a unit is scanned the
+first time a command needs it, and the file is rewritten with what was added.
+
+A file is trusted only for the binary it was made from: the same Go build ID (or GNU build ID),
+file size and mtime (and the same of a separate debug file), and this format version. Anything
+else in the file (another binary's index, a stale, truncated or corrupt file) is ignored and
+rebuilt. Writes go to a temporary file renamed over the old one, so a reader never sees half a
+file and concurrent writers each leave a whole one. An unwritable cache directory means no
+cache, said once on stderr.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+FORMAT_VERSION = 1
+SUFFIX = ".index.json"
+
+_warned: set[str] = set()
+
+
+def cache_dir() -> Path:
+    """$XDG_CACHE_HOME/dwarfgo, or ~/.cache/dwarfgo."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base or not os.path.isabs(base):
+        base = os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "dwarfgo"
+
+
+def _notice(message: str) -> None:
+    """Say a cache problem once per process (the commands still work without a cache)."""
+    if message not in _warned:
+        _warned.add(message)
+        print(f"dwarfgo: {message}", file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class UnitRecord:
+    """A compile unit as the index keeps it."""
+
+    offset: int
+    name: str
+    producer: str
+    ranges: list[tuple[int, int]]
+
+
+class IndexCache:
+    """The cached index of one binary: read on open, written back by save() when it grew."""
+
+    def __init__(self, path: Path, identity: dict):
+        self.path = path
+        self.identity = identity
+        self.units: list[UnitRecord] | None = None
+        self.subprograms: dict[int, dict[int, int]] = {}  # unit offset -> {entry address: DIE offset}
+        self.types: dict[str, int] | None = None
+        self.loaded = False  # a valid file of this binary was read
+        self._dirty = False
+        self._discarded = False
+        self._load()
+
+    @classmethod
+    def for_binary(cls, binary) -> "IndexCache | None":
+        """The cache of a GoBinary, or None when it has no build ID to key it by."""
+        build_id = binary.build_id or binary.gnu_build_id
+        if not build_id:
+            return None
+        try:
+            st = os.stat(binary.path)
+            identity = {"format": FORMAT_VERSION, "build_id": build_id, "size": st.st_size,
+                        "mtime_ns": st.st_mtime_ns, "debug": None}
+            debug_path = binary.debug_path
+            if debug_path is not None:
+                dst = os.stat(debug_path)
+                identity["debug"] = [dst.st_size, dst.st_mtime_ns]
+        except OSError:
+            return None
+        key = hashlib.sha256(f"{build_id}\0{st.st_size}".encode("utf-8", "replace")).hexdigest()[:32]
+        return cls(cache_dir() / (key + SUFFIX), identity)
+
+    # ------------------------------------------------------------ reading
+    def _load(self) -> None:
+        try:
+            with open(self.path, "rb") as fh:
+                doc = json.load(fh)
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError):  # unreadable, or not JSON (truncated, overwritten)
+            return
+        try:
+            self._take(doc)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            self.units, self.subprograms, self.types = None, {}, None  # a corrupt file: rebuilt
+
+    def _take(self, doc) -> None:
+        if not isinstance(doc, dict) or doc.get("identity") != self.identity:
+            return  # another binary's, a stale or a foreign file
+        units = doc["units"]
+        if units is not None:
+            self.units = [UnitRecord(_int(u[0]), _str(u[1]), _str(u[2]), [(_int(lo), _int(hi)) for lo, hi in u[3]])
+                          for u in units]
+        self.subprograms = {_int(int(k)): {_int(a): _int(o) for a, o in v} for k, v in doc["subprograms"].items()}
+        types = doc["types"]
+        self.types = {_str(k): _int(v) for k, v in types.items()} if types is not None else None
+        self.loaded = True
+
+    # ------------------------------------------------------------ filling
+    def store_units(self, units: list[UnitRecord]) -> None:
+        self.units = units
+        self._dirty = True
+
+    def store_subprograms(self, unit_offset: int, table: dict[int, int]) -> None:
+        self.subprograms[unit_offset] = table
+        self._dirty = True
+
+    def store_types(self, types: dict[str, int]) -> None:
+        self.types = types
+        self._dirty = True
+
+    def discard(self) -> None:
+        """Forget everything: a looked-up DIE did not match what the index said it is."""
+        self.units, self.subprograms, self.types = None, {}, None
+        self.loaded = False
+        self._dirty = True
+        self._discarded = True
+
+    # ------------------------------------------------------------ writing
+    def save(self) -> None:
+        """Write the index if it grew, merged with what another process may have written since
+        (atomic: a temporary file renamed over the old one)."""
+        if not self._dirty:
+            return
+        self._dirty = False
+        if not self._discarded:
+            other = IndexCache(self.path, self.identity)  # another process's additions, if any
+            for offset, table in other.subprograms.items():
+                self.subprograms.setdefault(offset, table)
+            if self.types is None:
+                self.types = other.types
+            if self.units is None:
+                self.units = other.units
+        doc = {"identity": self.identity,
+               "units": None if self.units is None else [[u.offset, u.name, u.producer, u.ranges] for u in self.units],
+               "subprograms": {str(k): sorted(v.items()) for k, v in self.subprograms.items()},
+               "types": self.types}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=SUFFIX, dir=self.path.parent)
+        except OSError as e:
+            _notice(f"cache directory {self.path.parent} is not writable ({e.strerror or e}); working without a "
+                    f"cache (--no-cache to skip it, or set XDG_CACHE_HOME)")
+            return
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(doc, fh, separators=(",", ":"))
+            os.replace(tmp, self.path)
+        except OSError as e:
+            _notice(f"cannot write the index cache {self.path} ({e.strerror or e}); working without a cache")
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _int(value) -> int:
+    if type(value) is not int:
+        raise TypeError("not an integer")
+    return value
+
+
+def _str(value) -> str:
+    if not isinstance(value, str):
+        raise TypeError("not a string")
+    return value
+
+
+# ------------------------------------------------------------ the `dwarfgo cache` command
+@dataclass(frozen=True)
+class CacheSummary:
+    directory: Path
+    files: int
+    bytes: int
+
+
+def summary() -> CacheSummary:
+    d = cache_dir()
+    files = [f for f in d.glob("*" + SUFFIX) if not f.name.startswith(".")] if d.is_dir() else []
+    return CacheSummary(d, len(files), sum(f.stat().st_size for f in files if f.is_file()))
+
+
+def clear() -> int:
+    """Remove every index file (and leftover temporary ones); the number removed."""
+    d = cache_dir()
+    if not d.is_dir():
+        return 0
+    removed = 0
+    for f in d.glob("*" + SUFFIX):  # with leftover temporary files (.tmp-*), not counted
+        f.unlink(missing_ok=True)
+        removed += not f.name.startswith(".")
+    return removed
+
+
+__all__ = ["IndexCache", "UnitRecord", "cache_dir", "summary", "clear", "FORMAT_VERSION"]

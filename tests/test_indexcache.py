@@ -1,0 +1,224 @@
+"""The raw DIE scan and the per-binary index cache.
+
+The scan is checked against pyelftools' own reading of the same units (an independent reader);
+the cache by what the commands print (the demo's signatures, as written in fixtures/demo/main.go)
+on a hit, after the binary changed, with a corrupt or lying cache file, an unwritable cache
+directory, and two processes filling the same cache at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import FIXTURES, REPO, require_file
+from dwarfgo import indexcache
+from dwarfgo.diescan import DW_TAG_subprogram, DW_TAG_typedef, DieScanner
+from dwarfgo.program import GoProgram
+
+DEMO = REPO / "fixtures" / "bin" / "demo-go1.22-amd64"
+# fixtures/demo/main.go, with the package path dwarfgo prints
+PUT = "func (v *main.BarrierView) Put(ctx context.Context, entry *main.StorageEntry) error"
+CHECK_KEY = "func checkKey(key string) error"
+
+
+@pytest.fixture
+def cache_home(tmp_path, monkeypatch):
+    home = tmp_path / "cache-home"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
+    return home / "dwarfgo"
+
+
+@pytest.fixture
+def demo(tmp_path):
+    path = tmp_path / "demo"
+    shutil.copy2(DEMO, path)
+    return path
+
+
+def _signatures(path, **kw) -> tuple[list[str], GoProgram]:
+    prog = GoProgram(path, **kw)
+    try:
+        sigs = [prog.function(q).signature() for q in ("(*BarrierView).Put", "main.checkKey")]
+        prog.type_named("main.BarrierView")
+    finally:
+        prog.close()
+    return sigs, prog
+
+
+def _index_files(cache_home):
+    return sorted(f for f in cache_home.glob("*" + indexcache.SUFFIX) if not f.name.startswith("."))
+
+
+@pytest.mark.parametrize("go,arch", [("1.15", "amd64"), ("1.21", "arm64"), ("1.27", "s390x")])
+def test_raw_scan_finds_what_pyelftools_finds(go, arch):
+    """Every unit's top-level subprograms (entry -> DIE offset) and typedef names, as pyelftools
+    reads them: DWARF 4 and 5 (DW_FORM_addrx), little- and big-endian."""
+    path = FIXTURES / f"go{go}" / arch / "default" / "shapes"
+    require_file(path, "fixture binary")
+    with GoProgram(path, cache=False) as prog:
+        dwarf = prog.binary.dwarf
+        scanner = DieScanner.of(dwarf)
+        units = list(dwarf.iter_CUs())
+        assert scanner.unit_offsets() == [cu.cu_offset for cu in units]
+        for cu in units:
+            scanned = scanner.top_level(cu.cu_offset, {DW_TAG_subprogram, DW_TAG_typedef})
+            subprograms = {d.low_pc: d.offset for d in scanned if d.tag == DW_TAG_subprogram and d.low_pc is not None}
+            typedefs = [(d.name, d.offset) for d in scanned if d.tag == DW_TAG_typedef]
+            want_subprograms, want_typedefs = {}, []
+            for die in cu.get_top_DIE().iter_children():
+                if die.tag == "DW_TAG_subprogram" and "DW_AT_low_pc" in die.attributes:
+                    want_subprograms[die.attributes["DW_AT_low_pc"].value] = die.offset
+                elif die.tag == "DW_TAG_typedef":
+                    want_typedefs.append((die.attributes["DW_AT_name"].value.decode(), die.offset))
+            assert subprograms == want_subprograms, cu.cu_offset
+            assert typedefs == want_typedefs, cu.cu_offset
+
+
+def test_second_run_reads_the_index_and_not_the_units(demo, cache_home, monkeypatch):
+    sigs, prog = _signatures(demo)
+    assert sigs == [PUT, CHECK_KEY]
+    assert not prog.cache.loaded
+    assert len(_index_files(cache_home)) == 1
+
+    def no_scan(*a, **k):
+        raise AssertionError("a unit was scanned on a cache hit")
+
+    monkeypatch.setattr(DieScanner, "top_level", no_scan)
+    sigs, prog = _signatures(demo)
+    assert sigs == [PUT, CHECK_KEY]
+    assert prog.cache.loaded
+
+
+def test_no_cache_neither_reads_nor_writes(demo, cache_home):
+    sigs, prog = _signatures(demo, cache=False)
+    assert sigs == [PUT, CHECK_KEY] and prog.cache is None
+    assert not cache_home.exists()
+
+
+def test_a_changed_binary_misses(demo, cache_home):
+    _signatures(demo)
+    os.utime(demo, ns=(time.time_ns(), time.time_ns() + 10**9))  # touched: same build ID, another mtime
+    sigs, prog = _signatures(demo)
+    assert sigs == [PUT, CHECK_KEY] and not prog.cache.loaded
+    with open(demo, "ab") as fh:  # grown: another size
+        fh.write(b"\0" * 16)
+    sigs, prog = _signatures(demo)
+    assert sigs == [PUT, CHECK_KEY] and not prog.cache.loaded
+    sigs, prog = _signatures(demo)
+    assert prog.cache.loaded
+
+
+@pytest.mark.parametrize("content", [b"", b"{not json", b"[1, 2, 3]", b'{"identity": 7}', b"\xff\xfe\x00garbage"])
+def test_a_corrupt_index_is_ignored_and_rebuilt(demo, cache_home, content):
+    _signatures(demo)
+    [index] = _index_files(cache_home)
+    index.write_bytes(content)
+    sigs, prog = _signatures(demo)
+    assert sigs == [PUT, CHECK_KEY] and not prog.cache.loaded
+    assert json.loads(index.read_text())["identity"]["size"] == demo.stat().st_size
+
+
+@pytest.mark.parametrize("lie", ["subprograms", "types"])
+def test_an_index_whose_offsets_lie_is_a_miss(demo, cache_home, lie):
+    """A well-formed file of this binary whose DIE offsets point at other DIEs: each lookup checks
+    the DIE it lands on (a subprogram with that entry, a type of that name)."""
+    _signatures(demo)
+    [index] = _index_files(cache_home)
+    doc = json.loads(index.read_text())
+    if lie == "subprograms":  # each function's DIE offset -> the next function's
+        every_offset = sorted({o for table in doc["subprograms"].values() for _, o in table})
+        for table in doc["subprograms"].values():
+            for row in table:
+                row[1] = every_offset[(every_offset.index(row[1]) + 1) % len(every_offset)]
+    else:  # each type name -> the next name's DIE
+        names = sorted(doc["types"])
+        doc["types"] = {n: doc["types"][names[(i + 1) % len(names)]] for i, n in enumerate(names)}
+    index.write_text(json.dumps(doc))
+    with GoProgram(demo) as prog:
+        assert prog.cache.loaded
+        assert [prog.function(q).signature() for q in ("(*BarrierView).Put", "main.checkKey")] == [PUT, CHECK_KEY]
+        bv = prog.type_named("main.BarrierView")
+        assert bv.name == "main.BarrierView" and bv.kind.value == "struct"
+        assert not prog.cache.loaded  # thrown away on the first mismatch
+    with GoProgram(demo) as prog:  # and the rewritten file is right
+        assert prog.cache.loaded
+        assert prog.function("main.checkKey").signature() == CHECK_KEY
+        assert prog.type_named("main.BarrierView").name == "main.BarrierView"
+
+
+def test_an_unwritable_cache_directory_means_no_cache_said_once(demo, tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")  # the cache directory would be under a file (root ignores file modes)
+    env = dict(os.environ, XDG_CACHE_HOME=str(blocker), PYTHONPATH=str(REPO))
+    script = ("from dwarfgo.program import GoProgram\n"
+              "for _ in range(3):\n"
+              "    with GoProgram(%r) as p:\n"
+              "        print(p.function('main.checkKey').signature())\n" % str(demo))
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [CHECK_KEY] * 3
+    assert proc.stderr.count("working without a cache") == 1, proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "dwarfgo", "sig", str(demo), "main.checkKey"], env=env,
+                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0 and proc.stdout.splitlines()[0] == CHECK_KEY
+    assert proc.stderr.count("dwarfgo: cache directory") == 1, proc.stderr
+
+
+def test_concurrent_writers_leave_one_whole_index(demo, cache_home):
+    """Two processes fill the same binary's index at once, each with other packages: every run
+    of each answers right, and what is left is one whole index, no temporary files."""
+    script = ("import sys\nfrom dwarfgo.program import GoProgram\n"
+              "for i in range(6):\n"
+              "    with GoProgram(sys.argv[1]) as p:\n"
+              "        print(p.function(sys.argv[2]).signature(), flush=True)\n"
+              "        p.cache.discard()\n")  # every round writes a whole new file
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(demo), q], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=REPO) for q in ("(*BarrierView).Put", "main.checkKey")]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert outs[0][0].splitlines() == [PUT] * 6 and outs[1][0].splitlines() == [CHECK_KEY] * 6
+    assert [f.name for f in cache_home.iterdir() if f.name.startswith(".")] == []
+    [index] = _index_files(cache_home)
+    assert json.loads(index.read_text())["identity"]["size"] == demo.stat().st_size
+    sigs, prog = _signatures(demo)
+    assert sigs == [PUT, CHECK_KEY] and prog.cache.loaded
+
+
+def test_cache_command_shows_and_clears(demo, cache_home):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    run = lambda *a: subprocess.run([sys.executable, "-m", "dwarfgo", *a], env=env, capture_output=True, text=True,
+                                    timeout=120, cwd=REPO)
+    assert run("sig", str(demo), "main.checkKey").returncode == 0
+    shown = run("cache")
+    assert shown.returncode == 0 and shown.stdout.startswith(f"{cache_home}: 1 index file(s)")
+    cleared = run("cache", "clear")
+    assert cleared.returncode == 0 and "removed 1 index file(s)" in cleared.stdout
+    assert _index_files(cache_home) == []
+    assert run("sig", "--no-cache", str(demo), "main.checkKey").returncode == 0
+    assert _index_files(cache_home) == []
+
+
+def _line(prog, fn):
+    return f"{fn.address:#x} {fn.name} {fn.signature()}"
+
+
+def test_functions_in_worker_processes_come_in_order_and_equal_the_sequential_ones(monkeypatch):
+    """Worker processes (two, replaced every 3 runs of 8 symbols) give what the one-process
+    model gives, in the same order."""
+    from dwarfgo import parallel
+    monkeypatch.setattr(parallel, "MIN_PARALLEL", 0)
+    monkeypatch.setattr(parallel, "RUN_LENGTH", 8)
+    monkeypatch.setattr(parallel, "RUNS_PER_WORKER", 3)
+    with GoProgram(DEMO, cache=False) as prog:
+        want = [_line(prog, fn) for fn in prog.matching("strconv.")]
+        assert len(want) > 30
+        got = list(prog.map_matching("strconv.", _line, workers=2))
+    assert got == want
