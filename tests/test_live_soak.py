@@ -12,7 +12,7 @@ Stop moments: during attach (before "tracing" may have been said), during the bu
 and none at all (the traced process exits). The demo fixture passes an interface (ctx) and
 returns errors, so some stops arrive while dynamic types are being named.
 
-DWARFGO_SOAK_RUNS sets the number of runs (default 32; scripts/soak runs more).
+DWARFGO_SOAK_RUNS sets the number of runs (default 18: three per stop moment and bpftrace; set it higher for a longer soak).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from conftest import FIXTURES, go_versions
 from livecompare import compare_run
 from test_live import _live_preconditions, installed_bpftrace, read_tracer, wait_until_tracing
 
-RUNS = int(os.environ.get("DWARFGO_SOAK_RUNS", "32"))
+RUNS = int(os.environ.get("DWARFGO_SOAK_RUNS", "18"))
 FUNCS = ["main.(*BarrierView).Put", "main.(*BarrierView).Get", "main.(*BarrierView).Delete",
          "main.(*BarrierView).List"]
 SOAK = []  # (bpftrace, mode, calls reported, events shown, missing) per run, for the summary
