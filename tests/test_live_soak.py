@@ -31,6 +31,7 @@ import time
 import pytest
 
 from conftest import FIXTURES, go_versions
+from dwarfgo.runner.stream import parse_summary
 from livecompare import compare_run
 from test_live import _live_preconditions, installed_bpftrace, read_tracer, wait_until_tracing
 
@@ -40,7 +41,6 @@ FUNCS = ["main.(*BarrierView).Put", "main.(*BarrierView).Get", "main.(*BarrierVi
 SOAK = []  # (bpftrace, mode, calls reported, events shown, missing) per run, for the summary
 _HEADER = re.compile(r"^@dg (\d+) (\d+) (call|ret) ")
 _EMITTED = re.compile(r"^@dg_seq\[(\d+)\]: (\d+)$")
-_SUMMARY = re.compile(r"^dwarfgo: (\d+) call\(s\), (\d+) return\(s\) shown(?:, (\d+) missing)?$")
 
 
 def _raw_counts(path: str) -> tuple[int, int, set]:
@@ -120,7 +120,7 @@ def test_soak_no_event_lost_by_dwarfgo():
         ret = version != "0.17"
         report, events, errors, rc, headers, emitted, dup = _one_run(binary, path, ret, mode, rng, reps=40)
         label = f"run {i} bpftrace {version} stop={mode}"
-        summary = [m for e in errors if (m := _SUMMARY.match(e))]
+        summary = [m for e in errors if (m := parse_summary(e))]
         problems = []
         if rc != 0:
             problems.append(f"exit status {rc}")
@@ -131,7 +131,7 @@ def test_soak_no_event_lost_by_dwarfgo():
         if not summary:
             problems.append("no closing summary line")
         else:
-            missing = int(summary[0].group(3) or 0)
+            missing = summary[0][2]
             if emitted and missing != emitted - headers:
                 problems.append(f"says {missing} missing; bpftrace emitted {emitted}, printed {headers}")
             if not emitted and headers:

@@ -9,6 +9,8 @@ events out in time order, and the end-of-run report.
 
 from __future__ import annotations
 
+import re
+
 import heapq
 import json
 from dataclasses import dataclass, field
@@ -160,9 +162,23 @@ def report_lines(outcome: TraceOutcome, decoder: Decoder, buffer_hint: str) -> l
     if decoder.untied_failures:
         out.append(f"dwarfgo: warning: {len(decoder.untied_failures)} failed memory read(s) could not be tied "
                    f"to an event: {decoder.untied_failures[0]}")
-    lost = f", {outcome.lost_events} missing" if outcome.lost_events else ""
-    out.append(f"dwarfgo: {outcome.calls} call(s), {outcome.returns} return(s) shown{lost}")
+    out.append(summary_line(outcome.calls, outcome.returns, outcome.lost_events))
     return out
+
+
+def summary_line(calls: int, returns: int, missing: int) -> str:
+    """The last line of a trace or a decode: what was shown, and what is known to be missing."""
+    lost = f", {missing} missing" if missing else ""
+    return f"dwarfgo: {calls} call(s), {returns} return(s) shown{lost}"
+
+
+SUMMARY_LINE = re.compile(r"^dwarfgo: (\d+) call\(s\), (\d+) return\(s\) shown(?:, (\d+) missing)?$", re.M)
+
+
+def parse_summary(text: str) -> tuple[int, int, int] | None:
+    """(calls, returns, missing) from the summary line in `text` (a trace's stderr), or None."""
+    m = SUMMARY_LINE.search(text)
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)) if m else None
 
 
 def decoder_for(prog, program, max_str: int, expect=None) -> Decoder:
