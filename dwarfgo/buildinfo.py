@@ -18,6 +18,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from .errors import BinaryError, reading
+from .varint import uvarint as _uvarint
 
 MAGIC = b"\xff Go buildinf:"
 _FLAG_INLINE = 2
@@ -91,19 +92,6 @@ class BuildInfo:
             cmd += f"  ({self.go_version or 'this Go version'} records no build settings: add the flags, tags " \
                    f"and environment of the original build, except -s and -w)"
         return cmd
-
-
-def _uvarint(data: bytes, off: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        b = data[off]
-        off += 1
-        value |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return value, off
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint longer than 64 bits")
 
 
 def _blob(binary) -> tuple[int, bytes] | None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .varint import uvarint as _uleb
+
 DW_TAG_array_type = 0x01
 DW_TAG_pointer_type = 0x0F
 DW_TAG_structure_type = 0x13
@@ -168,7 +170,7 @@ class DieScanner:
             while pos < len(self.info):
                 out.append(pos)
                 pos = self._header(pos)[1]
-        except (ScanUnsupported, IndexError):
+        except (ScanUnsupported, IndexError, ValueError):
             return []
         return out
 
@@ -179,7 +181,7 @@ class DieScanner:
         if table is None:
             try:
                 table = self._read_table(*key)
-            except IndexError:
+            except (IndexError, ValueError):
                 raise ScanUnsupported("abbreviation table runs past the end of .debug_abbrev") from None
             self._tables[key] = table
         return table
@@ -368,12 +370,3 @@ class DieScanner:
         return self._skip_block(op, pos)
 
 
-def _uleb(data: bytes, pos: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7

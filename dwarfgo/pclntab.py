@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from .errors import BinaryError, DamagedBinary, reading
+from .varint import uvarint as _uvarint
 
 _MAGIC_12 = 0xFFFFFFFB  # Go 1.2 - 1.15
 _MAGIC_116 = 0xFFFFFFFA  # Go 1.16 - 1.17
@@ -201,19 +202,6 @@ def _parse(data: bytes, address: int, binary, where: str) -> PclnTable:
             entry = text + entryoff
             out.append(PclnFunction(name, entry, code_end(entry, pctab + pcsp if pcsp else 0, next_entry), args))
     return PclnTable(layout, address, where, out)
-
-
-def _uvarint(data: bytes, off: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        b = data[off]
-        off += 1
-        value |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return value, off
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint longer than 64 bits")
 
 
 def _text_start(binary, pclntab: int, funcnames_off: int, ptr: int, order: str) -> int:

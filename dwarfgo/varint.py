@@ -1,0 +1,19 @@
+"""Unsigned variable-length integers: DWARF's ULEB128 and Go's uvarint are the same encoding
+(7 bits a byte, low bits first, the high bit set on every byte but the last)."""
+
+from __future__ import annotations
+
+
+def uvarint(data: bytes, pos: int) -> tuple[int, int]:
+    """(value, position after it) of the number at data[pos]; IndexError past the end of data,
+    ValueError for one longer than 64 bits (damaged input)."""
+    value, shift = 0, 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint longer than 64 bits")
