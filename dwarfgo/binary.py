@@ -274,32 +274,30 @@ class GoBinary:
     @cached_property
     def build_id(self) -> str | None:
         """The Go build ID from the `.note.go.buildid` note."""
-        sec = self.elf.get_section_by_name(".note.go.buildid")
-        if not isinstance(sec, NoteSection):
-            return None
-        with reading(self.path, ".note.go.buildid"):
-            notes = list(sec.iter_notes())
-        for note in notes:
-            # type 4 (GOBUILDID); pyelftools names it after the GNU note type of the same number
-            if note["n_name"] == "Go" and note["n_type"] in (4, "NT_GNU_GOLD_VERSION"):
-                desc = note["n_desc"]
-                if isinstance(desc, bytes):
-                    desc = desc.decode("utf-8", "replace")
-                return desc.rstrip("\x00")
-        return None
+        # type 4 (GOBUILDID); pyelftools names it after the GNU note type of the same number
+        desc = self._note(".note.go.buildid", "Go", (4, "NT_GNU_GOLD_VERSION"))
+        if isinstance(desc, bytes):
+            desc = desc.decode("utf-8", "replace")
+        return desc.rstrip("\x00") if desc is not None else None
 
     @cached_property
     def gnu_build_id(self) -> str | None:
         """The GNU build ID (`.note.gnu.build-id`, from an external linker), as hex."""
-        sec = self.elf.get_section_by_name(".note.gnu.build-id")
+        desc = self._note(".note.gnu.build-id", "GNU", (3, "NT_GNU_BUILD_ID"))
+        if desc is None:
+            return None
+        return desc.hex() if isinstance(desc, bytes) else str(desc)
+
+    def _note(self, section: str, owner: str, types: tuple) -> bytes | str | None:
+        """The descriptor of the first note of `owner` with one of `types` in note section `section`."""
+        sec = self.elf.get_section_by_name(section)
         if not isinstance(sec, NoteSection):
             return None
-        with reading(self.path, ".note.gnu.build-id"):
+        with reading(self.path, section):
             notes = list(sec.iter_notes())
         for note in notes:
-            if note["n_name"] == "GNU" and note["n_type"] in (3, "NT_GNU_BUILD_ID"):
-                desc = note["n_desc"]
-                return desc.hex() if isinstance(desc, bytes) else str(desc)
+            if note["n_name"] == owner and note["n_type"] in types:
+                return note["n_desc"]
         return None
 
     # ------------------------------------------------------------------ symbols
