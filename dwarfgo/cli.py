@@ -522,9 +522,13 @@ def probe(
 
       dwarfgo probe ./server main.handle --ret --bpftrace-version 0.27 -o handle.bt
 
+      dwarfgo probe ./server '(*BarrierView).Put' --filter 'entry.Key == "config" && len(entry.Value) > 8'
+
       dwarfgo probe ./server main.handle --args 'req.URL.Path,len(req.Header)'
 
       dwarfgo probe ./server main.handle --ret -a 'req.Method,(*resp).Status'
+
+      dwarfgo probe ./server main.handle --ret --count-by req.Method --hist latency --format raw
     """
     selection = _arg_selection(print_all_args, args)
     aggregate = _aggregate_options(count_by, sums, hists, interval)
