@@ -243,10 +243,11 @@ def test_unreadable_memory_is_unavailable_never_zero(bt):
 
 
 @pytest.mark.live
-@pytest.mark.parametrize("go", [v for v in ("1.15", "1.19", "1.22", "1.27") if v in (go_versions() or ["1.22"])])
+@pytest.mark.parametrize("go", [v for v in ("1.15", "1.27") if v in (go_versions() or ["1.27"])])
 def test_pie_values_exact(go):
     """A position-independent build: code and type addresses read from the process carry the load
-    bias; func values and interfaces' dynamic types must still be named exactly."""
+    bias; func values and interfaces' dynamic types must still be named exactly. The oldest (stack
+    ABI) and newest Go: the load bias is the same arithmetic for every version between (CI time)."""
     binary = FIXTURES / f"go{go}" / "amd64" / "pie" / "shapes"
     _live_preconditions(binary)
     version, path = installed_bpftrace("newest")
