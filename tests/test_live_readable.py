@@ -51,7 +51,7 @@ def expected(v, bools: str, nested: bool = False) -> str:
     """A regular expression for how the readable program prints the reported value `v`."""
     if v is None:  # nil of any kind: pointer, slice, map, chan, func, interface, unsafe.Pointer
         return (rf"(?:nil|0x0|\{{(?:tab|type):0x0, data:0x0\}}|[^,=]*?\(0x0\)|unsafe\.Pointer\(0x0\)"
-                rf"|[^,=]*?\(len 0, cap 0\)(?: 0x0|\"\"))")
+                r"|[^,=]*?\(len 0, cap 0\)(?: 0x0|\"\"))")
     if isinstance(v, bool):
         word = {True: ("true", "1"), False: ("false", "0")}[v][0 if bools == "words" else 1]
         return rf"&?{word}"

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..abi.assign import FunctionLayout, Location
 from ..errors import DwarfgoError
@@ -43,6 +44,9 @@ from .identity import PLACEHOLDER, ProgramIdentity, plan_digest, safe_token
 from .plan import (BYTES, ArrayNode, ChanNode, ComplexNode, FuncNode, GuardNode, InterfaceNode, MapNode, Node,
                    PlanBuilder, PointerNode, Read, RuntimeLayout, Scalar, SliceNode, StringNode, StructNode,
                    ValuePlan)
+
+if TYPE_CHECKING:
+    from .aggregate import AggregateCode
 
 # characters a path may not have inside bpftrace's quoted attach point: the quote and the escape
 # (no escaping there on 0.17, 0.23 or 0.27), wildcards and positional parameters

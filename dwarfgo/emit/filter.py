@@ -31,7 +31,6 @@ not counted as lost) under `if (condition) { … }`. Only numbers and the progra
 from __future__ import annotations
 
 import re
-import struct
 from dataclasses import dataclass, field
 
 from ..errors import DwarfgoError
