@@ -56,6 +56,7 @@ class BpftraceRun:
         self.signals_resent = 0  # SIGINTs sent again because bpftrace kept polling (see stop())
         self.hang_state = ""  # what the kernel said bpftrace was doing when it was killed
         self.on_attached = None  # called (in the reading thread) when every probe is attached
+        self.attached = False  # the program said every probe is attached
         self._timer = None
         if opts.duration:
             self._timer = threading.Timer(opts.duration, self.stop)
@@ -68,7 +69,6 @@ class BpftraceRun:
         list what one read of the pipe gave (up
         to 1 MiB): the pipe is emptied in few system calls, so that a busy decoder holding the
         interpreter does not leave bpftrace blocked on a full pipe while its buffer overflows."""
-        attached = False
         fd = self.proc.stdout.fileno()
         rest = b""
         while True:
@@ -81,8 +81,8 @@ class BpftraceRun:
             if not cut:
                 continue
             chunk = data[:cut].decode("utf-8", "replace").splitlines(keepends=True)
-            if not attached and "@dg 0 0 attached" in data[:cut].decode("utf-8", "replace"):
-                attached = True  # printed once every probe is attached
+            if not self.attached and "@dg 0 0 attached" in data[:cut].decode("utf-8", "replace"):
+                self.attached = True  # printed once every probe is attached
                 if self.on_attached is not None:
                     self.on_attached()  # before any event line is handed on
             self.stderr_lines.extend(line.rstrip("\n") for line in chunk if not line.startswith("@dg "))
