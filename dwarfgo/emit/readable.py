@@ -31,6 +31,7 @@ from ..gotypes import GoType, Kind
 from ..verify.machine import MachineReport
 from .bpftrace import ProbePlan, ProgramWriter, _call_key, _cast, _u64
 from .dialect import Dialect
+from .probe import _comment_safe as comment_safe
 
 _INT_C = {1: "int8", 2: "int16", 4: "int32", 8: "int64"}
 _UINT_C = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}
@@ -86,10 +87,6 @@ def fmt_text(text: str) -> str:
     return "".join(out)
 
 
-def comment_safe(text: str) -> str:
-    return "".join(ch if ch.isprintable() else "?" for ch in text)
-
-
 # ---------------------------------------------------------------- where a value is
 @dataclass(frozen=True)
 class Registers:
@@ -136,7 +133,6 @@ class ReadableBuilder:
         self.cost = 0
         self.budget = _STACK_BUDGET if dialect.version >= (0, 23, 0) else _STACK_BUDGET_017
         self._names: set[str] = set()
-        self.comments: list[str] = []
 
     def reset(self) -> None:
         self.branches = 0
@@ -190,11 +186,6 @@ class ReadableBuilder:
         if size == 8:
             return load, None
         return _cast(load, "int64" if signed else "uint64"), None
-
-    def _member(self, src, f_name: str, t: GoType) -> str | None:
-        if isinstance(src, Memory) and src.members is not None:
-            return src.members + f_name
-        return None
 
     # ------------------------------------------------------------ values
     def show(self, t: GoType, src, depth: int, path: str) -> list[Item]:
