@@ -17,6 +17,7 @@ DWARFGO_SOAK_RUNS sets the number of runs (default 18: three per stop moment and
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
@@ -33,8 +34,9 @@ import pytest
 from conftest import FIXTURES, go_versions
 from dwarfgo.runner.stream import parse_summary
 from livecompare import compare_run
-from test_live import _live_preconditions, installed_bpftrace, read_tracer, wait_until_tracing
+from test_live import _live_preconditions, _need, installed_bpftrace, read_tracer, wait_until_tracing
 
+F_SETPIPE_SZ = 1031  # fcntl: set a pipe's capacity
 RUNS = int(os.environ.get("DWARFGO_SOAK_RUNS", "18"))
 FUNCS = ["main.(*BarrierView).Put", "main.(*BarrierView).Get", "main.(*BarrierView).Delete",
          "main.(*BarrierView).List"]
@@ -207,3 +209,51 @@ def summary_lines() -> list[str]:
         out.append(f"soak bpftrace {key[0]} stop={key[1]}: {len(rows)} runs, {sum(r[2] for r in rows)} calls made, "
                    f"{sum(r[3] for r in rows)} events shown, {sum(r[4] for r in rows)} missing, 0 lost by dwarfgo")
     return out
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("bt", ["0.17", "newest"])
+def test_a_stop_while_bpftrace_prints_its_maps_does_not_cut_them(bt):
+    """bpftrace prints its maps (the per-thread event counters among them) after its main loop has
+    returned: after a stop, or by itself when the -p process exits. A stop request can come right
+    then. Here bpftrace ends by itself (exit(); its END block prints the program's END line) and
+    then blocks writing an 800-entry map into a one-page pipe; the stop comes while it is stuck
+    there. Every map line must still arrive, and bpftrace exit normally. (bpftrace restores
+    SIGINT's default action before printing its maps, so a SIGINT stop killed it there; 0.27 cuts
+    its maps short on a SIGTERM there. The stop must send nothing once END has run.)"""
+    from dwarfgo.runner.run import BpftraceRun, RunOptions
+
+    version, path = installed_bpftrace(bt)
+    _need(os.geteuid() == 0, "live bpftrace tests need root")
+    fill = ("$i = 0; while ($i < 800) { @m[$i] = $i; $i++; }" if version == "0.17" else
+            "for ($i : 0..800) { @m[$i] = $i; }")  # 0.27's verifier log overflows on the while loop
+    program = f'BEGIN {{ {fill} exit(); }}\nEND {{ printf("@dg 0 0 identity plan=0 build=0\\n"); }}\n'
+    run = BpftraceRun(program, RunOptions(bpftrace=path))
+    lines = []
+    try:
+        fcntl.fcntl(run.proc.stdout.fileno(), F_SETPIPE_SZ, 4096)
+        for chunk in run.chunks():
+            lines += chunk
+            if run.ended and run.stop_requested is None:
+                deadline = time.monotonic() + 60
+                while not _blocked_writing(run.proc.pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)  # until bpftrace is blocked writing its map into the full pipe
+                assert _blocked_writing(run.proc.pid), "bpftrace never blocked on its output"
+                run.stop()
+    finally:
+        rc = run.close()
+    assert run.stop_requested is not None, "the END line never came:\n" + "".join(lines[-5:])
+    entries = [l for l in lines if l.startswith("@m[")]
+    assert len(entries) == 800 and rc == 0, (version, rc, len(entries), lines[-3:])
+
+
+def _blocked_writing(pid: int) -> bool:
+    """The process sleeps in write(2) to its stdout (x86-64 system call 1, fd 1), in a pipe write."""
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            nr, fd = (f.read().split() + ["", ""])[:2]
+        with open(f"/proc/{pid}/wchan") as f:
+            wchan = f.read().strip()
+    except OSError:
+        return False
+    return nr == "1" and fd == "0x1" and "pipe_write" in wchan

@@ -111,6 +111,23 @@ def test_missing_events_are_counted_in_events_from_bpftrace_exit_counters(demo):
     assert d.calls_shown == 3
 
 
+def test_an_output_without_exit_counters_says_losses_cannot_be_counted(demo):
+    """bpftrace's per-thread counters are the only way to know how many events after the last one
+    shown were never printed. An output that ends without them (bpftrace killed while printing
+    its maps) is said to be uncountable, never passed off as complete."""
+    _, fn, program = demo
+    lines = []
+    for seq in (1, 2):
+        lines += _call_lines(program, fn, 10, seq, 1000 * seq)
+    outcome = TraceSession(_FakeRun(lines), Decoder(program.probes), lambda ev: None, lambda m: None,
+                           window=0.05)()
+    assert outcome.calls == 2 and outcome.lost_events == 0
+    assert any("without its per-thread event counters" in l for l in loss_lines(outcome, ""))
+    counted = TraceSession(_FakeRun(lines + ["@dg_seq[10]: 2"]), Decoder(program.probes), lambda ev: None,
+                           lambda m: None, window=0.05)()
+    assert counted.lost_exact and loss_lines(counted, "") == []
+
+
 class _FakeRun:
     """Stands for BpftraceRun: yields prepared lines; `on_line(i)` runs before line i is yielded."""
 

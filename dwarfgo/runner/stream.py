@@ -143,6 +143,10 @@ def loss_lines(o: TraceOutcome, buffer_hint: str) -> list[str]:
         out.append(f"dwarfgo: warning: {how}{o.lost_events} traced event(s) (calls or returns) are missing: {why}")
     elif o.lost_records:
         out.append(f"dwarfgo: warning: bpftrace reported {o.lost_records} lost output record(s){buffer_hint}")
+    if not o.lost_exact and not o.interrupted and (o.calls or o.returns):
+        out.append("dwarfgo: warning: bpftrace's output ends without its per-thread event counters (printed "
+                   "when it exits): events emitted after the last one shown on a thread, if any, cannot be "
+                   "counted as missing")
     if o.incomplete:
         out.append(f"dwarfgo: warning: {o.incomplete} event(s) cut short (output dropped by bpftrace, or the stop "
                    f"came first); their values are shown as unavailable")
