@@ -110,6 +110,25 @@ def source_signatures(fixture: str) -> dict:
     return sigs
 
 
+_GOFMT: dict[str, Path] = {}
+
+
+def gofmt_binary(go: str) -> tuple[Path, str]:
+    """(gofmt built from Go `go`'s own GOROOT, that GOROOT): a real program, built once per session
+    (about 25 s) and shared by the tests that need one."""
+    wrapper = TOOLCHAINS / "bin" / f"go{go}"
+    require_file(wrapper, f"Go {go} toolchain")
+    goroot = subprocess.run([str(wrapper), "env", "GOROOT"], capture_output=True, text=True, check=True).stdout.strip()
+    if go not in _GOFMT:
+        out = Path(tempfile.mkdtemp(prefix=f"dwarfgo-gofmt{go}-"))
+        atexit.register(shutil.rmtree, out, ignore_errors=True)
+        env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": ""}
+        subprocess.run([str(wrapper), "build", "-o", str(out / "gofmt"), "cmd/gofmt"], cwd=out, env=env,
+                       check=True, capture_output=True, timeout=600)
+        _GOFMT[go] = out / "gofmt"
+    return _GOFMT[go], goroot
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO

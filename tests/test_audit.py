@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
-import os
-import subprocess
 
 import pytest
 
-from conftest import REPO, TOOLCHAINS, require_file
+from conftest import REPO, TOOLCHAINS, gofmt_binary, require_file
 
 
 def _audit_module():
@@ -29,14 +27,9 @@ def _versions() -> list[str]:
 
 @pytest.mark.matrix
 @pytest.mark.parametrize("go", _versions())
-def test_gofmt_signatures_match_source(go, tmp_path):
+def test_gofmt_signatures_match_source(go):
     wrapper = TOOLCHAINS / "bin" / f"go{go}"
-    require_file(wrapper, f"Go {go} toolchain")
-    goroot = subprocess.run([str(wrapper), "env", "GOROOT"], capture_output=True, text=True, check=True).stdout.strip()
-    binary = tmp_path / "gofmt"
-    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": ""}
-    subprocess.run([str(wrapper), "build", "-o", str(binary), "cmd/gofmt"], cwd=tmp_path, env=env,
-                   check=True, capture_output=True, timeout=600)
+    binary, goroot = gofmt_binary(go)
     r = _audit_module().audit(str(binary), f"{goroot}/src/cmd/gofmt", str(wrapper), show=5)
     assert r["different"] == 0, r["examples"]
     assert r["audited"] == r["equal"]

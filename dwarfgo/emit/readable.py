@@ -39,6 +39,9 @@ _UINT_C = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}
 # the 512-byte BPF stack (measured: three 64-byte buf() and 20 integers fit, four do not with more)
 _STACK_BUDGET_017 = 360
 _STACK_BUDGET = 4096
+_WHO_COST = 16  # the goroutine and tid at the end of every line
+_RECORD_FULL = "<unavailable: not printed: this bpftrace's output record is full>"
+_CONVERSION = re.compile(r"%[-0-9.]*(?:ll|l|h|hh)?[a-zA-Z]")
 # followed pointers per event: each doubles the printf variants (nil / not nil)
 MAX_BRANCHES = 3
 
@@ -250,8 +253,17 @@ class ReadableBuilder:
         return {Kind.STRUCT: "{}", Kind.ARRAY: "[]"}.get(t.kind, "{}")
 
     def _arg(self, fmt: str, expr: str, cost: int = 8) -> Text:
+        """One printf conversion of `expr`; past the record's budget, the conversion's place says
+        so instead (the text around it stays, so the line keeps its shape)."""
+        if self._full(cost):
+            return Text(_CONVERSION.sub(_RECORD_FULL.replace("%", "%%"), fmt, count=1))
         self.cost += cost
         return Text(fmt, [expr], cost)
+
+    def _full(self, cost: int) -> bool:
+        """Would `cost` more bytes overflow the output record (the goroutine and tid that end every
+        line are kept room for)?"""
+        return self.cost + cost > self.budget - _WHO_COST
 
     def _scalar(self, t: GoType, src) -> Text:
         signed = t.kind is Kind.INT
@@ -277,11 +289,15 @@ class ReadableBuilder:
     def _bytes(self, ptr: str, length: str, path: str) -> tuple[list[Item], Text]:
         """The first --max-str bytes at ptr (length clamped), printed exactly with %r."""
         cost = self.max_str + 8
-        if self.cost + cost > self.budget:
-            return [], Text("<unavailable: not copied: this bpftrace's output record is full>")
+        if self._full(cost):
+            return [], Text(_RECORD_FULL)
         n = self.var(path, "n")
-        stmts = [Stmt(f"{n} = {length};"),
-                 Stmt(f"{n} = {n} > {self.max_str} ? {self.max_str} : ({n} < 0 ? 0 : {n});")]
+        # one unsigned comparison: a negative (corrupt) length copies max_str bytes, as bpftrace's
+        # own buf() does, and its printed length says it is corrupt. The old two-sided clamp gave
+        # each copy three value ranges; with -k's read checks, the verifier then walked their
+        # product (five strings of gofmt's printer: over its million-instruction limit, E2BIG)
+        stmts = [Stmt(f"{n} = (uint64){length};"),
+                 Stmt(f"{n} = {n} > {self.max_str} ? (uint64){self.max_str} : {n};")]
         self.cost += cost
         return stmts, Text('\\"%r\\"', [f"buf({ptr}, {n})"], cost)
 
