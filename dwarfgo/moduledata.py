@@ -176,9 +176,12 @@ def _read(image: LoadedImage, address: int, layout: _Layout) -> ModuleData | Non
                 return None
             while p < stop:
                 itabs.append(p)
-                inter, fun0 = image.word(p), image.word(p + 24)
-                methods = image.word(inter + 64) if fun0 else 1
-                p += 32 + 8 * max(methods - 1, 0)
+                try:
+                    inter, fun0 = image.word(p), image.word(p + 24)
+                    methods = image.word(inter + 64) if fun0 else 1
+                except BinaryError:
+                    break  # a damaged itab: the walk cannot step over it
+                p += 32 + 8 * min(max(methods - 1, 0), 1 << 16)
     except BinaryError:
         return None
     if any(not types <= t < etypes for t in typelinks):

@@ -38,7 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from .errors import BinaryError, DamagedBinary, DwarfgoError
+from .errors import BinaryError, DamagedBinary, DwarfgoError, reading
 from .moduledata import LoadedImage, ModuleData, find_moduledata
 
 # reflect.Kind numbers
@@ -122,12 +122,14 @@ class RuntimeTypes:
             raise BinaryError(f"{binary.path}: Go version unknown (no build info): cannot read its runtime type "
                               f"tables")
         self.version = version
-        self.image = LoadedImage(binary)
-        self.module: ModuleData = find_moduledata(binary, self.image, version)
+        with reading(binary.path, "runtime module data (moduledata)"):
+            self.image = LoadedImage(binary)
+            self.module: ModuleData = find_moduledata(binary, self.image, version)
         self._varint_names = version >= (1, 17)
         self._offset_anon = version < (1, 19)
         self._map_size = _map_descriptor_size(binary, version)
         self._cache: dict[int, RType] = {}
+        self.unreadable: dict[int, str] = {}  # descriptor address -> why `all` left it out
 
     # ---------------------------------------------------------------- offsets
     def type_off(self, off: int) -> int | None:
@@ -174,15 +176,16 @@ class RuntimeTypes:
             except (BinaryError, IndexError, ValueError) as e:
                 if isinstance(e, DwarfgoError) and "not in the file" not in str(e):
                     raise
-                raise DamagedBinary(f"{self.binary.path}: no runtime type descriptor at {address:#x} ({e})") from None
+                why = str(e).removeprefix(f"{self.binary.path}: ")
+                raise DamagedBinary(f"{self.binary.path}: no runtime type descriptor at {address:#x} ({why})") from None
             self._cache[address] = t
         return t
 
     def _decode(self, a: int) -> RType:
         img = self.image
         if not self.module.types <= a < self.module.etypes:
-            raise DamagedBinary(f"{self.binary.path}: {a:#x} is outside the type descriptors "
-                                f"({self.module.types:#x}-{self.module.etypes:#x})")
+            raise DamagedBinary(f"{self.binary.path}: damaged runtime type tables: a type at {a:#x}, outside the "
+                                f"type descriptors ({self.module.types:#x}-{self.module.etypes:#x})")
         head = img.read(a, _HEAD)
         u = lambda o, n: int.from_bytes(head[o:o + n], img.order)
         tflag, kind = head[20], head[23] & _KIND_MASK
@@ -278,14 +281,22 @@ class RuntimeTypes:
             while a < md.typedesc_end:
                 a = (a + 7) & ~7
                 todo.append(a)
-                a += self.descriptor_size(self.at(a))
+                try:
+                    a += self.descriptor_size(self.at(a))
+                except DamagedBinary as e:
+                    self.unreadable[a] = str(e)  # the walk cannot step over it: the others come from links
+                    break
         for itab in md.itabs:
             todo.append(self.image.word(itab + 8))  # itab: inter *interfacetype, _type *_type
         while todo:
             a = todo.pop()
-            if a in found or a is None:
+            if a in found or a is None or a in self.unreadable:
                 continue
-            t = found[a] = self.at(a)
+            try:
+                t = found[a] = self.at(a)
+            except DamagedBinary as e:
+                self.unreadable[a] = str(e)  # damaged: left out, the others still answer
+                continue
             todo += [x for x in (t.elem, t.key, t.ptr_to_this) if x]
             todo += [f.type for f in t.fields] + t.params + t.results
             todo += [m.mtyp for m in t.methods if m.mtyp] + [m.type for m in t.imethods if m.type]

@@ -17,10 +17,12 @@ whose table lists the method. The linker drops a method's `mtyp` when nothing ne
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from functools import cached_property
 
 from . import rtypes as rt
+from .errors import DamagedBinary, DwarfgoError, TypeNotFound, reading
 from .gotypes import _REFLECT_KIND, Field, GoType, Kind
 
 SOURCE = "runtime type table"
@@ -142,17 +144,15 @@ class RuntimeTypeModel:
 
     def _struct_pkg(self, t: rt.RType) -> str:
         """The package path of a struct literal's unexported fields (its pkgPath name)."""
-        try:
-            return self.tables.name_at(self.tables.image.word(t.address + 48))[0] if \
-                self.tables.image.word(t.address + 48) else ""
-        except Exception:  # noqa: BLE001 - a name that cannot be read qualifies nothing
-            return ""
+        name = self.tables.image.word(t.address + 48)
+        return self.tables.name_at(name)[0] if name else ""
 
     # ---------------------------------------------------------------- types
     def type_at(self, address: int) -> GoType:
         t = self._cache.get(address)
         if t is None:
-            t = self._build(address)
+            with reading(self.binary.path, f"runtime type descriptor at {address:#x}"):
+                t = self._build(address)
         return t
 
     def _build(self, address: int) -> GoType:
@@ -220,18 +220,49 @@ class RuntimeTypeModel:
         """DWARF-spelled name -> descriptor address, for every descriptor the tables lead to."""
         out: dict[str, int] = {}
         for address in self.tables.all:
-            out.setdefault(self.name_of(address), address)
+            try:
+                with reading(self.binary.path, f"runtime type descriptor at {address:#x}"):
+                    out.setdefault(self.name_of(address), address)
+            except DamagedBinary as e:
+                self.tables.unreadable[address] = str(e)  # a part damaged: left out, the others answer
+                self._names.pop(address, None)
         return out
 
     def type_named(self, name: str) -> GoType | None:
         address = self.types_by_name.get(name)
         return self.type_at(address) if address is not None else None
 
+    def lookup(self, name: str) -> GoType:
+        """The type of this name, or of the one name ending in `.name` or `/name` (`Pair`,
+        `main.Pair`); TypeNotFound or an ambiguity error otherwise."""
+        names = self.types_by_name
+        if name in names:
+            return self.type_at(names[name])
+        candidates = [n for n in names if n.endswith("." + name) or n.endswith("/" + name)]
+        if len(candidates) == 1:
+            return self.type_at(names[candidates[0]])
+        if candidates:
+            raise DwarfgoError(f"type {name!r} is ambiguous: " + ", ".join(sorted(candidates)[:10]))
+        raise TypeNotFound(name, difflib.get_close_matches(name, list(names), n=5))
+
     @cached_property
     def methods(self) -> list[MethodSignature]:
         """Every method of every method table, with the function at its code address."""
+        with reading(self.binary.path, "runtime type tables (method tables)"):
+            return self._methods()
+
+    def _methods(self) -> list[MethodSignature]:
         out = []
         for address, r in self.tables.all.items():
+            try:
+                out += self._methods_of(address, r)
+            except DamagedBinary as e:
+                self.tables.unreadable[address] = str(e)  # a damaged method table: left out
+        return out
+
+    def _methods_of(self, address: int, r: rt.RType) -> list[MethodSignature]:
+        out = []
+        with reading(self.binary.path, f"method table of the runtime type at {address:#x}"):
             for m in r.methods:
                 # a value receiver's ifn is the (*T).M wrapper, another function: only tfn is T.M
                 code = m.tfn if m.tfn is not None or r.kind != rt.POINTER else m.ifn

@@ -119,3 +119,112 @@ def test_rect_from_the_source():
         area = next(m for m in model.methods if m.receiver.name == "main.Rect" and m.method == "Area")
         assert area.function == "main.Rect.Area"
         assert area.text() == "func (recv main.Rect) Area() (r0 float64)"
+
+
+@pytest.mark.parametrize("go", [v for v in ("1.15", "1.27") if v in VERSIONS] or VERSIONS[:1])
+def test_method_locations_equal_dwarf(go):
+    """The locations the ABI gives for a method's types from the tables (checked there by the
+    function table's argument size and the morestack spills) equal those of the DWARF build."""
+    from dwarfgo.program import GoProgram
+    from dwarfgo.tablesig import signature_from_tables
+    from dwarfgo.typetables import RuntimeTypeModel
+    from dwarfgo.verify.evidence import trusted_layout
+
+    with GoProgram(built(go, "stripped", "shapes"), cache=False) as stripped, \
+            GoProgram(built(go, "default", "shapes"), cache=False) as prog:
+        model = RuntimeTypeModel(stripped.binary)
+        compared = 0
+        for m in model.methods:
+            if not m.known or not (m.function or "").startswith("main."):
+                continue
+            ts = signature_from_tables(stripped, m.function, model)
+            want, _ = trusted_layout(prog, prog.function(m.function))
+            assert want.unknown is None and ts.layout.unknown is None, (m.function, want.unknown, ts.layout.unknown)
+            assert [loc.describe() for loc in ts.layout.inputs + ts.layout.results] == \
+                [loc.describe() for loc in want.inputs + want.results], m.function
+            assert ts.args_size == want.spill_offset + want.spill_size
+            compared += 1
+    assert compared >= 9
+
+
+def _cli(*args):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    return subprocess.run([sys.executable, "-m", "dwarfgo", *map(str, args)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def test_cli_sig_and_structs_from_the_tables():
+    """`func (r Rect) Area() float64`, `func (c *Counter) Add(n int) (before, after int)` (not
+    called through an interface: its type is dropped), `type Pair struct { A int; B string }`."""
+    go = FEW[-1]
+    stripped = built(go, "stripped", "shapes")
+    r = _cli("sig", stripped, "Rect.Area")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "func (recv main.Rect) Area() (r0 float64)"
+    assert "  source  runtime type table: method Area of main.Rect" in r.stdout
+    assert lines[4].split()[:3] == ["receiver", "recv", "main.Rect"] and "size 16" in lines[4]
+    r = _cli("sig", stripped, "(*Counter).Add")
+    assert r.returncode == 1 and "dropped its type (mtyp" in r.stderr and "--debug-from" in r.stderr
+    r = _cli("sig", stripped, "main.Strings")
+    assert r.returncode == 1 and "not a method in the runtime type tables" in r.stderr
+    assert len(r.stderr.splitlines()) == 1
+    r = _cli("structs", stripped, "main.Pair")
+    assert r.returncode == 0, r.stderr
+    assert "source: runtime type table" in r.stdout.splitlines()[0]
+    assert "\tint64_t A; /* +0 int */\n\tstruct dg_string B; /* +8 string */\n" in r.stdout
+
+
+def test_damaged_type_tables_give_one_line_errors(tmp_path):
+    """Bytes of the type descriptors and names flipped: every answer is a result or a one-line
+    DwarfgoError naming the file, never a traceback."""
+    import random
+    import shutil
+
+    from dwarfgo.cheaders import CHeaderWriter
+    from dwarfgo.errors import DwarfgoError
+    from dwarfgo.program import GoProgram
+    from dwarfgo.tablesig import signature_from_tables
+    from dwarfgo.typetables import RuntimeTypeModel
+
+    go = FEW[-1]
+    source = built(go, "stripped", "shapes")
+    with GoProgram(source, cache=False) as prog:
+        model = RuntimeTypeModel(prog.binary)
+        md = model.tables.module
+        start = next(md.types - addr + off for addr, size, off in _file_offsets(prog.binary)
+                     if addr <= md.types < addr + size)
+    rng = random.Random(13)
+    outcomes = {"answered": 0, "refused": 0}
+    for i in range(6):
+        copy = tmp_path / f"m{i}"
+        shutil.copy(source, copy)
+        data = bytearray(copy.read_bytes())
+        for _ in range(40):
+            data[start + rng.randrange(md.etypes - md.types)] = rng.randrange(256)
+        copy.write_bytes(data)
+        try:
+            with GoProgram(copy, cache=False) as prog:
+                m = RuntimeTypeModel(prog.binary)
+                w = CHeaderWriter()
+                for name in [n for n in m.types_by_name if n.startswith("main.")]:
+                    w.add(m.lookup(name), 2)
+                w.render()
+                for method in m.methods:
+                    if method.known and (method.function or "").startswith("main."):
+                        signature_from_tables(prog, method.function, m).lines("go", "amd64")
+            outcomes["answered"] += 1
+        except DwarfgoError as e:
+            assert "\n" not in str(e) and str(e).startswith(str(copy))
+            outcomes["refused"] += 1
+    # a damaged descriptor leaves out what depends on it, not the whole table
+    assert outcomes["answered"] >= 3, outcomes
+
+
+def _file_offsets(binary):
+    return [(seg["p_vaddr"], seg["p_filesz"], seg["p_offset"]) for seg in binary.elf.iter_segments()
+            if seg["p_type"] == "PT_LOAD"]
