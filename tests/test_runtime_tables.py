@@ -37,8 +37,9 @@ def _layout(t):
     return t.kind, t.size, align, fields, elem, t.key.name if t.key is not None else None, t.length
 
 
-@pytest.mark.parametrize("fixture", ["shapes", "demo"])
-@pytest.mark.parametrize("go", FEW)
+# every version for shapes (each moduledata layout: 1.20's covctrs, 1.26's epclntab; the map
+# descriptor sizes of 1.24-1.26), demo on a few
+@pytest.mark.parametrize("go, fixture", [(v, "shapes") for v in VERSIONS] + [(v, "demo") for v in FEW])
 def test_type_layouts_equal_dwarf(go, fixture):
     from dwarfgo.binary import GoBinary
     from dwarfgo.program import GoProgram
@@ -64,14 +65,15 @@ def test_type_layouts_equal_dwarf(go, fixture):
     print(f"go{go} {fixture}: {compared} types equal to DWARF's, {main_structs} structs of main")
 
 
-@pytest.mark.parametrize("go", FEW)
+@pytest.mark.parametrize("go", VERSIONS)
 def test_method_signatures_equal_dwarf(go):
-    from dwarfgo.binary import GoBinary
     from dwarfgo.program import GoProgram
+    from dwarfgo.tablesig import signature_from_tables
     from dwarfgo.typetables import RuntimeTypeModel
 
-    with GoBinary(built(go, "stripped", "shapes")) as b, GoProgram(built(go, "default", "shapes"), cache=False) as prog:
-        model = RuntimeTypeModel(b)
+    with GoProgram(built(go, "stripped", "shapes"), cache=False) as stripped, \
+            GoProgram(built(go, "default", "shapes"), cache=False) as prog:
+        model = RuntimeTypeModel(stripped.binary)
         known = dropped = dwarf_short = 0
         wrong = []
         for address, m in model.methods_by_address.items():
@@ -87,20 +89,22 @@ def test_method_signatures_equal_dwarf(go):
             fn = prog.functions.at(sym)
             if not fn.has_dwarf or fn.omitted_inputs:
                 continue  # assembly; or Go <= 1.16 DWARF without its blank parameters
-            if fn.results_note and m.results:
-                # Go 1.23+ writes no DWARF for the unnamed results of a function that returns from a
-                # range-over-func body (reflect.Value.Comparable): the tables have them
-                dwarf_short += 1
-                continue
             want = ([p.type.name for p in fn.inputs if not p.is_hidden],
                     [(r.type.name, r.type.size) for r in fn.results])
             got = ([m.receiver.name] + [t.name for t in m.params], [(t.name, t.size) for t in m.results])
+            if got[0] == want[0] and got[1] and not want[1] and \
+                    signature_from_tables(stripped, m.function, model).layout.unknown is None:
+                # DWARF without the results the tables give, and the function table's argument size
+                # witnesses the tables: Go 1.23+ for a function that returns from a range-over-func
+                # body (reflect.Value.Comparable), Go 1.21 for some promoted-method wrappers
+                dwarf_short += 1
+                continue
             known += 1
             if got != want:
                 wrong.append((sym.name, want, got))
     assert not wrong, wrong[:5]
     # shapes' methods called through interfaces: Rect.Area/Name, (*Circle).Area/Name, (*MyErr).Error, ...
-    assert known >= 150 and dropped >= 100 and dwarf_short <= 5, (known, dropped, dwarf_short)
+    assert known >= 150 and dropped >= 100 and dwarf_short <= 10, (known, dropped, dwarf_short)
     print(f"go{go}: {known} method signatures equal to DWARF's, {dropped} with mtyp dropped, {dwarf_short} with "
           f"results DWARF lacks")
 
