@@ -21,7 +21,7 @@ from .errors import DwarfgoError, describe
 from . import indexcache
 from .program import GoProgram
 from .report import evidence_record, function_record
-from .tablesig import signature_from_tables, tables_only
+from .tablesig import describe_without_dwarf, signature_from_tables, tables_only
 from .typetables import SOURCE as TABLES_SOURCE, RuntimeTypeModel
 from .verify.evidence import gather, require_arch, trusted_layout
 
@@ -191,11 +191,9 @@ def sig(
       dwarfgo sig ./server main.handle --json
     """
     with _open(binary, debug_file, debug_from, no_cache) as prog:
-        if tables_only(prog):  # no DWARF, no twin: a method's signature from the runtime type tables
-            ts = signature_from_tables(prog, func)
-            lines = [json.dumps(ts.record(), indent=1)] if as_json else \
-                [_safe(line) for line in ts.lines(prog.binary.go_version, prog.binary.arch)]
-            typer.echo("\n".join(lines))
+        if tables_only(prog):  # no DWARF, no twin: what the runtime's own tables give
+            text = describe_without_dwarf(prog, func, as_json)
+            typer.echo(text if as_json else "\n".join(_safe(line) for line in text.splitlines()))
             return
         fn = prog.function(func)
         layout, _ = trusted_layout(prog, fn)

@@ -14,12 +14,12 @@ version; a slice takes three words):
                gcbss 34, types 35, etypes 36, rodata 37, gofunc 38, textsectmap 39,
                typelinks 42, itablinks 45
   Go 1.20-1.25 as 1.18, with covctrs/ecovctrs (32, 33) before end: types 37, etypes 38,
-               textsectmap 41, typelinks 44, itablinks 47
+               gofunc 40, textsectmap 41, typelinks 44, itablinks 47
   Go 1.26      as 1.20, with epclntab (41) after gofunc: typelinks 45, itablinks 48
   Go 1.27      no typelinks or itablinks: types 37, typedesclen 38, etypes 39, itaboffset 40,
-               itabsize 41; the descriptors of the types typelinks listed before lie in
-               [types + 8, types + typedesclen), one after another, each aligned to the pointer
-               size (runtime.moduleTypelinks); the itabs in [types + itaboffset, + itabsize),
+               itabsize 41, rodata 42, gofunc 43; the descriptors of the types typelinks
+               listed before lie in [types + 8, types + typedesclen), one after another,
+               each aligned to the pointer size (runtime.moduleTypelinks); the itabs in [types + itaboffset, + itabsize),
                each 32 bytes (inter, type, hash, fun[0]) and, when fun[0] is not 0, a code
                pointer more for each method of the interface after the first (abi.ITab.Size)
 
@@ -44,14 +44,15 @@ class _Layout:
     itablinks: int | None
     typedesclen: int | None = None  # Go 1.27+
     itaboffset: int | None = None  # Go 1.27+, then itabsize
+    gofunc: int | None = None  # Go 1.18+: base of the functions' funcdata offsets (go:func.*)
 
 
 _LAYOUT_115 = _Layout(text=12, types=25, etypes=26, typelinks=30, itablinks=33)
-_LAYOUT_118 = _Layout(text=22, types=35, etypes=36, typelinks=42, itablinks=45)
-_LAYOUT_120 = _Layout(text=22, types=37, etypes=38, typelinks=44, itablinks=47)
-_LAYOUT_126 = _Layout(text=22, types=37, etypes=38, typelinks=45, itablinks=48)
+_LAYOUT_118 = _Layout(text=22, types=35, etypes=36, typelinks=42, itablinks=45, gofunc=38)
+_LAYOUT_120 = _Layout(text=22, types=37, etypes=38, typelinks=44, itablinks=47, gofunc=40)
+_LAYOUT_126 = _Layout(text=22, types=37, etypes=38, typelinks=45, itablinks=48, gofunc=40)
 _LAYOUT_127 = _Layout(text=22, types=37, etypes=39, typelinks=None, itablinks=None, typedesclen=38,
-                      itaboffset=40)
+                      itaboffset=40, gofunc=43)
 
 
 def layout_for(version: tuple[int, int]) -> _Layout | None:
@@ -86,6 +87,13 @@ class LoadedImage:
                 return data[address - start: address - start + size]
         raise BinaryError(f"{self.path}: address {address:#x} (+{size}) is not in the file's loaded data")
 
+    def read_upto(self, address: int, size: int) -> bytes:
+        """Up to `size` bytes at `address`: fewer where its segment's file bytes end."""
+        for start, data, _ in self.segments:
+            if start <= address < start + len(data):
+                return data[address - start: address - start + size]
+        raise BinaryError(f"{self.path}: address {address:#x} is not in the file's loaded data")
+
     def contains(self, address: int) -> bool:
         return any(start <= address < start + len(data) for start, data, _ in self.segments)
 
@@ -108,6 +116,7 @@ class ModuleData:
     typelinks: list[int] = field(default_factory=list)  # descriptor addresses (Go <= 1.26)
     itabs: list[int] = field(default_factory=list)  # itab addresses (Go <= 1.26)
     typedesc_end: int | None = None  # Go 1.27+: typelinked descriptors lie in [types + ptr, typedesc_end)
+    gofunc: int | None = None  # Go 1.18+: funcdata offsets are relative to this
 
 
 def find_moduledata(binary, image: LoadedImage, version: tuple[int, int]) -> ModuleData:
@@ -186,4 +195,5 @@ def _read(image: LoadedImage, address: int, layout: _Layout) -> ModuleData | Non
         return None
     if any(not types <= t < etypes for t in typelinks):
         return None
-    return ModuleData(address, text, types, etypes, typelinks, itabs, end)
+    gofunc = w(layout.gofunc) if layout.gofunc is not None else None
+    return ModuleData(address, text, types, etypes, typelinks, itabs, end, gofunc)

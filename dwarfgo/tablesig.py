@@ -22,6 +22,14 @@ from .names import lookup
 from .typetables import SOURCE, MethodSignature, RuntimeTypeModel
 
 
+class NoTableSignature(DwarfgoError):
+    """The tables give no signature for this function (`symbol`)."""
+
+    def __init__(self, symbol, message: str):
+        super().__init__(message)
+        self.symbol = symbol
+
+
 @dataclass
 class TableSignature:
     function: Function  # values named recv, p0..., r0...; no DWARF behind it
@@ -97,13 +105,13 @@ def signature_from_tables(prog, query: str, model: RuntimeTypeModel | None = Non
     m = model.methods_by_address.get(sym.address)
     advice = binary.no_dwarf_advice()
     if m is None:
-        raise DwarfgoError(f"{sym.name}: no signature without DWARF: it is not a method in the runtime type tables "
-                           f"(they list only the methods of types that reach an interface or reflection); "
-                           f"{advice}")
+        raise NoTableSignature(sym, f"{sym.name}: no signature without DWARF: it is not a method in the runtime type "
+                                    f"tables (they list only the methods of types that reach an interface or "
+                                    f"reflection); {advice}")
     if not m.known:
-        raise DwarfgoError(f"{sym.name} is method {m.method} of {m.receiver.name} in the runtime type tables, but "
-                           f"the linker dropped its type (mtyp: no interface or reflection needs it): its "
-                           f"signature is unknown; {advice}")
+        raise NoTableSignature(sym, f"{sym.name} is method {m.method} of {m.receiver.name} in the runtime type "
+                                    f"tables, but the linker dropped its type (mtyp: no interface or reflection "
+                                    f"needs it): its signature is unknown; {advice}")
     fn = function_from_method(sym, m)
     version = parse_go_version(binary.go_version)
     from .abi.registers import arch_abi
@@ -127,3 +135,115 @@ def signature_from_tables(prog, query: str, model: RuntimeTypeModel | None = Non
                 layout.unknown = f"the machine code's morestack spills disagree: {check.detail}"
     return TableSignature(fn, m, layout, args_size, spills)
 
+
+
+@dataclass
+class WordLayout:
+    """A function's argument words from its traceback record (ArgInfo), never a signature: each
+    top-level value with its words' sizes and where each word is at entry."""
+
+    symbol: object
+    values: object  # arginfo.Group
+    places: dict[int, str]  # id(Word) -> `AX`, `X0`, `stack[+8,+16]` or `unknown`
+    why_unknown: str | None  # why places are unknown, if they are
+
+    def lines(self) -> list[str]:
+        from .arginfo import Group
+
+        def shape(v) -> str:
+            if isinstance(v, Group):
+                inner = [shape(i) for i in v.items] + (["..."] if v.more else [])
+                return "{" + ", ".join(inner) + "}"
+            return str(v.size) if v.offset is not None else "?"
+
+        out = [f"{self.symbol.name} at {self.symbol.address:#x}: argument words only (not a signature)",
+               f"  source  {TRACEBACK_SOURCE}: the words the runtime prints in tracebacks, up to 10; no types, "
+               f"names or results"]
+        for i, v in enumerate(self.values.items):
+            words = v.words() if isinstance(v, Group) else [v]
+            size = f"{v.size} bytes" if not isinstance(v, Group) else shape(v)
+            where = " ".join(self.places.get(id(w), "unknown") for w in words)
+            out.append(f"  arg{i:<3} {size:<16} {where}")
+        if self.values.more:
+            out.append("  ...     more words the runtime does not record")
+        if not self.values.items:
+            out.append("  (no argument words)")
+        if self.why_unknown:
+            out.append(f"  note    places unknown: {self.why_unknown}")
+        return out
+
+
+TRACEBACK_SOURCE = "traceback layout"
+
+
+def word_layout(prog, symbol, tables=None) -> WordLayout | None:
+    """The argument words of the function at `symbol` from its ArgInfo record (Go 1.17+), placed
+    by the machine code's morestack spills; None when the function has no record."""
+    from .abi.registers import arch_abi
+    from .arginfo import ArgInfoTable
+    from .rtypes import RuntimeTypes
+
+    binary = prog.binary
+    tables = tables or RuntimeTypes(binary)
+    values = ArgInfoTable(binary, tables).values(symbol.address)
+    if values is None:
+        return None
+    arch = arch_abi(binary.arch)
+    places: dict[int, str] = {}
+    why = None
+    if arch is None or binary.arch not in ("amd64", "arm64") or not symbol.size:
+        why = f"no machine-code reader for {binary.arch}"
+    else:
+        from .verify.machine import analyze
+        report = analyze(binary, symbol.address, symbol.size)
+        if report.stack_check.tail_address is None or report.morestack_target is None:
+            why = ("no morestack tail in the machine code (no stack check), so nothing tells a register word "
+                   "from a stack word")
+        else:
+            stores = {s.sp_offset: s for s in report.spills}
+            for w in values.words():
+                if w.offset is None:
+                    places[id(w)] = "unknown (offset too large to record)"
+                    continue
+                sp = arch.arg_base + w.offset
+                s = stores.get(sp)
+                if s is not None and s.width == w.size:
+                    places[id(w)] = s.register
+                elif s is None:
+                    places[id(w)] = f"stack[+{sp},+{sp + w.size}]"
+                else:
+                    places[id(w)] = f"unknown (the spill at +{sp} is {s.width} bytes)"
+    return WordLayout(symbol, values, places, why)
+
+
+def _word_record(layout: WordLayout, why_no_signature: str) -> dict:
+    from .arginfo import Group
+
+    def value(v):
+        if isinstance(v, Group):
+            return {"aggregate": [value(i) for i in v.items], "more": v.more}
+        return {"offset": v.offset, "size": v.size, "place": layout.places.get(id(v), "unknown")}
+
+    return {"function": layout.symbol.name, "address": layout.symbol.address, "source": TRACEBACK_SOURCE,
+            "signature": None, "why_no_signature": why_no_signature,
+            "values": [value(v) for v in layout.values.items], "more": layout.values.more,
+            "places_unknown": layout.why_unknown}
+
+
+def describe_without_dwarf(prog, query: str, as_json: bool) -> str:
+    """`dwarfgo sig` on a binary with neither DWARF nor a twin: a method's signature from the
+    type tables; else the argument words of the traceback record; else a DwarfgoError saying why."""
+    import json
+
+    try:
+        ts = signature_from_tables(prog, query)
+    except NoTableSignature as e:
+        words = word_layout(prog, e.symbol)
+        if words is None:
+            raise
+        if as_json:
+            return json.dumps(_word_record(words, str(e)), indent=1)
+        return "\n".join(words.lines() + [f"  note    {e}"])
+    if as_json:
+        return json.dumps(ts.record(), indent=1)
+    return "\n".join(ts.lines(prog.binary.go_version, prog.binary.arch))

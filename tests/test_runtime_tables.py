@@ -232,3 +232,131 @@ def test_damaged_type_tables_give_one_line_errors(tmp_path):
 def _file_offsets(binary):
     return [(seg["p_vaddr"], seg["p_filesz"], seg["p_offset"]) for seg in binary.elf.iter_segments()
             if seg["p_type"] == "PT_LOAD"]
+
+
+def _expected_arginfo(layout, name: str, arg_base: int) -> tuple[bytes, dict[int, str]]:
+    """The ArgInfo record cmd/compile's EmitArgInfo writes for these inputs (its algorithm,
+    written here over DWARF's types and dwarfgo's DWARF-checked layout), and the register of
+    each register-assigned word by its offset."""
+    from dwarfgo.gotypes import Kind
+
+    out = bytearray()
+    n = 0
+    registers: dict[int, str] = {}
+    aggregate = (Kind.STRUCT, Kind.ARRAY, Kind.COMPLEX, Kind.INTERFACE, Kind.STRING, Kind.SLICE)
+
+    def word(size, offset):
+        nonlocal n
+        out.extend([0xFB] if offset >= 0xF0 else [offset, size])
+        n += 1
+
+    def visit(base, t, depth) -> bool:
+        nonlocal n
+        if n >= 10:
+            out.append(0xFC)
+            return False
+        if t.kind not in aggregate:
+            word(t.size, base)
+            return True
+        out.append(0xFE)
+        depth += 1
+        if depth >= 5:
+            out.extend([0xFC, 0xFD])
+            n += 1
+            return True
+        if t.kind in (Kind.INTERFACE, Kind.STRING):
+            _ = visit_word(base) and visit_word(base + 8)
+        elif t.kind is Kind.SLICE:
+            _ = visit_word(base) and visit_word(base + 8) and visit_word(base + 16)
+        elif t.kind is Kind.COMPLEX:
+            half = t.size // 2
+            _ = visit_size(base, half) and visit_size(base + half, half)
+        elif t.kind is Kind.ARRAY:
+            if not t.length:
+                n += 1
+            for i in range(t.length or 0):
+                if not visit(base + i * t.elem.size, t.elem, depth):
+                    break
+        elif not t.fields:
+            n += 1
+        else:
+            for f in t.fields:
+                if not visit(base + f.offset, f.type, depth):
+                    break
+        out.append(0xFD)
+        return True
+
+    def visit_size(base, size) -> bool:
+        nonlocal n
+        if n >= 10:
+            out.append(0xFC)
+            return False
+        word(size, base)
+        return True
+
+    def visit_word(base) -> bool:
+        return visit_size(base, 8)
+
+    inputs = layout.inputs[1:] if "[" in name else layout.inputs
+    for loc in inputs:
+        if loc.in_registers:
+            base = loc.spill_offset - arg_base
+            for piece, leaf in zip(loc.pieces, _leaf_offsets(loc.param.type)):
+                registers[base + leaf] = piece.register
+        else:
+            base = loc.stack_offset - arg_base
+        if not visit(base, loc.param.type, 0):
+            break
+    out.append(0xFF)
+    return bytes(out), registers
+
+
+def _leaf_offsets(t) -> list[int]:
+    from dwarfgo.abi.assign import leaves
+
+    return [leaf.offset for leaf in leaves(t)]
+
+
+@pytest.mark.parametrize("go", [v for v in ("1.19", "1.22", "1.27") if v in VERSIONS] or VERSIONS[-1:])
+def test_arginfo_equals_the_dwarf_layout(go):
+    """Every fixture function's traceback record, read from the stripped build, is the record the
+    compiler's algorithm writes for DWARF's parameters and layout; every word the morestack spills
+    place is in the register of the DWARF layout, every other one on the stack where it says."""
+    from dwarfgo.abi.registers import arch_abi
+    from dwarfgo.arginfo import ArgInfoTable
+    from dwarfgo.program import GoProgram
+    from dwarfgo.rtypes import RuntimeTypes
+    from dwarfgo.tablesig import word_layout
+
+    arch = arch_abi("amd64")
+    with GoProgram(built(go, "stripped", "shapes"), cache=False) as stripped, \
+            GoProgram(built(go, "default", "shapes"), cache=False) as prog:
+        tables = RuntimeTypes(stripped.binary)
+        records = ArgInfoTable(stripped.binary, tables)
+        from dwarfgo.verify.evidence import trusted_layout
+        compared = placed = 0
+        wrong = []
+        for fn in prog.matching("main.*"):
+            layout, _ = trusted_layout(prog, fn)
+            if layout.unknown:
+                continue
+            raw = records.raw(fn.address)
+            want, registers = _expected_arginfo(layout, fn.name, arch.arg_base)
+            if raw is None:
+                assert want == b"\xff" or not layout.inputs, fn.name  # no record: no inputs
+                continue
+            compared += 1
+            if raw != want:
+                wrong.append((fn.name, raw.hex(), want.hex()))
+                continue
+            words = word_layout(stripped, stripped.binary.symbol_at(fn.address), tables)
+            for w in words.values.words():
+                place = words.places.get(id(w))
+                if place is None:
+                    continue  # no morestack tail: unknown
+                placed += 1
+                expected = registers.get(w.offset) or f"stack[+{arch.arg_base + w.offset},+{arch.arg_base + w.offset + w.size}]"
+                assert place == expected, (fn.name, w, place, expected)
+    assert not wrong, wrong[:5]
+    assert compared >= 60 and placed >= 40, (compared, placed)
+    print(f"go{go}: {compared} records equal to DWARF's layout, {placed} words placed by the spills")
