@@ -21,9 +21,9 @@ _DWARF_ALIGN_UNKNOWN = (".align64",)
 _DWARF_MODEL_MAX_SIZE = 1 << 48  # larger types (a [1<<49-1]uint16 used for casts) the model refuses
 
 
-def built(go: str, variant: str, fixture: str):
-    path = FIXTURES / f"go{go}" / "amd64" / variant / fixture
-    require_file(path, f"go{go} {variant} {fixture}")
+def built(go: str, variant: str, fixture: str, arch: str = "amd64"):
+    path = FIXTURES / f"go{go}" / arch / variant / fixture
+    require_file(path, f"go{go} {arch} {variant} {fixture}")
     return path
 
 
@@ -39,13 +39,15 @@ def _layout(t):
 
 # every version for shapes (each moduledata layout: 1.20's covctrs, 1.26's epclntab; the map
 # descriptor sizes of 1.24-1.26), demo on a few
-@pytest.mark.parametrize("go, fixture", [(v, "shapes") for v in VERSIONS] + [(v, "demo") for v in FEW])
-def test_type_layouts_equal_dwarf(go, fixture):
+@pytest.mark.parametrize("go, fixture, arch", [(v, "shapes", "amd64") for v in VERSIONS] +
+                         [(v, "demo", "amd64") for v in FEW] + [(FEW[-1], "shapes", "arm64")])
+def test_type_layouts_equal_dwarf(go, fixture, arch):
     from dwarfgo.binary import GoBinary
     from dwarfgo.program import GoProgram
     from dwarfgo.typetables import RuntimeTypeModel
 
-    with GoBinary(built(go, "stripped", fixture)) as b, GoProgram(built(go, "default", fixture), cache=False) as prog:
+    with GoBinary(built(go, "stripped", fixture, arch)) as b, \
+            GoProgram(built(go, "default", fixture, arch), cache=False) as prog:
         model = RuntimeTypeModel(b)
         dwarf_names = prog._types_by_name
         compared, wrong, main_structs = 0, [], 0
@@ -317,8 +319,9 @@ def _leaf_offsets(t) -> list[int]:
     return [leaf.offset for leaf in leaves(t)]
 
 
-@pytest.mark.parametrize("go", [v for v in ("1.19", "1.22", "1.27") if v in VERSIONS] or VERSIONS[-1:])
-def test_arginfo_equals_the_dwarf_layout(go):
+@pytest.mark.parametrize("go, arch", [(v, "amd64") for v in ("1.19", "1.22", "1.27") if v in VERSIONS] +
+                         [(VERSIONS[-1], "arm64")])
+def test_arginfo_equals_the_dwarf_layout(go, arch):
     """Every fixture function's traceback record, read from the stripped build, is the record the
     compiler's algorithm writes for DWARF's parameters and layout; every word the morestack spills
     place is in the register of the DWARF layout, every other one on the stack where it says."""
@@ -328,9 +331,9 @@ def test_arginfo_equals_the_dwarf_layout(go):
     from dwarfgo.rtypes import RuntimeTypes
     from dwarfgo.tablesig import word_layout
 
-    arch = arch_abi("amd64")
-    with GoProgram(built(go, "stripped", "shapes"), cache=False) as stripped, \
-            GoProgram(built(go, "default", "shapes"), cache=False) as prog:
+    registers_of = arch_abi(arch)
+    with GoProgram(built(go, "stripped", "shapes", arch), cache=False) as stripped, \
+            GoProgram(built(go, "default", "shapes", arch), cache=False) as prog:
         tables = RuntimeTypes(stripped.binary)
         records = ArgInfoTable(stripped.binary, tables)
         from dwarfgo.verify.evidence import trusted_layout
@@ -341,7 +344,7 @@ def test_arginfo_equals_the_dwarf_layout(go):
             if layout.unknown:
                 continue
             raw = records.raw(fn.address)
-            want, registers = _expected_arginfo(layout, fn.name, arch.arg_base)
+            want, registers = _expected_arginfo(layout, fn.name, registers_of.arg_base)
             if raw is None:
                 assert want == b"\xff" or not layout.inputs, fn.name  # no record: no inputs
                 continue
@@ -355,8 +358,9 @@ def test_arginfo_equals_the_dwarf_layout(go):
                 if place is None:
                     continue  # no morestack tail: unknown
                 placed += 1
-                expected = registers.get(w.offset) or f"stack[+{arch.arg_base + w.offset},+{arch.arg_base + w.offset + w.size}]"
+                sp = registers_of.arg_base + w.offset
+                expected = registers.get(w.offset) or f"stack[+{sp},+{sp + w.size}]"
                 assert place == expected, (fn.name, w, place, expected)
     assert not wrong, wrong[:5]
     assert compared >= 60 and placed >= 40, (compared, placed)
-    print(f"go{go}: {compared} records equal to DWARF's layout, {placed} words placed by the spills")
+    print(f"go{go} {arch}: {compared} records equal to DWARF's layout, {placed} words placed by the spills")
