@@ -165,7 +165,8 @@ def _cli(*args):
 
 def test_cli_sig_and_structs_from_the_tables():
     """`func (r Rect) Area() float64`, `func (c *Counter) Add(n int) (before, after int)` (not
-    called through an interface: its type is dropped), `type Pair struct { A int; B string }`."""
+    called through an interface: its type is dropped), `type Pair struct { A int; B string }`
+    (fixtures/shapes/funcs.go)."""
     go = FEW[-1]
     stripped = built(go, "stripped", "shapes")
     r = _cli("sig", stripped, "Rect.Area")
@@ -174,9 +175,19 @@ def test_cli_sig_and_structs_from_the_tables():
     assert lines[0] == "func (recv main.Rect) Area() (r0 float64)"
     assert "  source  runtime type table: method Area of main.Rect" in r.stdout
     assert lines[4].split()[:3] == ["receiver", "recv", "main.Rect"] and "size 16" in lines[4]
+    # its type dropped: the argument words of its traceback record, receiver and n
     r = _cli("sig", stripped, "(*Counter).Add")
-    assert r.returncode == 1 and "dropped its type (mtyp" in r.stderr and "--debug-from" in r.stderr
+    assert r.returncode == 0, r.stderr
+    assert "argument words only (not a signature)" in r.stdout and "dropped its type (mtyp" in r.stdout
+    assert "  source  traceback layout" in r.stdout and "--debug-from" in r.stdout
+    assert [l.split()[:3] for l in r.stdout.splitlines() if l.startswith("  arg")] == \
+        [["arg0", "8", "bytes"], ["arg1", "8", "bytes"]]
+    # `func Strings(s string, t string) (joined string, n int)`: two strings in AX BX and CX DI
     r = _cli("sig", stripped, "main.Strings")
+    assert r.returncode == 0 and "not a method in the runtime type tables" in r.stdout, r.stderr
+    assert [l.split()[1:] for l in r.stdout.splitlines() if l.startswith("  arg")] == \
+        [["{8,", "8}", "AX", "BX"], ["{8,", "8}", "CX", "DI"]]
+    r = _cli("sig", stripped, "main.main")  # no arguments: no record, no signature
     assert r.returncode == 1 and "not a method in the runtime type tables" in r.stderr
     assert len(r.stderr.splitlines()) == 1
     r = _cli("structs", stripped, "main.Pair")
