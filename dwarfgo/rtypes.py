@@ -80,6 +80,7 @@ class RMethod:
 class RIMethod:
     name: str
     type: int | None  # func type descriptor
+    pkg_path: str | None = None  # of an unexported method
 
 
 @dataclass(eq=False)
@@ -164,6 +165,28 @@ class RuntimeTypes:
             pos += 2
         return img.read(pos, n).decode("utf-8", "replace"), flags, pos + n
 
+    def name_pkg_path(self, address: int) -> str | None:
+        """The import path a name record carries after its text and tag (flag 4: an unexported
+        name of an interface or struct literal), or None."""
+        _, flags, pos = self.name_at(address)
+        if not flags & 4:
+            return None
+        if flags & 2:  # a tag, then the path
+            if self._varint_names:
+                n, shift = 0, 0
+                while True:
+                    b = self.image.uint(pos, 1)
+                    pos += 1
+                    n |= (b & 0x7F) << shift
+                    shift += 7
+                    if not b & 0x80 or shift > 28:
+                        break
+            else:
+                n = int.from_bytes(self.image.read(pos, 2), "big")
+                pos += 2
+            pos += n
+        return self.name_off(self.image.int(pos, 4))
+
     def name_off(self, off: int) -> str:
         return self.name_at(self.module.types + off)[0] if off else ""
 
@@ -220,7 +243,10 @@ class RuntimeTypes:
             data, n = self._slice(a + 56)
             for i in range(n):
                 m = data + 8 * i
-                t.imethods.append(RIMethod(self.name_off(img.int(m, 4)), self.type_off(img.int(m + 4, 4))))
+                name_at = self.module.types + img.int(m, 4)
+                name = self.name_at(name_at)[0]
+                pkg = None if name[:1].isupper() else self.name_pkg_path(name_at)
+                t.imethods.append(RIMethod(name, self.type_off(img.int(m + 4, 4)), pkg))
         uncommon = a + self._base_size(kind) if tflag & TFLAG_UNCOMMON else None
         if kind == FUNC:
             n_in, n_out = img.uint(a + 48, 2), img.uint(a + 50, 2)

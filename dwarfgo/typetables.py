@@ -2,10 +2,11 @@
 reader builds) and method signatures, from the runtime type descriptors (see rtypes).
 
 Type names are spelled as Go's DWARF spells them, so that they compare with a DWARF build's:
-a named type is its import path and name (`go/ast.Ident`; the descriptor itself prints the
-package *name*, `ast.Ident`), composite types are spelled from their parts (`[]*main.Pair`,
-`map[string]int`, `struct { A int; runtime.b string }`). A generic type's type arguments keep
-the descriptor's spelling (package names).
+a named type is its import path (escaped as in symbol names: `v1%2e0%2e0`) and name
+(`go/ast.Ident`; the descriptor itself prints the package *name*, `ast.Ident`), composite types
+are spelled from their parts (`[]*main.Pair`, `map[string]int`, `struct { A int; runtime.b
+string }`). Not recovered: a generic type's type arguments keep the descriptor's spelling
+(package names), and a type declared inside a function lacks DWARF's `·N` suffix.
 
 A method's signature comes from its type's method table: the name, the func type `mtyp`
 (parameter and result types; Go records no parameter names, so they are named by position:
@@ -63,6 +64,19 @@ class MethodSignature:
         return out
 
 
+def symbol_prefix(path: str) -> str:
+    """An import path as the linker spells it in symbol (and so DWARF) names: a '.' in the last
+    element, '%', '"', spaces, control and non-ASCII bytes escaped as %xx (objabi.PathToPrefix)."""
+    slash = path.rfind("/")
+    out = []
+    for i, c in enumerate(path.encode("utf-8")):
+        if c <= 0x20 or (c == 0x2E and i > slash) or c in (0x25, 0x22) or c >= 0x7F:
+            out.append(f"%{c:02x}")
+        else:
+            out.append(chr(c))
+    return "".join(out)
+
+
 class RuntimeTypeModel:
     """GoType objects for a binary's runtime type descriptors; `type_at(address)` is also the
     `reader` of each GoType (elements and keys resolve on use, by descriptor address)."""
@@ -95,7 +109,7 @@ class RuntimeTypeModel:
                 # element, but has no dot; the name before any type arguments has one
                 head = t.string.split("[", 1)[0]
                 local = t.string[head.index(".") + 1:] if "." in head else t.string
-                return f"{t.pkg_path}.{local}"
+                return f"{symbol_prefix(t.pkg_path)}.{local}"
             return t.string
         k = t.kind
         if k == rt.POINTER:
@@ -126,7 +140,9 @@ class RuntimeTypeModel:
         if k == rt.INTERFACE:
             if not t.imethods:
                 return "interface {}"
-            ms = [m.name + (self._func_text(self.tables.at(m.type)) if m.type else "()") for m in t.imethods]
+            pkg = self._struct_pkg(t)  # the interface's pkgPath, at the same place as a struct's
+            ms = [(f"{symbol_prefix(m.pkg_path or pkg)}.{m.name}" if (m.pkg_path or pkg) and not m.name[:1].isupper()
+                   else m.name) + (self._func_text(self.tables.at(m.type)) if m.type else "()") for m in t.imethods]
             return "interface { " + "; ".join(ms) + " }"
         return t.string
 
@@ -143,7 +159,7 @@ class RuntimeTypeModel:
         return out
 
     def _struct_pkg(self, t: rt.RType) -> str:
-        """The package path of a struct literal's unexported fields (its pkgPath name)."""
+        """The package path of a struct or interface literal's unexported names (its pkgPath)."""
         name = self.tables.image.word(t.address + 48)
         return self.tables.name_at(name)[0] if name else ""
 

@@ -375,3 +375,13 @@ def test_arginfo_equals_the_dwarf_layout(go, arch):
     assert not wrong, wrong[:5]
     assert compared >= 60 and placed >= 40, (compared, placed)
     print(f"go{go} {arch}: {compared} records equal to DWARF's layout, {placed} words placed by the spills")
+
+
+def test_import_paths_spelled_as_in_symbol_names():
+    """As cmd/go 1.27's DWARF spells them (`crypto/internal/entropy/v1%2e0%2e0.source`): a '.'
+    of the last element escaped, not those before it."""
+    from dwarfgo.typetables import symbol_prefix
+
+    assert symbol_prefix("crypto/internal/entropy/v1.0.0") == "crypto/internal/entropy/v1%2e0%2e0"
+    assert symbol_prefix("gopkg.in/yaml.v3") == "gopkg.in/yaml%2ev3"
+    assert symbol_prefix("main") == "main" and symbol_prefix("go/ast") == "go/ast"
