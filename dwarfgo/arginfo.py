@@ -25,7 +25,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from .errors import DamagedBinary
+from .errors import DamagedBinary, reading
 
 FUNCDATA_ARGINFO = 5
 END_SEQ, START_AGG, END_AGG, DOTDOTDOT, OFFSET_TOO_LARGE = 0xFF, 0xFE, 0xFD, 0xFC, 0xFB
@@ -87,7 +87,10 @@ class ArgInfoTable:
     def __init__(self, binary, tables):
         """`tables`: rtypes.RuntimeTypes (its loaded image and module data)."""
         from .pclntab import locate
+        with reading(binary.path, "function table (.gopclntab)"):
+            self._index(binary, tables, locate)
 
+    def _index(self, binary, tables, locate) -> None:
         self.binary = binary
         self.image = tables.image
         self.module = tables.module
@@ -96,7 +99,7 @@ class ArgInfoTable:
         if found is None or self.version < (1, 18) or self.module.gofunc is None:
             self._funcs: dict[int, int] = {}
             return
-        address, data, _ = found
+        data = found[1]
         self._data = data
         ptr = binary.ptr_size
         order = "<" if binary.elf.little_endian else ">"
@@ -113,6 +116,10 @@ class ArgInfoTable:
 
     def raw(self, entry: int) -> bytes | None:
         """The ArgInfo bytes of the function at `entry`, or None (none recorded, or Go < 1.18)."""
+        with reading(self.binary.path, f"function table record of the function at {entry:#x}"):
+            return self._raw(entry)
+
+    def _raw(self, entry: int) -> bytes | None:
         f = self._funcs.get(entry)
         if f is None:
             return None

@@ -19,9 +19,10 @@ version; a slice takes three words):
   Go 1.27      no typelinks or itablinks: types 37, typedesclen 38, etypes 39, itaboffset 40,
                itabsize 41, rodata 42, gofunc 43; the descriptors of the types typelinks
                listed before lie in [types + 8, types + typedesclen), one after another,
-               each aligned to the pointer size (runtime.moduleTypelinks); the itabs in [types + itaboffset, + itabsize),
-               each 32 bytes (inter, type, hash, fun[0]) and, when fun[0] is not 0, a code
-               pointer more for each method of the interface after the first (abi.ITab.Size)
+               each aligned to the pointer size (runtime.moduleTypelinks); the itabs in
+               [types + itaboffset, + itabsize), each 32 bytes (inter, type, hash, fun[0])
+               and, when fun[0] is not 0, a code pointer more for each method of the
+               interface after the first (abi.ITab.Size)
 
 `typelinks` are offsets from `types` of the unnamed pointer, array, chan, func, map, slice and
 struct types (cmd/compile's reflectdata); named types are reached from them (a `*T` leads to `T`).

@@ -176,16 +176,14 @@ class WordLayout:
 TRACEBACK_SOURCE = "traceback layout"
 
 
-def word_layout(prog, symbol, tables=None) -> WordLayout | None:
+def word_layout(prog, symbol, model: RuntimeTypeModel | None = None) -> WordLayout | None:
     """The argument words of the function at `symbol` from its ArgInfo record (Go 1.17+), placed
     by the machine code's morestack spills; None when the function has no record."""
     from .abi.registers import arch_abi
-    from .arginfo import ArgInfoTable
-    from .rtypes import RuntimeTypes
 
     binary = prog.binary
-    tables = tables or RuntimeTypes(binary)
-    values = ArgInfoTable(binary, tables).values(symbol.address)
+    model = model or RuntimeTypeModel(binary)
+    values = model.arginfo.values(symbol.address)
     if values is None:
         return None
     arch = arch_abi(binary.arch)
@@ -235,10 +233,11 @@ def describe_without_dwarf(prog, query: str, as_json: bool) -> str:
     type tables; else the argument words of the traceback record; else a DwarfgoError saying why."""
     import json
 
+    model = RuntimeTypeModel(prog.binary)
     try:
-        ts = signature_from_tables(prog, query)
+        ts = signature_from_tables(prog, query, model)
     except NoTableSignature as e:
-        words = word_layout(prog, e.symbol)
+        words = word_layout(prog, e.symbol, model)
         if words is None:
             raise
         if as_json:

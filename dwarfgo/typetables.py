@@ -262,6 +262,12 @@ class RuntimeTypeModel:
         raise TypeNotFound(name, difflib.get_close_matches(name, list(names), n=5))
 
     @cached_property
+    def arginfo(self):
+        """The traceback argument records (arginfo.ArgInfoTable) of the same binary."""
+        from .arginfo import ArgInfoTable
+        return ArgInfoTable(self.binary, self.tables)
+
+    @cached_property
     def methods(self) -> list[MethodSignature]:
         """Every method of every method table, with the function at its code address."""
         with reading(self.binary.path, "runtime type tables (method tables)"):

@@ -300,7 +300,6 @@ def _expected_arginfo(layout, name: str, arg_base: int) -> tuple[bytes, dict[int
         return True
 
     def visit_size(base, size) -> bool:
-        nonlocal n
         if n >= 10:
             out.append(0xFC)
             return False
@@ -337,16 +336,15 @@ def test_arginfo_equals_the_dwarf_layout(go, arch):
     compiler's algorithm writes for DWARF's parameters and layout; every word the morestack spills
     place is in the register of the DWARF layout, every other one on the stack where it says."""
     from dwarfgo.abi.registers import arch_abi
-    from dwarfgo.arginfo import ArgInfoTable
     from dwarfgo.program import GoProgram
-    from dwarfgo.rtypes import RuntimeTypes
     from dwarfgo.tablesig import word_layout
+    from dwarfgo.typetables import RuntimeTypeModel
 
     registers_of = arch_abi(arch)
     with GoProgram(built(go, "stripped", "shapes", arch), cache=False) as stripped, \
             GoProgram(built(go, "default", "shapes", arch), cache=False) as prog:
-        tables = RuntimeTypes(stripped.binary)
-        records = ArgInfoTable(stripped.binary, tables)
+        model = RuntimeTypeModel(stripped.binary)
+        records = model.arginfo
         from dwarfgo.verify.evidence import trusted_layout
         compared = placed = 0
         wrong = []
@@ -363,7 +361,7 @@ def test_arginfo_equals_the_dwarf_layout(go, arch):
             if raw != want:
                 wrong.append((fn.name, raw.hex(), want.hex()))
                 continue
-            words = word_layout(stripped, stripped.binary.symbol_at(fn.address), tables)
+            words = word_layout(stripped, stripped.binary.symbol_at(fn.address), model)
             for w in words.values.words():
                 place = words.places.get(id(w))
                 if place is None:
