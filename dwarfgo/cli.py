@@ -21,6 +21,8 @@ from .errors import DwarfgoError, describe
 from . import indexcache
 from .program import GoProgram
 from .report import evidence_record, function_record
+from .tablesig import describe_without_dwarf, signature_from_tables, tables_only
+from .typetables import SOURCE as TABLES_SOURCE, RuntimeTypeModel
 from .verify.evidence import gather, require_arch, trusted_layout
 
 app = typer.Typer(
@@ -189,6 +191,10 @@ def sig(
       dwarfgo sig ./server main.handle --json
     """
     with _open(binary, debug_file, debug_from, no_cache) as prog:
+        if tables_only(prog):  # no DWARF, no twin: what the runtime's own tables give
+            text = describe_without_dwarf(prog, func, as_json)
+            typer.echo(text if as_json else "\n".join(_safe(line) for line in text.splitlines()))
+            return
         fn = prog.function(func)
         layout, _ = trusted_layout(prog, fn)
         rec = function_record(prog, fn, with_layout=True, layout=layout)
@@ -332,11 +338,20 @@ def structs(
     if not prefix or not prefix.replace("_", "a").isalnum() or prefix[0].isdigit():
         _fail(f"--prefix {prefix!r} is not a valid C identifier prefix", 2)
     with _open(binary, debug_file, debug_from, no_cache) as prog:
-        roots = [prog.type_named(t) for t in types or []]
-        if for_func:
-            fn = prog.function(for_func)
-            roots += [p.type for p in fn.inputs + fn.results if not p.is_hidden]
-        w = CHeaderWriter(prefix=prefix, ptr_size=prog.binary.ptr_size)
+        if tables_only(prog):  # no DWARF, no twin: the types the runtime type tables describe
+            model = RuntimeTypeModel(prog.binary)
+            roots = [model.lookup(t) for t in types or []]
+            if for_func:
+                fn = signature_from_tables(prog, for_func, model).function
+                roots += [p.type for p in fn.inputs + fn.results]
+            source = f"the runtime type tables, no DWARF (source: {TABLES_SOURCE})"
+        else:
+            source = "DWARF"
+            roots = [prog.type_named(t) for t in types or []]
+            if for_func:
+                fn = prog.function(for_func)
+                roots += [p.type for p in fn.inputs + fn.results if not p.is_hidden]
+        w = CHeaderWriter(prefix=prefix, ptr_size=prog.binary.ptr_size, source=source)
         for t in roots:
             w.add(t, depth)
         typer.echo(w.render(), nl=False)

@@ -1,0 +1,248 @@
+"""A function's signature and argument locations from the runtime type tables, for a binary
+with no DWARF and no twin (`dwarfgo sig` on a `-ldflags='-s -w'` build).
+
+Only methods have a signature there: the method table of a type lists each method's func type
+(`mtyp`) and code address (see typetables). The method's values are named by position (the
+receiver `recv`, parameters p0, p1, ..., results r0, r1, ...) since Go records no names. The
+locations follow from the types by the ABI's assignment (abi.assign), and are checked by two
+witnesses that need no DWARF: the function table's argument-area size must equal the one the
+assignment gives, and the morestack spills in the machine code (register ABI) must store the
+registers the assignment gives. A witness that disagrees makes every location unknown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .abi.assign import FunctionLayout, assign
+from .binary import parse_go_version
+from .errors import DwarfgoError
+from .functions import Function, Parameter, split_symbol
+from .names import lookup
+from .typetables import SOURCE, MethodSignature, RuntimeTypeModel
+
+
+class NoTableSignature(DwarfgoError):
+    """The tables give no signature for this function (`symbol`)."""
+
+    def __init__(self, symbol, message: str):
+        super().__init__(message)
+        self.symbol = symbol
+
+
+@dataclass
+class TableSignature:
+    function: Function  # values named recv, p0..., r0...; no DWARF behind it
+    method: MethodSignature
+    layout: FunctionLayout | None  # None: no register table for the architecture
+    args_size: int | None  # the function table's argument-area size
+    spills: str  # what the machine code's morestack spills say
+
+    def record(self) -> dict:
+        """For `sig --json`."""
+        fn, layout = self.function, self.layout
+        locs = {id(loc.param): loc for loc in (layout.inputs + layout.results)} if layout else {}
+
+        def value(p):
+            loc = locs.get(id(p))
+            return {"name": p.name, "type": p.type.name, "size": p.type.size, "align": p.type.align,
+                    "location": None if layout is None or layout.unknown or loc is None else loc.describe()}
+
+        return {"function": fn.name, "address": fn.address, "signature": fn.signature(), "source": SOURCE,
+                "receiver": value(fn.receiver), "params": [value(p) for p in fn.arguments],
+                "results": [value(p) for p in fn.results], "abi": layout.abi if layout else None,
+                "args_size": self.args_size, "spills": self.spills,
+                "locations_unknown": layout.unknown if layout else "no register table for this architecture"}
+
+    def lines(self, go_version: str | None, arch: str) -> list[str]:
+        fn, layout = self.function, self.layout
+        out = [fn.signature(),
+               f"  symbol  {fn.name} at {fn.address:#x}",
+               f"  binary  {go_version} {arch}, no DWARF; ABI {layout.abi if layout else 'unknown'}",
+               f"  source  {SOURCE}: method {self.method.method} of {self.method.receiver.name} (Go records no "
+               f"parameter names: named by position)"]
+        locs = {id(loc.param): loc for loc in (layout.inputs + layout.results)} if layout else {}
+        rows = [("receiver" if p is fn.receiver else "param", p) for p in fn.inputs] + \
+               [("result", p) for p in fn.results]
+        width = max(len(p.name) for _, p in rows)
+        twidth = max(len(p.type.name) for _, p in rows)
+        for role, p in rows:
+            loc = locs.get(id(p))
+            where = "unknown" if layout is None or layout.unknown or loc is None else loc.describe()
+            out.append(f"  {role:<8} {p.name:<{width}}  {p.type.name:<{twidth}}  size {p.type.size:<4} "
+                       f"align {p.type.align:<2} {where}")
+        out.append(f"  check   argument area {self.args_size if self.args_size is not None else 'unknown'} bytes "
+                   f"in the function table; morestack spills: {self.spills}")
+        if layout is not None and layout.unknown:
+            out.append(f"  note    locations unknown: {layout.unknown}")
+        return out
+
+
+def tables_only(prog) -> bool:
+    """Whether this program has neither DWARF (in the binary or a split-off debug file it names)
+    nor a twin: then only the runtime tables describe it."""
+    binary = prog.binary
+    if prog.twin is not None or binary.elf.get_section_by_name(".gnu_debuglink") is not None:
+        return False
+    return not binary.has_dwarf
+
+
+def function_from_method(symbol, m: MethodSignature) -> Function:
+    """A Function for a method of the tables: receiver `recv`, parameters p0..., results r0..."""
+    inputs = [Parameter("recv", m.receiver, False)] + [Parameter(f"p{i}", t, False) for i, t in enumerate(m.params)]
+    results = [Parameter(f"r{i}", t, True) for i, t in enumerate(m.results)]
+    _, recv, rest = split_symbol(symbol.name)
+    receiver_name = recv or rest.rsplit(".", 1)[0]
+    return Function(symbol, None, inputs, results, None, receiver_name)
+
+
+def signature_from_tables(prog, query: str, model: RuntimeTypeModel | None = None) -> TableSignature:
+    """The signature of the function `query` names, from the runtime type tables; a one-line
+    DwarfgoError saying why when they do not give it."""
+    binary = prog.binary
+    sym = lookup(binary.function_symbols, query)
+    model = model or RuntimeTypeModel(binary)
+    m = model.methods_by_address.get(sym.address)
+    advice = binary.no_dwarf_advice()
+    if m is None:
+        raise NoTableSignature(sym, f"{sym.name}: no signature without DWARF: it is not a method in the runtime type "
+                                    f"tables (they list only the methods of types that reach an interface or "
+                                    f"reflection); {advice}")
+    if not m.known:
+        raise NoTableSignature(sym, f"{sym.name} is method {m.method} of {m.receiver.name} in the runtime type "
+                                    f"tables, but the linker dropped its type (mtyp: no interface or reflection "
+                                    f"needs it): its signature is unknown; {advice}")
+    fn = function_from_method(sym, m)
+    version = parse_go_version(binary.go_version)
+    from .abi.registers import arch_abi
+    arch = arch_abi(binary.arch)
+    layout = None
+    args_size = prog.functab.args_size(sym.address)
+    spills = "not checked"
+    if arch is not None:
+        layout = assign(fn, arch, arch.uses_regabi(version), version)
+        mine = layout.spill_offset + layout.spill_size
+        if args_size is not None and args_size != mine:
+            layout.unknown = (f"the function table gives {args_size} bytes of arguments, the method's type accounts "
+                              f"for {mine}")
+        if binary.arch in ("amd64", "arm64") and sym.size:
+            from .verify.machine import analyze, check_spills
+            check = check_spills(layout, analyze(binary, sym.address, sym.size))
+            spills = {True: "agree", False: "DISAGREE", None: "no evidence"}[check.agrees]
+            if check.detail:
+                spills += f" ({check.detail})"
+            if check.agrees is False and layout.unknown is None:
+                layout.unknown = f"the machine code's morestack spills disagree: {check.detail}"
+    return TableSignature(fn, m, layout, args_size, spills)
+
+
+
+@dataclass
+class WordLayout:
+    """A function's argument words from its traceback record (ArgInfo), never a signature: each
+    top-level value with its words' sizes and where each word is at entry."""
+
+    symbol: object
+    values: object  # arginfo.Group
+    places: dict[int, str]  # id(Word) -> `AX`, `X0`, `stack[+8,+16]` or `unknown`
+    why_unknown: str | None  # why places are unknown, if they are
+
+    def lines(self) -> list[str]:
+        from .arginfo import Group
+
+        def shape(v) -> str:
+            if isinstance(v, Group):
+                inner = [shape(i) for i in v.items] + (["..."] if v.more else [])
+                return "{" + ", ".join(inner) + "}"
+            return str(v.size) if v.offset is not None else "?"
+
+        out = [f"{self.symbol.name} at {self.symbol.address:#x}: argument words only (not a signature)",
+               f"  source  {TRACEBACK_SOURCE}: the words the runtime prints in tracebacks, up to 10; no types, "
+               f"names or results"]
+        for i, v in enumerate(self.values.items):
+            words = v.words() if isinstance(v, Group) else [v]
+            size = f"{v.size} bytes" if not isinstance(v, Group) else shape(v)
+            where = " ".join(self.places.get(id(w), "unknown") for w in words)
+            out.append(f"  arg{i:<3} {size:<16} {where}")
+        if self.values.more:
+            out.append("  ...     more words the runtime does not record")
+        if not self.values.items:
+            out.append("  (no argument words)")
+        if self.why_unknown:
+            out.append(f"  note    places unknown: {self.why_unknown}")
+        return out
+
+
+TRACEBACK_SOURCE = "traceback layout"
+
+
+def word_layout(prog, symbol, model: RuntimeTypeModel | None = None) -> WordLayout | None:
+    """The argument words of the function at `symbol` from its ArgInfo record (Go 1.17+), placed
+    by the machine code's morestack spills; None when the function has no record."""
+    from .abi.registers import arch_abi
+
+    binary = prog.binary
+    model = model or RuntimeTypeModel(binary)
+    values = model.arginfo.values(symbol.address)
+    if values is None:
+        return None
+    arch = arch_abi(binary.arch)
+    places: dict[int, str] = {}
+    why = None
+    if arch is None or binary.arch not in ("amd64", "arm64") or not symbol.size:
+        why = f"no machine-code reader for {binary.arch}"
+    else:
+        from .verify.machine import analyze
+        report = analyze(binary, symbol.address, symbol.size)
+        if report.stack_check.tail_address is None or report.morestack_target is None:
+            why = ("no morestack tail in the machine code (no stack check), so nothing tells a register word "
+                   "from a stack word")
+        else:
+            stores = {s.sp_offset: s for s in report.spills}
+            for w in values.words():
+                if w.offset is None:
+                    places[id(w)] = "unknown (offset too large to record)"
+                    continue
+                sp = arch.arg_base + w.offset
+                s = stores.get(sp)
+                if s is not None and s.width == w.size:
+                    places[id(w)] = s.register
+                elif s is None:
+                    places[id(w)] = f"stack[+{sp},+{sp + w.size}]"
+                else:
+                    places[id(w)] = f"unknown (the spill at +{sp} is {s.width} bytes)"
+    return WordLayout(symbol, values, places, why)
+
+
+def _word_record(layout: WordLayout, why_no_signature: str) -> dict:
+    from .arginfo import Group
+
+    def value(v):
+        if isinstance(v, Group):
+            return {"aggregate": [value(i) for i in v.items], "more": v.more}
+        return {"offset": v.offset, "size": v.size, "place": layout.places.get(id(v), "unknown")}
+
+    return {"function": layout.symbol.name, "address": layout.symbol.address, "source": TRACEBACK_SOURCE,
+            "signature": None, "why_no_signature": why_no_signature,
+            "values": [value(v) for v in layout.values.items], "more": layout.values.more,
+            "places_unknown": layout.why_unknown}
+
+
+def describe_without_dwarf(prog, query: str, as_json: bool) -> str:
+    """`dwarfgo sig` on a binary with neither DWARF nor a twin: a method's signature from the
+    type tables; else the argument words of the traceback record; else a DwarfgoError saying why."""
+    import json
+
+    model = RuntimeTypeModel(prog.binary)
+    try:
+        ts = signature_from_tables(prog, query, model)
+    except NoTableSignature as e:
+        words = word_layout(prog, e.symbol, model)
+        if words is None:
+            raise
+        if as_json:
+            return json.dumps(_word_record(words, str(e)), indent=1)
+        return "\n".join(words.lines() + [f"  note    {e}"])
+    if as_json:
+        return json.dumps(ts.record(), indent=1)
+    return "\n".join(ts.lines(prog.binary.go_version, prog.binary.arch))
