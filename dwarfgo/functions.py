@@ -15,7 +15,7 @@ from functools import cached_property
 
 from .binary import GoBinary, Symbol
 from .dwarf import CompileUnit, DwarfIndex
-from .errors import reading
+from .errors import DwarfgoError, reading
 from .gotypes import GoType, Kind, ref_offset
 
 
@@ -307,12 +307,51 @@ class FunctionTable:
         visible = [p for p in inputs if not p.is_hidden]
         fn.receiver_name = receiver_of(symbol.name, visible[0] if visible else None)
         if not results:
-            fn.results_note = self._results_note(symbol.name, die, visible[0] if visible else None)
+            first = visible[0] if visible else None
+            fn.results_note = self._results_note(symbol.name, die, first) or self._promoted_wrapper_note(symbol.name, first)
         return fn
 
     @cached_property
     def _symbol_names(self) -> set[str]:
         return {s.name for s in self.binary.function_symbols}
+
+    def _promoted_wrapper_note(self, name: str, first: Parameter | None) -> str | None:
+        """Go 1.21 (seen; 1.20 not in the matrix, assumed alike) writes no DWARF results for the
+        wrapper of a promoted method, a method of an embedded field (`encoding/json.(*encodeState).Len`
+        wraps `bytes.(*Buffer).Len`, which returns an int). The function table's argument size
+        cannot tell (register results take no room there): when the method it wraps lists
+        results, say so, naming them."""
+        version = self.index.version_tuple
+        if first is None or version is None or not (1, 20) <= version[:2] <= (1, 21):
+            return None
+        pkg, recv, rest = split_symbol(_strip_abi0(name))
+        method = _split_top_level(rest)[-1]
+        rtype = first.type.elem if first.type.name.startswith("*") and first.type.elem else first.type
+        for f in rtype.fields if rtype.kind is Kind.STRUCT else []:
+            if not f.embedded:
+                continue
+            if f.type.kind is Kind.INTERFACE:  # DWARF does not describe an interface's methods
+                return (f"Go 1.21 writes no DWARF results for the wrapper of a promoted method, and "
+                        f"{rtype.name} embeds the interface {f.type.name}: results may exist that DWARF "
+                        f"does not list")
+            fpkg, _, fname = f.type.name.lstrip("*").rpartition(".")
+            for wrapped in (f"{fpkg}.(*{fname}).{method}", f"{fpkg}.{fname}.{method}"):
+                sym = self._symbols_by_name.get(wrapped)
+                if sym is None or wrapped == name:
+                    continue
+                try:
+                    results = self.at(sym).results
+                except DwarfgoError:
+                    return None
+                if results:
+                    listed = ", ".join(r.type.name for r in results)
+                    return (f"Go 1.21 writes no DWARF results for the wrapper of a promoted method, and the "
+                            f"method it wraps, {wrapped}, returns ({listed})")
+        return None
+
+    @cached_property
+    def _symbols_by_name(self) -> dict:
+        return {s.name: s for s in self.binary.function_symbols}
 
     def _results_note(self, name: str, die, first: Parameter | None) -> str | None:
         """Go (1.23 to at least 1.27) writes no DWARF entry for the unnamed results of a function

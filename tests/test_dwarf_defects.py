@@ -98,3 +98,45 @@ def test_repeated_pieces_and_holes_read_as_go_119_repeats():
     assert compare(a, _dwarf("AX:8 DI:8 BX:8 CX:8")).known == ""
     # agreeing pieces agree
     assert compare(a, _dwarf("AX:8 BX:8 CX:8")).agrees is True
+
+
+def test_go121_promoted_method_wrappers_missing_results_are_noted():
+    """Go 1.21 writes no DWARF results for the wrapper of a promoted method. Against the same
+    fixture built by Go 1.22 (whose DWARF lists them), over the methods of types with an embedded
+    field: every 1.21 method that DWARF gives no result but 1.22 does is noted; a note that
+    names the results names those 1.22 lists; none is noted that has no results in 1.22."""
+    import pytest
+
+    from conftest import FIXTURES, require_file
+    from dwarfgo.program import GoProgram
+
+    old, new = (FIXTURES / f"go{v}" / "amd64" / "default" / "shapes" for v in ("1.21", "1.22"))
+    if not old.exists() and not new.exists():
+        pytest.skip("Go 1.21/1.22 fixtures not built")
+    require_file(old, "fixture binary")
+    require_file(new, "fixture binary")
+    def embeds(fn) -> bool:  # a method whose receiver's type has an embedded field (per 1.22's DWARF)
+        recv = fn.receiver
+        t = recv.type.elem if recv is not None and recv.type.name.startswith("*") and recv.type.elem else (
+            recv.type if recv is not None else None)
+        return t is not None and any(f.embedded for f in t.fields)
+
+    with GoProgram(new) as p22:
+        results22 = {fn.name: [r.type.name for r in fn.results] for fn in p22.functions.iter_all() if embeds(fn)}
+    unnoted, wrong = [], []
+    noted = 0
+    with GoProgram(old) as p21:
+        for fn in p21.functions.iter_all():
+            if fn.results or fn.name not in results22:
+                continue
+            if fn.results_note:
+                noted += 1
+                if not results22[fn.name]:
+                    wrong.append(f"{fn.name}: noted, but 1.22 lists no results")
+                elif "returns (" in fn.results_note and f"returns ({', '.join(results22[fn.name])})" not in fn.results_note:
+                    wrong.append(f"{fn.name}: {fn.results_note} vs 1.22 {results22[fn.name]}")
+            elif results22[fn.name]:
+                unnoted.append(fn.name)
+    assert not wrong, wrong[:5]
+    assert noted >= 3, noted  # encoding/json.(*encodeState).Len and others, on this fixture
+    assert not unnoted, unnoted[:10]
