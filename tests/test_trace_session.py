@@ -224,3 +224,26 @@ def test_dynamic_type_names_come_from_the_descriptor_not_a_dwarf_pass(demo):
     got = {addr: names(addr) for addr in expected}
     assert got == expected
     assert names(base + 0x7FFFFFF0) is None  # not a descriptor in the file: no name, no crash
+
+
+def test_a_traced_commands_output_after_bpftrace_warnings_is_passed_on(demo):
+    """bpftrace 0.17 starts with located warnings (`file:L:C: WARNING: Failed to map_lookup_elem`,
+    its source line, a caret line). A line of the -c command that came thousands of event lines
+    later was taken for a warning's third line and swallowed (scripts/bench-trace lost the load
+    program's report). Lines copied from a real 0.17 output."""
+    _, fn, program = demo
+    d = Decoder(program.probes)
+    other = []
+    d.on_other_output = other.append
+    lines = ["/tmp/dwarfgo-70hy8jhw.bt:21:17-29: WARNING: Failed to map_lookup_elem: 0",
+             "    @dg_seq[tid] = @dg_seq[tid] + 1;",
+             "                   ~~~~~~~~~~~~",
+             *_call_lines(program, fn, 10, 1, 1000),
+             '{"calls": 200000, "cpu_ns": 3047982000}',
+             "/tmp/x.bt:11:1-16: WARNING: Failed to map_lookup_elem: 0",
+             "/@dg_live_first == 0/",
+             "~~~~~~~~~~~~~~~",
+             "the command's next line"]
+    for line in lines:
+        d.feed(line)
+    assert other == ['{"calls": 200000, "cpu_ns": 3047982000}', "the command's next line"]

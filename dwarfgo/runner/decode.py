@@ -107,6 +107,7 @@ class _Pending:
 # bpftrace prints every map when it exits: the program's per-thread event counter is the number of
 # events its probes emitted on each thread, printed or not (`@dg_seq[12345]: 17`)
 _EMITTED = re.compile(r"^@dg_seq\[(\d+)\]: (\d+)$")
+_CARET = re.compile(r"^\s*[~^]+\s*$")
 _LOCATED_WARNING = re.compile(r"^\S*?:(\d+):\d+(?:-\d+)?: WARNING: (.*)$")
 _OLD_READ_FAILURE = re.compile(r"Failed to probe_read\w*: (.*?)(?: \(-?\d+\))?$")
 
@@ -199,11 +200,16 @@ class Decoder:
                 self._read_failed(*held)
             elif line.strip() and not line.startswith("Attaching"):
                 self.unparsed.append(line)
-                if after_warning:
-                    self._after_warning = after_warning - 1  # the warning's source or caret line
+                if after_warning >= 2:
+                    self._after_warning = 1  # the warning's source line; its caret line may follow
+                elif after_warning == 1 and _CARET.match(line):
+                    pass  # the caret line under the warning's source line
                 elif self.on_other_output is not None and not _bpftrace_message(line):
-                    self.on_other_output(line)
+                    self.on_other_output(line)  # e.g. the -c command's own output
             return None
+        # a warning's lines come together: an event line ends them (a traced command's line that
+        # comes later is its own, not the warning's; one was swallowed after 0.17's start-up warnings)
+        self._after_warning = 0
         parts = line.split(" ", 4)
         if len(parts) < 4:
             return None
