@@ -138,7 +138,7 @@ def funcs(
         progress = _Progress("reading functions")
         try:
             found = prog.map_matching(pattern, _function_json if as_json else _function_line, regex,
-                                      progress=progress)
+                                      progress=progress, store_as="funcs-json" if as_json else "funcs")
             for name, why in prog.twin_refusals[:3]:
                 typer.echo(_safe(f"dwarfgo: note: {name} left out: {why}"), err=True)
             if len(prog.twin_refusals) > 3:
@@ -257,7 +257,7 @@ def abi(
             progress = _Progress("analysing functions")
             try:
                 items = list(prog.map_matching(pattern or "main.*", task, regex if pattern else False,
-                                               progress=progress))
+                                               progress=progress, store_as="abi-json" if as_json else "abi"))
             finally:
                 progress.close()
             if not items and pattern is not None:
