@@ -14,7 +14,6 @@ from typing import List, Optional
 import typer
 
 from . import __version__
-from .cheaders import CHeaderWriter
 from elftools.common.exceptions import DWARFError, ELFError
 
 from .errors import DwarfgoError, describe
@@ -351,6 +350,7 @@ def structs(
             if for_func:
                 fn = prog.function(for_func)
                 roots += [p.type for p in fn.inputs + fn.results if not p.is_hidden]
+        from .cheaders import CHeaderWriter
         w = CHeaderWriter(prefix=prefix, ptr_size=prog.binary.ptr_size, source=source)
         for t in roots:
             w.add(t, depth)
