@@ -19,7 +19,7 @@ from .binary import Symbol
 T = TypeVar("T")
 
 RUN_LENGTH = 64  # symbols per piece of work
-RUNS_PER_WORKER = 120  # then a fresh worker (bounded memory)
+RUNS_PER_WORKER = 400  # then a fresh worker (bounded memory; each new one costs ~0.6 s to open the binary)
 MIN_PARALLEL = 400  # fewer symbols than this: not worth starting workers
 
 _program = None  # the worker's GoProgram
