@@ -11,7 +11,7 @@ import re
 from urllib.parse import unquote
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from .binary import GoBinary, Symbol
 from .dwarf import CompileUnit, DwarfIndex
@@ -169,6 +169,7 @@ def _param_text(p: Parameter) -> str:
     return f"{p.source_name} {p.type.name}" if p.source_name else p.type.name
 
 
+@lru_cache(maxsize=8192)  # a function's name is split several times while it is modelled and printed
 def split_symbol(name: str) -> tuple[str, str | None, str]:
     """Split a Go symbol into (package path, receiver part or None, function part).
 
@@ -212,6 +213,8 @@ def _first_bracket(name: str) -> int:
 
 
 def _split_top_level(text: str) -> list[str]:
+    if "[" not in text and "(" not in text and "]" not in text and ")" not in text:
+        return text.split(".")  # nothing nests: every dot splits
     parts, depth, start = [], 0, 0
     for i, ch in enumerate(text):
         if ch in "[(":
