@@ -14,7 +14,6 @@ from typing import List, Optional
 import typer
 
 from . import __version__
-from .cheaders import CHeaderWriter
 from elftools.common.exceptions import DWARFError, ELFError
 
 from .errors import DwarfgoError, describe
@@ -138,7 +137,7 @@ def funcs(
         progress = _Progress("reading functions")
         try:
             found = prog.map_matching(pattern, _function_json if as_json else _function_line, regex,
-                                      progress=progress)
+                                      progress=progress, store_as="funcs-json" if as_json else "funcs")
             for name, why in prog.twin_refusals[:3]:
                 typer.echo(_safe(f"dwarfgo: note: {name} left out: {why}"), err=True)
             if len(prog.twin_refusals) > 3:
@@ -257,7 +256,7 @@ def abi(
             progress = _Progress("analysing functions")
             try:
                 items = list(prog.map_matching(pattern or "main.*", task, regex if pattern else False,
-                                               progress=progress))
+                                               progress=progress, store_as="abi-json" if as_json else "abi"))
             finally:
                 progress.close()
             if not items and pattern is not None:
@@ -351,6 +350,7 @@ def structs(
             if for_func:
                 fn = prog.function(for_func)
                 roots += [p.type for p in fn.inputs + fn.results if not p.is_hidden]
+        from .cheaders import CHeaderWriter
         w = CHeaderWriter(prefix=prefix, ptr_size=prog.binary.ptr_size, source=source)
         for t in roots:
             w.add(t, depth)

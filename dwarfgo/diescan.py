@@ -15,6 +15,7 @@ block1, data1, data4, flag, ref_addr, sdata, sec_offset, string and udata.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 from .varint import uvarint as _uleb
@@ -26,11 +27,15 @@ DW_TAG_subroutine_type = 0x15
 DW_TAG_typedef = 0x16
 DW_TAG_base_type = 0x24
 DW_TAG_subprogram = 0x2E
+DW_TAG_formal_parameter = 0x05
+DW_TAG_inlined_subroutine = 0x1D
 
 DW_AT_name = 0x03
 DW_AT_low_pc = 0x11
 DW_AT_addr_base = 0x73
 DW_AT_abstract_origin = 0x31
+DW_AT_type = 0x49
+DW_AT_variable_parameter = 0x4B
 _UNIT_REF_FORMS = {0x11, 0x12, 0x13, 0x14, 0x15}  # ref1, ref2, ref4, ref8, ref_udata
 
 _FORM_ADDR = 0x01
@@ -61,6 +66,9 @@ _FORM_SIZES: dict[int, int | str] = {
     0x1F01: _LEB, 0x1F02: _LEB, 0x1F20: _OFFSET, 0x1F21: _OFFSET,  # GNU addr/str index, ref_alt, strp_alt
     # 0x10 ref_addr: the address size in DWARF 2, the offset size after; 0x16 indirect: unsupported
 }
+
+
+UNDECODED = object()  # an attribute value DieScanner.attributes leaves to pyelftools
 
 
 class ScanUnsupported(Exception):
@@ -354,6 +362,76 @@ class DieScanner:
         if at + address_size > len(self.addr):
             raise ScanUnsupported("DW_FORM_addrx index past the end of .debug_addr")
         return int.from_bytes(self.addr[at:at + address_size], self.order)
+
+    # ------------------------------------------------------------ one DIE's attributes
+    def unit_of(self, die_offset: int) -> int:
+        """The offset of the unit holding the DIE at `die_offset`."""
+        starts = self.__dict__.get("_unit_starts")
+        if starts is None:
+            starts = self._unit_starts = self.unit_offsets()
+        i = bisect.bisect_right(starts, die_offset) - 1
+        if i < 0:
+            raise ScanUnsupported(f"DIE offset {die_offset:#x} is in no unit")
+        return starts[i]
+
+    def attributes(self, die_offset: int, cu_offset: int | None = None,
+                   wanted: frozenset[int] | None = None) -> tuple[int, dict[int, object]]:
+        """(tag, {DW_AT_*: value}) of the DIE at `die_offset`, with the values pyelftools gives
+        but references made absolute (.debug_info offsets) and names decoded (UTF-8, errors
+        replaced). Values of forms this does not decode (blocks, expressions, section offsets,
+        implicit constants) are UNDECODED; a caller that needs one uses pyelftools. With `wanted`,
+        only those attributes are reported."""
+        try:
+            unit = self._unit(self.unit_of(die_offset) if cu_offset is None else cu_offset)
+            if not unit.first <= die_offset < unit.end:
+                raise ScanUnsupported(f"DIE offset {die_offset:#x} is not in the unit at {unit.offset:#x}")
+            code, pos = _uleb(self.info, die_offset)
+            if code == 0:
+                raise ScanUnsupported(f"no DIE at {die_offset:#x} (a null entry)")
+            abbrev = unit.table[code]
+            values: dict[int, object] = {}
+            for attr, form, size in abbrev.attributes:
+                start = pos
+                pos = pos + size if size >= 0 else self._apply(size, pos)
+                if wanted is None or attr in wanted:
+                    values[attr] = self._value(form, start, pos, unit)
+            if pos > unit.end:
+                raise ScanUnsupported(f"the DIE at {die_offset:#x} runs past its unit")
+            return abbrev.tag, values
+        except (IndexError, ValueError, KeyError) as e:
+            raise ScanUnsupported(f"DIE at {die_offset:#x} does not parse: {type(e).__name__}") from None
+
+    def _value(self, form: int, start: int, end: int, unit: "_Unit"):
+        data, order = self.info, self.order
+        if form in (_FORM_STRING, _FORM_STRP, _FORM_LINE_STRP):
+            return self._name(form, start, end)
+        if form in (0x0B, 0x05, 0x06, 0x07, _FORM_ADDR):  # data1/2/4/8, addr
+            return int.from_bytes(data[start:end], order)
+        if form in _UNIT_REF_FORMS:
+            value = _uleb(data, start)[0] if form == 0x15 else int.from_bytes(data[start:end], order)
+            return unit.offset + value
+        if form == 0x10:  # ref_addr
+            return int.from_bytes(data[start:end], order)
+        if form == 0x0F:  # udata
+            return _uleb(data, start)[0]
+        if form == 0x0D:  # sdata
+            value, shift, pos = 0, 0, start
+            while True:
+                byte = data[pos]
+                pos += 1
+                value |= (byte & 0x7F) << shift
+                shift += 7
+                if not byte & 0x80:
+                    return value - (1 << shift) if byte & 0x40 else value
+        if form == 0x0C:  # flag
+            return data[start] != 0
+        if form == 0x19:  # flag_present
+            return True
+        if form in _ADDRX_FORMS:
+            index = (_uleb(data, start)[0] if form in (_FORM_ADDRX, _FORM_GNU_ADDR_INDEX)
+                     else int.from_bytes(data[start:end], order))
+            return self._indexed_address(unit.addr_base, index, unit.address_size)
+        return UNDECODED
 
     def _apply(self, op: int, pos: int) -> int:
         data = self.info

@@ -18,8 +18,12 @@ from urllib.parse import unquote
 from elftools.dwarf.ranges import BaseAddressEntry, RangeEntry
 
 from .binary import GoBinary, parse_go_version
-from .diescan import DW_TAG_subprogram, DieScanner, ScanUnsupported
+from .diescan import (DW_AT_abstract_origin, DW_AT_low_pc, DW_AT_name, DW_AT_type, DW_AT_variable_parameter,
+                      DW_TAG_formal_parameter, DW_TAG_inlined_subroutine, DW_TAG_subprogram, UNDECODED, DieScanner, ScanUnsupported)
 
+_PARAMETER_ATTRIBUTES = frozenset({DW_AT_name, DW_AT_type, DW_AT_abstract_origin, DW_AT_variable_parameter})
+_ORIGIN_ATTRIBUTES = frozenset({DW_AT_name, DW_AT_abstract_origin})
+_LOW_PC = frozenset({DW_AT_low_pc})
 _TAG_NUMBERS = {"DW_TAG_formal_parameter": 0x05, "DW_TAG_inlined_subroutine": 0x1D, "DW_TAG_subprogram": 0x2E,
                 "DW_TAG_variable": 0x34, "DW_TAG_lexical_block": 0x0B}
 from .errors import reading
@@ -64,6 +68,44 @@ class CompileUnit:
     @property
     def is_go(self) -> bool:
         return self.producer.startswith("Go cmd/compile")
+
+
+class LazyDIE:
+    """A DIE known by its offset (found and checked by the raw scan), handed to pyelftools only
+    when something asks more of it than its offset: a whole-binary listing never does."""
+
+    __slots__ = ("offset", "cu_offset", "_dwarf", "_die")
+
+    def __init__(self, dwarf, cu_offset: int, offset: int):
+        self.offset = offset
+        self.cu_offset = cu_offset
+        self._dwarf = dwarf
+        self._die = None
+
+    @property
+    def parsed(self):
+        if self._die is None:
+            self._die = self._dwarf.get_CU_at(self.cu_offset).get_DIE_from_refaddr(self.offset)
+        return self._die
+
+    def __getattr__(self, name):  # what is not a slot: the pyelftools DIE's
+        return getattr(self.parsed, name)
+
+
+def cu_offset_of(die) -> int:
+    return die.cu_offset if isinstance(die, LazyDIE) else die.cu.cu_offset
+
+
+@dataclass(frozen=True)
+class ParamDIE:
+    """A DW_TAG_formal_parameter as the function model uses it, however it was read."""
+
+    offset: int
+    name: str  # "" without DW_AT_name
+    type_offset: int | None  # DW_AT_type, absolute
+    origin: int | None  # DW_AT_abstract_origin, absolute
+    is_result: bool  # DW_AT_variable_parameter
+    die: object  # the pyelftools DIE, or a LazyDIE
 
 
 def _text(value) -> str:
@@ -200,6 +242,14 @@ class DwarfIndex:
         return table
 
     def _subprogram_die(self, unit: CompileUnit, address: int, offset: int):
+        try:
+            tag, values = self._scanner.attributes(offset, unit.offset, _LOW_PC)
+            low = values.get(DW_AT_low_pc)
+            if low is not UNDECODED:
+                return LazyDIE(self.dwarf, unit.offset, offset) if tag == DW_TAG_subprogram and low == address \
+                    else None
+        except ScanUnsupported:
+            pass
         with reading(self.binary.path, f"DWARF in .debug_info at offset {offset:#x} (subprogram at {address:#x})"):
             die = unit.unit.get_DIE_from_refaddr(offset)
             low = die.attributes.get("DW_AT_low_pc") if die.tag == "DW_TAG_subprogram" else None
@@ -238,12 +288,93 @@ class DwarfIndex:
     def child_dies(self, die, tag: str, nested: bool = False) -> list:
         """The children of `die` (with `nested`, all descendants) of one tag, in order, found by
         the raw scan: pyelftools parses only those, not every DIE of the function's body."""
+        cu_offset = cu_offset_of(die)
         try:
-            found = self._scanner.children(die.cu.cu_offset, die.offset, {_TAG_NUMBERS[tag]}, nested)
+            found = self._scanner.children(cu_offset, die.offset, {_TAG_NUMBERS[tag]}, nested)
         except ScanUnsupported:
             return self._child_dies_parsed(die, tag, nested)
-        with reading(self.binary.path, f"DWARF children of the DIE at .debug_info offset {die.offset:#x}"):
-            return [die.cu.get_DIE_from_refaddr(d.offset) for d in found]
+        return [LazyDIE(self.dwarf, cu_offset, d.offset) for d in found]
+
+    def parameter_dies(self, die) -> list[ParamDIE]:
+        """The DW_TAG_formal_parameter children of `die`, read raw (pyelftools only for a unit
+        or a DIE the raw reader cannot decode)."""
+        cu_offset = cu_offset_of(die)
+        try:
+            out = []
+            for d in self._scanner.children(cu_offset, die.offset, {DW_TAG_formal_parameter}):
+                _, values = self._scanner.attributes(d.offset, cu_offset, _PARAMETER_ATTRIBUTES)
+                name, type_offset = values.get(DW_AT_name, ""), values.get(DW_AT_type)
+                origin, var = values.get(DW_AT_abstract_origin), values.get(DW_AT_variable_parameter, False)
+                if not (isinstance(name, str) and all(isinstance(v, int) for v in (type_offset or 0, origin or 0, var))):
+                    raise ScanUnsupported(f"an attribute of the DIE at {d.offset:#x} in a form not decoded")
+                out.append(ParamDIE(d.offset, name, type_offset, origin, bool(var),
+                                    LazyDIE(self.dwarf, cu_offset, d.offset)))
+            return out
+        except ScanUnsupported:
+            return [self._param_parsed(c) for c in self._child_dies_parsed(die, "DW_TAG_formal_parameter", False)]
+
+    @staticmethod
+    def _param_parsed(child) -> ParamDIE:
+        from .gotypes import ref_offset
+        attrs = child.attributes
+        name_attr = attrs.get("DW_AT_name")
+        var = attrs.get("DW_AT_variable_parameter")
+        return ParamDIE(child.offset, name_attr.value.decode("utf-8", "replace") if name_attr else "",
+                        ref_offset(child) if "DW_AT_type" in attrs else None,
+                        ref_offset(child, "DW_AT_abstract_origin") if "DW_AT_abstract_origin" in attrs else None,
+                        bool(var.value) if var is not None else False, child)
+
+    def inlined_names(self, die) -> list[str]:
+        """The names of the functions inlined into `die`'s body (at any depth), from their
+        abstract origins' declarations."""
+        cu_offset = cu_offset_of(die)
+        try:
+            names = []
+            for d in self._scanner.children(cu_offset, die.offset, {DW_TAG_inlined_subroutine}, True):
+                _, values = self._scanner.attributes(d.offset, cu_offset, _ORIGIN_ATTRIBUTES)
+                if DW_AT_abstract_origin in values:
+                    name = self._raw_origin(d.offset)[1].get(DW_AT_name)
+                    if name is not None:
+                        names.append(name)
+            return names
+        except ScanUnsupported:
+            pass
+        names = []
+        parsed = die.parsed if isinstance(die, LazyDIE) else die
+        for child in self._child_dies_parsed(parsed, "DW_TAG_inlined_subroutine", True):
+            if "DW_AT_abstract_origin" in child.attributes:
+                attr = self.origin(child).attributes.get("DW_AT_name")
+                if attr is not None:
+                    names.append(attr.value.decode("utf-8", "replace"))
+        return names
+
+    def _raw_origin(self, offset: int) -> tuple[int, dict]:
+        """(offset, attributes) of the declaration, as origin() follows abstract origins."""
+        tag, values = self._scanner.attributes(offset, None, _ORIGIN_ATTRIBUTES)
+        for _ in range(4):
+            target = values.get(DW_AT_abstract_origin)
+            if target is None:
+                break
+            if not isinstance(target, int) or isinstance(target, bool):
+                raise ScanUnsupported("an abstract origin in a form not decoded")
+            offset = target
+            tag, values = self._scanner.attributes(offset, None, _ORIGIN_ATTRIBUTES)
+        name = values.get(DW_AT_name)
+        if name is not None and not isinstance(name, str):
+            raise ScanUnsupported("a name in a form not decoded")
+        return offset, values
+
+    def origin_of(self, die):
+        """origin(die), for a LazyDIE without parsing it (and the declaration as a LazyDIE)."""
+        if isinstance(die, LazyDIE):
+            try:
+                offset, _ = self._raw_origin(die.offset)
+            except ScanUnsupported:
+                return self.origin(die.parsed)
+            if offset == die.offset:
+                return die
+            return LazyDIE(self.dwarf, self._scanner.unit_of(offset), offset)
+        return self.origin(die)
 
     def _child_dies_parsed(self, die, tag: str, nested: bool) -> list:
         out, stack = [], [iter(die.iter_children())]
@@ -261,6 +392,8 @@ class DwarfIndex:
 
     def origin(self, die):
         """The DIE carrying the declaration (name, parameter types): itself or its abstract origin."""
+        if isinstance(die, LazyDIE):
+            die = die.parsed
         seen = 0
         while "DW_AT_abstract_origin" in die.attributes and seen < 4:
             with reading(self.binary.path, f"DWARF in .debug_info at offset {die.offset:#x} (abstract origin)"):

@@ -11,12 +11,12 @@ import re
 from urllib.parse import unquote
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from .binary import GoBinary, Symbol
 from .dwarf import CompileUnit, DwarfIndex
 from .errors import DwarfgoError, reading
-from .gotypes import GoType, Kind, ref_offset
+from .gotypes import GoType, Kind
 
 
 @dataclass(eq=False)
@@ -169,6 +169,7 @@ def _param_text(p: Parameter) -> str:
     return f"{p.source_name} {p.type.name}" if p.source_name else p.type.name
 
 
+@lru_cache(maxsize=8192)  # a function's name is split several times while it is modelled and printed
 def split_symbol(name: str) -> tuple[str, str | None, str]:
     """Split a Go symbol into (package path, receiver part or None, function part).
 
@@ -212,6 +213,8 @@ def _first_bracket(name: str) -> int:
 
 
 def _split_top_level(text: str) -> list[str]:
+    if "[" not in text and "(" not in text and "]" not in text and ")" not in text:
+        return text.split(".")  # nothing nests: every dot splits
     parts, depth, start = [], 0, 0
     for i, ch in enumerate(text):
         if ch in "[(":
@@ -374,12 +377,9 @@ class FunctionTable:
                     bodies += [f"{fpkg}.{fname}.{method}-range1", f"{fpkg}.(*{fname}).{method}-range1"]
         if any(b in self._symbol_names for b in bodies):
             return _RANGE_FUNC_NOTE
-        for child in self.index.child_dies(die, "DW_TAG_inlined_subroutine", nested=True):
-            if "DW_AT_abstract_origin" in child.attributes:
-                origin = self.index.origin(child)
-                origin_name = origin.attributes.get("DW_AT_name")
-                if origin_name is not None and _RANGE_BODY.search(origin_name.value.decode("utf-8", "replace")):
-                    return _RANGE_FUNC_NOTE
+        for origin_name in self.index.inlined_names(die):
+            if _RANGE_BODY.search(origin_name):
+                return _RANGE_FUNC_NOTE
         return None
 
     def _missing_receiver(self, name: str, inputs: list[Parameter]) -> Parameter | None:
@@ -436,20 +436,20 @@ class FunctionTable:
         and, since Go 1.22, blank parameters (`~p0`). The concrete DIE lists them all in
         declaration order (`~p0, s, ~r0, ~r1`; `x, ~r0, ok`); an abstract parameter it does not
         refer to keeps its place after its abstract predecessor, without a location."""
-        origin = self.index.origin(die)
-        params = lambda d: self.index.child_dies(d, "DW_TAG_formal_parameter")
+        origin = self.index.origin_of(die)
+        params = self.index.parameter_dies
         if origin is die:
             pairs = [(c, c) for c in params(die)]
         else:
             declared = {c.offset: c for c in params(origin)}
             pairs, used = [], set()
             for child in params(die):
-                if "DW_AT_abstract_origin" in child.attributes:
-                    decl = declared.get(ref_offset(child, "DW_AT_abstract_origin"))
+                if child.origin is not None:
+                    decl = declared.get(child.origin)
                     if decl is not None and decl.offset not in used:
                         pairs.append((decl, child))
                         used.add(decl.offset)
-                elif "DW_AT_type" in child.attributes:
+                elif child.type_offset is not None:
                     pairs.append((child, child))
             after = 0  # insert unreferenced abstract parameters after their predecessor
             for decl in declared.values():
@@ -460,12 +460,11 @@ class FunctionTable:
                     after += 1
         inputs, results = [], []
         for child, loc_die in pairs:
-            name_attr = child.attributes.get("DW_AT_name")
-            name = name_attr.value.decode("utf-8", "replace") if name_attr else ""
-            var = child.attributes.get("DW_AT_variable_parameter")
-            is_result = bool(var.value) if var is not None else False
-            gotype = self.index.types.type_at(ref_offset(child))
-            p = Parameter(name, gotype, is_result, loc_die)
+            name, is_result = child.name, child.is_result
+            if child.type_offset is None:
+                raise KeyError("DW_AT_type")  # as pyelftools' attributes would: a parameter without a type
+            gotype = self.index.types.type_at(child.type_offset)
+            p = Parameter(name, gotype, is_result, loc_die.die if loc_die is not None else None)
             group = results if is_result else inputs
             if is_result and name and any(q.name == name for q in group):
                 # seen with Go 1.22: a result whose DIE is emitted twice, unnamed (`~r0`) or named

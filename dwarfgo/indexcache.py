@@ -25,6 +25,7 @@ from pathlib import Path
 
 FORMAT_VERSION = 1
 SUFFIX = ".index.json"
+RESULTS_SUFFIX = ".results.json"  # a ResultStore's file, beside its binary's index
 
 _warned: set[str] = set()
 
@@ -152,23 +153,107 @@ class IndexCache:
                "units": None if self.units is None else [[u.offset, u.name, u.producer, u.ranges] for u in self.units],
                "subprograms": {str(k): sorted(v.items()) for k, v in self.subprograms.items()},
                "types": self.types}
+        _write_atomically(self.path, doc)
+
+
+def _write_atomically(path: Path, doc) -> None:
+    """`doc` as JSON in a temporary file renamed over `path`; an unwritable directory is said once."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=SUFFIX, dir=path.parent)
+    except OSError as e:
+        _notice(f"cache directory {path.parent} is not writable ({e.strerror or e}); working without a "
+                f"cache (--no-cache to skip it, or set XDG_CACHE_HOME)")
+        return
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh, separators=(",", ":"))
+        os.replace(tmp, path)
+    except (OSError, TypeError, ValueError) as e:  # (TypeError, ValueError: a value JSON cannot hold)
+        if isinstance(e, OSError):
+            _notice(f"cannot write the index cache {path} ({e.strerror or e}); working without a cache")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=SUFFIX, dir=self.path.parent)
-        except OSError as e:
-            _notice(f"cache directory {self.path.parent} is not writable ({e.strerror or e}); working without a "
-                    f"cache (--no-cache to skip it, or set XDG_CACHE_HOME)")
-            return
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def _code_identity() -> str:
+    """Which dwarfgo computed a stored result: its version and the size and mtime of every
+    module of the package (a result made by other code, even an uninstalled edit, is not used)."""
+    from . import __version__
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256(__version__.encode())
+    for f in sorted(root.rglob("*.py")):
+        st = f.stat()
+        h.update(f"{f.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode("utf-8", "replace"))
+    return h.hexdigest()[:32]
+
+
+class ResultStore:
+    """What one whole-binary command computed per function (`funcs`' lines, `abi`'s evidence),
+    kept beside the index in a file of its own (so that `sig` does not read it), for the same
+    binary and the same dwarfgo code. Keys are `"<address hex> <symbol>"`; a value is the
+    command's result for that function (JSON: tuples come back as tuples), or None for a
+    function the command leaves out."""
+
+    def __init__(self, index: IndexCache, kind: str):
+        self.path = index.path.with_name(index.path.name[:-len(SUFFIX)] + f".{kind}" + RESULTS_SUFFIX)
+        self.identity = dict(index.identity, kind=kind, code=_code_identity())
+        self.results: dict[str, object] = {}
+        self._added = 0
         try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(doc, fh, separators=(",", ":"))
-            os.replace(tmp, self.path)
-        except OSError as e:
-            _notice(f"cannot write the index cache {self.path} ({e.strerror or e}); working without a cache")
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            with open(self.path, "rb") as fh:
+                doc = json.load(fh)
+            if isinstance(doc, dict) and doc.get("identity") == self.identity and isinstance(doc.get("results"), dict):
+                self.results = doc["results"]
+        except (OSError, ValueError):  # none yet, unreadable, or not JSON: rebuilt
+            pass
+
+    @staticmethod
+    def key(address: int, name: str) -> str:
+        return f"{address:x} {name}"
+
+    def get(self, key: str):
+        """(True, result) when stored, else (False, None)."""
+        if key not in self.results:
+            return False, None
+        return True, _thaw(self.results[key])
+
+    def put(self, key: str, result) -> None:
+        try:
+            self.results[key] = _freeze(result)
+        except ValueError:
+            return  # not storable: computed again next time
+        self._added += 1
+
+    def save(self) -> None:
+        if self._added:
+            self._added = 0
+            _write_atomically(self.path, {"identity": self.identity, "results": self.results})
+
+
+def _freeze(value):
+    """JSON for a result: a tuple is kept as {"tuple": [...]} (lists and dicts as they are)."""
+    if isinstance(value, tuple):
+        return {"tuple": [_freeze(v) for v in value]}
+    if isinstance(value, list):
+        return [_freeze(v) for v in value]
+    if isinstance(value, dict):
+        if "tuple" in value and len(value) == 1:
+            raise ValueError("a result dict with the single key 'tuple' cannot be stored")
+        return {k: _freeze(v) for k, v in value.items()}
+    return value
+
+
+def _thaw(value):
+    if isinstance(value, list):
+        return [_thaw(v) for v in value]
+    if isinstance(value, dict):
+        if len(value) == 1 and "tuple" in value:
+            return tuple(_thaw(v) for v in value["tuple"])
+        return {k: _thaw(v) for k, v in value.items()}
+    return value
 
 
 def _int(value) -> int:
@@ -192,9 +277,11 @@ class CacheSummary:
 
 
 def summary() -> CacheSummary:
+    """The index files (one per binary), and the bytes they and their stored results take."""
     d = cache_dir()
     files = [f for f in d.glob("*" + SUFFIX) if not f.name.startswith(".")] if d.is_dir() else []
-    return CacheSummary(d, len(files), sum(f.stat().st_size for f in files if f.is_file()))
+    results = [f for f in d.glob("*" + RESULTS_SUFFIX) if not f.name.startswith(".")] if d.is_dir() else []
+    return CacheSummary(d, len(files), sum(f.stat().st_size for f in files + results if f.is_file()))
 
 
 def clear() -> int:
@@ -206,7 +293,9 @@ def clear() -> int:
     for f in d.glob("*" + SUFFIX):  # with leftover temporary files (.tmp-*), not counted
         f.unlink(missing_ok=True)
         removed += not f.name.startswith(".")
+    for f in d.glob("*" + RESULTS_SUFFIX):  # the stored results go with their index
+        f.unlink(missing_ok=True)
     return removed
 
 
-__all__ = ["IndexCache", "UnitRecord", "cache_dir", "summary", "clear", "FORMAT_VERSION"]
+__all__ = ["IndexCache", "ResultStore", "UnitRecord", "cache_dir", "summary", "clear", "FORMAT_VERSION"]

@@ -19,7 +19,7 @@ from .binary import Symbol
 T = TypeVar("T")
 
 RUN_LENGTH = 64  # symbols per piece of work
-RUNS_PER_WORKER = 120  # then a fresh worker (bounded memory)
+RUNS_PER_WORKER = 400  # then a fresh worker (bounded memory; each new one costs ~0.6 s to open the binary)
 MIN_PARALLEL = 400  # fewer symbols than this: not worth starting workers
 
 _program = None  # the worker's GoProgram
@@ -35,6 +35,15 @@ def default_workers() -> int:
 def map_functions(prog, symbols: list[Symbol], task: Callable, workers: int | None = None,
                   progress: Callable[[int, int], None] | None = None) -> Iterator:
     """task(prog, fn) for every symbol whose function has Go DWARF, in order."""
+    for _, usable_, result in map_symbols(prog, symbols, task, workers, progress):
+        if usable_:
+            yield result
+
+
+def map_symbols(prog, symbols: list[Symbol], task: Callable, workers: int | None = None,
+                progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[Symbol, bool, object]]:
+    """(symbol, True, task(prog, fn)) for every symbol, in order, or (symbol, False, None) for a
+    symbol whose function has no Go DWARF."""
     workers = default_workers() if workers is None else workers
     runs = _runs(prog, symbols)
     if workers <= 1 or len(symbols) < MIN_PARALLEL or "fork" not in multiprocessing.get_all_start_methods():
@@ -45,9 +54,10 @@ def map_functions(prog, symbols: list[Symbol], task: Callable, workers: int | No
     with ctx.Pool(workers, initializer=_open_in_worker,
                   initargs=(str(prog.binary.path), prog.binary._debug_file_arg),
                   maxtasksperchild=RUNS_PER_WORKER) as pool:
-        for count, results in pool.imap(_run, [(task, run) for run in runs]):
-            done += count
-            yield from results
+        for run, results in zip(runs, pool.imap(_run, [(task, run) for run in runs])):
+            done += len(run)
+            for sym, (usable_, result) in zip(run, results):
+                yield sym, usable_, result
             if progress:
                 progress(done, len(symbols))
 
@@ -56,8 +66,7 @@ def _sequential(prog, symbols, task, progress) -> Iterator:
     from .program import usable
     for i, sym in enumerate(symbols):
         fn = prog.functions.at(sym)
-        if usable(fn):
-            yield task(prog, fn)
+        yield (sym, True, task(prog, fn)) if usable(fn) else (sym, False, None)
         if progress:
             progress(i + 1, len(symbols))
 
@@ -83,12 +92,12 @@ def _open_in_worker(path: str, debug_file) -> None:
     _program = GoProgram(path, debug_file, cache=False)  # the parent keeps the index cache
 
 
-def _run(job) -> tuple[int, list]:
+def _run(job) -> list[tuple[bool, object]]:
+    """(usable, task's result or None) per symbol of the run."""
     from .program import usable
     task, symbols = job
     out = []
     for sym in symbols:
         fn = _program.functions.at(sym)
-        if usable(fn):
-            out.append(task(_program, fn))
-    return len(symbols), out
+        out.append((True, task(_program, fn)) if usable(fn) else (False, None))
+    return out

@@ -111,17 +111,18 @@ def _scan_segments(binary) -> tuple[int, bytes, str] | None:
     return None
 
 
-def read_table(binary) -> PclnTable | None:
-    """The parsed function table, or None if the binary has none."""
+def read_table(binary, code_ends: bool = True) -> PclnTable | None:
+    """The parsed function table, or None if the binary has none. Without `code_ends`, each
+    function's `end` is the next function's entry (an upper bound; no pc table is walked)."""
     with reading(binary.path, "function table (.gopclntab)"):
         found = locate(binary)
         if found is None:
             return None
         address, data, where = found
-        return _parse(data, address, binary, where)
+        return _parse(data, address, binary, where, code_ends)
 
 
-def _parse(data: bytes, address: int, binary, where: str) -> PclnTable:
+def _parse(data: bytes, address: int, binary, where: str, code_ends: bool = True) -> PclnTable:
     path = binary.path
     if len(data) < 16:
         raise DamagedBinary(f"{path}: damaged function table ({where}): {len(data)} bytes")
@@ -153,7 +154,7 @@ def _parse(data: bytes, address: int, binary, where: str) -> PclnTable:
 
     def code_end(entry: int, pctab_off: int, fallback: int) -> int:
         """The last pc of the function's pcsp table: the end of its code."""
-        if pctab_off == 0:
+        if pctab_off == 0 or not code_ends:
             return fallback
         off, pc, first = pctab_off, entry, True
         # the table ends at or before the next function's entry: a step per instruction at most
@@ -238,12 +239,11 @@ class FuncTable:
         self.binary = binary
 
     @cached_property
-    def table(self) -> PclnTable | None:
-        return read_table(self.binary)
-
-    @cached_property
     def args_by_entry(self) -> dict[int, int]:
-        return {f.entry: f.args for f in self.table.functions} if self.table else {}
+        # the ends of the functions' code are not needed here: their pc tables (most of the
+        # table's reading, 0.8 s of 1.1 on cmd/compile 1.27) are not walked
+        table = read_table(self.binary, code_ends=False)
+        return {f.entry: f.args for f in table.functions} if table else {}
 
     def args_size(self, entry: int) -> int | None:
         """The runtime's argument-area size of the function starting at `entry` (None if unknown)."""

@@ -18,7 +18,7 @@ from .dwarf import DwarfIndex
 from .errors import DwarfgoError, TypeNotFound, reading
 from .functions import Function, FunctionTable
 from .gotypes import GoType
-from .indexcache import IndexCache
+from .indexcache import IndexCache, ResultStore
 from .names import compile_pattern, lookup, matching_names
 
 _TYPE_TAG_NUMBERS = frozenset({DW_TAG_typedef, DW_TAG_base_type, DW_TAG_structure_type, DW_TAG_pointer_type,
@@ -52,6 +52,7 @@ class GoProgram:
         self._use_cache = cache
         self.twin = None
         self.twin_refusals: list[tuple[str, str]] = []  # (function, why) left out of matching()
+        self._stores: list[ResultStore] = []  # results of map_matching kept in the cache
         if debug_from:
             from .twin import DwarfTwin
             self.twin = DwarfTwin(self.binary, debug_from)
@@ -65,6 +66,8 @@ class GoProgram:
         cache = self.__dict__.get("cache")
         if cache is not None:
             cache.save()
+        for store in self._stores:
+            store.save()
         self.binary.close()
         if self.twin is not None:
             self.twin.close()
@@ -128,10 +131,14 @@ class GoProgram:
         return out
 
     def map_matching(self, pattern: str | None, task, regex: bool = False, workers: int | None = None,
-                     progress=None):
+                     progress=None, store_as: str | None = None):
         """task(self, fn) for each function `matching` would return, in the same order, the
-        functions modelled in worker processes when there are many (see parallel)."""
-        from .parallel import map_functions
+        functions modelled in worker processes when there are many (see parallel).
+
+        `store_as` names what the task computes (its results must be JSON with tuples, never None): the
+        results are then kept in the index cache (a ResultStore of that name) and a later run
+        on the same binary takes them from there, computing only the functions not stored."""
+        from .parallel import map_functions, map_symbols
         symbols = matching_names(compile_pattern(pattern, regex), self.binary.function_symbols, pattern)
         if self.twin is not None:  # as matching(): a function whose code is not the twin's is left out
             kept = []
@@ -142,7 +149,27 @@ class GoProgram:
                 else:
                     kept.append(sym)
             symbols = kept
-        return map_functions(self, symbols, task, workers, progress)
+        if store_as is None or self.cache is None or self.twin is not None:
+            return map_functions(self, symbols, task, workers, progress)
+        store = ResultStore(self.cache, store_as)
+        self._stores.append(store)
+        return self._stored_map(store, symbols, task, workers, progress, map_symbols)
+
+    def _stored_map(self, store: ResultStore, symbols, task, workers, progress, map_symbols):
+        keys = [ResultStore.key(s.address, s.name) for s in symbols]
+        stored = [store.get(k) for k in keys]
+        missing = [s for s, (hit, _) in zip(symbols, stored) if not hit]
+        computed = map_symbols(self, missing, task, workers,
+                               (lambda done, total: progress(done + len(symbols) - total, len(symbols)))
+                               if progress else None)
+        for key, (hit, result) in zip(keys, stored):
+            if hit:
+                found = result is not None  # None: a function the task is not run on
+            else:
+                _, found, result = next(computed)
+                store.put(key, result if found else None)
+            if found:
+                yield result
 
     # ------------------------------------------------------------ types by name
     @cached_property

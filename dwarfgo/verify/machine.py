@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import capstone
-from capstone import x86_const, arm64_const
+# capstone is imported by disassemble(), the one way in to instructions, on first use: commands
+# that never read machine code (`funcs`, `structs`) do not pay for its import
+capstone = x86_const = arm64_const = None
 
 from ..abi.assign import FunctionLayout, RegisterPiece
 from ..binary import GoBinary
@@ -96,7 +97,16 @@ def _arm64_reg(name: str) -> str:
     return name.upper()
 
 
+def _import_capstone() -> None:
+    global capstone, x86_const, arm64_const
+    if capstone is None:
+        import capstone as cs
+        from capstone import arm64_const as arm64, x86_const as x86
+        capstone, x86_const, arm64_const = cs, x86, arm64
+
+
 def disassemble(binary: GoBinary, address: int, size: int):
+    _import_capstone()
     code = binary.read_memory(address, size)
     if binary.arch == "amd64":
         md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
