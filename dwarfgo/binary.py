@@ -432,7 +432,8 @@ class GoBinary:
             rebuild = f"rebuild the same program with DWARF: {info.rebuild_command()}"
         else:
             rebuild = "rebuild the same program without -s -w"
-        return (f"{subject}: Go binary without DWARF {how}; {works}; signatures, argument locations and types need DWARF: "
+        return (f"{subject}: Go binary without DWARF {how}; {works}; `sig` and `structs` give what the runtime's type tables hold (methods whose type "
+                f"reaches an interface, argument words); the other signatures, probe and trace need DWARF: "
                 f"{rebuild}; then pass that twin with --debug-from TWIN (or a split-off debug file with "
                 f"--debug-file)")
 
