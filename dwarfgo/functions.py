@@ -258,6 +258,18 @@ _RANGE_FUNC_NOTE = ("it has (or wraps a method with) range-over-func loop bodies
                     "DWARF does not list")
 
 
+_LOCAL_TYPE = re.compile(r"·(\d+)")
+
+
+def _same_type_name(type_name: str, spellings: list[str]) -> bool:
+    """A DWARF type name is the one a symbol spells. A type declared inside a function is `T·1` in
+    DWARF and `T.1` in the symbol (`mime/multipart.(*writerOnly.1).Write`, whose receiver was
+    once added a second time on Go 1.22+)."""
+    def norm(n: str) -> str:
+        return _LOCAL_TYPE.sub(r".\1", _strip_brackets(n))
+    return norm(type_name) in {norm(s) for s in spellings}
+
+
 def _strip_abi0(name: str) -> str:
     return name[:-5] if name.endswith(".abi0") else name
 
@@ -410,7 +422,7 @@ class FunctionTable:
         # type names may or may not
         spellings = [want] if unquote(want) == want else [want, unquote(want)]
         visible = [p for p in inputs if not p.is_hidden]
-        if visible and _strip_brackets(visible[0].type.name) in map(_strip_brackets, spellings):
+        if visible and _same_type_name(visible[0].type.name, spellings):
             return None
         rtype = next((t for t in map(self._type_by_name, spellings) if t is not None), None)
         tail = "." + _strip_brackets(want).rsplit(".", 1)[-1]

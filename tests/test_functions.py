@@ -118,3 +118,15 @@ def test_missing_pointer_receiver_without_any_type_in_dwarf():
     # the spelling of its package (`%2e` in symbols)
     r = Parameter("r", _t("*gopkg.in/yaml.v3.Node"), False)
     assert _table({})._missing_receiver("gopkg.in/yaml%2ev3.(*Node).Decode", [r]) is None
+
+
+def test_a_local_types_receiver_is_recognised_in_either_spelling():
+    """A type declared inside a function is `writerOnly·1` in Go's DWARF and `writerOnly.1` in the
+    symbol `mime/multipart.(*writerOnly.1).Write` (cmd/go 1.22 and 1.27): the DWARF receiver is
+    the receiver, not a parameter missing a second one."""
+    from dwarfgo.functions import _same_type_name
+
+    assert _same_type_name("*mime/multipart.writerOnly·1", ["*mime/multipart.writerOnly.1"])
+    assert _same_type_name("*main.T·12", ["*main.T.12"])
+    assert not _same_type_name("*main.T·1", ["*main.T.2"])
+    assert not _same_type_name("*main.U", ["*main.T"])
