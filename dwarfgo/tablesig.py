@@ -145,7 +145,13 @@ def signature_from_tables(prog, query: str, model: RuntimeTypeModel | None = Non
                               f"for {mine}")
         if binary.arch in ("amd64", "arm64") and sym.size:
             from .verify.machine import analyze, check_spills
-            check = check_spills(layout, analyze(binary, sym.address, sym.size))
+            machine = analyze(binary, sym.address, sym.size)
+            check = check_spills(layout, machine)
+            # the prologue reads g from R14 on the register ABI, from TLS on ABI0 (amd64)
+            g_from = {"g-register": "ABIInternal", "tls": "ABI0"}.get(machine.stack_check.kind)
+            if binary.arch == "amd64" and g_from and g_from != layout.abi and layout.unknown is None:
+                layout.unknown = (f"the prologue reads g as {g_from} code does, but Go {binary.go_version} "
+                                  f"gives {layout.abi}")
             spills = {True: "agree", False: "DISAGREE", None: "no evidence"}[check.agrees]
             if check.detail:
                 spills += f" ({check.detail})"
