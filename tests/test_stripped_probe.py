@@ -85,3 +85,26 @@ def test_trace_stripped_from_type_tables_values_exact(go):
     assert tally.checked >= 3 * len(funcs), f"only {tally.checked} values compared"
     print(f"stripped go{go}, no twin, bpftrace {version}: {len(funcs)} methods, {tally.checked} values exact, "
           f"{tally.unavailable_count()} unavailable")
+
+
+def test_a_contradicting_witness_refuses_the_probe(monkeypatch):
+    """The function table's argument-area size is a witness: a size the method's type does not
+    account for (here, Pair.String's 40 bytes on Go 1.15: receiver 24 + result 16, read one word
+    off) refuses the probe in one line instead of reading from doubtful places."""
+    from dwarfgo.errors import DwarfgoError
+    from dwarfgo.pclntab import FuncTable
+    from dwarfgo.program import GoProgram
+    from dwarfgo.tablesig import probe_function_from_tables
+
+    if "1.15" not in VERSIONS:
+        pytest.skip("Go 1.15 not in the matrix")
+    with GoProgram(built("1.15", "stripped")) as prog:
+        fn = probe_function_from_tables(prog, "main.Pair.String")
+        assert [loc.describe() for loc in fn.checked_layout.inputs + fn.checked_layout.results] == \
+            ["stack[+8,+32]", "stack[+32,+48]"]
+        real = FuncTable.args_size
+        monkeypatch.setattr(FuncTable, "args_size", lambda self, address: real(self, address) + 8)
+        with pytest.raises(DwarfgoError, match="function table gives 48 bytes of arguments, the method's type "
+                                               "accounts for 40") as e:
+            probe_function_from_tables(prog, "main.Pair.String")
+        assert "\n" not in str(e.value)
