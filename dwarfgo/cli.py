@@ -398,13 +398,21 @@ def _arg_selection(print_all_args: bool, args: Optional[List[str]]) -> Optional[
     return None if print_all_args else []
 
 
+def _say_sources(fns) -> None:
+    """On stderr: which probed signatures come from the runtime type tables, not DWARF."""
+    for fn in fns:
+        if hasattr(fn, "source_note"):
+            typer.echo(_safe(f"dwarfgo: note: {fn.source_note()}"), err=True)
+
+
 def _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid, buffer_pages=None,
                  args=None, filter_expr=None, aggregate=None):
     from .emit.dialect import detect
     from .emit.probe import ProbeOptions, generate
 
     dialect, path = detect(bpftrace, bpftrace_version)
-    fns = [prog.function(f) for f in funcs]
+    fns = [prog.probe_function(f) for f in funcs]
+    _say_sources(fns)
     opts = ProbeOptions(ret=ret, depth=depth, max_str=max_str, max_items=max_items, pid=pid, args=args,
                         filter=filter_expr, aggregate=aggregate)
     if buffer_pages:
@@ -419,7 +427,8 @@ def _readable_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str
     from .emit.readable import generate_readable
 
     dialect, _ = detect(bpftrace, bpftrace_version)
-    fns = [prog.function(f) for f in funcs]
+    fns = [prog.probe_function(f) for f in funcs]
+    _say_sources(fns)
     opts = ProbeOptions(ret=ret, depth=depth, max_str=max_str, max_items=max_items, pid=pid, filter=filter_expr)
     if buffer_pages:
         opts.buffer_pages = buffer_pages

@@ -112,6 +112,23 @@ class GoProgram:
             )
         return fn
 
+    def probe_function(self, query: str) -> Function:
+        """The function `query` names, for probe and trace: from DWARF (or the twin's), or on a
+        binary with neither, a method whose signature the runtime type tables give (tablesig)."""
+        from .tablesig import probe_function_from_tables, tables_only
+        if tables_only(self):
+            return probe_function_from_tables(self, query)
+        return self.function(query)
+
+    @cached_property
+    def version_tuple(self) -> tuple[int, ...] | None:
+        """The Go version: DWARF's producer, or .go.buildinfo's when there is no DWARF."""
+        from .binary import parse_go_version
+        from .tablesig import tables_only
+        if tables_only(self):
+            return parse_go_version(self.binary.go_version)
+        return self.index.version_tuple
+
     def matching(self, pattern: str | None, regex: bool = False, progress=None) -> list[Function]:
         """Functions whose names match; parses only the packages that hold matching symbols."""
         pred = compile_pattern(pattern, regex)

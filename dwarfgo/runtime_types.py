@@ -38,7 +38,7 @@ class RuntimeTypeNames:
         if self._varint is None:
             binary = self.prog.binary
             self._base = binary.data_symbol("runtime.types") if binary.ptr_size == 8 else None
-            version = self.prog.index.version_tuple or (1, 0, 0)
+            version = self.prog.version_tuple or (1, 0, 0)
             self._varint = tuple(version[:2]) >= (1, 17)
         return self._base is not None
 

@@ -87,13 +87,30 @@ def tables_only(prog) -> bool:
     return not binary.has_dwarf
 
 
-def function_from_method(symbol, m: MethodSignature) -> Function:
+@dataclass
+class TableFunction(Function):
+    """A method built from the runtime type tables (no DIE, no compile unit): the ABI comes from the
+    Go version, and the layout that probes read from is the one its witnesses checked."""
+
+    uses_regabi: bool = False
+    checked_layout: FunctionLayout | None = None
+
+    @property
+    def regabi(self) -> bool:
+        return self.uses_regabi and not self.symbol.is_abi0
+
+    def source_note(self) -> str:
+        return (f"{self.name}: signature from the runtime type table (source: {SOURCE}; Go records no parameter "
+                f"names: named by position, recv, p0..., r0...)")
+
+
+def function_from_method(symbol, m: MethodSignature) -> TableFunction:
     """A Function for a method of the tables: receiver `recv`, parameters p0..., results r0..."""
     inputs = [Parameter("recv", m.receiver, False)] + [Parameter(f"p{i}", t, False) for i, t in enumerate(m.params)]
     results = [Parameter(f"r{i}", t, True) for i, t in enumerate(m.results)]
     _, recv, rest = split_symbol(symbol.name)
     receiver_name = recv or rest.rsplit(".", 1)[0]
-    return Function(symbol, None, inputs, results, None, receiver_name)
+    return TableFunction(symbol, None, inputs, results, None, receiver_name)
 
 
 def signature_from_tables(prog, query: str, model: RuntimeTypeModel | None = None) -> TableSignature:
@@ -120,20 +137,47 @@ def signature_from_tables(prog, query: str, model: RuntimeTypeModel | None = Non
     args_size = prog.functab.args_size(sym.address)
     spills = "not checked"
     if arch is not None:
-        layout = assign(fn, arch, arch.uses_regabi(version), version)
+        fn.uses_regabi = arch.uses_regabi(version)
+        layout = assign(fn, arch, fn.uses_regabi, version)
         mine = layout.spill_offset + layout.spill_size
         if args_size is not None and args_size != mine:
             layout.unknown = (f"the function table gives {args_size} bytes of arguments, the method's type accounts "
                               f"for {mine}")
         if binary.arch in ("amd64", "arm64") and sym.size:
             from .verify.machine import analyze, check_spills
-            check = check_spills(layout, analyze(binary, sym.address, sym.size))
+            machine = analyze(binary, sym.address, sym.size)
+            check = check_spills(layout, machine)
+            # the prologue reads g from R14 on the register ABI, from TLS on ABI0 (amd64)
+            g_from = {"g-register": "ABIInternal", "tls": "ABI0"}.get(machine.stack_check.kind)
+            if binary.arch == "amd64" and g_from and g_from != layout.abi and layout.unknown is None:
+                layout.unknown = (f"the prologue reads g as {g_from} code does, but Go {binary.go_version} "
+                                  f"gives {layout.abi}")
             spills = {True: "agree", False: "DISAGREE", None: "no evidence"}[check.agrees]
             if check.detail:
                 spills += f" ({check.detail})"
             if check.agrees is False and layout.unknown is None:
                 layout.unknown = f"the machine code's morestack spills disagree: {check.detail}"
     return TableSignature(fn, m, layout, args_size, spills)
+
+
+def probe_function_from_tables(prog, query: str) -> TableFunction:
+    """The function `query` names, for probe and trace on a binary with neither DWARF nor twin: a
+    method whose signature the type tables give and whose locations both witnesses accept (the
+    function table's argument-area size; the morestack spills where the code has them); else a
+    one-line DwarfgoError saying why."""
+    ts = signature_from_tables(prog, query)
+    fn, layout = ts.function, ts.layout
+    if layout is None:
+        raise DwarfgoError(f"{fn.name}: no register table for {prog.binary.arch}: the locations of the "
+                           f"signature from the runtime type table are unknown; {prog.binary.no_dwarf_advice()}")
+    if layout.unknown:
+        raise DwarfgoError(f"{fn.name}: the signature from the runtime type table is not probed: "
+                           f"{layout.unknown}; {prog.binary.no_dwarf_advice()}")
+    if ts.args_size is None:
+        raise DwarfgoError(f"{fn.name}: the function table gives no argument-area size to check the signature "
+                           f"from the runtime type table against; {prog.binary.no_dwarf_advice()}")
+    fn.checked_layout = layout
+    return fn
 
 
 

@@ -614,7 +614,7 @@ def runtime_layout(prog) -> RuntimeLayout:
                     return f.offset, f.type.size
         return None, 8
 
-    v = prog.index.version_tuple or (1, 0, 0)
+    v = prog.version_tuple or (1, 0, 0)
     if v[:2] >= (1, 24):
         count_off, count_size = field_offset(["internal/runtime/maps.Map"], ["used"])
     else:

@@ -806,7 +806,7 @@ class FilterSet:
     @classmethod
     def parse(cls, prog, texts: list[str] | None, functions) -> "FilterSet":
         filters = [parse(t) for t in texts or []]
-        named = {f.function: prog.function(f.function) for f in filters if f.function is not None}
+        named = {f.function: prog.probe_function(f.function) for f in filters if f.function is not None}
         check_filters(filters, functions, named)
         return cls(filters, named, prog.binary.ptr_size)
 

@@ -190,10 +190,17 @@ def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Progra
                    "symbol table bpftrace reads each attach point's number as a file offset: that is what is "
                    "written.\n")
     for fn in functions:
-        header += f"// {fn.address:#x} {_comment_safe(fn.signature())}\n"
+        header += f"// {fn.address:#x} {_comment_safe(fn.signature())}{table_source(fn)}\n"
     program = writer.render(header + "\n", prog.binary.build_id, __version__)
     program.run_flags = [*program.run_flags, *attach_flags]
     return program
+
+
+def table_source(fn) -> str:
+    """After a signature in a program's header: where it came from, when not from DWARF."""
+    if getattr(fn, "checked_layout", None) is None:
+        return ""
+    return "  (source: runtime type table; parameters named by position)"
 
 
 def decode_command(prog, functions, dialect: Dialect, options: ProbeOptions) -> str:

@@ -529,7 +529,10 @@ def generate_readable(prog, functions, dialect: Dialect, options) -> ReadablePro
 
     if options.max_str > dialect.max_strlen:
         raise DwarfgoError(f"--max-str {options.max_str} exceeds bpftrace {dialect.version_text}'s limit of {dialect.max_strlen}")
-    header = CHeaderWriter(ptr_size=prog.binary.ptr_size)
+    from .probe import table_source
+    tables = any(table_source(fn) for fn in functions)  # layouts from the runtime type tables, no DWARF
+    header = CHeaderWriter(ptr_size=prog.binary.ptr_size,
+                           source="the runtime type tables, no DWARF (source: runtime type table)" if tables else "DWARF")
     writer = ReadableWriter(str(prog.binary.path.resolve()), dialect, header, options.pid, goid_offset(prog),
                             arch=prog.binary.arch)
     if options.buffer_pages:
@@ -588,6 +591,7 @@ def generate_readable(prog, functions, dialect: Dialect, options) -> ReadablePro
         if "-kk" in dialect.read_error_flags:
             lines.append("// With -kk, the first call on each goroutine prints one 'Failed to map_lookup_elem' "
                          "warning (its mark is not set yet): harmless.")
+    lines += [f"// {fn.name}{table_source(fn)}" for fn in functions if table_source(fn)]
     for w in writer.warnings:
         lines.append(f"// warning: {comment_safe(w)}")
     return ReadableProgram(writer.render_readable("\n".join(lines) + "\n\n"), writer.warnings)

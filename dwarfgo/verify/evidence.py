@@ -118,7 +118,15 @@ def _dict_type(prog, fn: Function):
 def trusted_layout(prog, fn: Function) -> tuple[FunctionLayout, MachineReport | None]:
     """The layout to read values from, and the machine-code report: when the witnesses contradict
     each other (what `dwarfgo abi` reports, exit 3), no location of the function is trusted: every
-    value is unavailable with the contradiction as the reason, never read from a doubtful place."""
+    value is unavailable with the contradiction as the reason, never read from a doubtful place.
+    A method built from the runtime type tables (no DWARF) brings the layout its own witnesses
+    checked (tablesig.probe_function_from_tables)."""
+    checked = getattr(fn, "checked_layout", None)
+    if checked is not None:
+        machine = None
+        if prog.binary.arch in ("amd64", "arm64") and fn.symbol.size:
+            machine = analyze(prog.binary, fn.address, fn.symbol.size)
+        return checked, machine
     ev = gather(prog, fn)
     layout = ev.layout
     if ev.contradictions and layout.unknown is None:
