@@ -230,7 +230,7 @@ def test_a_traced_commands_output_after_bpftrace_warnings_is_passed_on(demo):
     """bpftrace 0.17 starts with located warnings (`file:L:C: WARNING: Failed to map_lookup_elem`,
     its source line, a caret line). A line of the -c command that came thousands of event lines
     later was taken for a warning's third line and swallowed (scripts/bench-trace lost the load
-    program's report). Lines copied from a real 0.17 output."""
+    program's report). Lines copied from real 0.17 and 0.27 outputs."""
     _, fn, program = demo
     d = Decoder(program.probes)
     other = []
@@ -243,7 +243,13 @@ def test_a_traced_commands_output_after_bpftrace_warnings_is_passed_on(demo):
              "/tmp/x.bt:11:1-16: WARNING: Failed to map_lookup_elem: 0",
              "/@dg_live_first == 0/",
              "~~~~~~~~~~~~~~~",
-             "the command's next line"]
+             "the command's next line",
+             # 0.27: the helper's line comes between a warning and its source line
+             "/tmp/dwarfgo-6r1cwcr5.bt:15:2-16: WARNING: Can't lookup map element because it does not exist.",
+             "Additional Info - helper: map_lookup_elem, retcode: 0",
+             "/@dg_live_first == 0/",
+             " ~~~~~~~~~~~~~~",
+             "and its last line"]
     for line in lines:
         d.feed(line)
-    assert other == ['{"calls": 200000, "cpu_ns": 3047982000}', "the command's next line"]
+    assert other == ['{"calls": 200000, "cpu_ns": 3047982000}', "the command's next line", "and its last line"]

@@ -195,9 +195,10 @@ class Decoder:
                     self._read_failed(int(m.group(1)), old.group(1), line)
                 else:  # a read failure only if bpftrace's next line names a probe_read helper
                     self._held_warning = (int(m.group(1)), m.group(2), line)
-            elif held and line.startswith("Additional Info - helper: probe_read"):
-                self._after_warning = max(0, after_warning - 1)
-                self._read_failed(*held)
+            elif after_warning == 3 and line.startswith("Additional Info - "):
+                self._after_warning = 2  # 0.23+: the helper's line; the source and caret lines follow
+                if held and line.startswith("Additional Info - helper: probe_read"):
+                    self._read_failed(*held)
             elif line.strip() and not line.startswith("Attaching"):
                 self.unparsed.append(line)
                 if after_warning >= 2:
