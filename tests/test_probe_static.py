@@ -113,3 +113,16 @@ def test_results_all_printed_unless_one_is_selected():
     names = {(p.function.name, p.kind): [v.name for v in p.values] for p in mixed.probes}
     assert names == {("main.List", "call"): ["head.Val"], ("main.List", "ret"): ["sum"],
                      ("main.Pointers", "call"): [], ("main.Pointers", "ret"): []}
+
+
+def test_readable_variables_never_take_the_programs_own_names():
+    """A Go parameter named g (gofmt's go/printer.(*printer).setComment(g *ast.CommentGroup)) was
+    given the variable $g, which the program already uses for the goroutine pointer: bpftrace
+    refused the whole program (type mismatch for $g)."""
+    from dwarfgo.emit.readable import ReadableBuilder
+
+    b = ReadableBuilder.__new__(ReadableBuilder)
+    b._names = set()
+    taken = {b.var(name) for name in ("g", "goid", "t0", "n", "seq", "r3", "dgf_x")}
+    assert not taken & {"$g", "$goid", "$t0", "$n", "$seq", "$r3", "$dgf_x"}, taken
+    assert b.var("entry") == "$entry"

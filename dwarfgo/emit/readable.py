@@ -39,6 +39,15 @@ _UINT_C = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}
 # the 512-byte BPF stack (measured: three 64-byte buf() and 20 integers fit, four do not with more)
 _STACK_BUDGET_017 = 360
 _STACK_BUDGET = 4096
+# the variables the program itself uses (goroutine, latency, re-entry mark, filter, raw reads)
+_PROGRAM_VARIABLES = frozenset({"g", "goid", "t0", "deleted", "again", "c", "g0", "gk", "keep", "n", "seq"})
+
+
+def _program_variable(name: str) -> bool:
+    return (name in _PROGRAM_VARIABLES or name.startswith(("dgf_", "dga_", "v_"))
+            or re.fullmatch(r"r\d+", name) is not None)
+
+
 _WHO_COST = 16  # the goroutine and tid at the end of every line
 _RECORD_FULL = "<unavailable: not printed: this bpftrace's output record is full>"
 _CONVERSION = re.compile(r"%[-0-9.]*(?:ll|l|h|hh)?[a-zA-Z]")
@@ -144,8 +153,8 @@ class ReadableBuilder:
 
     def var(self, *parts: str) -> str:
         base = "_".join(re.sub(r"[^A-Za-z0-9_]", "_", p) for p in parts if p) or "v"
-        if base[0].isdigit():
-            base = "v" + base
+        if base[0].isdigit() or _program_variable(base):
+            base = "v_" + base  # a parameter named g would have been the goroutine pointer's $g
         name, n = base, 1
         while name in self._names:
             n += 1
