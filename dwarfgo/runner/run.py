@@ -82,12 +82,13 @@ class BpftraceRun:
             rest = data[cut:]
             if not cut:
                 continue
-            chunk = data[:cut].decode("utf-8", "replace").splitlines(keepends=True)
-            if not self.attached and "@dg 0 0 attached" in data[:cut].decode("utf-8", "replace"):
+            text = data[:cut].decode("utf-8", "replace")  # once: up to 1 MiB a read
+            chunk = text.splitlines(keepends=True)
+            if not self.attached and "@dg 0 0 attached" in text:
                 self.attached = True  # printed once every probe is attached
                 if self.on_attached is not None:
                     self.on_attached()  # before any event line is handed on
-            if not self.ended and "@dg 0 0 identity" in data[:cut].decode("utf-8", "replace"):
+            if not self.ended and "@dg 0 0 identity" in text:
                 self.ended = True  # printed by END: the main loop is over, the maps come next
             self.stderr_lines.extend(line.rstrip("\n") for line in chunk if not line.startswith("@dg "))
             yield chunk
