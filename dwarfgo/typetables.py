@@ -199,26 +199,20 @@ class RuntimeTypeModel:
         return t
 
     def _basic(self, name: str, kind: Kind) -> GoType:
-        t = self._synthetic.get(name)
-        if t is None:
-            size = 1 if name == "uint8" else self.ptr_size
-            t = GoType(offset=-1, name=name, kind=kind, size=size, align=size)
-            self._synthetic[name] = t
-        return t
+        return self._synthetic_type(name, kind, 1 if name == "uint8" else self.ptr_size)
 
     def _pointer_to(self, basic: str) -> GoType:
-        name = "*" + basic
-        t = self._synthetic.get(name)
-        if t is None:
-            t = GoType(offset=-1, name=name, kind=Kind.POINTER, size=self.ptr_size, align=self.ptr_size)
-            self._synthetic[name] = t
-        return t
+        return self._synthetic_type("*" + basic, Kind.POINTER, self.ptr_size)
 
     def _opaque_pointer(self, name: str) -> GoType:
         """A pointer to a runtime structure the tables do not describe (itab, _type)."""
+        return self._synthetic_type(name, Kind.UNSAFE_POINTER, self.ptr_size)
+
+    def _synthetic_type(self, name: str, kind: Kind, size: int) -> GoType:
+        """A type no descriptor gives (a string's or interface's words), made once per name."""
         t = self._synthetic.get(name)
         if t is None:
-            t = GoType(offset=-1, name=name, kind=Kind.UNSAFE_POINTER, size=self.ptr_size, align=self.ptr_size)
+            t = GoType(offset=-1, name=name, kind=kind, size=size, align=size)
             self._synthetic[name] = t
         return t
 
