@@ -129,6 +129,14 @@ def gofmt_binary(go: str) -> tuple[Path, str]:
     return _GOFMT[go], goroot
 
 
+@pytest.fixture
+def cache_home(tmp_path, monkeypatch):
+    """A private index-cache home for one test (XDG_CACHE_HOME); the dwarfgo cache directory in it."""
+    home = tmp_path / "cache-home"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
+    return home / "dwarfgo"
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO

@@ -29,13 +29,6 @@ CHECK_KEY = "func checkKey(key string) error"
 
 
 @pytest.fixture
-def cache_home(tmp_path, monkeypatch):
-    home = tmp_path / "cache-home"
-    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
-    return home / "dwarfgo"
-
-
-@pytest.fixture
 def demo(tmp_path):
     path = tmp_path / "demo"
     shutil.copy2(DEMO, path)

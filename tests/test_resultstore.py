@@ -25,13 +25,6 @@ DEMO = REPO / "fixtures" / "bin" / "demo-go1.22-amd64"
 PUT = "func (v *main.BarrierView) Put(ctx context.Context, entry *main.StorageEntry) error"
 
 
-@pytest.fixture
-def cache_home(tmp_path, monkeypatch):
-    home = tmp_path / "cache-home"
-    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
-    return home / "dwarfgo"
-
-
 def _no_modelling(monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("a function was modelled on a warm run")
