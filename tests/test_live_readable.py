@@ -248,8 +248,12 @@ def test_readable_program_of_a_real_program_loads_and_prints_its_values(bt, tmp_
     """gofmt's printer: a receiver of ~50 fields with five strings, printed whole at depth 1. Its
     program once went over the verifier's million-instruction limit with -k on bpftrace 0.27
     (E2BIG: each string's length clamp tripled the paths), and over 0.17's 512-byte stack (only
-    strings counted against its budget). Run as the header says, it loads, and writeString prints
-    each identifier of the formatted file, as gofmt wrote them (0.17: says the record is full)."""
+    strings counted against its budget). writeCommentPrefix (two Positions, a comment, nine strings
+    in all) still went over it with -k: bpftrace 0.23+'s buf() clamps by itself, and a clamp of the
+    program's own doubled the verifier's states. Run as the header says, it loads; writeString
+    prints each identifier of the formatted file, as gofmt wrote them, and writeCommentPrefix the
+    file name (cut to --max-str, with its whole length) and the comment before it (0.17: says the
+    record is full)."""
     from conftest import gofmt_binary, go_versions as versions
 
     gofmt, _ = gofmt_binary((versions() or ["1.27"])[-1])
@@ -257,10 +261,13 @@ def test_readable_program_of_a_real_program_loads_and_prints_its_values(bt, tmp_
     _live_preconditions(gofmt)
     source = tmp_path / "in.go"
     idents = ["zebra", "Quokka", "wombat", "narwhal"]
-    source.write_text(f"package {idents[0]}\n\nfunc {idents[1]}({idents[2]} int) int {{ return {idents[2]} + {idents[3]} }}\n")
+    comments = ["// first of the group", "// second, after it"]
+    source.write_text(f"package {idents[0]}\n\n{comments[0]}\n{comments[1]}\n"
+                      f"func {idents[1]}({idents[2]} int) int {{ return {idents[2]} + {idents[3]} }}\n")
     program = tmp_path / "gofmt.bt"
     probe = subprocess.run([sys.executable, "-m", "dwarfgo", "probe", str(gofmt), "go/printer.(*printer).print",
-                            "go/printer.(*printer).writeString", "--print-all-args", "--bpftrace", path],
+                            "go/printer.(*printer).writeString", "go/printer.(*printer).writeCommentPrefix",
+                            "--print-all-args", "--bpftrace", path],
                            capture_output=True, text=True, timeout=300)
     assert probe.returncode == 0, probe.stderr
     program.write_text(probe.stdout)
@@ -279,3 +286,9 @@ def test_readable_program_of_a_real_program_loads_and_prints_its_values(bt, tmp_
         return
     for name in idents:
         assert any(f's="{name}"(len {len(name)})' in l for l in writes), (name, writes[:5])
+    prefixes = [l for l in out.splitlines() if l.startswith("go/printer.(*printer).writeCommentPrefix(p=&{")]
+    name = str(source).encode()
+    filename = f'pos={{Filename:"{escaped(name[:64])}"(len {len(name)}), '
+    assert any(filename in l and ", prev=nil, " in l for l in prefixes), (filename, prefixes[:3])
+    after = f', Text:"{comments[0]}"(len {len(comments[0])})}}, tok='
+    assert any(filename in l and after in l for l in prefixes), (after, prefixes[:3])

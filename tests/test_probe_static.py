@@ -119,10 +119,11 @@ def test_readable_variables_never_take_the_programs_own_names():
     """A Go parameter named g (gofmt's go/printer.(*printer).setComment(g *ast.CommentGroup)) was
     given the variable $g, which the program already uses for the goroutine pointer: bpftrace
     refused the whole program (type mismatch for $g)."""
+    from dwarfgo.cheaders import CHeaderWriter
+    from dwarfgo.emit.dialect import Dialect
     from dwarfgo.emit.readable import ReadableBuilder
 
-    b = ReadableBuilder.__new__(ReadableBuilder)
-    b._names = set()
+    b = ReadableBuilder(CHeaderWriter(ptr_size=8), Dialect((0, 17, 0)), depth=1, max_str=64)
     taken = {b.var(name) for name in ("g", "goid", "t0", "n", "seq", "r3", "dgf_x")}
     assert not taken & {"$g", "$goid", "$t0", "$n", "$seq", "$r3", "$dgf_x"}, taken
     assert b.var("entry") == "$entry"

@@ -42,6 +42,13 @@ class Dialect:
         """Longest string/buffer copy this version allows (BPFTRACE_STRLEN <= 200 up to 0.22)."""
         return 200 if self.version < (0, 23, 0) else 1024
 
+    @property
+    def buf_header_bytes(self) -> int | None:
+        """0.23+: `buf(p, n)` copies min(n, max_strlen - 4) bytes by itself (measured on 0.23 and
+        0.27 with max_strlen 64, 68 and 72: 60, 64 and 68 bytes of a 250-byte string), so with
+        `max_strlen = max_str + 4` a program needs no clamp of its own. None: clamp it yourself
+        (0.17 copies min(n, BPFTRACE_STRLEN), and has no config block to set it)."""
+        return 4 if self.version >= (0, 23, 0) else None
 
     @property
     def shared_output_buffer(self) -> bool:

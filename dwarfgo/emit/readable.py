@@ -160,6 +160,10 @@ class ReadableBuilder:
             n += 1
             name = f"{base}{n}"
         self._names.add(name)
+        if self.budget == _STACK_BUDGET_017:
+            # 0.17 keeps each variable on the same 512-byte stack as the record: print's receiver
+            # loaded with two, writeCommentPrefix's (the same fields, one more pointer) did not
+            self.cost += 8
         return "$" + name
 
     # ------------------------------------------------------------ sources
@@ -301,12 +305,15 @@ class ReadableBuilder:
         if self._full(cost):
             return [], Text(_RECORD_FULL)
         n = self.var(path, "n")
-        # one unsigned comparison: a negative (corrupt) length copies max_str bytes, as bpftrace's
-        # own buf() does, and its printed length says it is corrupt. The old two-sided clamp gave
-        # each copy three value ranges; with -k's read checks, the verifier then walked their
-        # product (five strings of gofmt's printer: over its million-instruction limit, E2BIG)
-        stmts = [Stmt(f"{n} = (uint64){length};"),
-                 Stmt(f"{n} = {n} > {self.max_str} ? (uint64){self.max_str} : {n};")]
+        stmts = [Stmt(f"{n} = (uint64){length};")]
+        if self.dialect.buf_header_bytes is None:
+            # one unsigned comparison: a negative (corrupt) length copies max_str bytes, as
+            # bpftrace's own buf() does, and its printed length says it is corrupt
+            stmts.append(Stmt(f"{n} = {n} > {self.max_str} ? (uint64){self.max_str} : {n};"))
+        # 0.23+: no clamp here; buf() clamps to the program's max_strlen (render_readable sets it
+        # to max_str + 4). Each clamp of our own doubled the states the verifier walks, on top of
+        # buf()'s own: with -k's read checks, gofmt's writeCommentPrefix (nine strings) went over
+        # its million-instruction limit (E2BIG); without them it loads in 2 s.
         self.cost += cost
         return stmts, Text('\\"%r\\"', [f"buf({ptr}, {n})"], cost)
 
@@ -415,9 +422,10 @@ class ReadableWriter(ProgramWriter):
     the raw program's (ProgramWriter)."""
 
     def __init__(self, binary_path: str, dialect: Dialect, header: CHeaderWriter, pid: int | None = None,
-                 goid_offset: int | None = None, arch: str = "amd64"):
+                 goid_offset: int | None = None, arch: str = "amd64", max_str: int = 64):
         super().__init__(binary_path, dialect, pid, goid_offset, arch=arch)
         self.header = header
+        self.max_str = max_str
 
     def _prelude(self, g_expr: str | None) -> list[str]:
         lines = [f"$g = {_u64(g_expr)};"] if g_expr else []
@@ -517,7 +525,14 @@ class ReadableWriter(ProgramWriter):
             self.blocks.append(comment + "\n" + self._block(self._attach(site), None, body))
 
     def render_readable(self, header: str) -> str:
-        config = f"config = {{\n\tperf_rb_pages = {self.buffer_pages}\n}}\n\n" if self.dialect.config_block else ""
+        config = ""
+        if self.dialect.config_block:
+            settings = [f"perf_rb_pages = {self.buffer_pages}"]
+            if self.dialect.buf_header_bytes is not None:
+                # buf() copies at most max_strlen - header bytes: exactly --max-str, and each
+                # string's room in an output record is that, not the default 1024
+                settings.append(f"max_strlen = {self.max_str + self.dialect.buf_header_bytes}")
+            config = "config = {\n\t" + ";\n\t".join(settings) + "\n}\n\n"
         text = header + self.header.render() + "\n" + config + "\n".join(self.blocks)
         maps = [m for m in ("@dg_reenter", "@dg_start") if m + "[" in text]
         if maps:
@@ -543,7 +558,7 @@ def generate_readable(prog, functions, dialect: Dialect, options) -> ReadablePro
     header = CHeaderWriter(ptr_size=prog.binary.ptr_size,
                            source="the runtime type tables, no DWARF (source: runtime type table)" if tables else "DWARF")
     writer = ReadableWriter(str(prog.binary.path.resolve()), dialect, header, options.pid, goid_offset(prog),
-                            arch=prog.binary.arch)
+                            arch=prog.binary.arch, max_str=options.max_str)
     if options.buffer_pages:
         writer.buffer_pages = options.buffer_pages
     attach_flags = _attach_flags(prog, dialect)  # a binary without a symbol table: --unsafe, file offsets
