@@ -118,11 +118,11 @@ def function_from_method(symbol, m: MethodSignature) -> TableFunction:
     return TableFunction(symbol, None, inputs, results, None, receiver_name)
 
 
-def signature_from_tables(prog, query: str, model: RuntimeTypeModel | None = None) -> TableSignature:
-    """The signature of the function `query` names, from the runtime type tables; a one-line
-    DwarfgoError saying why when they do not give it."""
+def signature_from_tables(prog, query: str, model: RuntimeTypeModel | None = None, symbol=None) -> TableSignature:
+    """The signature of the function `query` names (or of `symbol`, when given), from the runtime
+    type tables; a one-line DwarfgoError saying why when they do not give it."""
     binary = prog.binary
-    sym = lookup(binary.function_symbols, query)
+    sym = symbol or lookup(binary.function_symbols, query)
     model = model or RuntimeTypeModel(binary)
     m = model.methods_by_address.get(sym.address)
     advice = binary.no_dwarf_advice()
