@@ -21,6 +21,9 @@ SOURCE = {
     "main.Signed": [("a", "int8"), ("b", "int16"), ("c", "int32"), ("d", "int64"), ("e", "int")],
     "main.Unsigned": [("a", "uint8"), ("b", "uint16"), ("c", "uint32"), ("d", "uint64"), ("e", "uint"),
                       ("f", "uintptr")],
+    "main.Pointers": [("p", "pointer"), ("pp", "pointer"), ("n", "pointer"), ("s", "pointer")],
+    "main.Unsafe": [("p", "pointer"), ("u", "uintptr")],
+    "main.List": [("head", "pointer")],
 }
 SIZES = {"int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "int32": 4, "uint32": 4}
 
@@ -29,9 +32,10 @@ def _int(v) -> int:
     return int(v)  # the report writes 64-bit values beyond 2^53 as strings
 
 
-def expected_words(func: str, args: dict, area: bool) -> dict[str, tuple[int, int]]:
+def expected_words(func: str, args: dict, area: bool) -> dict[str, tuple[int | None, int]]:
     """word name -> (value, mask of the bytes that are known) for one reported call. A string
-    contributes its length only (its pointer is not in the report)."""
+    contributes its length only (its pointer is not in the report); a pointer the report shows as
+    null is 0, any other (value None) is not 0."""
     out: dict[str, tuple[int, int]] = {}
     if not area:
         words = 0
@@ -42,6 +46,8 @@ def expected_words(func: str, args: dict, area: bool) -> dict[str, tuple[int, in
                 break  # the runtime's traceback record keeps the first 10 words (Go's abi.TraceArgsLimit)
             if typ == "string":
                 out[f"arg{i}_1"] = (len(v.encode()), (1 << 64) - 1)
+            elif typ == "pointer":
+                out[f"arg{i}"] = (0 if v is None else None, (1 << 64) - 1)
             else:
                 size = SIZES.get(typ, 8)
                 out[f"arg{i}"] = (_int(v) & ((1 << (8 * size)) - 1), (1 << (8 * size)) - 1)
@@ -54,6 +60,10 @@ def expected_words(func: str, args: dict, area: bool) -> dict[str, tuple[int, in
         if typ == "string":
             out[f"area{offset // 8 + 1}"] = (len(v.encode()), (1 << 64) - 1)
             offset += 16
+            continue
+        if typ == "pointer":
+            out[f"area{offset // 8}"] = (0 if v is None else None, (1 << 64) - 1)
+            offset += 8
             continue
         word, shift = f"area{offset // 8}", 8 * (offset % 8)
         value, mask = out.get(word, (0, 0))
@@ -173,7 +183,7 @@ def test_trace_untyped_words_equal_the_report(go, bt, variant, tmp_path):
                     continue
                 assert isinstance(got, int), (func, word, got, args)
                 checked += 1
-                if got & mask != value:
+                if (got == 0) if value is None else (got & mask != value):
                     wrong.append(f"{func} seq {call['seq']} {word}: {got:#x} & {mask:#x}, want {value:#x}")
     assert not wrong, "\n".join(wrong[:30])
     # Strings and Many spill their register arguments in the morestack tail: placed on every version
