@@ -378,7 +378,11 @@ def describe_without_dwarf(prog, query: str, as_json: bool) -> str:
     except NoTableSignature as e:
         words = word_layout(prog, e.symbol, model)
         if words is None:
-            raise
+            from .wordprobe import area_description
+            area = area_description(prog, e.symbol, as_json)  # Go < 1.17: the stack argument area
+            if area is None:
+                raise
+            return area + ("" if as_json else f"\n  note    {e}")
         if as_json:
             return json.dumps(_word_record(words, str(e)), indent=1)
         return "\n".join(words.lines() + [f"  note    {e}"])

@@ -167,7 +167,7 @@ def _from_argument_area(prog, symbol, arch, why_no_signature: str) -> WordFuncti
         inputs.append(param)
         locations.append(_location(arch, param, WordPlace(width, stack_offset=arch.arg_base + k * ptr)))
     more = f"; its first {MAX_AREA_WORDS} words only" if size > MAX_AREA_WORDS * ptr else ""
-    detail = (f"Go {prog.binary.go_version} records no argument layout (no traceback records before 1.18): areaN "
+    detail = (f"Go {prog.binary.go_version} records no argument layout (traceback argument records begin with Go 1.17): areaN "
               f"is the N-th word of the {size}-byte argument area on the stack, the arguments then the result "
               f"slots (not yet written at entry); the table does not say where the arguments end{more}")
     return _function(prog, symbol, inputs, locations, arch, False, AREA_SOURCE, detail)
@@ -183,3 +183,30 @@ def _function(prog, symbol, inputs, locations, arch, regabi: bool, source: str, 
                                      if loc.stack_offset is not None) - arch.arg_base
     fn.checked_layout = layout
     return fn
+
+
+def area_description(prog, symbol, as_json: bool) -> str | None:
+    """`dwarfgo sig` of a function with only its argument-area words (Go before 1.17, stack ABI):
+    the words, or None when there are none (no record of the area, or a register-ABI version)."""
+    import json
+
+    from .abi.registers import arch_abi
+
+    arch = arch_abi(prog.binary.arch)
+    version = parse_go_version(prog.binary.go_version)
+    if arch is None or version is None or version >= (1, 17) or arch.uses_regabi(version):
+        return None
+    try:
+        fn = _from_argument_area(prog, symbol, arch, "")
+    except DwarfgoError:
+        return None
+    locations = fn.checked_layout.inputs
+    if as_json:
+        return json.dumps({"function": symbol.name, "address": symbol.address, "source": AREA_SOURCE,
+                           "signature": None, "detail": fn.detail,
+                           "words": [{"name": loc.param.name, "size": loc.param.type.size,
+                                      "place": loc.describe()} for loc in locations]}, indent=1)
+    out = [f"{symbol.name} at {symbol.address:#x}: argument-area words only (not a signature)",
+           f"  source  {AREA_SOURCE}: {fn.detail}"]
+    out += [f"  {loc.param.name:<7} {loc.param.type.size} bytes  {loc.describe()}" for loc in locations]
+    return "\n".join(out)
