@@ -433,8 +433,8 @@ class GoBinary:
         else:
             rebuild = "rebuild the same program without -s -w"
         return (f"{subject}: Go binary without DWARF {how}; {works}; `sig` and `structs` give what the runtime's type tables hold (methods whose type "
-                f"reaches an interface, argument words), and `probe` and `trace` work on those methods; the "
-                f"other signatures and functions need DWARF: "
+                f"reaches an interface, argument words), and `probe` and `trace` work on those methods and print "
+                f"other functions' argument words untyped, in hex; the other signatures need DWARF: "
                 f"{rebuild}; then pass that twin with --debug-from TWIN (or a split-off debug file with "
                 f"--debug-file)")
 

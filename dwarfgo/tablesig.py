@@ -25,9 +25,10 @@ from .typetables import SOURCE, MethodSignature, RuntimeTypeModel
 class NoTableSignature(DwarfgoError):
     """The tables give no signature for this function (`symbol`)."""
 
-    def __init__(self, symbol, message: str):
+    def __init__(self, symbol, message: str, reason: str = ""):
         super().__init__(message)
         self.symbol = symbol
+        self.reason = reason  # the short why, without the advice
 
 
 @dataclass
@@ -99,6 +100,10 @@ class TableFunction(Function):
     def regabi(self) -> bool:
         return self.uses_regabi and not self.symbol.is_abi0
 
+    def source_label(self) -> str:
+        """After the signature in a program's header: where it came from."""
+        return f"  (source: {SOURCE}; parameters named by position)"
+
     def source_note(self) -> str:
         return (f"{self.name}: signature from the runtime type table (source: {SOURCE}; Go records no parameter "
                 f"names: named by position, recv, p0..., r0...)")
@@ -113,22 +118,23 @@ def function_from_method(symbol, m: MethodSignature) -> TableFunction:
     return TableFunction(symbol, None, inputs, results, None, receiver_name)
 
 
-def signature_from_tables(prog, query: str, model: RuntimeTypeModel | None = None) -> TableSignature:
-    """The signature of the function `query` names, from the runtime type tables; a one-line
-    DwarfgoError saying why when they do not give it."""
+def signature_from_tables(prog, query: str, model: RuntimeTypeModel | None = None, symbol=None) -> TableSignature:
+    """The signature of the function `query` names (or of `symbol`, when given), from the runtime
+    type tables; a one-line DwarfgoError saying why when they do not give it."""
     binary = prog.binary
-    sym = lookup(binary.function_symbols, query)
+    sym = symbol or lookup(binary.function_symbols, query)
     model = model or RuntimeTypeModel(binary)
     m = model.methods_by_address.get(sym.address)
     advice = binary.no_dwarf_advice()
     if m is None:
         raise NoTableSignature(sym, f"{sym.name}: no signature without DWARF: it is not a method in the runtime type "
                                     f"tables (they list only the methods of types that reach an interface or "
-                                    f"reflection); {advice}")
+                                    f"reflection); {advice}", "not a method in the runtime type tables")
     if not m.known:
         raise NoTableSignature(sym, f"{sym.name} is method {m.method} of {m.receiver.name} in the runtime type "
                                     f"tables, but the linker dropped its type (mtyp: no interface or reflection "
-                                    f"needs it): its signature is unknown; {advice}")
+                                    f"needs it): its signature is unknown; {advice}",
+                               f"method {m.method} of {m.receiver.name}, but the linker dropped its type")
     fn = function_from_method(sym, m)
     version = parse_go_version(binary.go_version)
     from .abi.registers import arch_abi
@@ -164,8 +170,13 @@ def probe_function_from_tables(prog, query: str) -> TableFunction:
     """The function `query` names, for probe and trace on a binary with neither DWARF nor twin: a
     method whose signature the type tables give and whose locations both witnesses accept (the
     function table's argument-area size; the morestack spills where the code has them); else a
-    one-line DwarfgoError saying why."""
-    ts = signature_from_tables(prog, query)
+    one-line DwarfgoError saying why. A function the type tables give no signature for is probed
+    as its untyped argument words where those are known (wordprobe)."""
+    try:
+        ts = signature_from_tables(prog, query)
+    except NoTableSignature as e:
+        from .wordprobe import word_function
+        return word_function(prog, e.symbol, str(e), e.reason)
     fn, layout = ts.function, ts.layout
     if layout is None:
         raise DwarfgoError(f"{fn.name}: no register table for {prog.binary.arch}: the locations of the "
@@ -181,6 +192,24 @@ def probe_function_from_tables(prog, query: str) -> TableFunction:
 
 
 
+@dataclass(frozen=True)
+class WordPlace:
+    """Where one argument word is at entry, when that is certain: a register (Go's name), or a
+    stack slot (SP offset at entry); else `why` it is not known."""
+
+    size: int
+    register: str | None = None
+    stack_offset: int | None = None
+    why: str | None = None
+
+    def describe(self) -> str:
+        if self.register is not None:
+            return self.register
+        if self.stack_offset is not None:
+            return f"stack[+{self.stack_offset},+{self.stack_offset + self.size}]"
+        return f"unknown ({self.why})"
+
+
 @dataclass
 class WordLayout:
     """A function's argument words from its traceback record (ArgInfo), never a signature: each
@@ -188,8 +217,12 @@ class WordLayout:
 
     symbol: object
     values: object  # arginfo.Group
-    places: dict[int, str]  # id(Word) -> `AX`, `X0`, `stack[+8,+16]` or `unknown`
+    places: dict[int, WordPlace]  # id(Word) -> where that word is at entry
     why_unknown: str | None  # why places are unknown, if they are
+    abi: str | None = None  # "ABIInternal" / "ABI0" as the places assume it; None: not known
+
+    def place(self, word) -> WordPlace:
+        return self.places.get(id(word)) or WordPlace(word.size, why=self.why_unknown or "not known")
 
     def lines(self) -> list[str]:
         from .arginfo import Group
@@ -203,15 +236,26 @@ class WordLayout:
         out = [f"{self.symbol.name} at {self.symbol.address:#x}: argument words only (not a signature)",
                f"  source  {TRACEBACK_SOURCE}: the words the runtime prints in tracebacks, up to 10; no types, "
                f"names or results"]
+        reasons: dict[str, list[str]] = {}  # why a word's place is unknown -> the words
         for i, v in enumerate(self.values.items):
             words = v.words() if isinstance(v, Group) else [v]
             size = f"{v.size} bytes" if not isinstance(v, Group) else shape(v)
-            where = " ".join(self.places.get(id(w), "unknown") for w in words)
-            out.append(f"  arg{i:<3} {size:<16} {where}")
+            where = []
+            for j, w in enumerate(words):
+                place = self.places.get(id(w))
+                if place is None or place.why is not None:
+                    where.append("unknown")
+                    if place is not None:
+                        reasons.setdefault(place.why, []).append(f"arg{i}" + (f"_{j}" if len(words) > 1 else ""))
+                else:
+                    where.append(place.describe())
+            out.append(f"  arg{i:<3} {size:<16} {' '.join(where)}")
         if self.values.more:
             out.append("  ...     more words the runtime does not record")
         if not self.values.items:
             out.append("  (no argument words)")
+        for why, names in reasons.items():
+            out.append(f"  note    {', '.join(names)} unknown: {why}")
         if self.why_unknown:
             out.append(f"  note    places unknown: {self.why_unknown}")
         return out
@@ -219,43 +263,94 @@ class WordLayout:
 
 TRACEBACK_SOURCE = "traceback layout"
 
+_NO_TAIL = "no stack check, so no morestack spills to tell a register word from a stack word"
+
 
 def word_layout(prog, symbol, model: RuntimeTypeModel | None = None) -> WordLayout | None:
-    """The argument words of the function at `symbol` from its ArgInfo record (Go 1.17+), placed
-    by the machine code's morestack spills; None when the function has no record."""
-    from .abi.registers import arch_abi
-
+    """The argument words of the function at `symbol` from its ArgInfo record (Go 1.18+), placed
+    where that is certain; None when the function has no record."""
     binary = prog.binary
     model = model or RuntimeTypeModel(binary)
     values = model.arginfo.values(symbol.address)
     if values is None:
         return None
+    places, why, abi = place_words(binary, symbol, values)
+    return WordLayout(symbol, values, places, why, abi)
+
+
+def place_words(binary, symbol, values) -> tuple[dict[int, WordPlace], str | None, str | None]:
+    """Where each word of an ArgInfo record is at entry, only where certain: (places by id(Word),
+    why none is placed, the ABI assumed).
+
+    ABI0 (a Go version without the register ABI, or a prologue that reads g from TLS): a word's
+    offset is its stack slot. ABIInternal: the morestack tail stores each register argument the
+    function uses at its spill slot, which is the word's offset: such a store names its register.
+    A word with no store is a stack argument only when an earlier argument's spilled word lies
+    above it (stack arguments come before the spill area, which is in argument order); when a
+    word of the same value, or any word below it, is spilled, it is a register word the code
+    never stores, whose register is not recorded; otherwise nothing tells."""
+    from .abi.registers import arch_abi
+    from .verify.machine import analyze
+
     arch = arch_abi(binary.arch)
-    places: dict[int, str] = {}
-    why = None
     if arch is None or binary.arch not in ("amd64", "arm64") or not symbol.size:
-        why = f"no machine-code reader for {binary.arch}"
-    else:
-        from .verify.machine import analyze
-        report = analyze(binary, symbol.address, symbol.size)
-        if report.stack_check.tail_address is None or report.morestack_target is None:
-            why = ("no morestack tail in the machine code (no stack check), so nothing tells a register word "
-                   "from a stack word")
+        return {}, f"no machine-code reader for {binary.arch}", None
+    version = parse_go_version(binary.go_version)
+    report = analyze(binary, symbol.address, symbol.size)
+    regabi = arch.uses_regabi(version) and not symbol.is_abi0
+    if binary.arch == "amd64":
+        g_from = {"g-register": "ABIInternal", "tls": "ABI0"}.get(report.stack_check.kind)
+        if g_from == "ABIInternal" and not regabi and not arch.uses_regabi(version):
+            return {}, (f"the prologue reads g as register-ABI code does, but Go {binary.go_version} has no "
+                        f"register ABI"), None
+        if g_from == "ABI0":
+            regabi = False  # an ABI0 body (assembly, or a wrapper) in a register-ABI binary
+    base = arch.arg_base
+    words = values.words()
+    places: dict[int, WordPlace] = {}
+    for w in words:
+        if w.offset is None:
+            places[id(w)] = WordPlace(w.size, why="offset too large to record")
+    if not regabi:
+        for w in words:
+            if w.offset is not None:
+                places[id(w)] = WordPlace(w.size, stack_offset=base + w.offset)
+        return places, None, "ABI0"
+    if report.stack_check.tail_address is None or report.morestack_target is None:
+        return places, _NO_TAIL, "ABIInternal"
+    stores = {s.sp_offset: s for s in report.spills}
+    from .arginfo import Group
+    owner: dict[int, int] = {}  # id(Word) -> index of its top-level value
+    for i, v in enumerate(values.items):
+        for w in (v.words() if isinstance(v, Group) else [v]):
+            owner[id(w)] = i
+    spilled = []  # (value index, offset) of words stored by the morestack tail
+    for w in words:
+        if w.offset is None:
+            continue
+        s = stores.get(base + w.offset)
+        if s is not None and s.width == w.size:
+            places[id(w)] = WordPlace(w.size, register=s.register)
+            spilled.append((owner[id(w)], w.offset))
+        elif s is not None:
+            places[id(w)] = WordPlace(w.size, why=f"the morestack spill at +{base + w.offset} is {s.width} bytes, "
+                                                  f"the word {w.size}")
+    for w in words:
+        if id(w) in places:
+            continue
+        i = owner[id(w)]
+        if any(j == i for j, _ in spilled):
+            places[id(w)] = WordPlace(w.size, why="a register word the code never spills; which register is "
+                                                  "not recorded")
+        elif any(j < i and off > w.offset for j, off in spilled):
+            places[id(w)] = WordPlace(w.size, stack_offset=base + w.offset)
+        elif any(off < w.offset for _, off in spilled):
+            places[id(w)] = WordPlace(w.size, why="a register argument the code never spills (unused?); which "
+                                                  "register is not recorded")
         else:
-            stores = {s.sp_offset: s for s in report.spills}
-            for w in values.words():
-                if w.offset is None:
-                    places[id(w)] = "unknown (offset too large to record)"
-                    continue
-                sp = arch.arg_base + w.offset
-                s = stores.get(sp)
-                if s is not None and s.width == w.size:
-                    places[id(w)] = s.register
-                elif s is None:
-                    places[id(w)] = f"stack[+{sp},+{sp + w.size}]"
-                else:
-                    places[id(w)] = f"unknown (the spill at +{sp} is {s.width} bytes)"
-    return WordLayout(symbol, values, places, why)
+            places[id(w)] = WordPlace(w.size, why="not spilled: a stack argument, or an unused register "
+                                                  "argument")
+    return places, None, "ABIInternal"
 
 
 def _word_record(layout: WordLayout, why_no_signature: str) -> dict:
@@ -264,7 +359,7 @@ def _word_record(layout: WordLayout, why_no_signature: str) -> dict:
     def value(v):
         if isinstance(v, Group):
             return {"aggregate": [value(i) for i in v.items], "more": v.more}
-        return {"offset": v.offset, "size": v.size, "place": layout.places.get(id(v), "unknown")}
+        return {"offset": v.offset, "size": v.size, "place": layout.place(v).describe()}
 
     return {"function": layout.symbol.name, "address": layout.symbol.address, "source": TRACEBACK_SOURCE,
             "signature": None, "why_no_signature": why_no_signature,
@@ -283,7 +378,11 @@ def describe_without_dwarf(prog, query: str, as_json: bool) -> str:
     except NoTableSignature as e:
         words = word_layout(prog, e.symbol, model)
         if words is None:
-            raise
+            from .wordprobe import area_description
+            area = area_description(prog, e.symbol, as_json)  # Go < 1.17: the stack argument area
+            if area is None:
+                raise
+            return area + ("" if as_json else f"\n  note    {e}")
         if as_json:
             return json.dumps(_word_record(words, str(e)), indent=1)
         return "\n".join(words.lines() + [f"  note    {e}"])

@@ -346,7 +346,7 @@ def test_arginfo_equals_the_dwarf_layout(go, arch):
         model = RuntimeTypeModel(stripped.binary)
         records = model.arginfo
         from dwarfgo.verify.evidence import trusted_layout
-        compared = placed = 0
+        compared = placed = unplaced = 0
         wrong = []
         for fn in prog.matching("main.*"):
             layout, _ = trusted_layout(prog, fn)
@@ -364,15 +364,16 @@ def test_arginfo_equals_the_dwarf_layout(go, arch):
             words = word_layout(stripped, stripped.binary.symbol_at(fn.address), model)
             for w in words.values.words():
                 place = words.places.get(id(w))
-                if place is None:
-                    continue  # no morestack tail: unknown
+                if place is None or place.why is not None:
+                    unplaced += 1  # no morestack tail, or nothing certain: unknown, never guessed
+                    continue
                 placed += 1
                 sp = registers_of.arg_base + w.offset
                 expected = registers.get(w.offset) or f"stack[+{sp},+{sp + w.size}]"
-                assert place == expected, (fn.name, w, place, expected)
+                assert place.describe() == expected, (fn.name, w, place, expected)
     assert not wrong, wrong[:5]
     assert compared >= 60 and placed >= 40, (compared, placed)
-    print(f"go{go} {arch}: {compared} records equal to DWARF's layout, {placed} words placed by the spills")
+    print(f"go{go} {arch}: {compared} records equal to DWARF's layout, {placed} words placed, {unplaced} unknown")
 
 
 def test_import_paths_spelled_as_in_symbol_names():

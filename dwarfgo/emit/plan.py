@@ -438,7 +438,7 @@ class _RegisterSource:
         raw = f'reg("{piece.bpf_name}")'
         if kind == INT:
             return f"({_INT_CAST[size]}){raw}", None
-        if kind in (UINT, BOOL):
+        if kind in (UINT, BOOL) or (kind == HEX and size < 8):  # HEX: an untyped word smaller than a register
             return f"({_UINT_CAST[size]}){raw}", None
         return raw, None
 

@@ -198,9 +198,8 @@ def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Progra
 
 def table_source(fn) -> str:
     """After a signature in a program's header: where it came from, when not from DWARF."""
-    if getattr(fn, "checked_layout", None) is None:
-        return ""
-    return "  (source: runtime type table; parameters named by position)"
+    label = getattr(fn, "source_label", None)
+    return label() if label is not None else ""
 
 
 def decode_command(prog, functions, dialect: Dialect, options: ProbeOptions) -> str:

@@ -209,7 +209,8 @@ class ReadableBuilder:
         if k in (Kind.INT, Kind.UINT, Kind.BOOL):
             return [self._scalar(t, src)]
         if k in (Kind.UINTPTR, Kind.UNSAFE_POINTER, Kind.MAP, Kind.CHAN, Kind.FUNC):
-            e, why = self._word(src, 0, self.ptr_size, None, t)
+            # a uintptr is pointer-sized; an untyped argument word (wordprobe) may be smaller
+            e, why = self._word(src, 0, t.size if k is Kind.UINTPTR else self.ptr_size, None, t)
             if e is None:
                 return [Text(unavailable(why))]
             shown = {Kind.UINTPTR: "0x%lx", Kind.UNSAFE_POINTER: "unsafe.Pointer(0x%lx)"}.get(
@@ -554,9 +555,13 @@ def generate_readable(prog, functions, dialect: Dialect, options) -> ReadablePro
     if options.max_str > dialect.max_strlen:
         raise DwarfgoError(f"--max-str {options.max_str} exceeds bpftrace {dialect.version_text}'s limit of {dialect.max_strlen}")
     from .probe import table_source
-    tables = any(table_source(fn) for fn in functions)  # layouts from the runtime type tables, no DWARF
-    header = CHeaderWriter(ptr_size=prog.binary.ptr_size,
-                           source="the runtime type tables, no DWARF (source: runtime type table)" if tables else "DWARF")
+    from ..wordprobe import WordFunction
+    # layouts from the runtime type tables, no DWARF (untyped argument words need no C layout)
+    tables = any(table_source(fn) and not isinstance(fn, WordFunction) for fn in functions)
+    words_only = bool(functions) and all(isinstance(fn, WordFunction) for fn in functions)
+    source = ("the runtime type tables, no DWARF (source: runtime type table)" if tables else
+              "no DWARF and no type: untyped argument words only" if words_only else "DWARF")
+    header = CHeaderWriter(ptr_size=prog.binary.ptr_size, source=source, layouts=not words_only)
     writer = ReadableWriter(str(prog.binary.path.resolve()), dialect, header, options.pid, goid_offset(prog),
                             arch=prog.binary.arch, max_str=options.max_str)
     if options.buffer_pages:
