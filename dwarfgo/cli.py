@@ -426,13 +426,13 @@ def _readable_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str
     from .emit.probe import ProbeOptions
     from .emit.readable import generate_readable
 
-    dialect, _ = detect(bpftrace, bpftrace_version)
+    dialect, path = detect(bpftrace, bpftrace_version)
     fns = [prog.probe_function(f) for f in funcs]
     _say_sources(fns)
     opts = ProbeOptions(ret=ret, depth=depth, max_str=max_str, max_items=max_items, pid=pid, filter=filter_expr)
     if buffer_pages:
         opts.buffer_pages = buffer_pages
-    return generate_readable(prog, fns, dialect, opts)
+    return generate_readable(prog, fns, dialect, opts, bpftrace=path)
 
 
 FuncsArg = typer.Argument(..., help="Functions to probe: full symbols or short unique forms.", show_default=False)

@@ -36,8 +36,14 @@ from .probe import _comment_safe as comment_safe
 _INT_C = {1: "int8", 2: "int16", 4: "int32", 8: "int64"}
 _UINT_C = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}
 # bytes each printf argument takes in bpftrace's output record: bpftrace 0.17 builds the record on
-# the 512-byte BPF stack (measured: three 64-byte buf() and 20 integers fit, four do not with more)
+# the 512-byte BPF stack (measured: three 64-byte buf() and 20 integers fit, four do not with more).
+# Not exact (what else the stack holds depends on the shape): six methods of gofmt's ~40-field
+# *parser went over it at 360 with -kk, so generate_readable compiles a program near it and lowers
+# the budget until bpftrace accepts it (_STACK_CHECK_FROM, _STACK_STEP)
 _STACK_BUDGET_017 = 360
+_STACK_CHECK_FROM = 240
+_STACK_STEP = 24
+_STACK_TRIES = 5
 _STACK_BUDGET = 4096
 # the variables the program itself uses (goroutine, latency, re-entry mark, filter, raw reads)
 _PROGRAM_VARIABLES = frozenset({"g", "goid", "t0", "deleted", "again", "c", "g0", "gk", "keep", "n", "seq"})
@@ -144,9 +150,11 @@ class ReadableBuilder:
         self.branches = 0
         self.cost = 0
         self.budget = _STACK_BUDGET if dialect.version >= (0, 23, 0) else _STACK_BUDGET_017
+        self.peak = 0  # the largest record cost of a probe so far
         self._names: set[str] = set()
 
     def reset(self) -> None:
+        self.peak = max(self.peak, self.cost)
         self.branches = 0
         self.cost = 0
         self._names = set()
@@ -547,8 +555,45 @@ class ReadableProgram:
     warnings: list[str]
 
 
-def generate_readable(prog, functions, dialect: Dialect, options) -> ReadableProgram:
-    """The readable program for `functions` (ProbeOptions: ret, depth, max_str, max_items, pid)."""
+def generate_readable(prog, functions, dialect: Dialect, options, bpftrace: str | None = None) -> ReadableProgram:
+    """The readable program for `functions` (ProbeOptions: ret, depth, max_str, max_items, pid).
+
+    bpftrace before 0.23 builds each output record on the 512-byte BPF stack, and how much else a
+    probe keeps there depends on its shape; with the `bpftrace` binary at hand, a program near the
+    budget is compiled (`--emit-elf`, nothing is loaded) and rebuilt with less room per record until
+    it fits: values past the room then say so, and the program loads."""
+    budget = None
+    for _ in range(_STACK_TRIES):
+        program, peak = _generate_readable(prog, functions, dialect, options, budget)
+        if bpftrace is None or dialect.version >= (0, 23, 0) or peak < _STACK_CHECK_FROM:
+            return program
+        if not _over_the_stack(bpftrace, dialect, program):
+            return program
+        budget = min(budget or _STACK_BUDGET_017, peak) - _STACK_STEP
+    raise DwarfgoError(f"the readable program does not fit bpftrace {dialect.version_text}'s 512-byte BPF stack even "
+                       f"with {budget} bytes per record: use --depth 0, fewer functions, or --format raw")
+
+
+def _over_the_stack(bpftrace: str, dialect: Dialect, program: ReadableProgram) -> bool:
+    """Does bpftrace refuse `program` for its stack? (compiled only: --emit-elf loads nothing)"""
+    import os
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="dwarfgo-stack-") as tmp:
+        source = os.path.join(tmp, "probe.bt")
+        with open(source, "w") as f:
+            f.write(program.text)
+        env = {**os.environ, "BPFTRACE_MAP_KEYS_MAX": "65536"}
+        try:
+            run = subprocess.run([bpftrace, *dialect.read_error_flags, "--emit-elf", os.path.join(tmp, "probe.elf"),
+                                  source], capture_output=True, text=True, timeout=120, env=env)
+        except (OSError, subprocess.TimeoutExpired):
+            return False  # no verdict: the program stays as built
+    return "stack limit" in run.stdout + run.stderr
+
+
+def _generate_readable(prog, functions, dialect: Dialect, options, budget: int | None) -> tuple[ReadableProgram, int]:
     from ..verify.evidence import trusted_layout
     from .probe import _attach_flags, attach_delta, entry_point, g_expression, goid_offset
 
@@ -570,6 +615,8 @@ def generate_readable(prog, functions, dialect: Dialect, options) -> ReadablePro
     if attach_flags:
         writer.attach_delta = attach_delta(prog.binary, [fn.address for fn in functions])
     builder = ReadableBuilder(header, dialect, options.depth, options.max_str, options.max_items, prog.binary.ptr_size)
+    if budget is not None:
+        builder.budget = budget
     from .bpftrace import runtime_layout
     from .filter import FilterSet
     filters = FilterSet.parse(prog, options.filter, functions)
@@ -623,7 +670,8 @@ def generate_readable(prog, functions, dialect: Dialect, options) -> ReadablePro
     lines += [f"// {fn.name}{table_source(fn)}" for fn in functions if table_source(fn)]
     for w in writer.warnings:
         lines.append(f"// warning: {comment_safe(w)}")
-    return ReadableProgram(writer.render_readable("\n".join(lines) + "\n\n"), writer.warnings)
+    builder.reset()
+    return ReadableProgram(writer.render_readable("\n".join(lines) + "\n\n"), writer.warnings), builder.peak
 
 
 def _version() -> str:
