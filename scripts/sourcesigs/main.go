@@ -304,7 +304,7 @@ func methodKey(pkgPath string, recv types.Type, name string) string {
 	}
 	tname := recv.String()
 	if n, ok := recv.(*types.Named); ok {
-		tname = n.Obj().Name()
+		tname = localTypeName(n.Obj(), ".")
 	}
 	if ptr {
 		return pkgPath + ".(*" + tname + ")." + name

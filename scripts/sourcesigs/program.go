@@ -66,6 +66,11 @@ func (im *programImporter) Import(path string) (*types.Package, error) {
 }
 
 func runProgram(goCmd, dir string) ([]byte, error) {
+	minor, err := toolchainMinor(goCmd)
+	if err != nil {
+		return nil, fmt.Errorf("%s version: %v", goCmd, err)
+	}
+	compilerMinor = minor
 	cmd := exec.Command(goCmd, "list", "-deps", "-json", ".")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=")
@@ -120,10 +125,11 @@ func runProgram(goCmd, dir string) ([]byte, error) {
 			continue
 		}
 		checked[lp.ImportPath] = pkg
+		numberLocalTypes(info, files)
 		for _, f := range files {
 			entries = append(entries, fileEntries(fset, info, pkg, f, lp.ImportPath)...)
 		}
-		entries = append(entries, wrapperEntries(pkg, lp.ImportPath)...)
+		entries = append(entries, wrapperEntries(pkg, typeNames(pkg, info), lp.ImportPath)...)
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].key < entries[j].key })
 	var buf bytes.Buffer
@@ -298,17 +304,36 @@ func returnsInRangeFunc(info *types.Info, body *ast.BlockStmt) bool {
 	return found
 }
 
-// wrapperEntries lists the methods the compiler may generate wrappers for, with
-// "wrapper" saying which: "promoted" for a method of an embedded field
-// (pkg.T.M, pkg.(*T).M), "interface" for a method expression on an interface
-// type (pkg.I.M, receiver I). (The pointer wrapper of a value method,
-// pkg.(*T).M, is derived from pkg.T.M by the audit.) Generic types are left out.
-func wrapperEntries(pkg *types.Package, importPath string) []entry {
-	var r []entry
+// typeNames: the package-level type names of pkg, then its local defined types
+// (declared inside functions: pkg.T.N).
+func typeNames(pkg *types.Package, info *types.Info) []*types.TypeName {
+	var r []*types.TypeName
 	scope := pkg.Scope()
 	for _, name := range scope.Names() {
-		tn, ok := scope.Lookup(name).(*types.TypeName)
-		if !ok || tn.IsAlias() {
+		if tn, ok := scope.Lookup(name).(*types.TypeName); ok {
+			r = append(r, tn)
+		}
+	}
+	var local []*types.TypeName
+	for _, obj := range info.Defs {
+		if tn, ok := obj.(*types.TypeName); ok && localTypeNumber[tn] != 0 {
+			local = append(local, tn)
+		}
+	}
+	sort.Slice(local, func(i, j int) bool { return localTypeNumber[local[i]] < localTypeNumber[local[j]] })
+	return append(r, local...)
+}
+
+// wrapperEntries lists the methods the compiler may generate wrappers for, with
+// "wrapper" saying which: "promoted" for a method of an embedded field
+// (pkg.T.M, pkg.(*T).M; a local type's methods are all promoted ones:
+// pkg.T.N.M, pkg.(*T.N).M), "interface" for a method expression on an interface
+// type (pkg.I.M, receiver I). (The pointer wrapper of a value method,
+// pkg.(*T).M, is derived from pkg.T.M by the audit.) Generic types are left out.
+func wrapperEntries(pkg *types.Package, names []*types.TypeName, importPath string) []entry {
+	var r []entry
+	for _, tn := range names {
+		if tn.IsAlias() {
 			continue
 		}
 		named, ok := tn.Type().(*types.Named)
