@@ -11,14 +11,14 @@ package main
 //     level), in the order the noder meets them: files in order, each in source
 //     order, function literals where they stand.
 //   - Go 1.18-1.19 (noder/decl.go, typeDecl: types.(*Type).SetVargen): defined
-//     types only (an alias takes no number), declared while a function is being
-//     built. Function bodies are built after every package-level declaration
-//     (irgen.later), so the literals of package-level variables come first, then
-//     the function bodies in file and declaration order.
+//     types only (an alias takes no number; a blank one does), declared while a
+//     function is built. Function bodies and package-level variables are built
+//     later (irgen.later), but both in declaration order: source order again.
 //   - Go 1.20+ (unified IR, noder/writer.go, declCollector): defined types only,
-//     any type declaration inside a block, in source order over the files in
-//     order (syntax.Walk); blank ones count too.
-
+//     blank ones included, any type declaration inside a block, in source order
+//     over the files in order (syntax.Walk).
+//
+// tests/data/localtypes tells the rules apart (its symbols, built by Go 1.15, 1.19, 1.27).
 import (
 	"go/ast"
 	"go/types"
@@ -65,23 +65,6 @@ func numberLocalTypes(info *types.Info, files []*ast.File) {
 		if tn, ok := info.Defs[spec.Name].(*types.TypeName); ok && !alias {
 			localTypeNumber[tn] = n
 		}
-	}
-	if compilerMinor == 18 || compilerMinor == 19 {
-		for _, f := range files {
-			for _, d := range f.Decls {
-				if _, ok := d.(*ast.FuncDecl); !ok {
-					walkLocalTypes(d, false, count)
-				}
-			}
-		}
-		for _, f := range files {
-			for _, d := range f.Decls {
-				if fd, ok := d.(*ast.FuncDecl); ok {
-					walkLocalTypes(fd, false, count)
-				}
-			}
-		}
-		return
 	}
 	for _, f := range files {
 		walkLocalTypes(f, false, count)

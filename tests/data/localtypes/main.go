@@ -1,0 +1,50 @@
+// Command localtypes declares types inside functions, so that the compiler numbers them
+// (DWARF `main.upper·2`, symbols `main.(*upper.2).Write`). The numbering differs between
+// compilers (see scripts/sourcesigs/localtypes.go): Go <= 1.17 counts the alias and not the
+// blank type, 1.18-1.19 number the package-level literal's type before every function body,
+// 1.20+ go in source order and count the blank type. The promoted methods of each local type
+// are kept by the calls through io.Writer.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+func first(w io.Writer) io.Writer {
+	type alias = strings.Builder
+	type upper struct{ io.Writer }
+	var b alias
+	b.WriteString("first")
+	fmt.Fprintln(w, b.String())
+	return &upper{w}
+}
+
+func second(w io.Writer) (io.Writer, io.Writer) {
+	type _ struct{}
+	type upper struct {
+		io.Writer
+		n int
+	}
+	prefix := func(u upper, s string) (upper, int) {
+		n, _ := fmt.Fprintf(u, "%d %s\n", u.n, s)
+		return upper{u.Writer, u.n + n}, n
+	}
+	u, _ := prefix(upper{w, 1}, "second")
+	return u, &u
+}
+
+func main() {
+	w := first(os.Stdout)
+	a, b := second(os.Stdout)
+	for _, out := range []io.Writer{w, a, b, describe(os.Stdout)} {
+		fmt.Fprintf(out, "%T\n", out)
+	}
+}
+
+var describe = func(w io.Writer) io.Writer {
+	type counted struct{ io.Writer }
+	return counted{w}
+}
