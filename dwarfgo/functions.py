@@ -329,6 +329,8 @@ class FunctionTable:
         with reading(self.binary.path, f"DWARF of {symbol.name} (DIE at .debug_info offset {die.offset:#x})"):
             inputs, results = self._parameters(die)
         _zero_size_receiver_first(symbol.name, inputs)
+        if not inputs:
+            inputs = self._method_value_arguments(symbol.name)
         missing = self._missing_receiver(symbol.name, inputs)
         if missing is not None:
             inputs.insert(0, missing)
@@ -377,6 +379,23 @@ class FunctionTable:
                     return (f"Go 1.21 writes no DWARF results for the wrapper of a promoted method, and the "
                             f"method it wraps, {wrapped}, returns ({listed})")
         return None
+
+    def _method_value_arguments(self, name: str) -> list[Parameter]:
+        """Go 1.19 (1.18 and 1.20 not in the matrix) lists only the results of a method value's
+        wrapper (`main.(*greeter).greet-fm`, DW_AT_trampoline), not its parameters, which are the
+        method's own without the receiver (the receiver travels in the closure context). Take them
+        from the method's DWARF, without DIEs: their places follow from their types."""
+        plain = _strip_abi0(name)
+        if not plain.endswith("-fm"):
+            return []
+        sym = self._symbols_by_name.get(plain[:-3])
+        if sym is None:
+            return []
+        try:
+            method = self.at(sym)
+        except DwarfgoError:
+            return []
+        return [Parameter(p.name, p.type, False, None) for p in method.arguments]
 
     @cached_property
     def _symbols_by_name(self) -> dict:
