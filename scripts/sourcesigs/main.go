@@ -82,6 +82,7 @@ type sig struct {
 	NoBody     bool        `json:"nobody,omitempty"`
 	RangeFunc  bool        `json:"return_in_range_func,omitempty"`
 	Wrapper    string      `json:"wrapper,omitempty"`
+	GoDefer    bool        `json:"godefer,omitempty"`
 	Package    string      `json:"package,omitempty"`
 	File       string      `json:"file"`
 	Line       int         `json:"line"`

@@ -36,12 +36,38 @@ func second(w io.Writer) (io.Writer, io.Writer) {
 	return u, &u
 }
 
+// Functions the compiler names itself, whose signatures the source still gives: the init
+// function main.init.0 and its literal main.init.0.func1, the method value's wrapper
+// main.(*greeter).greet-fm, and (Go 1.22+) the go and defer statements' wrappers
+// main.main.gowrap1 and main.main.deferwrap2 (one counter for both).
+func init() {
+	length = func(s string) int { return len(s) + 1 }
+}
+
+var length func(string) int
+
+type greeter struct{ name string }
+
+//go:noinline
+func (g *greeter) greet(w io.Writer, n int) (int, error) {
+	return fmt.Fprintln(w, g.name, n)
+}
+
+//go:noinline
+func report(done chan<- int, greet func(io.Writer, int) (int, error)) {
+	n, _ := greet(os.Stdout, length("report"))
+	done <- n
+}
+
 func main() {
 	w := first(os.Stdout)
 	a, b := second(os.Stdout)
 	for _, out := range []io.Writer{w, a, b, describe(os.Stdout)} {
 		fmt.Fprintf(out, "%T\n", out)
 	}
+	done := make(chan int)
+	go report(done, (&greeter{"hello"}).greet)
+	defer fmt.Println("printed", <-done)
 }
 
 var describe = func(w io.Writer) io.Writer {
