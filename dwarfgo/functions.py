@@ -330,7 +330,7 @@ class FunctionTable:
             inputs, results = self._parameters(die)
         _zero_size_receiver_first(symbol.name, inputs)
         if not inputs:
-            inputs = self._method_value_arguments(symbol.name)
+            inputs, results = self._method_value_parameters(symbol.name, results)
         missing = self._missing_receiver(symbol.name, inputs)
         if missing is not None:
             inputs.insert(0, missing)
@@ -380,22 +380,26 @@ class FunctionTable:
                             f"method it wraps, {wrapped}, returns ({listed})")
         return None
 
-    def _method_value_arguments(self, name: str) -> list[Parameter]:
+    def _method_value_parameters(self, name: str, results: list[Parameter]) -> tuple[list[Parameter], list[Parameter]]:
         """Go 1.19 (1.18 and 1.20 not in the matrix) lists only the results of a method value's
-        wrapper (`main.(*greeter).greet-fm`, DW_AT_trampoline), not its parameters, which are the
-        method's own without the receiver (the receiver travels in the closure context). Take them
-        from the method's DWARF, without DIEs: their places follow from their types."""
+        wrapper (`main.(*greeter).greet-fm`, DW_AT_trampoline), unnamed (`~r0`), and not its
+        parameters, which are the method's own without the receiver (the receiver travels in the
+        closure context). The parameters are taken from the method's DWARF, without DIEs (their
+        places follow from their types), and the results get the method's names.
+        Returns (inputs, results); no inputs when the symbol is not such a wrapper."""
         plain = _strip_abi0(name)
-        if not plain.endswith("-fm"):
-            return []
-        sym = self._symbols_by_name.get(plain[:-3])
+        sym = self._symbols_by_name.get(plain[:-3]) if plain.endswith("-fm") else None
         if sym is None:
-            return []
+            return [], results
         try:
             method = self.at(sym)
         except DwarfgoError:
-            return []
-        return [Parameter(p.name, p.type, False, None) for p in method.arguments]
+            return [], results
+        inputs = [Parameter(p.name, p.type, False, None) for p in method.arguments]
+        if inputs and len(method.results) == len(results) and all(
+                r.is_unnamed and r.type.name == m.type.name for r, m in zip(results, method.results)):
+            results = [Parameter(m.name, r.type, True, r.die, m.blank_result) for r, m in zip(results, method.results)]
+        return inputs, results
 
     @cached_property
     def _symbols_by_name(self) -> dict:

@@ -48,9 +48,11 @@ var length func(string) int
 
 type greeter struct{ name string }
 
+// Go 1.19 writes neither the parameters of greet-fm nor its results' names in DWARF.
+//
 //go:noinline
-func (g *greeter) greet(w io.Writer, n int) (int, error) {
-	return fmt.Fprintln(w, g.name, n)
+func (g *greeter) greet(w io.Writer, times int) (written int, err error) {
+	return fmt.Fprintln(w, g.name, times)
 }
 
 //go:noinline
