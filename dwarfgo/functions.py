@@ -244,12 +244,26 @@ def receiver_of(name: str, first_input: Parameter | None) -> str | None:
     if len(parts) < 2 or first_input is None:
         return None
     # `pkg.T.M` is a value method iff its first parameter has type pkg.T (closures such as
-    # `pkg.F.func1` take no such parameter).
-    candidate = _strip_brackets(parts[0])
-    tname = _strip_brackets(first_input.type.name)
+    # `pkg.F.func1` take no such parameter); `pkg.T.1.M` for a type declared inside a function
+    recv_part = _local_type_receiver(parts) or parts[0]
+    candidate = _strip_brackets(recv_part)
+    tname = _LOCAL_TYPE.sub(r".\1", _strip_brackets(first_input.type.name))
     if tname in (f"{pkg}.{candidate}",) or tname.endswith("/" + f"{pkg.rsplit('/', 1)[-1]}.{candidate}"):
-        return parts[0]
+        return recv_part
     return None
+
+
+def _local_type_receiver(parts: list[str]) -> str | None:
+    """`T.1` for the parts of `T.1.M` (not a closure, see is_closure_rest): the value method M of a
+    type declared inside a function, which the symbol spells `T.1` and DWARF `T·1`."""
+    if len(parts) == 3 and parts[1].isdigit() and parts[0] and not parts[2].isdigit():
+        return f"{parts[0]}.{parts[1]}"
+    return None
+
+
+def _local_type_spelling(symbol_type: str) -> str:
+    """DWARF's name of a type the symbol names: `*net.dialResult·1` for `*net.dialResult.1`."""
+    return re.sub(r"\.(\d+)$", r"·\1", symbol_type)
 
 
 _RANGE_BODY = re.compile(r"-range\d+(?:$|\.)")
@@ -315,6 +329,8 @@ class FunctionTable:
         with reading(self.binary.path, f"DWARF of {symbol.name} (DIE at .debug_info offset {die.offset:#x})"):
             inputs, results = self._parameters(die)
         _zero_size_receiver_first(symbol.name, inputs)
+        if not inputs:
+            inputs, results = self._method_value_parameters(symbol.name, results)
         missing = self._missing_receiver(symbol.name, inputs)
         if missing is not None:
             inputs.insert(0, missing)
@@ -363,6 +379,27 @@ class FunctionTable:
                     return (f"Go 1.21 writes no DWARF results for the wrapper of a promoted method, and the "
                             f"method it wraps, {wrapped}, returns ({listed})")
         return None
+
+    def _method_value_parameters(self, name: str, results: list[Parameter]) -> tuple[list[Parameter], list[Parameter]]:
+        """Go 1.19 (1.18 and 1.20 not in the matrix) lists only the results of a method value's
+        wrapper (`main.(*greeter).greet-fm`, DW_AT_trampoline), unnamed (`~r0`), and not its
+        parameters, which are the method's own without the receiver (the receiver travels in the
+        closure context). The parameters are taken from the method's DWARF, without DIEs (their
+        places follow from their types), and the results get the method's names.
+        Returns (inputs, results); no inputs when the symbol is not such a wrapper."""
+        plain = _strip_abi0(name)
+        sym = self._symbols_by_name.get(plain[:-3]) if plain.endswith("-fm") else None
+        if sym is None:
+            return [], results
+        try:
+            method = self.at(sym)
+        except DwarfgoError:
+            return [], results
+        inputs = [Parameter(p.name, p.type, False, None) for p in method.arguments]
+        if inputs and len(method.results) == len(results) and all(
+                r.is_unnamed and r.type.name == m.type.name for r, m in zip(results, method.results)):
+            results = [Parameter(m.name, r.type, True, r.die, m.blank_result) for r, m in zip(results, method.results)]
+        return inputs, results
 
     @cached_property
     def _symbols_by_name(self) -> dict:
@@ -415,16 +452,19 @@ class FunctionTable:
             want = f"*{pkg}.{recv[2:-1]}"
         else:
             parts = _split_top_level(rest)
-            if len(parts) != 2 or "[" in parts[0] or parts[0].startswith("func"):
+            recv_part = _local_type_receiver(parts) or (parts[0] if len(parts) == 2 else None)
+            if recv_part is None or "[" in recv_part or recv_part.startswith("func"):
                 return None
-            want = f"{pkg}.{parts[0]}"  # a value method `pkg.T.M`, if pkg.T is a type
+            want = f"{pkg}.{recv_part}"  # a value method `pkg.T.M` (`pkg.T.1.M`), if pkg.T is a type
         # a symbol escapes dots of the import path's last element (`gopkg.in/yaml%2ev3`); the
-        # type names may or may not
-        spellings = [want] if unquote(want) == want else [want, unquote(want)]
+        # type names may or may not; DWARF spells a local type T·1 where the symbol says T.1
+        spellings = list(dict.fromkeys(
+            w for s in (want, unquote(want)) for w in (_local_type_spelling(s), s)))
         visible = [p for p in inputs if not p.is_hidden]
         if visible and _same_type_name(visible[0].type.name, spellings):
             return None
         rtype = next((t for t in map(self._type_by_name, spellings) if t is not None), None)
+        want = _local_type_spelling(want)
         tail = "." + _strip_brackets(want).rsplit(".", 1)[-1]
         if rtype is None and want.startswith("*") and not (
                 visible and visible[0].type.name.startswith("*") and _strip_brackets(visible[0].type.name).endswith(tail)):

@@ -54,3 +54,72 @@ def test_fixture_whole_binary_audit(go, fixture):
     r = _audit_module().audit(str(binary), str(REPO / "fixtures" / fixture), str(wrapper), show=5)
     assert r["different"] == 0, r["examples"]
     assert r["audited"] > 1000, r
+
+
+
+_LOCAL_TYPE_METHOD = r"^main\.(?:\(\*)?(?!init\.)[A-Za-z_]\w*\.\d+\)?\.(?!func\d)\w+$"  # main.upper.2.Write, main.(*upper.2).Write
+_COMPILER_NAMED = r"^main\.(?:init\.\d+(?:\.func\d+)?|init\.func\d+|main\.(?:gowrap|deferwrap)\d+|.*-fm)$"
+
+
+@pytest.fixture(scope="module", params=["1.15", "1.19", "1.27"])
+def localtypes_audit(request, tmp_path_factory):
+    """tests/data/localtypes built by a Go whose compiler numbers local types its own way
+    (<= 1.17: aliases count, blank types do not; 1.18+: the other way round), with its symbols
+    (the toolchain's `go tool nm`, not dwarfgo), its source signatures, and its audit."""
+    import os
+    import subprocess
+
+    go = request.param
+    wrapper = TOOLCHAINS / "bin" / f"go{go}"
+    require_file(wrapper, f"Go {go} toolchain")
+    src = REPO / "tests" / "data" / "localtypes"
+    binary = tmp_path_factory.mktemp(f"localtypes{go}") / "localtypes"
+    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "", "GOTOOLCHAIN": "local", "GOPROXY": "off"}
+    proc = subprocess.run([str(wrapper), "build", "-o", str(binary), "."], cwd=src,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    nm = subprocess.run([str(wrapper), "tool", "nm", str(binary)], capture_output=True, text=True, check=True)
+    symbols = {line.split()[-1] for line in nm.stdout.splitlines() if line.split()}
+    audit = _audit_module()
+    sigs = audit.source_signatures(src, wrapper)
+    r = audit.audit(str(binary), str(src), str(wrapper), show=10000, sigs=sigs)
+    return go, symbols, sigs, r
+
+
+@pytest.mark.matrix
+def test_local_types_are_numbered_as_the_compiler_does(localtypes_audit):
+    """sourcesigs names a type declared inside a function as the binary's compiler does: every
+    local type's method symbol in the binary is one sourcesigs derives from the source, and the
+    audit compares them all, with no difference."""
+    import re
+
+    go, symbols, sigs, r = localtypes_audit
+    local = {s for s in symbols if re.match(_LOCAL_TYPE_METHOD, s)}
+    # 2 upper types and 1 counted, each with a value and a pointer Write wrapper
+    assert len(local) == 6, sorted(local)
+    assert local <= set(sigs), sorted(local - set(sigs))
+    want_numbers = {"1.15": ["counted.4", "upper.2", "upper.3"]}.get(go, ["counted.4", "upper.1", "upper.3"])
+    assert sorted({re.sub(r"^main\.\(?\*?|\)?\.Write$", "", s) for s in local}) == want_numbers
+    assert r["different"] == 0, r["examples"]
+    not_derivable = {n for names in r["not_derivable_examples"].values() for n in names}
+    assert not local & not_derivable, sorted(local & not_derivable)
+
+
+@pytest.mark.matrix
+def test_compiler_named_functions_are_audited(localtypes_audit):
+    """init functions and their literals, method value wrappers (`-fm`), Go 1.20+'s package-level
+    literals (`init.funcN`) and Go 1.22+'s go/defer wrappers (`gowrapN`, `deferwrapN`, type
+    func()) are derived from the source and compared, not filed as not derivable."""
+    import re
+
+    go, symbols, sigs, r = localtypes_audit
+    named = {s for s in symbols if re.match(_COMPILER_NAMED, s)}
+    want = {"main.init.0", "main.init.0.func1", "main.(*greeter).greet-fm"}
+    if go >= "1.20":
+        want.add("main.init.func1")
+    if go >= "1.22":
+        want |= {"main.main.gowrap1", "main.main.deferwrap2"}
+    assert want <= named, sorted(want - named)
+    not_derivable = {n for names in r["not_derivable_examples"].values() for n in names}
+    assert not named & not_derivable, sorted(named & not_derivable)
+    assert r["different"] == 0, r["examples"]

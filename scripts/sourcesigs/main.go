@@ -82,6 +82,7 @@ type sig struct {
 	NoBody     bool        `json:"nobody,omitempty"`
 	RangeFunc  bool        `json:"return_in_range_func,omitempty"`
 	Wrapper    string      `json:"wrapper,omitempty"`
+	GoDefer    bool        `json:"godefer,omitempty"`
 	Package    string      `json:"package,omitempty"`
 	File       string      `json:"file"`
 	Line       int         `json:"line"`
@@ -304,7 +305,7 @@ func methodKey(pkgPath string, recv types.Type, name string) string {
 	}
 	tname := recv.String()
 	if n, ok := recv.(*types.Named); ok {
-		tname = n.Obj().Name()
+		tname = localTypeName(n.Obj(), ".")
 	}
 	if ptr {
 		return pkgPath + ".(*" + tname + ")." + name

@@ -66,6 +66,11 @@ func (im *programImporter) Import(path string) (*types.Package, error) {
 }
 
 func runProgram(goCmd, dir string) ([]byte, error) {
+	minor, err := toolchainMinor(goCmd)
+	if err != nil {
+		return nil, fmt.Errorf("%s version: %v", goCmd, err)
+	}
+	compilerMinor = minor
 	cmd := exec.Command(goCmd, "list", "-deps", "-json", ".")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=")
@@ -114,16 +119,21 @@ func runProgram(goCmd, dir string) ([]byte, error) {
 			},
 			FakeImportC: true,
 		}
-		info := &types.Info{Defs: map[*ast.Ident]types.Object{}, Types: map[ast.Expr]types.TypeAndValue{}}
+		info := &types.Info{Defs: map[*ast.Ident]types.Object{}, Types: map[ast.Expr]types.TypeAndValue{},
+			Selections: map[*ast.SelectorExpr]*types.Selection{}}
 		pkg, _ := conf.Check(path, fset, files, info)
 		if pkg == nil {
 			continue
 		}
 		checked[lp.ImportPath] = pkg
+		numberLocalTypes(info, files)
+		inits := 0
+		entries = append(entries, entry{pkg.Path() + ".init", sig{Params: []param{}, Results: []param{}, Package: lp.ImportPath}})
 		for _, f := range files {
-			entries = append(entries, fileEntries(fset, info, pkg, f, lp.ImportPath)...)
+			entries = append(entries, fileEntries(fset, info, pkg, f, lp.ImportPath, &inits)...)
 		}
-		entries = append(entries, wrapperEntries(pkg, lp.ImportPath)...)
+		entries = append(entries, wrapperEntries(pkg, typeNames(pkg, info), lp.ImportPath)...)
+		entries = append(entries, packageLiterals(fset, info, pkg, lp.ImportPath)...)
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].key < entries[j].key })
 	var buf bytes.Buffer
@@ -150,7 +160,11 @@ func runProgram(goCmd, dir string) ([]byte, error) {
 }
 
 // fileEntries lists one file's functions, methods and (nested) function literals.
-func fileEntries(fset *token.FileSet, info *types.Info, pkg *types.Package, f *ast.File, importPath string) []entry {
+//
+// A package's init functions are pkg.init.0, pkg.init.1, ... in the order of the
+// files and of their declarations (*inits counts them over the files); the
+// compiler's package initialiser pkg.init takes no arguments either.
+func fileEntries(fset *token.FileSet, info *types.Info, pkg *types.Package, f *ast.File, importPath string, inits *int) []entry {
 	var r []entry
 	for _, decl := range f.Decls {
 		fd, ok := decl.(*ast.FuncDecl)
@@ -174,8 +188,12 @@ func fileEntries(fset *token.FileSet, info *types.Info, pkg *types.Package, f *a
 			Line:     pos.Line,
 		}
 		key := pkg.Path() + "." + fd.Name.Name
-		if (fd.Name.Name == "init" && fd.Recv == nil) || fd.Name.Name == "_" {
-			continue // package init functions are init.0, init.1, ...
+		if fd.Name.Name == "_" {
+			continue
+		}
+		if fd.Name.Name == "init" && fd.Recv == nil {
+			key = pkg.Path() + ".init." + strconv.Itoa(*inits)
+			*inits++
 		}
 		if tps := s.TypeParams(); tps != nil && tps.Len() > 0 {
 			e.Generic = true
@@ -197,6 +215,7 @@ func fileEntries(fset *token.FileSet, info *types.Info, pkg *types.Package, f *a
 		r = append(r, entry{key, e})
 		if fd.Body != nil {
 			r = append(r, nestedClosures(fset, info, key, fd.Body, e.Generic, importPath)...)
+			r = append(r, goDeferWrappers(info, key, fd.Body, importPath)...)
 		}
 	}
 	return r
@@ -248,18 +267,20 @@ func nestedClosures(fset *token.FileSet, info *types.Info, outer string, body as
 			}})
 		}
 		r = append(r, nestedClosures(fset, info, name, lit.Body, generic, importPath)...)
+		r = append(r, goDeferWrappers(info, name, lit.Body, importPath)...)
 		return false
 	}
 	ast.Inspect(body, inspect)
 	return r
 }
 
-// isClosureName: outer.funcN or outer.funcN.M (a literal's name).
+// isClosureName: outer.funcN or outer.funcN.M (a literal's name); not an init
+// function pkg.init.N, whose literals are pkg.init.N.funcM.
 func isClosureName(name string) bool {
 	i := strings.LastIndex(name, ".")
 	last := name[i+1:]
 	if _, err := strconv.Atoi(last); err == nil {
-		return true
+		return !strings.HasSuffix(name[:i], ".init")
 	}
 	return strings.HasPrefix(last, "func") && len(last) > 4 && strings.Trim(last[4:], "0123456789") == ""
 }
@@ -298,17 +319,36 @@ func returnsInRangeFunc(info *types.Info, body *ast.BlockStmt) bool {
 	return found
 }
 
-// wrapperEntries lists the methods the compiler may generate wrappers for, with
-// "wrapper" saying which: "promoted" for a method of an embedded field
-// (pkg.T.M, pkg.(*T).M), "interface" for a method expression on an interface
-// type (pkg.I.M, receiver I). (The pointer wrapper of a value method,
-// pkg.(*T).M, is derived from pkg.T.M by the audit.) Generic types are left out.
-func wrapperEntries(pkg *types.Package, importPath string) []entry {
-	var r []entry
+// typeNames: the package-level type names of pkg, then its local defined types
+// (declared inside functions: pkg.T.N).
+func typeNames(pkg *types.Package, info *types.Info) []*types.TypeName {
+	var r []*types.TypeName
 	scope := pkg.Scope()
 	for _, name := range scope.Names() {
-		tn, ok := scope.Lookup(name).(*types.TypeName)
-		if !ok || tn.IsAlias() {
+		if tn, ok := scope.Lookup(name).(*types.TypeName); ok {
+			r = append(r, tn)
+		}
+	}
+	var local []*types.TypeName
+	for _, obj := range info.Defs {
+		if tn, ok := obj.(*types.TypeName); ok && localTypeNumber[tn] != 0 {
+			local = append(local, tn)
+		}
+	}
+	sort.Slice(local, func(i, j int) bool { return localTypeNumber[local[i]] < localTypeNumber[local[j]] })
+	return append(r, local...)
+}
+
+// wrapperEntries lists the methods the compiler may generate wrappers for, with
+// "wrapper" saying which: "promoted" for a method of an embedded field
+// (pkg.T.M, pkg.(*T).M; a local type's methods are all promoted ones:
+// pkg.T.N.M, pkg.(*T.N).M), "interface" for a method expression on an interface
+// type (pkg.I.M, receiver I). (The pointer wrapper of a value method,
+// pkg.(*T).M, is derived from pkg.T.M by the audit.) Generic types are left out.
+func wrapperEntries(pkg *types.Package, names []*types.TypeName, importPath string) []entry {
+	var r []entry
+	for _, tn := range names {
+		if tn.IsAlias() {
 			continue
 		}
 		named, ok := tn.Type().(*types.Named)
@@ -351,4 +391,93 @@ func wrapperEntry(pkg *types.Package, recv types.Type, m *types.Func, kind, impo
 		Package:   importPath,
 		Wrapper:   kind,
 	}}
+}
+
+// goDeferWrappers lists the wrappers Go 1.22+ makes for the go and defer statements
+// of one function body (not of the literals in it): outer.gowrapN and
+// outer.deferwrapN, one counter for both, in source order (ir.closureName's
+// goDeferGen). The compiler (typecheck.normalizeGoDeferCall) wraps every call but
+// a plain function call without parameters and results, into a function of type
+// func(): its values travel in the closure context. Dead branches of a constant
+// condition are skipped, as for literals.
+func goDeferWrappers(info *types.Info, outer string, body ast.Node, importPath string) []entry {
+	if compilerMinor < 22 {
+		return nil
+	}
+	var r []entry
+	n := 0
+	var inspect func(node ast.Node) bool
+	inspect = func(node ast.Node) bool {
+		var call *ast.CallExpr
+		kind := ""
+		switch x := node.(type) {
+		case *ast.FuncLit:
+			return false
+		case *ast.IfStmt:
+			if tv, ok := info.Types[x.Cond]; ok && tv.Value != nil && tv.Value.Kind() == constant.Bool {
+				if x.Init != nil {
+					ast.Inspect(x.Init, inspect)
+				}
+				if constant.BoolVal(tv.Value) {
+					ast.Inspect(x.Body, inspect)
+				} else if x.Else != nil {
+					ast.Inspect(x.Else, inspect)
+				}
+				return false
+			}
+		case *ast.GoStmt:
+			call, kind = x.Call, "gowrap"
+		case *ast.DeferStmt:
+			call, kind = x.Call, "deferwrap"
+		}
+		if call == nil {
+			return true
+		}
+		if needsGoDeferWrapper(info, call) {
+			n++
+			r = append(r, entry{fmt.Sprintf("%s.%s%d", outer, kind, n), sig{
+				Params: []param{}, Results: []param{}, GoDefer: true, Package: importPath}})
+		}
+		return true // the call's operands may hold literals, not other statements
+	}
+	ast.Inspect(body, inspect)
+	return r
+}
+
+// needsGoDeferWrapper: the call is not a plain call (OCALLFUNC) of a function
+// without parameters and results. Method calls, builtins and calls with arguments
+// or results are wrapped.
+func needsGoDeferWrapper(info *types.Info, call *ast.CallExpr) bool {
+	fun := ast.Unparen(call.Fun)
+	if sel, ok := fun.(*ast.SelectorExpr); ok {
+		if _, isMethod := info.Selections[sel]; isMethod {
+			return true
+		}
+	}
+	tv, ok := info.Types[fun]
+	if !ok || tv.IsBuiltin() || tv.IsType() {
+		return true
+	}
+	s, ok := tv.Type.Underlying().(*types.Signature)
+	if !ok {
+		return true
+	}
+	return s.Params().Len()+s.Results().Len() != 0
+}
+
+// packageLiterals lists the function literals of package-level variables' initial
+// values. Go 1.20+ (unified IR) builds them inside the package initialiser in the
+// order of package initialisation (types2's Info.InitOrder, which go/types
+// computes alike: noder/writer.go pkgInitOrder), each value's literals in source
+// order: pkg.init.func1, pkg.init.func2, ... (nested ones pkg.init.func1.1).
+// Older compilers (glob..funcN) number them as they type-check, not listed.
+func packageLiterals(fset *token.FileSet, info *types.Info, pkg *types.Package, importPath string) []entry {
+	if compilerMinor < 20 {
+		return nil
+	}
+	values := &ast.BlockStmt{}
+	for _, init := range info.InitOrder {
+		values.List = append(values.List, &ast.ExprStmt{X: init.Rhs})
+	}
+	return nestedClosures(fset, info, pkg.Path()+".init", values, false, importPath)
 }

@@ -56,7 +56,7 @@ func writeType(b *strings.Builder, t types.Type) {
 		if obj := t.Obj(); obj.Pkg() != nil {
 			b.WriteString(obj.Pkg().Path() + ".")
 		}
-		b.WriteString(t.Obj().Name())
+		b.WriteString(localTypeName(t.Obj(), "·"))
 		if args := t.TypeArgs(); args != nil && args.Len() > 0 {
 			b.WriteString("[")
 			for i := 0; i < args.Len(); i++ {
