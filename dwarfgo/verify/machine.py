@@ -105,24 +105,96 @@ def _import_capstone() -> None:
         capstone, x86_const, arm64_const = cs, x86, arm64
 
 
-def disassemble(binary: GoBinary, address: int, size: int):
+_DECODERS: dict[tuple[str, bool], object] = {}  # (arch, detail) -> Cs, made once per process
+HEAD = 16  # instructions the prologue checks read (the stack check, the frame size)
+_TAIL_CHUNK = 32  # instructions of the morestack tail decoded with detail at a time
+
+
+def _decoder(arch: str, detail: bool):
     _import_capstone()
+    md = _DECODERS.get((arch, detail))
+    if md is None:
+        if arch == "amd64":
+            md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        elif arch == "arm64":
+            md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+        else:
+            raise NotImplementedError(f"machine-code check for {arch}")
+        md.detail = detail
+        _DECODERS[(arch, detail)] = md
+    return md
+
+
+def disassemble(binary: GoBinary, address: int, size: int):
+    """Every instruction of [address, address+size), with operand details (Capstone stops at
+    the first bytes that do not decode)."""
     code = binary.read_memory(address, size)
-    if binary.arch == "amd64":
-        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-    elif binary.arch == "arm64":
-        md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
-    else:
-        raise NotImplementedError(f"machine-code check for {binary.arch}")
-    md.detail = True
-    return list(md.disasm(code, address))
+    return list(_decoder(binary.arch, True).disasm(code, address))
+
+
+@dataclass
+class _Body:
+    """What the checks read of a function's machine code: the address and mnemonic of every
+    instruction (the linear sweep Capstone makes), the first HEAD instructions with operand
+    details, and detailed instructions from any instruction start on (the morestack tail)."""
+
+    starts: list[int]
+    rets: list[int]
+    head: list
+    _from: object  # (address) -> iterator of detailed instructions from that instruction start
+
+    def from_address(self, address: int):
+        return self._from(address)
+
+
+def _full_body(insns) -> _Body:
+    """The body from a complete detailed disassembly (the reference for the light one)."""
+    by_address = {insn.address: k for k, insn in enumerate(insns)}
+    return _Body([i.address for i in insns], [i.address for i in insns if i.mnemonic == "ret"], insns[:HEAD],
+                 lambda address: iter(insns[by_address[address]:]))
+
+
+def _light_body(binary: GoBinary, address: int, size: int) -> _Body:
+    """The body with operand details decoded only where the checks read them: the whole code is
+    swept without details (addresses and mnemonics, a fraction of the cost), the head and the
+    morestack tail are decoded again with details. x86 and arm64 decode each instruction from
+    its own start alone, so an instruction decoded from a start the sweep found is the sweep's."""
+    code = binary.read_memory(address, size)
+    starts, rets = [], []
+    for insn_address, _, mnemonic, _ in _decoder(binary.arch, False).disasm_lite(code, address):
+        starts.append(insn_address)
+        if mnemonic == "ret":
+            rets.append(insn_address)
+    detailed = _decoder(binary.arch, True)
+    head = list(detailed.disasm(code, address, HEAD))
+
+    def from_address(at: int):
+        while at < address + len(code):
+            chunk = list(detailed.disasm(code[at - address:], at, _TAIL_CHUNK))
+            yield from chunk
+            if len(chunk) < _TAIL_CHUNK:
+                return
+            at = chunk[-1].address + chunk[-1].size
+
+    return _Body(starts, rets, head, from_address)
 
 
 def analyze(binary: GoBinary, address: int, size: int) -> MachineReport:
-    insns = disassemble(binary, address, size)
+    if binary.arch not in ("amd64", "arm64"):
+        raise NotImplementedError(f"machine-code check for {binary.arch}")
+    return _analyze(binary, _light_body(binary, address, size), address)
+
+
+def analyze_fully(binary: GoBinary, address: int, size: int) -> MachineReport:
+    """analyze() from a detailed disassembly of the whole body: the reference the light path is
+    checked against (tests, scripts/compare-abi-paths)."""
+    return _analyze(binary, _full_body(disassemble(binary, address, size)), address)
+
+
+def _analyze(binary: GoBinary, body: _Body, address: int) -> MachineReport:
     if binary.arch == "amd64":
-        return _analyze_amd64(binary, insns, address)
-    return _analyze_arm64(binary, insns, address)
+        return _analyze_amd64(binary, body, address)
+    return _analyze_arm64(binary, body, address)
 
 
 def _branch_target(insn) -> int | None:
@@ -141,12 +213,11 @@ def _symbol_name(binary: GoBinary, addr: int | None) -> str | None:
     return sym.name if sym else None
 
 
-def _analyze_amd64(binary: GoBinary, insns, entry: int) -> MachineReport:
-    starts = [i.address for i in insns]
-    rets = [i.address for i in insns if i.mnemonic == "ret"]
-    check = _amd64_stack_check(insns[:12])
+def _analyze_amd64(binary: GoBinary, body: _Body, entry: int) -> MachineReport:
+    starts, rets = body.starts, body.rets
+    check = _amd64_stack_check(body.head[:12])
     frame = None
-    for insn in insns[:16]:
+    for insn in body.head[:16]:
         if insn.mnemonic == "sub" and insn.op_str.startswith("rsp,") and insn.operands[1].type == x86_const.X86_OP_IMM:
             frame = insn.operands[1].imm
             break
@@ -157,7 +228,7 @@ def _analyze_amd64(binary: GoBinary, insns, entry: int) -> MachineReport:
         text += f", {check.shape} frame form"
     report = MachineReport(text, check, frame, ret_sites=rets, instruction_starts=starts)
     if check.tail_address is not None:
-        _read_amd64_tail(binary, insns, check.tail_address, entry, report)
+        _read_amd64_tail(binary, body, check.tail_address, entry, report)
     return report
 
 
@@ -239,12 +310,11 @@ def _morestack_call(insn) -> MorestackCall | None:
     return MorestackCall(insn.address, insn.address + insn.size, target) if target is not None else None
 
 
-def _read_amd64_tail(binary: GoBinary, insns, tail: int, entry: int, report: MachineReport) -> None:
-    i = next((k for k, insn in enumerate(insns) if insn.address == tail), None)
-    if i is None:
+def _read_amd64_tail(binary: GoBinary, body: _Body, tail: int, entry: int, report: MachineReport) -> None:
+    if tail not in report.instruction_starts:
         report.problems.append(f"morestack tail {tail:#x} is not an instruction start in this function")
         return
-    for insn in insns[i:]:
+    for insn in body.from_address(tail):
         if insn.mnemonic == "call":
             report.morestack_target = _symbol_name(binary, _branch_target(insn))
             report.morestack_call = _morestack_call(insn)
@@ -264,25 +334,23 @@ def _read_amd64_tail(binary: GoBinary, insns, tail: int, entry: int, report: Mac
                 break
 
 
-def _analyze_arm64(binary: GoBinary, insns, entry: int) -> MachineReport:
-    starts = [i.address for i in insns]
-    rets = [i.address for i in insns if i.mnemonic == "ret"]
-    check = _arm64_stack_check(insns[:12])
+def _analyze_arm64(binary: GoBinary, body: _Body, entry: int) -> MachineReport:
+    starts, rets = body.starts, body.rets
+    check = _arm64_stack_check(body.head[:12])
     text = "no stack check (NOSPLIT or frameless leaf)" if check.kind == "none" else "stack check through g in R28"
     if check.kind != "none" and check.shape not in ("small", ""):
         text += f", {check.shape} frame form"
     frame = None
-    for insn in insns[:12]:
+    for insn in body.head[:12]:
         if insn.mnemonic in ("str", "stp") and "sp, #-" in insn.op_str and insn.op_str.endswith("]!"):
             frame = -insn.operands[-1].mem.disp if insn.operands[-1].type == arm64_const.ARM64_OP_MEM else None
             break
     report = MachineReport(text, check, frame, ret_sites=rets, instruction_starts=starts)
     if check.tail_address is not None:
-        i = next((k for k, x in enumerate(insns) if x.address == check.tail_address), None)
-        if i is None:
+        if check.tail_address not in starts:
             report.problems.append(f"morestack tail {check.tail_address:#x} is not an instruction start")
             return report
-        for insn in insns[i:]:
+        for insn in body.from_address(check.tail_address):
             if insn.mnemonic == "bl":
                 report.morestack_target = _symbol_name(binary, _branch_target(insn))
                 report.morestack_call = _morestack_call(insn)
