@@ -197,6 +197,25 @@ class GoBinary:
                 return True
         return False
 
+    def own_files_after_fork(self) -> None:
+        """In a forked process: give this process its own open file descriptions of the files
+        this binary reads, at the same offsets, under the same descriptor numbers. A forked
+        child shares its parent's descriptions, and so their offsets: one process's seek would
+        move the file under another's read. Every object holding a descriptor keeps working.
+        OSError when a file cannot be reopened as the same file (the caller opens the binary anew)."""
+        for fh in self._files:
+            fd = fh.fileno()
+            before = os.fstat(fd)
+            fresh = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            try:
+                now = os.fstat(fresh)
+                if (now.st_dev, now.st_ino) != (before.st_dev, before.st_ino):
+                    raise OSError(f"{self.path}: reopened another file")
+                os.lseek(fresh, os.lseek(fd, 0, os.SEEK_CUR), os.SEEK_SET)
+                os.dup2(fresh, fd, inheritable=False)
+            finally:
+                os.close(fresh)
+
     def close(self) -> None:
         for fh in self._files:
             fh.close()
