@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 # capstone is imported by disassemble(), the one way in to instructions, on first use: commands
@@ -107,7 +108,6 @@ def _import_capstone() -> None:
 
 _DECODERS: dict[tuple[str, bool], object] = {}  # (arch, detail) -> Cs, made once per process
 HEAD = 16  # instructions the prologue checks read (the stack check, the frame size)
-_TAIL_CHUNK = 32  # instructions of the morestack tail decoded with detail at a time
 
 
 def _decoder(arch: str, detail: bool):
@@ -154,29 +154,95 @@ def _full_body(insns) -> _Body:
                  lambda address: iter(insns[by_address[address]:]))
 
 
+class _SweptInsn:
+    """One instruction of the detail-less sweep: its address, size, mnemonic and operand text,
+    as Capstone printed them; its operands (and anything else of a detailed instruction) are
+    decoded from its own bytes when first asked for. x86 and arm64 decode each instruction from
+    its start alone, so that is the instruction a detailed sweep would give."""
+
+    __slots__ = ("address", "size", "mnemonic", "op_str", "_code", "_offset", "_decoder", "_detailed")
+
+    def __init__(self, swept: tuple[int, int, bytes, bytes], code: bytes, offset: int, decoder):
+        self.address, self.size = swept[0], swept[1]
+        self.mnemonic, self.op_str = _text(swept[2]), _text(swept[3])
+        self._code, self._offset, self._decoder, self._detailed = code, offset, decoder, None
+
+    def __getattr__(self, name):  # operands, reg_name, _cs ...: the detailed instruction's
+        if self._detailed is None:
+            self._detailed = next(self._decoder.disasm(self._code[self._offset:self._offset + self.size], self.address, 1))
+        return getattr(self._detailed, name)
+
+
+def _text(field: bytes) -> str:
+    """A C string field of Capstone's instruction record, as Capstone's own binding decodes it."""
+    return field.split(b"\0", 1)[0].decode("ascii")
+
+
+_RECORD = None  # struct.Struct of (address, size, mnemonic, op_str) in Capstone's cs_insn, or False
+
+
+def _record_layout():
+    """The layout of Capstone's instruction record (cs_insn) as its ctypes binding declares it,
+    to read a whole sweep's addresses and mnemonics in one pass; None if the binding does not
+    expose it (then disasm_lite)."""
+    global _RECORD
+    if _RECORD is None:
+        try:
+            import ctypes
+            import struct
+            rec = capstone._cs_insn
+            fields = sorted((getattr(rec, name).offset, name) for name in ("address", "size", "mnemonic", "op_str"))
+            assert [name for _, name in fields] == ["address", "size", "mnemonic", "op_str"]
+            a, z, m, o = (off for off, _ in fields)
+            total = ctypes.sizeof(rec)
+            _RECORD = (struct.Struct(f"={a}xQ{z - a - 8}xH{m - z - 2}x32s{o - m - 32}x160s{total - o - 160}x"), rec)
+            assert _RECORD[0].size == total and callable(capstone._cs.cs_disasm) and callable(capstone._cs.cs_free)
+        except (AttributeError, AssertionError, ImportError):
+            _RECORD = False
+    return _RECORD or None
+
+
+def _sweep(md, code: bytes, address: int) -> list[tuple[int, int, bytes, bytes]]:
+    """(address, size, mnemonic, operand text) of every instruction Capstone decodes from the
+    start of `code`, without details: its C decoder fills the records, which are read in one
+    struct pass (disasm_lite makes four Python objects per instruction)."""
+    layout = _record_layout()
+    if layout is None:
+        return [(a, n, m.encode("ascii") + b"\0", o.encode("ascii") + b"\0") for a, n, m, o in md.disasm_lite(code, address)]
+    import ctypes
+    record, rec = layout
+    insns = ctypes.POINTER(rec)()
+    count = capstone._cs.cs_disasm(md.csh, code, len(code), address, 0, ctypes.byref(insns))
+    if count <= 0:
+        status = capstone._cs.cs_errno(md.csh)
+        if status != capstone.CS_ERR_OK:
+            raise capstone.CsError(status)
+        return []
+    try:
+        data = ctypes.string_at(insns, count * record.size)
+    finally:
+        capstone._cs.cs_free(insns, count)
+    return list(record.iter_unpack(data))
+
+
 def _light_body(binary: GoBinary, address: int, size: int) -> _Body:
     """The body with operand details decoded only where the checks read them: the whole code is
-    swept without details (addresses and mnemonics, a fraction of the cost), the head and the
-    morestack tail are decoded again with details. x86 and arm64 decode each instruction from
-    its own start alone, so an instruction decoded from a start the sweep found is the sweep's."""
+    swept without details (addresses, sizes, mnemonics, operand text: a fraction of the cost);
+    an instruction the prologue or morestack-tail checks read the operands of is decoded again,
+    alone, with details."""
     code = binary.read_memory(address, size)
-    starts, rets = [], []
-    for insn_address, _, mnemonic, _ in _decoder(binary.arch, False).disasm_lite(code, address):
-        starts.append(insn_address)
-        if mnemonic == "ret":
-            rets.append(insn_address)
+    swept = _sweep(_decoder(binary.arch, False), code, address)
+    starts = [insn[0] for insn in swept]
+    rets = [insn[0] for insn in swept if insn[2][:4] == b"ret\0"]
     detailed = _decoder(binary.arch, True)
-    head = list(detailed.disasm(code, address, HEAD))
+    index = {start: k for k, start in enumerate(starts)}
 
-    def from_address(at: int):
-        while at < address + len(code):
-            chunk = list(detailed.disasm(code[at - address:], at, _TAIL_CHUNK))
-            yield from chunk
-            if len(chunk) < _TAIL_CHUNK:
-                return
-            at = chunk[-1].address + chunk[-1].size
+    def insns(first: int, last: int):
+        for k in range(first, last):
+            yield _SweptInsn(swept[k], code, swept[k][0] - address, detailed)
 
-    return _Body(starts, rets, head, from_address)
+    return _Body(starts, rets, list(insns(0, min(HEAD, len(swept)))),
+                 lambda at: insns(index[at], len(swept)))
 
 
 def analyze(binary: GoBinary, address: int, size: int) -> MachineReport:
@@ -197,7 +263,15 @@ def _analyze(binary: GoBinary, body: _Body, address: int) -> MachineReport:
     return _analyze_arm64(binary, body, address)
 
 
+# a branch whose whole operand text is one address: x86 `0x4a1f20`, arm64 `#0x4a1f20`
+_ADDRESS_OPERAND = re.compile(r"#?0x[0-9a-f]+")
+
+
 def _branch_target(insn) -> int | None:
+    if isinstance(insn, _SweptInsn) and _ADDRESS_OPERAND.fullmatch(insn.op_str):
+        # Capstone prints a lone immediate operand so (tests/test_abi_paths.py checks it
+        # against the operands of the detailed decode)
+        return int(insn.op_str.lstrip("#"), 16)
     for op in insn.operands:
         if op.type in (x86_const.X86_OP_IMM,) and insn._cs.arch == capstone.CS_ARCH_X86:
             return op.imm
