@@ -234,8 +234,9 @@ class GoBinary:
         segments = self._load_segments if elf is self.elf else _load_segments(self.path, elf)
         for start, filesz, offset in segments:
             if start <= address and address + size <= start + filesz:
-                elf.stream.seek(offset + address - start)
-                data = elf.stream.read(size)
+                with reading(self.path, "program headers"):
+                    elf.stream.seek(offset + address - start)
+                    data = elf.stream.read(size)
                 if len(data) != size:
                     raise DamagedBinary(f"{self.path}: truncated: the segment holding {address:#x} ends "
                                         f"past the end of the file")
