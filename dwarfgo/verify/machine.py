@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import re
+import struct
 from dataclasses import dataclass, field
 
 # capstone is imported by disassemble(), the one way in to instructions, on first use: commands
@@ -134,9 +136,10 @@ def disassemble(binary: GoBinary, address: int, size: int):
 
 @dataclass
 class _Body:
-    """What the checks read of a function's machine code: the address and mnemonic of every
-    instruction (the linear sweep Capstone makes), the first HEAD instructions with operand
-    details, and detailed instructions from any instruction start on (the morestack tail)."""
+    """What the checks read of a function's machine code: the address of every instruction (the
+    linear sweep Capstone makes) and of its RET instructions, the first HEAD instructions (the
+    prologue), and the instructions from any instruction start on (the morestack tail), whose
+    operands the checks may read."""
 
     starts: list[int]
     rets: list[int]
@@ -188,8 +191,6 @@ def _record_layout():
     global _RECORD
     if _RECORD is None:
         try:
-            import ctypes
-            import struct
             rec = capstone._cs_insn
             fields = sorted((getattr(rec, name).offset, name) for name in ("address", "size", "mnemonic", "op_str"))
             assert [name for _, name in fields] == ["address", "size", "mnemonic", "op_str"]
@@ -209,7 +210,6 @@ def _sweep(md, code: bytes, address: int) -> list[tuple[int, int, bytes, bytes]]
     layout = _record_layout()
     if layout is None:
         return [(a, n, m.encode("ascii") + b"\0", o.encode("ascii") + b"\0") for a, n, m, o in md.disasm_lite(code, address)]
-    import ctypes
     record, rec = layout
     insns = ctypes.POINTER(rec)()
     count = capstone._cs.cs_disasm(md.csh, code, len(code), address, 0, ctypes.byref(insns))
