@@ -129,6 +129,12 @@ class Symbol:
         return self.name[: -len(".abi0")] if self.name.endswith(".abi0") else self.name
 
 
+def _load_segments(path, elf: ELFFile) -> list[tuple[int, int, int]]:
+    with reading(path, "program headers"):
+        return [(seg["p_vaddr"], seg["p_filesz"], seg["p_offset"]) for seg in elf.iter_segments()
+                if seg["p_type"] == "PT_LOAD"]
+
+
 class GoBinary:
     """An opened Go ELF executable. Use as a context manager or call close()."""
 
@@ -191,6 +197,25 @@ class GoBinary:
                 return True
         return False
 
+    def own_files_after_fork(self) -> None:
+        """In a forked process: give this process its own open file descriptions of the files
+        this binary reads, at the same offsets, under the same descriptor numbers. A forked
+        child shares its parent's descriptions, and so their offsets: one process's seek would
+        move the file under another's read. Every object holding a descriptor keeps working.
+        OSError when a file cannot be reopened as the same file (the caller opens the binary anew)."""
+        for fh in self._files:
+            fd = fh.fileno()
+            before = os.fstat(fd)
+            fresh = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            try:
+                now = os.fstat(fresh)
+                if (now.st_dev, now.st_ino) != (before.st_dev, before.st_ino):
+                    raise OSError(f"{self.path}: reopened another file")
+                os.lseek(fresh, os.lseek(fd, 0, os.SEEK_CUR), os.SEEK_SET)
+                os.dup2(fresh, fd, inheritable=False)
+            finally:
+                os.close(fresh)
+
     def close(self) -> None:
         for fh in self._files:
             fh.close()
@@ -206,19 +231,23 @@ class GoBinary:
     def read_memory(self, address: int, size: int, elf: ELFFile | None = None) -> bytes:
         """Bytes at a virtual address, from the file's loadable segments."""
         elf = elf or self.elf
-        with reading(self.path, "program headers"):
-            for seg in elf.iter_segments():
-                if seg["p_type"] != "PT_LOAD":
-                    continue
-                start, filesz = seg["p_vaddr"], seg["p_filesz"]
-                if start <= address and address + size <= start + filesz:
-                    elf.stream.seek(seg["p_offset"] + address - start)
+        segments = self._load_segments if elf is self.elf else _load_segments(self.path, elf)
+        for start, filesz, offset in segments:
+            if start <= address and address + size <= start + filesz:
+                with reading(self.path, "program headers"):
+                    elf.stream.seek(offset + address - start)
                     data = elf.stream.read(size)
-                    if len(data) != size:
-                        raise DamagedBinary(f"{self.path}: truncated: the segment holding {address:#x} ends "
-                                            f"past the end of the file")
-                    return data
+                if len(data) != size:
+                    raise DamagedBinary(f"{self.path}: truncated: the segment holding {address:#x} ends "
+                                        f"past the end of the file")
+                return data
         raise BinaryError(f"{self.path}: address {address:#x} is not in the file's loaded data")
+
+    @cached_property
+    def _load_segments(self) -> list[tuple[int, int, int]]:
+        """(p_vaddr, p_filesz, p_offset) of each PT_LOAD segment, read once: pyelftools parses
+        every program header again on each iter_segments()."""
+        return _load_segments(self.path, self.elf)
 
     def _read_uint(self, data: bytes) -> int:
         return int.from_bytes(data, "little" if self.elf.little_endian else "big")

@@ -401,6 +401,43 @@ class DieScanner:
         except (IndexError, ValueError, KeyError) as e:
             raise ScanUnsupported(f"DIE at {die_offset:#x} does not parse: {type(e).__name__}") from None
 
+    def top_offset(self, cu_offset: int) -> int:
+        """The offset of the unit's top DIE."""
+        try:
+            return self._unit(cu_offset).first
+        except (IndexError, ValueError, KeyError) as e:
+            raise ScanUnsupported(f"unit at {cu_offset:#x} does not parse: {type(e).__name__}") from None
+
+    def unit_address(self, cu_offset: int, index: int) -> int:
+        """Entry `index` of the unit's addresses in .debug_addr (from its DW_AT_addr_base)."""
+        try:
+            unit = self._unit(cu_offset)
+        except (IndexError, ValueError, KeyError) as e:
+            raise ScanUnsupported(f"unit at {cu_offset:#x} does not parse: {type(e).__name__}") from None
+        return self._indexed_address(unit.addr_base, index, unit.address_size)
+
+    def raw_attribute(self, die_offset: int, cu_offset: int, attribute: int) -> tuple[int, int, int] | None:
+        """(DW_FORM_*, start, end) of the encoded value of one attribute of the DIE at
+        `die_offset` in .debug_info (a block's or exprloc's length prefix included), or None
+        when the DIE has no such attribute."""
+        try:
+            unit = self._unit(cu_offset)
+            if not unit.first <= die_offset < unit.end:
+                raise ScanUnsupported(f"DIE offset {die_offset:#x} is not in the unit at {unit.offset:#x}")
+            code, pos = _uleb(self.info, die_offset)
+            if code == 0:
+                raise ScanUnsupported(f"no DIE at {die_offset:#x} (a null entry)")
+            for attr, form, size in unit.table[code].attributes:
+                start = pos
+                pos = pos + size if size >= 0 else self._apply(size, pos)
+                if pos > unit.end:
+                    raise ScanUnsupported(f"the DIE at {die_offset:#x} runs past its unit")
+                if attr == attribute:
+                    return form, start, pos
+            return None
+        except (IndexError, ValueError, KeyError) as e:
+            raise ScanUnsupported(f"DIE at {die_offset:#x} does not parse: {type(e).__name__}") from None
+
     def _value(self, form: int, start: int, end: int, unit: "_Unit"):
         data, order = self.info, self.order
         if form in (_FORM_STRING, _FORM_STRP, _FORM_LINE_STRP):

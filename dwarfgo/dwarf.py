@@ -29,6 +29,7 @@ _TAG_NUMBERS = {"DW_TAG_formal_parameter": 0x05, "DW_TAG_inlined_subroutine": 0x
 from .errors import reading
 from .gotypes import TypeReader
 from .indexcache import IndexCache, UnitRecord
+from .locscan import RawLocations
 
 _PRODUCER_RE = re.compile(r"Go cmd/compile (\S+?)(?:;\s*(.*))?$")
 
@@ -129,6 +130,12 @@ class DwarfIndex:
     @cached_property
     def _scanner(self) -> DieScanner:
         return DieScanner.of(self.dwarf)
+
+    @cached_property
+    def raw_locations(self) -> RawLocations:
+        """Parameters' entry locations read from the raw sections (verify.dwarfloc falls back
+        to pyelftools where this cannot decode one)."""
+        return RawLocations.of(self._scanner, self.dwarf)
 
     # ------------------------------------------------------------ compile units
     @cached_property

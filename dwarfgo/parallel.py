@@ -1,11 +1,14 @@
 """Whole-binary work in worker processes, one compile unit's functions at a time.
 
-`map_functions` models the given function symbols in worker processes (each opens the binary
-once) and yields what `task(program, function)` returns for each, in the symbols' order, as
-the results come in. Work goes out in runs of consecutive symbols of one compile unit, so a
-worker reads a unit's DWARF once; a worker is replaced after a number of runs, so the DIE
-objects pyelftools keeps per unit stay bounded. The task must be a module-level function
-(workers are forked; the results are pickled back).
+`map_functions` models the given function symbols in worker processes and yields what
+`task(program, function)` returns for each, in the symbols' order, as the results come in.
+Workers are forked from the parent and use its opened program (its binary, inflated DWARF
+sections, symbols, units and index), each with its own file descriptions (a shared offset
+would let one worker's seek move another's read); where that cannot be done, a worker opens
+the binary anew. Work goes out in runs of consecutive symbols of one compile unit, so a worker
+reads a unit's DWARF once; a worker is replaced after a number of runs, so the DIE objects
+pyelftools keeps per unit stay bounded. The task must be a module-level function (the results
+are pickled back).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from .binary import Symbol
 T = TypeVar("T")
 
 RUN_LENGTH = 64  # symbols per piece of work
-RUNS_PER_WORKER = 400  # then a fresh worker (bounded memory; each new one costs ~0.6 s to open the binary)
+RUNS_PER_WORKER = 400  # then a fresh worker, forked from the parent again (bounded memory)
 MIN_PARALLEL = 400  # fewer symbols than this: not worth starting workers
 
 _program = None  # the worker's GoProgram
@@ -51,8 +54,7 @@ def map_symbols(prog, symbols: list[Symbol], task: Callable, workers: int | None
         return
     ctx = multiprocessing.get_context("fork")
     done = 0
-    with ctx.Pool(workers, initializer=_open_in_worker,
-                  initargs=(str(prog.binary.path), prog.binary._debug_file_arg),
+    with ctx.Pool(workers, initializer=_take_program, initargs=(prog,),
                   maxtasksperchild=RUNS_PER_WORKER) as pool:
         for run, results in zip(runs, pool.imap(_run, [(task, run) for run in runs])):
             done += len(run)
@@ -86,10 +88,26 @@ def _runs(prog, symbols: list[Symbol]) -> list[list[Symbol]]:
     return runs
 
 
-def _open_in_worker(path: str, debug_file) -> None:
+def _take_program(parent) -> None:
+    """The worker's program: the parent's, inherited by the fork (initargs are not pickled
+    under fork), with files of its own; the binary opened anew if those cannot be had."""
     global _program
-    from .program import GoProgram
-    _program = GoProgram(path, debug_file, cache=False)  # the parent keeps the index cache
+    try:
+        for binary in _binaries(parent):
+            binary.own_files_after_fork()
+    except OSError:
+        from .program import GoProgram
+        binary = parent.binary
+        _program = GoProgram(binary.path, binary._debug_file_arg, cache=False)  # the parent keeps the cache
+        return
+    _program = parent
+
+
+def _binaries(prog) -> list:
+    out = [prog.binary]
+    if prog.twin is not None:
+        out.append(prog.twin.twin)
+    return out
 
 
 def _run(job) -> list[tuple[bool, object]]:

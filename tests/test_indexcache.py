@@ -215,3 +215,33 @@ def test_functions_in_worker_processes_come_in_order_and_equal_the_sequential_on
         assert len(want) > 30
         got = list(prog.map_matching("strconv.", _line, workers=2))
     assert got == want
+
+
+def _worker_view(prog, fn):
+    """What a worker sees: its process, the program it was given, and the code it reads after
+    moving its descriptor of the binary far away."""
+    stream = prog.binary.elf.stream
+    stream.seek(1_000_000 + os.getpid() % 4096)
+    stream.read(1)
+    return os.getpid(), getattr(prog, "marked_by_test", None), prog.binary.read_memory(fn.address, 16)
+
+
+def test_workers_use_the_parents_program_with_file_offsets_of_their_own(monkeypatch):
+    """Forked workers take the parent's opened program (not a fresh open), and each has its own
+    file description of the binary: a worker's seek moves neither the parent's offset nor a
+    sibling's read (the code they read is the binary's)."""
+    from dwarfgo import parallel
+    monkeypatch.setattr(parallel, "MIN_PARALLEL", 0)
+    monkeypatch.setattr(parallel, "RUN_LENGTH", 4)
+    with GoProgram(DEMO, cache=False) as prog:
+        fns = prog.matching("strconv.")
+        want_code = [prog.binary.read_memory(fn.address, 16) for fn in fns]
+        fd = prog.binary.elf.stream.fileno()
+        offset = os.lseek(fd, 4096, os.SEEK_SET)
+        prog.marked_by_test = "parent"
+        got = list(prog.map_matching("strconv.", _worker_view, workers=2))
+        assert os.lseek(fd, 0, os.SEEK_CUR) == offset
+    pids = {pid for pid, _, _ in got}
+    assert os.getpid() not in pids and len(pids) >= 1
+    assert all(mark == "parent" for _, mark, _ in got)
+    assert [code for _, _, code in got] == want_code

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from elftools.dwarf.dwarf_expr import DWARFExprParser
 from elftools.dwarf.locationlists import BaseAddressEntry, LocationEntry
 
+from ..diescan import ScanUnsupported
+from ..dwarf import cu_offset_of
 from ..errors import reading
+from ..locscan import RawLocations, expression_places
 
 from ..abi.assign import FunctionLayout, Location, RegisterPiece, StackSlot
 
@@ -84,7 +87,7 @@ def entry_location(dwarf, die, low_pc: int, arch: str) -> list[DwarfPiece] | Non
     attr = die.attributes.get("DW_AT_location")
     if attr is None:
         return None
-    parser = DWARFExprParser(die.cu.structs)
+    parser = _expression_parser(die.cu.structs)
     if attr.form.startswith("DW_FORM_block") or attr.form == "DW_FORM_exprloc":
         expr = attr.value
     elif attr.form in ("DW_FORM_sec_offset", "DW_FORM_loclistx", "DW_FORM_data4", "DW_FORM_data8"):
@@ -110,6 +113,50 @@ def entry_location(dwarf, die, low_pc: int, arch: str) -> list[DwarfPiece] | Non
     if not expr:
         return None
     return decode(parser.parse_expr(expr), arch)
+
+
+_PARSERS: dict[tuple, DWARFExprParser] = {}
+
+
+def _expression_parser(structs) -> DWARFExprParser:
+    """One pyelftools expression parser per kind of unit (building one builds its dispatch table)."""
+    key = (structs.little_endian, structs.dwarf_format, structs.address_size, structs.dwarf_version)
+    parser = _PARSERS.get(key)
+    if parser is None:
+        parser = _PARSERS[key] = DWARFExprParser(structs)
+    return parser
+
+
+def entry_location_raw(raw: RawLocations, die, low_pc: int, arch: str) -> list[DwarfPiece] | None:
+    """entry_location() read from the raw sections (locscan); ScanUnsupported where that cannot
+    decode the location, which entry_location() then reads."""
+    expr = raw.entry_expression(die.offset, cu_offset_of(die), low_pc)
+    if expr is None:
+        return None
+    regs = _DWARF_REGS.get(arch, {})
+    cfa = CFA_AT_ENTRY.get(arch, 0)
+    pieces: list[DwarfPiece] = []
+    reg, sp = None, None
+    for kind, number, size in expression_places(expr):  # as decode() does with pyelftools' operations
+        if kind == "reg":
+            reg = regs.get(number, f"DW_OP_reg{number}")
+        elif kind == "regx":
+            reg = regs.get(number, f"dwarfreg{number}")
+        elif kind == "cfa":
+            sp = cfa
+        elif kind == "fbreg":
+            sp = cfa + number
+        elif kind == "plus":
+            if sp is not None:
+                sp += number
+            else:
+                raise ScanUnsupported("DW_OP_plus_uconst without an address")  # decode() names it
+        elif kind == "piece":
+            pieces.append(DwarfPiece(size, reg, sp))
+            reg, sp = None, None
+    if reg is not None or sp is not None:
+        pieces.append(DwarfPiece(None, reg, sp))
+    return pieces
 
 
 def decode(ops, arch: str) -> list[DwarfPiece]:
@@ -279,7 +326,10 @@ KNOWN_REASSIGNED = ("DWARF's entry stack offsets run against the parameter order
                     "declaration order stands")
 
 
-def check_layout(dwarf, layout: FunctionLayout, arch: str, path="binary") -> DwarfLocationReport:
+def check_layout(dwarf, layout: FunctionLayout, arch: str, path="binary",
+                 raw: RawLocations | None = None) -> DwarfLocationReport:
+    """DWARF's entry location of each input against the computed one. With `raw`, locations
+    are read from the raw sections where they can be (the same answer, a fraction of the time)."""
     report = DwarfLocationReport()
     low_pc = layout.function.address
     offsets = []  # DWARF's first stack offset of each input, in list order (stack ABI)
@@ -290,7 +340,13 @@ def check_layout(dwarf, layout: FunctionLayout, arch: str, path="binary") -> Dwa
             report.checks.append(ParamCheck(loc.name, _computed_text(loc), None, None, "not in DWARF"))
             continue
         with reading(path, f"DWARF location of {loc.name} (DIE at .debug_info offset {die.offset:#x})"):
-            pieces = entry_location(dwarf, die, low_pc, arch)
+            pieces = None
+            try:
+                if raw is None:
+                    raise ScanUnsupported("no raw reader")
+                pieces = entry_location_raw(raw, die, low_pc, arch)
+            except ScanUnsupported:
+                pieces = entry_location(dwarf, die, low_pc, arch)
         check = compare(loc, pieces)
         report.checks.append(check)
         if check.agrees is False and not check.known and pieces and merged_lengths(loc, pieces, layout):

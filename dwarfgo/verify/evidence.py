@@ -9,7 +9,7 @@ from ..abi.registers import arch_abi
 from ..errors import DwarfgoError
 from ..functions import Function
 from .dwarfloc import DwarfLocationReport, check_layout
-from .machine import MachineReport, SpillCheck, analyze, check_spills
+from .machine import MachineReport, SpillCheck, analyze, analyze_fully, check_spills
 
 
 @dataclass
@@ -51,9 +51,9 @@ def layout_for(prog, fn: Function) -> FunctionLayout:
     return _layout_and_dwarf(prog, fn)[0]
 
 
-def _layout_and_dwarf(prog, fn: Function) -> tuple[FunctionLayout, DwarfLocationReport | None]:
+def _layout_and_dwarf(prog, fn: Function, reference: bool = False) -> tuple[FunctionLayout, DwarfLocationReport | None]:
     """The computed layout, guarded by its witnesses, and DWARF's report on it when the guard
-    read DWARF (so that gather() does not read it again)."""
+    read DWARF (so that gather() does not read it again). `reference`: as gather()'s."""
     arch = require_arch(prog)
     version = prog.index.version_tuple
     regabi = fn.regabi
@@ -67,7 +67,7 @@ def _layout_and_dwarf(prog, fn: Function) -> tuple[FunctionLayout, DwarfLocation
             # declaration order, with the same total size); without an argument-area size; and,
             # on the register ABI, where DWARF puts a value in another parameter's register of
             # another type (no reassignment does that)
-            report = _guard_dwarf_gaps(prog, layout, strict=layout.abi == "ABI0" or not sized)
+            report = _guard_dwarf_gaps(prog, layout, strict=layout.abi == "ABI0" or not sized, reference=reference)
     return layout, report
 
 
@@ -88,12 +88,13 @@ def _guard_args_size(prog, layout) -> bool:
     return True
 
 
-def _guard_dwarf_gaps(prog, layout, strict: bool) -> DwarfLocationReport:
+def _guard_dwarf_gaps(prog, layout, strict: bool, reference: bool = False) -> DwarfLocationReport:
     """DWARF's entry locations must match the computed ones. A disagreement other than Go's
     known defects (strict), or one that puts a value in another parameter's register of another
     type (not strict), means the parameter list is not what the function receives: then no
     location can be trusted. Returns DWARF's report."""
-    report = check_layout(prog.index.dwarf, layout, prog.binary.arch, prog.binary.path)
+    report = check_layout(prog.index.dwarf, layout, prog.binary.arch, prog.binary.path,
+                          None if reference else prog.index.raw_locations)
     for c in report.disagreements:
         if c.known:
             continue
@@ -136,13 +137,17 @@ def trusted_layout(prog, fn: Function) -> tuple[FunctionLayout, MachineReport | 
     return layout, ev.machine
 
 
-def gather(prog, fn: Function, machine: bool = True) -> AbiEvidence:
-    layout, dwarf = _layout_and_dwarf(prog, fn)
+def gather(prog, fn: Function, machine: bool = True, reference: bool = False) -> AbiEvidence:
+    """The three witnesses of fn's ABI and their contradictions. `reference`: read every
+    location through pyelftools and disassemble the whole body with details (the slow paths
+    the light ones are checked against: scripts/compare-abi-paths, tests/test_abi_paths.py)."""
+    layout, dwarf = _layout_and_dwarf(prog, fn, reference)
     if dwarf is None:
-        dwarf = check_layout(prog.index.dwarf, layout, prog.binary.arch, prog.binary.path)
+        dwarf = check_layout(prog.index.dwarf, layout, prog.binary.arch, prog.binary.path,
+                             None if reference else prog.index.raw_locations)
     mreport = spills = None
     if machine and prog.binary.arch in ("amd64", "arm64") and fn.symbol.size:
-        mreport = analyze(prog.binary, fn.address, fn.symbol.size)
+        mreport = (analyze_fully if reference else analyze)(prog.binary, fn.address, fn.symbol.size)
         spills = check_spills(layout, mreport)
     ev = AbiEvidence(fn, layout, fn.unit.producer if fn.unit else "", mreport, spills, dwarf)
     # contradictions between the three witnesses

@@ -12,6 +12,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import re
+import struct
 from dataclasses import dataclass, field
 
 # capstone is imported by disassemble(), the one way in to instructions, on first use: commands
@@ -105,27 +108,170 @@ def _import_capstone() -> None:
         capstone, x86_const, arm64_const = cs, x86, arm64
 
 
-def disassemble(binary: GoBinary, address: int, size: int):
+_DECODERS: dict[tuple[str, bool], object] = {}  # (arch, detail) -> Cs, made once per process
+HEAD = 16  # instructions the prologue checks read (the stack check, the frame size)
+
+
+def _decoder(arch: str, detail: bool):
     _import_capstone()
+    md = _DECODERS.get((arch, detail))
+    if md is None:
+        if arch == "amd64":
+            md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        elif arch == "arm64":
+            md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+        else:
+            raise NotImplementedError(f"machine-code check for {arch}")
+        md.detail = detail
+        _DECODERS[(arch, detail)] = md
+    return md
+
+
+def disassemble(binary: GoBinary, address: int, size: int):
+    """Every instruction of [address, address+size), with operand details (Capstone stops at
+    the first bytes that do not decode)."""
     code = binary.read_memory(address, size)
-    if binary.arch == "amd64":
-        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-    elif binary.arch == "arm64":
-        md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
-    else:
-        raise NotImplementedError(f"machine-code check for {binary.arch}")
-    md.detail = True
-    return list(md.disasm(code, address))
+    return list(_decoder(binary.arch, True).disasm(code, address))
+
+
+@dataclass
+class _Body:
+    """What the checks read of a function's machine code: the address of every instruction (the
+    linear sweep Capstone makes) and of its RET instructions, the first HEAD instructions (the
+    prologue), and the instructions from any instruction start on (the morestack tail), whose
+    operands the checks may read."""
+
+    starts: list[int]
+    rets: list[int]
+    head: list
+    _from: object  # (address) -> iterator of detailed instructions from that instruction start
+
+    def from_address(self, address: int):
+        return self._from(address)
+
+
+def _full_body(insns) -> _Body:
+    """The body from a complete detailed disassembly (the reference for the light one)."""
+    by_address = {insn.address: k for k, insn in enumerate(insns)}
+    return _Body([i.address for i in insns], [i.address for i in insns if i.mnemonic == "ret"], insns[:HEAD],
+                 lambda address: iter(insns[by_address[address]:]))
+
+
+class _SweptInsn:
+    """One instruction of the detail-less sweep: its address, size, mnemonic and operand text,
+    as Capstone printed them; its operands (and anything else of a detailed instruction) are
+    decoded from its own bytes when first asked for. x86 and arm64 decode each instruction from
+    its start alone, so that is the instruction a detailed sweep would give."""
+
+    __slots__ = ("address", "size", "mnemonic", "op_str", "_code", "_offset", "_decoder", "_detailed")
+
+    def __init__(self, swept: tuple[int, int, bytes, bytes], code: bytes, offset: int, decoder):
+        self.address, self.size = swept[0], swept[1]
+        self.mnemonic, self.op_str = _text(swept[2]), _text(swept[3])
+        self._code, self._offset, self._decoder, self._detailed = code, offset, decoder, None
+
+    def __getattr__(self, name):  # operands, reg_name, _cs ...: the detailed instruction's
+        if self._detailed is None:
+            self._detailed = next(self._decoder.disasm(self._code[self._offset:self._offset + self.size], self.address, 1))
+        return getattr(self._detailed, name)
+
+
+def _text(field: bytes) -> str:
+    """A C string field of Capstone's instruction record, as Capstone's own binding decodes it."""
+    return field.split(b"\0", 1)[0].decode("ascii")
+
+
+_RECORD = None  # struct.Struct of (address, size, mnemonic, op_str) in Capstone's cs_insn, or False
+
+
+def _record_layout():
+    """The layout of Capstone's instruction record (cs_insn) as its ctypes binding declares it,
+    to read a whole sweep's addresses and mnemonics in one pass; None if the binding does not
+    expose it (then disasm_lite)."""
+    global _RECORD
+    if _RECORD is None:
+        try:
+            rec = capstone._cs_insn
+            fields = sorted((getattr(rec, name).offset, name) for name in ("address", "size", "mnemonic", "op_str"))
+            assert [name for _, name in fields] == ["address", "size", "mnemonic", "op_str"]
+            a, z, m, o = (off for off, _ in fields)
+            total = ctypes.sizeof(rec)
+            _RECORD = (struct.Struct(f"={a}xQ{z - a - 8}xH{m - z - 2}x32s{o - m - 32}x160s{total - o - 160}x"), rec)
+            assert _RECORD[0].size == total and callable(capstone._cs.cs_disasm) and callable(capstone._cs.cs_free)
+        except (AttributeError, AssertionError, ImportError):
+            _RECORD = False
+    return _RECORD or None
+
+
+def _sweep(md, code: bytes, address: int) -> list[tuple[int, int, bytes, bytes]]:
+    """(address, size, mnemonic, operand text) of every instruction Capstone decodes from the
+    start of `code`, without details: its C decoder fills the records, which are read in one
+    struct pass (disasm_lite makes four Python objects per instruction)."""
+    layout = _record_layout()
+    if layout is None:
+        return [(a, n, m.encode("ascii") + b"\0", o.encode("ascii") + b"\0") for a, n, m, o in md.disasm_lite(code, address)]
+    record, rec = layout
+    insns = ctypes.POINTER(rec)()
+    count = capstone._cs.cs_disasm(md.csh, code, len(code), address, 0, ctypes.byref(insns))
+    if count <= 0:
+        status = capstone._cs.cs_errno(md.csh)
+        if status != capstone.CS_ERR_OK:
+            raise capstone.CsError(status)
+        return []
+    try:
+        data = ctypes.string_at(insns, count * record.size)
+    finally:
+        capstone._cs.cs_free(insns, count)
+    return list(record.iter_unpack(data))
+
+
+def _light_body(binary: GoBinary, address: int, size: int) -> _Body:
+    """The body with operand details decoded only where the checks read them: the whole code is
+    swept without details (addresses, sizes, mnemonics, operand text: a fraction of the cost);
+    an instruction the prologue or morestack-tail checks read the operands of is decoded again,
+    alone, with details."""
+    code = binary.read_memory(address, size)
+    swept = _sweep(_decoder(binary.arch, False), code, address)
+    starts = [insn[0] for insn in swept]
+    rets = [insn[0] for insn in swept if insn[2][:4] == b"ret\0"]
+    detailed = _decoder(binary.arch, True)
+    index = {start: k for k, start in enumerate(starts)}
+
+    def insns(first: int, last: int):
+        for k in range(first, last):
+            yield _SweptInsn(swept[k], code, swept[k][0] - address, detailed)
+
+    return _Body(starts, rets, list(insns(0, min(HEAD, len(swept)))),
+                 lambda at: insns(index[at], len(swept)))
 
 
 def analyze(binary: GoBinary, address: int, size: int) -> MachineReport:
-    insns = disassemble(binary, address, size)
+    if binary.arch not in ("amd64", "arm64"):
+        raise NotImplementedError(f"machine-code check for {binary.arch}")
+    return _analyze(binary, _light_body(binary, address, size), address)
+
+
+def analyze_fully(binary: GoBinary, address: int, size: int) -> MachineReport:
+    """analyze() from a detailed disassembly of the whole body: the reference the light path is
+    checked against (tests, scripts/compare-abi-paths)."""
+    return _analyze(binary, _full_body(disassemble(binary, address, size)), address)
+
+
+def _analyze(binary: GoBinary, body: _Body, address: int) -> MachineReport:
     if binary.arch == "amd64":
-        return _analyze_amd64(binary, insns, address)
-    return _analyze_arm64(binary, insns, address)
+        return _analyze_amd64(binary, body, address)
+    return _analyze_arm64(binary, body, address)
+
+
+# a branch whose whole operand text is one address: x86 `0x4a1f20`, arm64 `#0x4a1f20`
+_ADDRESS_OPERAND = re.compile(r"#?0x[0-9a-f]+")
 
 
 def _branch_target(insn) -> int | None:
+    if isinstance(insn, _SweptInsn) and _ADDRESS_OPERAND.fullmatch(insn.op_str):
+        # Capstone prints a lone immediate operand so (tests/test_abi_paths.py checks it
+        # against the operands of the detailed decode)
+        return int(insn.op_str.lstrip("#"), 16)
     for op in insn.operands:
         if op.type in (x86_const.X86_OP_IMM,) and insn._cs.arch == capstone.CS_ARCH_X86:
             return op.imm
@@ -141,12 +287,11 @@ def _symbol_name(binary: GoBinary, addr: int | None) -> str | None:
     return sym.name if sym else None
 
 
-def _analyze_amd64(binary: GoBinary, insns, entry: int) -> MachineReport:
-    starts = [i.address for i in insns]
-    rets = [i.address for i in insns if i.mnemonic == "ret"]
-    check = _amd64_stack_check(insns[:12])
+def _analyze_amd64(binary: GoBinary, body: _Body, entry: int) -> MachineReport:
+    starts, rets = body.starts, body.rets
+    check = _amd64_stack_check(body.head[:12])
     frame = None
-    for insn in insns[:16]:
+    for insn in body.head[:16]:
         if insn.mnemonic == "sub" and insn.op_str.startswith("rsp,") and insn.operands[1].type == x86_const.X86_OP_IMM:
             frame = insn.operands[1].imm
             break
@@ -157,7 +302,7 @@ def _analyze_amd64(binary: GoBinary, insns, entry: int) -> MachineReport:
         text += f", {check.shape} frame form"
     report = MachineReport(text, check, frame, ret_sites=rets, instruction_starts=starts)
     if check.tail_address is not None:
-        _read_amd64_tail(binary, insns, check.tail_address, entry, report)
+        _read_amd64_tail(binary, body, check.tail_address, entry, report)
     return report
 
 
@@ -239,12 +384,11 @@ def _morestack_call(insn) -> MorestackCall | None:
     return MorestackCall(insn.address, insn.address + insn.size, target) if target is not None else None
 
 
-def _read_amd64_tail(binary: GoBinary, insns, tail: int, entry: int, report: MachineReport) -> None:
-    i = next((k for k, insn in enumerate(insns) if insn.address == tail), None)
-    if i is None:
+def _read_amd64_tail(binary: GoBinary, body: _Body, tail: int, entry: int, report: MachineReport) -> None:
+    if tail not in report.instruction_starts:
         report.problems.append(f"morestack tail {tail:#x} is not an instruction start in this function")
         return
-    for insn in insns[i:]:
+    for insn in body.from_address(tail):
         if insn.mnemonic == "call":
             report.morestack_target = _symbol_name(binary, _branch_target(insn))
             report.morestack_call = _morestack_call(insn)
@@ -264,25 +408,23 @@ def _read_amd64_tail(binary: GoBinary, insns, tail: int, entry: int, report: Mac
                 break
 
 
-def _analyze_arm64(binary: GoBinary, insns, entry: int) -> MachineReport:
-    starts = [i.address for i in insns]
-    rets = [i.address for i in insns if i.mnemonic == "ret"]
-    check = _arm64_stack_check(insns[:12])
+def _analyze_arm64(binary: GoBinary, body: _Body, entry: int) -> MachineReport:
+    starts, rets = body.starts, body.rets
+    check = _arm64_stack_check(body.head[:12])
     text = "no stack check (NOSPLIT or frameless leaf)" if check.kind == "none" else "stack check through g in R28"
     if check.kind != "none" and check.shape not in ("small", ""):
         text += f", {check.shape} frame form"
     frame = None
-    for insn in insns[:12]:
+    for insn in body.head[:12]:
         if insn.mnemonic in ("str", "stp") and "sp, #-" in insn.op_str and insn.op_str.endswith("]!"):
             frame = -insn.operands[-1].mem.disp if insn.operands[-1].type == arm64_const.ARM64_OP_MEM else None
             break
     report = MachineReport(text, check, frame, ret_sites=rets, instruction_starts=starts)
     if check.tail_address is not None:
-        i = next((k for k, x in enumerate(insns) if x.address == check.tail_address), None)
-        if i is None:
+        if check.tail_address not in starts:
             report.problems.append(f"morestack tail {check.tail_address:#x} is not an instruction start")
             return report
-        for insn in insns[i:]:
+        for insn in body.from_address(check.tail_address):
             if insn.mnemonic == "bl":
                 report.morestack_target = _symbol_name(binary, _branch_target(insn))
                 report.morestack_call = _morestack_call(insn)
