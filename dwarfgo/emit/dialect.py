@@ -43,6 +43,20 @@ class Dialect:
         return 200 if self.version < (0, 23, 0) else 1024
 
 
+    def copy_record_size(self, max_str: int) -> int | None:
+        """The `max_strlen` a program's config block sets, so that a byte copy of at most `max_str`
+        bytes takes that much room in an output record; None: leave the version's default.
+
+        0.23+ gives a `buf()` whose length is not a constant the room of max_strlen, 1024 bytes by
+        default (LLVM IR of 0.23 and 0.27: `[1024 x i8]`), however short the copy: each string was a
+        1 KiB output record, and 13 gofmt functions filled the 64 MiB ring buffer with them. A
+        buf() holds a 4-byte length before its bytes: a 64-byte copy needs max_strlen 68 (64 and 65
+        are refused by the verifier), rounded up here to 8. 0.17 sizes a buf() by BPFTRACE_STRLEN
+        (64 unless set) already."""
+        if self.version < (0, 23, 0):
+            return None
+        return (max_str + 4 + 7) // 8 * 8
+
     @property
     def shared_output_buffer(self) -> bool:
         """Output goes through one BPF ring buffer for all CPUs (perf_rb_pages sizes it), not a
