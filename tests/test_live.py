@@ -392,3 +392,32 @@ def test_decode_of_saved_output_equals_trace(tmp_path, bt):
     elsewhere = FIXTURES / f"go{other_go}" / "amd64" / "default" / "shapes"
     other = _decode(elsewhere, funcs, raw, *common)
     assert other.returncode == 1 and not other.stdout and "another binary" in other.stderr, other.stderr
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("bt", ["0.23", "newest"])
+def test_a_byte_copy_takes_the_room_of_max_str_in_its_output_record(bt, tmp_path):
+    """bpftrace 0.23+ gives a buf() whose length is not a constant the room of its max_strlen
+    (1024 bytes unless set) in the output record, whatever the copy's clamp: each string was a
+    1 KiB record in the ring buffer, which 13 busy gofmt functions filled. Seen in bpftrace's own
+    LLVM IR (`-d codegen`): the byte array of each printf record that carries a copy."""
+    import re
+    version, path = installed_bpftrace(bt)
+    binary = FIXTURES / "go1.27" / "amd64" / "default" / "demo"
+    _need(binary.exists(), f"{binary} not built")
+    max_str = 40
+    program = subprocess.run([sys.executable, "-m", "dwarfgo", "probe", str(binary), "(*BarrierView).Put",
+                              "--format", "raw", "--max-str", str(max_str), "--bpftrace", path],
+                             capture_output=True, text=True, timeout=300)
+    assert program.returncode == 0, program.stderr
+    file = tmp_path / "put.bt"
+    file.write_text(program.stdout)
+    ir = subprocess.run([path, "-d", "codegen", "--dry-run", "-k", str(file)], capture_output=True, text=True,
+                        timeout=300, env={**os.environ, "BPFTRACE_MAP_KEYS_MAX": "65536"})
+    assert ir.returncode == 0, ir.stderr[-2000:]
+    records = re.findall(r"^%?printf_(?:args_)?t[.\d]* = type \{(.*)\}$", ir.stdout + ir.stderr, re.M)
+    copies = [int(n) for r in records for n in re.findall(r"\[(\d+) x i8\]", r)]
+    # Put copies v.prefix, entry.Key and entry.Value's bytes: one record each
+    assert len(copies) >= 3, records
+    # the copy's bytes and bpftrace's 4-byte length word, rounded up to 8; not 1024
+    assert max(copies) <= max_str + 8, copies

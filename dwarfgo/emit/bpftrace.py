@@ -137,7 +137,7 @@ class Program:
 
 class ProgramWriter:
     def __init__(self, binary_path: str, dialect: Dialect, pid: int | None = None, goid_offset: int | None = None,
-                 buffer_pages: int | None = None, arch: str = "amd64"):
+                 buffer_pages: int | None = None, arch: str = "amd64", max_str: int = 64):
         self.binary_path = binary_path
         self.quoted_path = quoted_path(binary_path)
         # pc: the probed instruction's run-time address (minus the attach address, the load bias,
@@ -145,6 +145,7 @@ class ProgramWriter:
         # first instruction of a function, the address it will return to
         self.pc, self.return_address = _ARCH_EXPRESSIONS.get(arch, _ARCH_EXPRESSIONS["amd64"])
         self.buffer_pages = buffer_pages or default_buffer_pages(dialect)
+        self.max_str = max_str  # bytes of the longest byte copy (sizes each copy's output record)
         self.goid_offset = goid_offset
         self.dialect = dialect
         self.pid = pid
@@ -467,8 +468,7 @@ class ProgramWriter:
         """The program; its attach marker and END block print its identity (identity.py), made of
         the plan digest, the binary's `build_id` and dwarfgo's `version`; `header` may hold the
         identity's text as PLACEHOLDER (for its comment)."""
-        # a bigger per-CPU output buffer: bursts from many goroutines overflow the default 64 pages
-        config = f"config = {{\n\tperf_rb_pages = {self.buffer_pages}\n}}\n\n" if self.dialect.config_block else ""
+        config = _config_block(self.dialect, self.buffer_pages, self.max_str)
         first, last = _attach_markers()
         text = header + config + first + "\n".join(self.blocks) + "\n" + last
         text += _end_block(text)
@@ -478,6 +478,19 @@ class ProgramWriter:
         text = text.replace(PLACEHOLDER, identity.text)
         return Program(text, self.probes, self.warnings, read_lines, self.dialect.read_error_flags,
                        dict(self.run_env), self.buffer_pages, identity, list(self.aggregates))
+
+
+def _config_block(dialect: Dialect, buffer_pages: int, max_str: int) -> str:
+    """bpftrace's settings in the program (0.19+): a bigger output buffer (bursts from many
+    goroutines overflow bpftrace's default 64 pages), and byte copies that take the room of
+    --max-str in a record, not 1 KiB (Dialect.copy_record_size)."""
+    if not dialect.config_block:
+        return ""
+    settings = [f"perf_rb_pages = {buffer_pages}"]
+    strlen = dialect.copy_record_size(max_str)
+    if strlen is not None:
+        settings.append(f"max_strlen = {strlen}")
+    return "config = {\n" + ";\n".join(f"\t{s}" for s in settings) + "\n}\n\n"
 
 
 # the type every printed scalar variable has, and its zero (a variable keeps one type in bpftrace)

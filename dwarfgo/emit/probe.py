@@ -126,7 +126,7 @@ def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Progra
         raise DwarfgoError(f"--max-str {options.max_str} exceeds bpftrace {dialect.version_text}'s limit of {dialect.max_strlen}")
     attach_flags = _attach_flags(prog, dialect)
     writer = ProgramWriter(str(prog.binary.path.resolve()), dialect, options.pid, goid_offset(prog),
-                           arch=prog.binary.arch)
+                           arch=prog.binary.arch, max_str=options.max_str)
     if options.buffer_pages:
         writer.buffer_pages = options.buffer_pages
     if attach_flags:
