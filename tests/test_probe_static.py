@@ -127,3 +127,30 @@ def test_readable_variables_never_take_the_programs_own_names():
     taken = {b.var(name) for name in ("g", "goid", "t0", "n", "seq", "r3", "dgf_x")}
     assert not taken & {"$g", "$goid", "$t0", "$n", "$seq", "$r3", "$dgf_x"}, taken
     assert b.var("entry") == "$entry"
+
+
+@pytest.mark.matrix
+def test_string_copies_on_bpftrace_017_longer_than_its_default():
+    """bpftrace 0.17 copies BPFTRACE_STRLEN bytes (64 unless set) whatever the program asks: --max-str
+    100 showed 64 bytes. The readable program says to set it; the raw program (trace) cannot hold
+    longer copies on the 512-byte stack, so it copies 64 and says so."""
+    binary = FIXTURES / "go1.27" / "amd64" / "default" / "shapes"
+    require_file(binary, "fixture binary")
+    with GoProgram(binary) as prog:
+        _check_copies(prog, prog.probe_function("main.Strings"))
+
+
+def _check_copies(prog, fn) -> None:
+    from dwarfgo.emit.readable import generate_readable
+
+    old = Dialect((0, 17, 0))
+    readable = generate_readable(prog, [fn], old, ProbeOptions(max_str=100))
+    assert readable.run_env.get("BPFTRACE_STRLEN") == "100"
+    assert "// Run: sudo BPFTRACE_STRLEN=100 " in readable.text
+    raw = generate(prog, [fn], old, ProbeOptions(max_str=100))
+    assert "BPFTRACE_STRLEN" not in raw.run_env
+    assert any("copies at most 64 bytes" in w for w in raw.warnings), raw.warnings
+    assert not generate(prog, [fn], old, ProbeOptions(max_str=64)).warnings
+    new = Dialect((0, 27, 0))
+    assert "BPFTRACE_STRLEN" not in generate_readable(prog, [fn], new, ProbeOptions(max_str=100)).text
+    assert not generate(prog, [fn], new, ProbeOptions(max_str=100)).warnings

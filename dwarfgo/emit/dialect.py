@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from ..errors import DwarfgoError
 
 
+_DEFAULT_STRLEN_017 = 64  # BPFTRACE_STRLEN's default
+
+
 @dataclass(frozen=True)
 class Dialect:
     version: tuple[int, int, int]
@@ -63,6 +66,21 @@ class Dialect:
         if self.version < (0, 23, 0):
             return None
         return (max_str + 4 + 7) // 8 * 8
+
+    def copy_env(self, max_str: int) -> dict[str, str]:
+        """The environment a readable program with copies of `max_str` bytes needs: before the
+        config block (0.17), BPFTRACE_STRLEN sizes every copy (64 unless set): without it,
+        --max-str 100 showed 64 bytes. (The readable program's record budget and stack check
+        make room for longer copies; the raw program's do not: raw_copy_limit.)"""
+        if self.config_block or max_str <= _DEFAULT_STRLEN_017:
+            return {}
+        return {"BPFTRACE_STRLEN": str(max_str)}
+
+    def raw_copy_limit(self, max_str: int) -> int:
+        """Bytes the raw program (trace, decode, aggregations) copies of a string or byte slice.
+        Before the config block (0.17) a copy is BPFTRACE_STRLEN bytes, 64 unless set, and with it
+        set to 200 the shapes fixture's probes went over the 512-byte BPF stack: 64 at most."""
+        return max_str if self.config_block else min(max_str, _DEFAULT_STRLEN_017)
 
     @property
     def shared_output_buffer(self) -> bool:

@@ -125,8 +125,13 @@ def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Progra
     if options.max_str > dialect.max_strlen:
         raise DwarfgoError(f"--max-str {options.max_str} exceeds bpftrace {dialect.version_text}'s limit of {dialect.max_strlen}")
     attach_flags = _attach_flags(prog, dialect)
+    max_str = dialect.raw_copy_limit(options.max_str)
     writer = ProgramWriter(str(prog.binary.path.resolve()), dialect, options.pid, goid_offset(prog),
-                           arch=prog.binary.arch, max_str=options.max_str)
+                           arch=prog.binary.arch, max_str=max_str)
+    if max_str < options.max_str:
+        writer.warnings.append(f"--max-str {options.max_str}: bpftrace {dialect.version_text} copies at most {max_str} "
+                               f"bytes of a string or byte slice here (more overflows its 512-byte BPF stack); "
+                               f"each shows its first {max_str} bytes and its length")
     if options.buffer_pages:
         writer.buffer_pages = options.buffer_pages
     if attach_flags:
@@ -151,12 +156,12 @@ def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Progra
                                    f"tied to its filter decision: no return is shown")
         if aggregating:
             agg = compile_aggregates(options.aggregate, fn, layout, dialect, prog.binary.ptr_size, rt,
-                                     options.max_str, len(writer.aggregates))
+                                     max_str, len(writer.aggregates))
             if agg.plans:
                 writer.add_aggregation(fn, agg, g, where.predicate, where.address, where.reentry, code,
                                        machine.ret_sites if machine else [])
             continue
-        builder = PlanBuilder(rt, options.depth, options.max_str, options.max_items, prog.binary.ptr_size)
+        builder = PlanBuilder(rt, options.depth, max_str, options.max_items, prog.binary.ptr_size)
         try:
             entry = writer.add_entry(fn, layout, machine, builder, g, where.predicate, at=where.address,
                                      selections=selections.entry,

@@ -432,9 +432,9 @@ class ReadableWriter(ProgramWriter):
 
     def __init__(self, binary_path: str, dialect: Dialect, header: CHeaderWriter, pid: int | None = None,
                  goid_offset: int | None = None, arch: str = "amd64", max_str: int = 64):
-        super().__init__(binary_path, dialect, pid, goid_offset, arch=arch)
+        super().__init__(binary_path, dialect, pid, goid_offset, arch=arch, max_str=max_str)
         self.header = header
-        self.max_str = max_str
+        self.run_env.update(dialect.copy_env(max_str))
 
     def _prelude(self, g_expr: str | None) -> list[str]:
         lines = [f"$g = {_u64(g_expr)};"] if g_expr else []
@@ -553,6 +553,7 @@ class ReadableWriter(ProgramWriter):
 class ReadableProgram:
     text: str
     warnings: list[str]
+    run_env: dict[str, str] = field(default_factory=dict)  # environment bpftrace needs (said in the header)
 
 
 def generate_readable(prog, functions, dialect: Dialect, options, bpftrace: str | None = None) -> ReadableProgram:
@@ -584,7 +585,7 @@ def _over_the_stack(bpftrace: str, dialect: Dialect, program: ReadableProgram) -
         source = os.path.join(tmp, "probe.bt")
         with open(source, "w") as f:
             f.write(program.text)
-        env = {**os.environ, "BPFTRACE_MAP_KEYS_MAX": "65536"}
+        env = {**os.environ, **program.run_env}
         try:
             run = subprocess.run([bpftrace, *dialect.read_error_flags, "--emit-elf", os.path.join(tmp, "probe.elf"),
                                   source], capture_output=True, text=True, timeout=120, env=env)
@@ -671,7 +672,8 @@ def _generate_readable(prog, functions, dialect: Dialect, options, budget: int |
     for w in writer.warnings:
         lines.append(f"// warning: {comment_safe(w)}")
     builder.reset()
-    return ReadableProgram(writer.render_readable("\n".join(lines) + "\n\n"), writer.warnings), builder.peak
+    return (ReadableProgram(writer.render_readable("\n".join(lines) + "\n\n"), writer.warnings, dict(writer.run_env)),
+            builder.peak)
 
 
 def _version() -> str:
