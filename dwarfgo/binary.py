@@ -350,9 +350,16 @@ class GoBinary:
                 addresses.setdefault(name, addr)
                 if not is_function or not addr:
                     continue
-                # keep the first name seen for an address; prefer a non-.abi0 name if both exist
-                if addr in functions and not functions[addr].is_abi0:
-                    continue
+                # keep the first name seen for an address; prefer a non-.abi0 name if both exist, and
+                # a function to a zero-size marker (runtime.text sits at the first function's address:
+                # it hid internal/abi.(*RegArgs).Dump, and was given Dump's signature)
+                old = functions.get(addr)
+                if old is not None:
+                    if size == 0 and old.size:
+                        continue
+                    if old.size or not size:
+                        if not old.is_abi0:
+                            continue
                 functions[addr] = Symbol(name, addr, size)
         return sorted(functions.values(), key=lambda s: s.address), addresses
 
