@@ -118,8 +118,9 @@ class RawLocations:
             if expr is None:  # a base address selection
                 base = begin
                 continue
-            if not absolute:
-                begin, end = base + begin, base + end
+            if not absolute:  # offsets wrap at the address size (code placed before the base)
+                wrap = (1 << (8 * self.address_size)) - 1
+                begin, end = (base + begin) & wrap, (base + end) & wrap
             if begin <= low_pc < end:
                 return expr
         return None

@@ -103,6 +103,10 @@ def entry_location(dwarf, die, low_pc: int, arch: str) -> list[DwarfPiece] | Non
             elif isinstance(entry, LocationEntry):
                 begin = entry.begin_offset if entry.is_absolute else base + entry.begin_offset
                 end = entry.end_offset if entry.is_absolute else base + entry.end_offset
+                # offsets wrap at the address size: Go 1.27 writes code before the unit's base
+                # as offsets near 2^64 (see dwarf.DwarfIndex._unit_ranges)
+                wrap = (1 << (8 * die.cu.structs.address_size)) - 1
+                begin, end = begin & wrap, end & wrap
                 if begin <= low_pc < end:
                     expr = entry.loc_expr
                     break
