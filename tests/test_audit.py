@@ -1,7 +1,15 @@
-"""The whole-binary signature audit (scripts/audit-signatures) on a real program: gofmt built
-from the GOROOT of Go 1.15, 1.19, 1.22 and 1.27 (about 25 s each). Every function whose signature
-the source gives (go/types, scripts/sourcesigs -program) must match `dwarfgo sig`; what cannot
-be derived is counted apart with its reason, and must stay a minority."""
+"""The whole-binary signature audit (scripts/audit-signatures) on real programs built from a Go
+toolchain's own GOROOT (issue 10), and on every fixture. Every function whose signature the
+source gives (go/types, scripts/sourcesigs -program) must match `dwarfgo sig`; what cannot be
+derived is counted apart with its reason, and must stay a minority.
+
+A program is built once per test run (conftest.goroot_program). CPU with an empty Go build
+cache (build, then audit; the audit without compiling scripts/sourcesigs, which the other
+audits compile anyway): Go 1.15 cmd/go 11 s + ~10 s, cmd/compile 2 s + ~15 s (Debian's Go
+ships cmd's packages compiled); 1.19 cmd/go 26 s + ~11 s, cmd/compile 3 s + ~19 s; 1.27 cmd/go
+112 s + 19 s, cmd/compile 188 s + ~50 s; 1.22 cmd/go 79 s + more of the same. So gofmt on the
+four representative versions, and cmd/go and cmd/compile on 1.15, 1.19 and 1.27: 1.22's pair
+would add about 5 CPU minutes to CI for the register ABI that 1.27 already covers."""
 
 from __future__ import annotations
 
@@ -10,7 +18,7 @@ import importlib.util
 
 import pytest
 
-from conftest import REPO, TOOLCHAINS, gofmt_binary, require_file
+from conftest import REPO, TOOLCHAINS, gofmt_binary, goroot_program, require_file
 
 
 def _audit_module():
@@ -25,16 +33,30 @@ def _versions() -> list[str]:
     return ["1.15", "1.19", "1.22", "1.27"]  # the representative versions of the matrix
 
 
-@pytest.mark.matrix
-@pytest.mark.parametrize("go", _versions())
-def test_gofmt_signatures_match_source(go):
-    wrapper = TOOLCHAINS / "bin" / f"go{go}"
-    binary, goroot = gofmt_binary(go)
-    r = _audit_module().audit(str(binary), f"{goroot}/src/cmd/gofmt", str(wrapper), show=5)
-    assert r["different"] == 0, r["examples"]
+def _audit_equal(binary, src: str, wrapper) -> None:
+    r = _audit_module().audit(str(binary), src, str(wrapper), show=5)
+    assert r["different"] == 0, (r["different_by_category"], r["examples"])
     assert r["audited"] == r["equal"]
     assert r["audited"] > 2000, r
     assert r["not_derivable"] < r["audited"] / 3, r["not_derivable_by_reason"]
+
+
+@pytest.mark.matrix
+@pytest.mark.parametrize("go", _versions())
+def test_gofmt_signatures_match_source(go):
+    binary, goroot = gofmt_binary(go)
+    _audit_equal(binary, f"{goroot}/src/cmd/gofmt", TOOLCHAINS / "bin" / f"go{go}")
+
+
+# cmd/go and cmd/compile on the versions CI has room for (see above)
+GOROOT_PROGRAMS = [(go, program) for go in ("1.15", "1.19", "1.27") for program in ("cmd/go", "cmd/compile")]
+
+
+@pytest.mark.matrix
+@pytest.mark.parametrize("go, program", GOROOT_PROGRAMS, ids=[f"go{g}-{p.removeprefix('cmd/')}" for g, p in GOROOT_PROGRAMS])
+def test_cmd_go_and_compile_signatures_match_source(go, program):
+    binary, goroot = goroot_program(go, program)
+    _audit_equal(binary, f"{goroot}/src/{program}", TOOLCHAINS / "bin" / f"go{go}")
 
 
 FIXTURE_NAMES = ("shapes", "demo", "stackgrowth", "concurrent", "coldmem")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -152,6 +153,16 @@ def _function_names(report: list[dict], binary) -> list[str]:
     return names
 
 
+def private_copy(binary, directory):
+    """A copy of `binary` in `directory`: a file of its own, so that a trace with no pid filter
+    (system-wide, or `bpftrace -c` on 0.17, whose uprobes fire in every process of the file)
+    sees only the processes this test starts from it, not those that tests running beside it
+    (pytest-xdist) start from the shared fixture."""
+    copy = directory / binary.name
+    shutil.copy2(binary, copy)
+    return copy
+
+
 def _live_preconditions(binary):
     _need(os.geteuid() == 0, "live bpftrace tests need root")
     _need(binary.exists(), f"fixture binary missing: {binary} (run scripts/build-fixtures)")
@@ -199,6 +210,7 @@ def test_shapes_values_exact(go, bt):
 
 
 @pytest.mark.live
+@pytest.mark.alone  # events == calls: bpftrace must lose none, so no other test loads the machine
 @pytest.mark.parametrize("fixture", ["stackgrowth", "concurrent"])
 @pytest.mark.parametrize("bt", ["0.17", "newest"])
 def test_one_event_per_call(fixture, bt):
@@ -266,12 +278,13 @@ def test_pie_values_exact(go):
 
 
 @pytest.mark.live
-def test_sigint_stops_trace_even_when_inherited_ignored():
+def test_sigint_stops_trace_even_when_inherited_ignored(tmp_path):
     """A script that starts `dwarfgo trace ... &` hands it SIGINT ignored (POSIX shells do that to
     background commands without job control); `kill -INT` must still stop it cleanly."""
     go = (go_versions() or ["1.22"])[-1]
     binary = FIXTURES / f"go{go}" / "amd64" / "default" / "demo"
     _live_preconditions(binary)
+    binary = private_copy(binary, tmp_path)  # system-wide: no other test's demo process
     _, path = installed_bpftrace("newest")
     tracer = subprocess.Popen([sys.executable, "-m", "dwarfgo", "trace", str(binary), "(*BarrierView).Put",
                                "--bpftrace", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -288,7 +301,7 @@ def test_sigint_stops_trace_even_when_inherited_ignored():
 
 @pytest.mark.live
 @pytest.mark.parametrize("bt", ["0.17", "newest"])
-def test_two_processes_of_one_binary_traced_system_wide(bt):
+def test_two_processes_of_one_binary_traced_system_wide(bt, tmp_path):
     """Without -p, every process running the binary is traced. Two copies of one Go binary put
     their goroutines' g structures at the same addresses, so nothing a probe keeps per goroutine
     (the re-entry mark, a call awaiting its return) may be shared between them; each event
@@ -296,6 +309,7 @@ def test_two_processes_of_one_binary_traced_system_wide(bt):
     go = (go_versions() or ["1.22"])[-1]
     binary = FIXTURES / f"go{go}" / "amd64" / "default" / "stackgrowth"
     _live_preconditions(binary)
+    binary = private_copy(binary, tmp_path)  # system-wide: only these two processes run this file
     version, path = installed_bpftrace(bt)
     ret = version != "0.17"
     fixtures = [subprocess.Popen([str(binary), "-report", "-wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,

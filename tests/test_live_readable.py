@@ -21,7 +21,7 @@ import pytest
 
 from conftest import FIXTURES, go_versions
 from livecompare import canonical_func
-from test_live import _function_names, _live_preconditions, installed_bpftrace, reported_calls
+from test_live import _function_names, _live_preconditions, installed_bpftrace, private_copy, reported_calls
 
 MAX_STR = 200  # bpftrace 0.17: 64, so that three strings fit its 512-byte stack (see _check)
 MAX_ITEMS = 4
@@ -111,6 +111,7 @@ def _line_pattern(func: str, values: dict, bools: str, result: bool) -> re.Patte
 
 
 def _run_readable(binary, funcs, version: str, path: str, ret: bool, tmp_path, extra=()):
+    binary = private_copy(binary, tmp_path)  # bpftrace 0.17's -c does not filter by pid
     program = tmp_path / "readable.bt"
     gen = subprocess.run([sys.executable, "-m", "dwarfgo", "probe", str(binary), *funcs, "--bpftrace-version",
                           version, "--max-str", str(MAX_STR), "--max-items", str(MAX_ITEMS), "-o", str(program),
@@ -259,6 +260,7 @@ def test_readable_program_of_a_real_program_loads_and_prints_its_values(bt, tmp_
     gofmt, _ = gofmt_binary((versions() or ["1.27"])[-1])
     version, path = installed_bpftrace(bt)
     _live_preconditions(gofmt)
+    gofmt = private_copy(gofmt, tmp_path)  # bpftrace 0.17's -c does not filter by pid
     source = tmp_path / "in.go"
     idents = ["zebra", "Quokka", "wombat", "narwhal"]
     comments = ["// first of the group", "// second, after it"]

@@ -109,6 +109,7 @@ def _one_run(binary, bt_path: str, ret: bool, mode: str, rng: random.Random, rep
 
 
 @pytest.mark.live
+@pytest.mark.alone  # random stop moments and bpftrace's own losses: on a machine no other test loads
 def test_soak_no_event_lost_by_dwarfgo():
     go = (go_versions() or ["1.22"])[-1]
     binary = FIXTURES / f"go{go}" / "amd64" / "default" / "demo"
