@@ -406,7 +406,7 @@ def _say_sources(fns) -> None:
 
 
 def _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid, buffer_pages=None,
-                 args=None, filter_expr=None, aggregate=None):
+                 args=None, filter_expr=None, aggregate=None, child=False):
     from .emit.dialect import detect
     from .emit.probe import ProbeOptions, generate
 
@@ -414,7 +414,7 @@ def _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, m
     fns = [prog.probe_function(f) for f in funcs]
     _say_sources(fns)
     opts = ProbeOptions(ret=ret, depth=depth, max_str=max_str, max_items=max_items, pid=pid, args=args,
-                        filter=filter_expr, aggregate=aggregate)
+                        filter=filter_expr, aggregate=aggregate, child=child)
     if buffer_pages:
         opts.buffer_pages = buffer_pages
     return generate(prog, fns, dialect, opts), path
@@ -632,7 +632,7 @@ def trace(
     with _open(binary, debug_file, debug_from, no_cache) as prog:
         program, path = _probe_setup(prog, funcs, bpftrace, None, ret, depth, max_str, max_items, pid, buffer_pages,
                                      _arg_selection(print_all_args, args), filter_expr,
-                                     _aggregate_options(count_by, sums, hists, interval))
+                                     _aggregate_options(count_by, sums, hists, interval), child=bool(command))
         for w in program.warnings:
             typer.echo(_safe(f"dwarfgo: warning: {w}"), err=True)
         decoder = decoder_for(prog, program, max_str)

@@ -9,6 +9,7 @@ and concurrent fixtures check the event counts. Needs root; with DWARFGO_REQUIRE
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import shutil
@@ -352,6 +353,47 @@ def test_two_processes_of_one_binary_traced_system_wide(bt, tmp_path):
                         tally.unavailable_count(), tally.truncated))
         assert not tally.mismatches, "\n".join(tally.mismatches[:30])
         assert not problems, "\n".join(problems[:30])
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("bt", ["0.17", "newest"])
+def test_trace_of_a_command_shows_only_its_process(bt, tmp_path):
+    """`trace -c CMD` shows the command's calls only. bpftrace 0.17 attaches a -c run's uprobes to
+    every process of the binary (0.23+ to the command's): another process of the same binary,
+    calling the traced functions while the command waits to start, must not show."""
+    go = (go_versions() or ["1.22"])[-1]
+    binary = FIXTURES / f"go{go}" / "amd64" / "default" / "stackgrowth"
+    _live_preconditions(binary)
+    binary = private_copy(binary, tmp_path)  # only this test's processes run this file
+    version, path = installed_bpftrace(bt)
+    script = tmp_path / "later.sh"  # the command: its own pid (exec), after the other's calls
+    script.write_text(f"sleep 2\nexec {binary} -report\n")
+    shell = os.path.realpath(shutil.which("sh"))
+    other = subprocess.Popen([str(binary), "-report", "-wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    tracer = None
+    try:
+        assert other.stderr.readline().startswith("READY")
+        funcs = _function_names(reported_calls(binary), binary)
+        tracer = subprocess.Popen([sys.executable, "-m", "dwarfgo", "trace", str(binary), *funcs, "--json",
+                                   "--bpftrace", path, "-c", f"{shell} {script}"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_until_tracing(tracer)
+        others = [json.loads(l) for l in other.communicate("go\n", timeout=300)[0].splitlines() if l.strip()]
+        printed, said = tracer.communicate(timeout=300)
+    finally:
+        for p in (other, tracer):
+            if p is not None and p.poll() is None:
+                p.kill()
+    assert tracer.returncode == 0, said[-2000:]
+    assert others, "the other process made no calls"
+    command_report = [r for r in (json.loads(l) for l in said.splitlines() if l.startswith("{")) if "func" in r]
+    events = [json.loads(l) for l in printed.splitlines() if l.strip()]
+    calls = [e for e in events if e["event"] == "call"]
+    assert other.pid not in {e["pid"] for e in events}, "events of another process of the binary"
+    counted = collections.Counter(e["func"] for e in calls)
+    reported = collections.Counter(r["func"] for r in command_report)
+    assert len({e["pid"] for e in events}) == 1 and counted == reported, (counted, reported, said[-1500:])
 
 
 def _decode(binary, funcs, raw_file, *options) -> subprocess.CompletedProcess:

@@ -153,6 +153,7 @@ class ProgramWriter:
         self.probes: list[ProbePlan] = []
         self.warnings: list[str] = []
         self.run_env: dict[str, str] = {}  # environment bpftrace needs for this program
+        self.child_only = False  # run with -c: only the command's process (pid == cpid)
         self.aggregates: list = []  # AggregatePlan of each map (aggregate.py), in index order
         # added to a code address in an attach point: bpftrace takes the number of `uprobe:PATH:N`
         # as a file offset when the binary has no symbol table (see probe.attach_delta)
@@ -168,6 +169,10 @@ class ProgramWriter:
         conds = []
         if self.pid is not None:
             conds.append(f"pid == {int(self.pid)}")
+        elif self.child_only:
+            # bpftrace 0.17 attaches a -c run's uprobes to every process of the binary (0.23+
+            # to the command's only): measured, events of ~150 other processes came through
+            conds.append("pid == cpid")
         if extra:
             conds.append(extra)
         return f" /{' && '.join(f'({c})' for c in conds)}/" if conds else ""

@@ -67,6 +67,17 @@ class Dialect:
             return None
         return (max_str + 4 + 7) // 8 * 8
 
+    @property
+    def command_note(self) -> str | None:
+        """What a person running the program with -c must know (None: nothing): bpftrace 0.17
+        attaches a -c run's uprobes to every process of the binary (measured: events of ~150 other
+        processes); 0.23+ to the command's only."""
+        if self.version >= (0, 23, 0):
+            return None
+        return (f"bpftrace {self.version_text} traces every process running this binary, even with -p PID or "
+                "-c 'CMD': for one process, generate the program with --pid PID, or with -c add `pid == cpid` to "
+                "each probe's predicate")
+
     def copy_env(self, max_str: int) -> dict[str, str]:
         """The environment a readable program with copies of `max_str` bytes needs: before the
         config block (0.17), BPFTRACE_STRLEN sizes every copy (64 unless set): without it,

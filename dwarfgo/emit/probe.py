@@ -33,6 +33,7 @@ class ProbeOptions:
     args: list[str] | None = None  # --args expressions; None: every argument; []: none
     filter: list[str] | None = None  # --filter: Go boolean expressions over the arguments (emit/filter.py)
     aggregate: AggregateOptions | None = None  # --count-by, --sum, --hist, --interval (emit/aggregate.py)
+    child: bool = False  # run with bpftrace -c: only the command's process (bpftrace 0.17 attaches to all)
 
 
 def g_expression(prog, fn) -> str | None:
@@ -134,6 +135,7 @@ def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Progra
                                f"each shows its first {max_str} bytes and its length")
     if options.buffer_pages:
         writer.buffer_pages = options.buffer_pages
+    writer.child_only = options.child
     if attach_flags:
         writer.attach_delta = attach_delta(prog.binary, [fn.address for fn in functions])
     rt = runtime_layout(prog)
@@ -186,6 +188,8 @@ def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Progra
               f"{' '.join(dialect.read_error_flags + attach_flags)} FILE`.\n"
               f"// {' '.join(dialect.read_error_flags)}: a memory read that fails (page not resident, bad pointer) "
               "is reported; without it, it silently gives zeros.\n")
+    if dialect.command_note and options.pid is None and not options.child:
+        header += f"// {dialect.command_note}.\n"
     if "BPFTRACE_MAP_KEYS_MAX" in writer.run_env:
         header += ("// BPFTRACE_MAP_KEYS_MAX: one map entry per goroutine marks the re-entry after morestack, "
                    "so that a call gives one event.\n")

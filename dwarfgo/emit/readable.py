@@ -662,6 +662,8 @@ def _generate_readable(prog, functions, dialect: Dialect, options, budget: int |
     if dialect.version < (0, 23, 0):
         lines.append(f"// bpftrace {dialect.version_text}: bools print as 1/0 (a string per bool does not fit "
                      "its 512-byte stack).")
+    if dialect.command_note and options.pid is None:
+        lines.append(f"// {dialect.command_note}.")
     if "BPFTRACE_MAP_KEYS_MAX" in writer.run_env:
         lines.append("// BPFTRACE_MAP_KEYS_MAX: one map entry per goroutine marks the re-entry after morestack, "
                      "so that a call gives one line.")
