@@ -18,6 +18,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
+from .varint import svarint
 from .varint import uvarint as _uleb
 
 DW_TAG_array_type = 0x01
@@ -452,14 +453,7 @@ class DieScanner:
         if form == 0x0F:  # udata
             return _uleb(data, start)[0]
         if form == 0x0D:  # sdata
-            value, shift, pos = 0, 0, start
-            while True:
-                byte = data[pos]
-                pos += 1
-                value |= (byte & 0x7F) << shift
-                shift += 7
-                if not byte & 0x80:
-                    return value - (1 << shift) if byte & 0x40 else value
+            return svarint(data, start)[0]
         if form == 0x0C:  # flag
             return data[start] != 0
         if form == 0x19:  # flag_present

@@ -19,6 +19,7 @@ pyelftools, covers no address).
 from __future__ import annotations
 
 from .diescan import DW_AT_low_pc, UNDECODED, DieScanner, ScanUnsupported
+from .varint import svarint as _sleb
 from .varint import uvarint as _uleb
 
 DW_AT_location = 0x02
@@ -35,16 +36,6 @@ _LLE_OFFSET_PAIR, _LLE_DEFAULT, _LLE_BASE_ADDRESS, _LLE_START_END, _LLE_START_LE
 # DW_OP_*
 _OP_REG0, _OP_REG31 = 0x50, 0x6F
 _OP_REGX, _OP_FBREG, _OP_PIECE, _OP_CALL_FRAME_CFA, _OP_PLUS_UCONST = 0x90, 0x91, 0x93, 0x9C, 0x23
-
-def _sleb(data: bytes, pos: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return (value - (1 << shift) if byte & 0x40 else value), pos
 
 
 class RawLocations:

@@ -1,5 +1,6 @@
-"""Unsigned variable-length integers: DWARF's ULEB128 and Go's uvarint are the same encoding
-(7 bits a byte, low bits first, the high bit set on every byte but the last)."""
+"""Variable-length integers: DWARF's ULEB128 and Go's uvarint are the same encoding (7 bits a
+byte, low bits first, the high bit set on every byte but the last); SLEB128 is its signed form
+(the last byte's bit 6 is the sign)."""
 
 from __future__ import annotations
 
@@ -15,5 +16,19 @@ def uvarint(data: bytes, pos: int) -> tuple[int, int]:
         if not byte & 0x80:
             return value, pos
         shift += 7
+        if shift > 63:
+            raise ValueError("varint longer than 64 bits")
+
+
+def svarint(data: bytes, pos: int) -> tuple[int, int]:
+    """(value, position after it) of the SLEB128 number at data[pos]; errors as uvarint's."""
+    value, shift = 0, 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return (value - (1 << shift) if byte & 0x40 else value), pos
         if shift > 63:
             raise ValueError("varint longer than 64 bits")

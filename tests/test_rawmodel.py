@@ -76,3 +76,14 @@ def test_raw_attributes_are_pyelftools_values(go, arch):
                     assert value == want and type(value) is type(want), (die.offset, attr)
                     decoded += 1
         assert decoded > 1000
+
+
+def test_signed_leb128_as_the_dwarf_standard_gives_it():
+    """The examples of DWARF 5's table 7.8 (SLEB128), and a damaged number longer than 64 bits."""
+    from dwarfgo.varint import svarint
+
+    for data, value in [(b"\x02", 2), (b"\x7e", -2), (b"\xff\x00", 127), (b"\x81\x7f", -127),
+                        (b"\x80\x01", 128), (b"\x80\x7f", -128)]:
+        assert svarint(data + b"\x99", 0) == (value, len(data))
+    with pytest.raises(ValueError):
+        svarint(b"\x80" * 11, 0)
