@@ -47,25 +47,23 @@ class Dialect:
 
     @property
     def buf_header_bytes(self) -> int | None:
-        """0.23+: `buf(p, n)` copies min(n, max_strlen - 4) bytes by itself (measured on 0.23 and
-        0.27 with max_strlen 64, 68 and 72: 60, 64 and 68 bytes of a 250-byte string), so with
-        `max_strlen = max_str + 4` a program needs no clamp of its own. None: clamp it yourself
-        (0.17 copies min(n, BPFTRACE_STRLEN), and has no config block to set it)."""
+        """0.23+: a `buf()` holds a 4-byte length before its bytes, and `buf(p, n)` copies
+        min(n, max_strlen - 4) bytes by itself (measured on 0.23 and 0.27 with max_strlen 64, 68
+        and 72: 60, 64 and 68 bytes of a 250-byte string). None: before the config block (0.17) a
+        copy is min(n, BPFTRACE_STRLEN), and a program clamps it itself."""
         return 4 if self.version >= (0, 23, 0) else None
 
     def copy_record_size(self, max_str: int) -> int | None:
-        """The `max_strlen` a program's config block sets, so that a byte copy of at most `max_str`
-        bytes takes that much room in an output record; None: leave the version's default.
+        """The `max_strlen` a program's config block sets: a byte copy then copies at most `max_str`
+        bytes (the readable program relies on it: no clamp of its own) and takes that room in an
+        output record; None: leave the version's default.
 
         0.23+ gives a `buf()` whose length is not a constant the room of max_strlen, 1024 bytes by
         default (LLVM IR of 0.23 and 0.27: `[1024 x i8]`), however short the copy: each string was a
-        1 KiB output record, and 13 gofmt functions filled the 64 MiB ring buffer with them. A
-        buf() holds a 4-byte length before its bytes: a 64-byte copy needs max_strlen 68 (64 and 65
-        are refused by the verifier), rounded up here to 8. 0.17 sizes a buf() by BPFTRACE_STRLEN
-        (64 unless set) already."""
-        if self.version < (0, 23, 0):
-            return None
-        return (max_str + 4 + 7) // 8 * 8
+        1 KiB output record, and 13 gofmt functions filled the 64 MiB ring buffer with them (a
+        64-byte copy is refused by the verifier with max_strlen 64 or 65; 68 loads, and 9 for 5)."""
+        header = self.buf_header_bytes
+        return None if header is None else max_str + header
 
     @property
     def command_note(self) -> str | None:

@@ -29,7 +29,7 @@ from ..errors import DwarfgoError
 from ..functions import Function
 from ..gotypes import GoType, Kind
 from ..verify.machine import MachineReport
-from .bpftrace import ProbePlan, ProgramWriter, _call_key, _cast, _u64
+from .bpftrace import ProbePlan, ProgramWriter, _call_key, _cast, _config_block, _u64
 from .dialect import Dialect
 from .probe import _comment_safe as comment_safe
 
@@ -315,7 +315,7 @@ class ReadableBuilder:
             return [], Text(_RECORD_FULL)
         n = self.var(path, "n")
         stmts = [Stmt(f"{n} = (uint64){length};")]
-        if self.dialect.buf_header_bytes is None:
+        if self.dialect.copy_record_size(self.max_str) is None:
             # one unsigned comparison: a negative (corrupt) length copies max_str bytes, as
             # bpftrace's own buf() does, and its printed length says it is corrupt
             stmts.append(Stmt(f"{n} = {n} > {self.max_str} ? (uint64){self.max_str} : {n};"))
@@ -534,14 +534,7 @@ class ReadableWriter(ProgramWriter):
             self.blocks.append(comment + "\n" + self._block(self._attach(site), None, body))
 
     def render_readable(self, header: str) -> str:
-        config = ""
-        if self.dialect.config_block:
-            settings = [f"perf_rb_pages = {self.buffer_pages}"]
-            if self.dialect.buf_header_bytes is not None:
-                # buf() copies at most max_strlen - header bytes: exactly --max-str, and each
-                # string's room in an output record is that, not the default 1024
-                settings.append(f"max_strlen = {self.max_str + self.dialect.buf_header_bytes}")
-            config = "config = {\n\t" + ";\n\t".join(settings) + "\n}\n\n"
+        config = _config_block(self.dialect, self.buffer_pages, self.max_str)
         text = header + self.header.render() + "\n" + config + "\n".join(self.blocks)
         maps = [m for m in ("@dg_reenter", "@dg_start") if m + "[" in text]
         if maps:
