@@ -135,7 +135,9 @@ class DwarfIndex:
     def raw_locations(self) -> RawLocations:
         """Parameters' entry locations read from the raw sections (verify.dwarfloc falls back
         to pyelftools where this cannot decode one)."""
-        return RawLocations.of(self._scanner, self.dwarf)
+        # the sections are inflated here when compressed: a damaged stream is a damaged binary
+        with reading(self.binary.path, "DWARF location lists (.debug_loc, .debug_loclists)"):
+            return RawLocations.of(self._scanner, self.dwarf)
 
     # ------------------------------------------------------------ compile units
     @cached_property

@@ -188,7 +188,7 @@ def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Progra
               f"{' '.join(dialect.read_error_flags + attach_flags)} FILE`.\n"
               f"// {' '.join(dialect.read_error_flags)}: a memory read that fails (page not resident, bad pointer) "
               "is reported; without it, it silently gives zeros.\n")
-    if dialect.command_note and options.pid is None and not options.child:
+    if dialect.command_note:  # (the same for every run's options: decode must make the same program)
         header += f"// {dialect.command_note}.\n"
     if "BPFTRACE_MAP_KEYS_MAX" in writer.run_env:
         header += ("// BPFTRACE_MAP_KEYS_MAX: one map entry per goroutine marks the re-entry after morestack, "
