@@ -168,7 +168,7 @@ class ReadableBuilder:
             n += 1
             name = f"{base}{n}"
         self._names.add(name)
-        if self.budget == _STACK_BUDGET_017:
+        if self.dialect.version < (0, 23, 0):
             # 0.17 keeps each variable on the same 512-byte stack as the record: print's receiver
             # loaded with two, writeCommentPrefix's (the same fields, one more pointer) did not
             self.cost += 8
