@@ -456,7 +456,7 @@ class Decoder:
                     j, t = self._node(item, raw)
                     items_j.append(j)
                     items_t.append(t)
-            more = "" if ln is None or len(items_j) >= ln else f", …{ln - len(items_j)} more"
+            more = "" if ln is None or len(items_j) >= ln else f"…{ln - len(items_j)} more"
             tname = node.type.name if node.type else "[]?"
             text = cut = None
             if node.data is not None and data:
@@ -466,12 +466,12 @@ class Decoder:
                 return ({"len": ln, "cap": cp, "items": items_j},
                         f"{tname}({_go_quote(text)}{cut})(len {ln}, cap {cp})")
             return ({"len": ln, "cap": cp, "items": items_j},
-                    f"{tname}{{{', '.join(items_t)}{more}}}(len {ln}, cap {cp})")
+                    f"{tname}{{{_listed(items_t, more)}}}(len {ln}, cap {cp})")
         if isinstance(node, ArrayNode):
             pairs = [self._node(i, raw) for i in node.items]
             length = node.type.length if node.type else len(pairs)
-            more = f", …{length - len(pairs)} more" if length and length > len(pairs) else ""
-            return [p[0] for p in pairs], f"{node.type.name if node.type else ''}{{{', '.join(p[1] for p in pairs)}{more}}}"
+            more = f"…{length - len(pairs)} more" if length and length > len(pairs) else ""
+            return [p[0] for p in pairs], f"{node.type.name if node.type else ''}{{{_listed([p[1] for p in pairs], more)}}}"
         if isinstance(node, StructNode):
             obj, parts = {}, []
             for name, f in node.fields:
@@ -612,6 +612,12 @@ def _hex(raw: str | None) -> int | None:
 def _bytes(raw: str) -> bytes:
     """bpftrace's %rx output: `\\x68\\x65…`."""
     return bytes(int(h, 16) for h in _HEX_ESCAPE.findall(raw))
+
+
+def _listed(items: list[str], more: str) -> str:
+    """The inside of a composite literal: its items, then `…N more` for the elements not read
+    (alone when none was read: `{…1096 more}`, not `{, …1096 more}`)."""
+    return ", ".join(items + ([more] if more else []))
 
 
 def _text_of(data: bytes, cut_short: bool = False) -> str | None:
