@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 import struct
+import typing
 from dataclasses import dataclass, field
 
 from ..emit.bpftrace import ProbePlan
@@ -108,6 +109,7 @@ class _Pending:
 # events its probes emitted on each thread, printed or not (`@dg_seq[12345]: 17`)
 _EMITTED = re.compile(r"^@dg_seq\[(\d+)\]: (\d+)$")
 _CARET = re.compile(r"^\s*[~^]+\s*$")
+_LOST = re.compile(r"(?:WARNING: )?Lost (\d+) events")  # bpftrace's count of records it dropped
 _LOCATED_WARNING = re.compile(r"^\S*?:(\d+):\d+(?:-\d+)?: WARNING: (.*)$")
 _OLD_READ_FAILURE = re.compile(r"Failed to probe_read\w*: (.*?)(?: \(-?\d+\))?$")
 
@@ -132,6 +134,7 @@ class Decoder:
         self.read_lines = read_lines or {}  # program line -> (probe id, read index)
         self.failed_reads = 0  # memory reads bpftrace reported failed, tied to their values
         self.untied_failures: list[str] = []  # failed reads that could not be tied to an event
+        self._failures = False  # the event being decoded has a failed read (see _node)
         self._held_warning: tuple[int, str, str] | None = None
         self._bias = 0  # of the event being decoded
         self.symbolize = symbolize or (lambda addr: None)  # code address -> function name
@@ -173,7 +176,7 @@ class Decoder:
         line = line.rstrip("\n")
         if self.aggregates is not None and self.aggregates.feed(line):
             return None
-        m = re.match(r"(?:WARNING: )?Lost (\d+) events", line)
+        m = _LOST.match(line) if "Lost " in line else None
         if m:
             self.lost += int(m.group(1))
             return None
@@ -322,6 +325,7 @@ class Decoder:
         ts, g = int(h[2]), int(h[3], 16)
         values, texts = {}, {}
         raw = pend.raw
+        self._failures = bool(pend.failed)
         if pend.failed:
             raw = dict(raw)
             for index, reason in pend.failed.items():
@@ -408,142 +412,159 @@ class Decoder:
     def _node(self, node: Node, raw: dict[int, str]):
         """JSON value and Go syntax of one node; unavailable when one of its own reads failed, or
         when a word it needs is missing or garbled (never a crash, never a made-up value)."""
-        for r in _own_reads(node):
-            if isinstance(raw.get(r.index), _FailedRead):
-                return _unavailable(raw[r.index].reason)
+        cls = type(node)
+        shape = _SHAPES.get(cls)
+        if shape is None:
+            shape = _SHAPES[cls] = _Shape.of(cls)
+        if self._failures:  # only an event with a failed read can hold a _FailedRead
+            for name in shape.reads:
+                r = getattr(node, name)
+                if r is not None and isinstance(raw.get(r.index), _FailedRead):
+                    return _unavailable(raw[r.index].reason)
+        if shape.show is None:
+            return {"unavailable": "unknown node"}, "<?>"
         try:
-            return self._node_value(node, raw)
+            return shape.show(self, node, raw)
         except (TypeError, ValueError, struct.error, OverflowError):
             return _unavailable("bpftrace's output for this value is incomplete")
 
-    def _node_value(self, node: Node, raw: dict[int, str]):
-        if isinstance(node, Scalar):
-            if node.read is None:
-                return _unavailable(node.unavailable)
-            return self._scalar(node, raw.get(node.read.index))
-        if isinstance(node, ComplexNode):
-            (rj, rt), (ij, it) = self._node(node.real, raw), self._node(node.imag, raw)
-            if isinstance(rj, dict) or isinstance(ij, dict):
-                reason = (rj if isinstance(rj, dict) else ij).get("unavailable", "unreadable")
-                return _unavailable(reason)
-            return {"real": rj, "imag": ij}, f"({rt}{'+' if not str(it).startswith('-') else ''}{it}i)"
-        if isinstance(node, StringNode):
-            if node.ptr is None:
-                return _unavailable(node.unavailable)
-            length = _int(raw.get(node.len.index))
-            data = _bytes(raw.get(node.data.index, "")) if length and length > 0 else b""
-            s = data.decode("utf-8", "surrogateescape")
-            js = data.decode("utf-8", "replace")
-            if length is not None and len(data) < length:
-                return ({"prefix": js, "len": length, "truncated": True},
-                        f"{_go_quote(s)}…(len {length})")
-            return js, _go_quote(s)
-        if isinstance(node, SliceNode):
-            if node.ptr is None:
-                return _unavailable(node.unavailable)
-            ptr, ln, cp = _hex(raw.get(node.ptr.index)), _int(raw.get(node.len.index)), _int(raw.get(node.cap.index))
-            if ptr == 0 and ln == 0 and cp == 0:
-                return None, "nil"
-            items_j, items_t = [], []
-            if node.data is not None:
-                data = _bytes(raw.get(node.data.index, "")) if ln else b""
-                items_j = list(data)
-                items_t = [str(b) for b in data]
-            else:
-                for i, item in enumerate(node.items):
-                    if ln is None or i >= ln:
-                        break
-                    j, t = self._node(item, raw)
-                    items_j.append(j)
-                    items_t.append(t)
-            more = "" if ln is None or len(items_j) >= ln else f"…{ln - len(items_j)} more"
-            tname = node.type.name if node.type else "[]?"
-            text = cut = None
-            if node.data is not None and data:
-                cut = "…" if ln is not None and len(data) < ln else ""
-                text = _text_of(data, cut_short=bool(cut))
-            if text is not None:  # []byte holding text: shown as Go's conversion from a string
-                return ({"len": ln, "cap": cp, "items": items_j},
-                        f"{tname}({_go_quote(text)}{cut})(len {ln}, cap {cp})")
+    def _show_scalar(self, node: Scalar, raw: dict[int, str]):
+        if node.read is None:
+            return _unavailable(node.unavailable)
+        return self._scalar(node, raw.get(node.read.index))
+
+    def _show_complex_node(self, node: ComplexNode, raw: dict[int, str]):
+        (rj, rt), (ij, it) = self._node(node.real, raw), self._node(node.imag, raw)
+        if isinstance(rj, dict) or isinstance(ij, dict):
+            reason = (rj if isinstance(rj, dict) else ij).get("unavailable", "unreadable")
+            return _unavailable(reason)
+        return {"real": rj, "imag": ij}, f"({rt}{'+' if not str(it).startswith('-') else ''}{it}i)"
+
+    def _show_string_node(self, node: StringNode, raw: dict[int, str]):
+        if node.ptr is None:
+            return _unavailable(node.unavailable)
+        length = _int(raw.get(node.len.index))
+        data = _bytes(raw.get(node.data.index, "")) if length and length > 0 else b""
+        s = data.decode("utf-8", "surrogateescape")
+        js = data.decode("utf-8", "replace")
+        if length is not None and len(data) < length:
+            return ({"prefix": js, "len": length, "truncated": True},
+                    f"{_go_quote(s)}…(len {length})")
+        return js, _go_quote(s)
+
+    def _show_slice_node(self, node: SliceNode, raw: dict[int, str]):
+        if node.ptr is None:
+            return _unavailable(node.unavailable)
+        ptr, ln, cp = _hex(raw.get(node.ptr.index)), _int(raw.get(node.len.index)), _int(raw.get(node.cap.index))
+        if ptr == 0 and ln == 0 and cp == 0:
+            return None, "nil"
+        items_j, items_t = [], []
+        if node.data is not None:
+            data = _bytes(raw.get(node.data.index, "")) if ln else b""
+            items_j = list(data)
+            items_t = [str(b) for b in data]
+        else:
+            for i, item in enumerate(node.items):
+                if ln is None or i >= ln:
+                    break
+                j, t = self._node(item, raw)
+                items_j.append(j)
+                items_t.append(t)
+        more = "" if ln is None or len(items_j) >= ln else f"…{ln - len(items_j)} more"
+        tname = node.type.name if node.type else "[]?"
+        text = cut = None
+        if node.data is not None and data:
+            cut = "…" if ln is not None and len(data) < ln else ""
+            text = _text_of(data, cut_short=bool(cut))
+        if text is not None:  # []byte holding text: shown as Go's conversion from a string
             return ({"len": ln, "cap": cp, "items": items_j},
-                    f"{tname}{{{_listed(items_t, more)}}}(len {ln}, cap {cp})")
-        if isinstance(node, ArrayNode):
-            pairs = [self._node(i, raw) for i in node.items]
-            length = node.type.length if node.type else len(pairs)
-            more = f"…{length - len(pairs)} more" if length and length > len(pairs) else ""
-            return [p[0] for p in pairs], f"{node.type.name if node.type else ''}{{{_listed([p[1] for p in pairs], more)}}}"
-        if isinstance(node, StructNode):
-            obj, parts = {}, []
-            for name, f in node.fields:
-                if f.type is not None and f.type.size == 0:
-                    obj[name] = {} if f.type.kind is Kind.STRUCT else []
-                    continue
-                j, t = self._node(f, raw)
-                obj[name] = j
-                parts.append(f"{name}:{t}")
-            return obj, f"{node.type.name if node.type else 'struct'}{{{', '.join(parts)}}}"
-        if isinstance(node, PointerNode):
-            if node.ptr is None:
-                return _unavailable(node.unavailable)
-            ptr = _hex(raw.get(node.ptr.index))
-            if ptr is None:
-                return _unavailable("not printed")
-            if ptr == 0:
-                return None, "nil"
-            if node.target is None:
-                return {"ptr": hex(ptr)}, f"({node.type.name})({ptr:#x})"
-            j, t = self._node(node.target, raw)
-            return j, "&" + t
-        if isinstance(node, GuardNode):
-            if node.check is None:
-                return _unavailable(node.reason)
-            raw_check = raw.get(node.check.index)
-            value = _hex(raw_check) if node.check.kind == "hex" else _int(raw_check)
-            if value is None:
-                return _unavailable("not read")
-            if value > node.minimum and node.target is not None:
-                return self._node(node.target, raw)
-            if node.otherwise is not None:
-                return node.otherwise, str(node.otherwise)
+                    f"{tname}({_go_quote(text)}{cut})(len {ln}, cap {cp})")
+        return ({"len": ln, "cap": cp, "items": items_j},
+                f"{tname}{{{_listed(items_t, more)}}}(len {ln}, cap {cp})")
+
+    def _show_array_node(self, node: ArrayNode, raw: dict[int, str]):
+        pairs = [self._node(i, raw) for i in node.items]
+        length = node.type.length if node.type else len(pairs)
+        more = f"…{length - len(pairs)} more" if length and length > len(pairs) else ""
+        return [p[0] for p in pairs], f"{node.type.name if node.type else ''}{{{_listed([p[1] for p in pairs], more)}}}"
+
+    def _show_struct_node(self, node: StructNode, raw: dict[int, str]):
+        obj, parts = {}, []
+        for name, f in node.fields:
+            if f.type is not None and f.type.size == 0:
+                obj[name] = {} if f.type.kind is Kind.STRUCT else []
+                continue
+            j, t = self._node(f, raw)
+            obj[name] = j
+            parts.append(f"{name}:{t}")
+        return obj, f"{node.type.name if node.type else 'struct'}{{{', '.join(parts)}}}"
+
+    def _show_pointer_node(self, node: PointerNode, raw: dict[int, str]):
+        if node.ptr is None:
+            return _unavailable(node.unavailable)
+        ptr = _hex(raw.get(node.ptr.index))
+        if ptr is None:
+            return _unavailable("not printed")
+        if ptr == 0:
+            return None, "nil"
+        if node.target is None:
+            return {"ptr": hex(ptr)}, f"({node.type.name})({ptr:#x})"
+        j, t = self._node(node.target, raw)
+        return j, "&" + t
+
+    def _show_guard_node(self, node: GuardNode, raw: dict[int, str]):
+        if node.check is None:
             return _unavailable(node.reason)
-        if isinstance(node, InterfaceNode):
-            if node.tab is None:
-                return _unavailable(node.unavailable)
-            tab = _hex(raw.get(node.tab.index))
-            data = _hex(raw.get(node.data.index))
-            if tab == 0:
-                return None, "nil"
-            taddr = _hex(raw.get(node.type_ptr.index)) if node.type_ptr is not None else tab
-            name = self.type_name(taddr - self._bias) if taddr else None
-            return ({"type": name, "type_addr": hex(taddr or 0), "data": hex(data or 0)},
-                    f"{node.type.name}({name or hex(taddr or 0)} @ {data:#x})")
-        if isinstance(node, MapNode):
-            if node.ptr is None:
-                return _unavailable(node.unavailable)
-            ptr = _hex(raw.get(node.ptr.index))
-            if ptr == 0:
-                return None, "nil"
-            count = _int(raw.get(node.count.index)) if node.count is not None else None
-            return {"len": count}, f"{node.type.name}(len {count})"
-        if isinstance(node, ChanNode):
-            if node.ptr is None:
-                return _unavailable(node.unavailable)
-            ptr = _hex(raw.get(node.ptr.index))
-            if ptr == 0:
-                return None, "nil"
-            ln = _int(raw.get(node.len.index)) if node.len else None
-            cp = _int(raw.get(node.cap.index)) if node.cap else None
-            return {"len": ln, "cap": cp}, f"{node.type.name}(len {ln}, cap {cp})"
-        if isinstance(node, FuncNode):
-            if node.ptr is None:
-                return _unavailable(node.unavailable)
-            ptr = _hex(raw.get(node.ptr.index))
-            if ptr == 0:
-                return None, "nil"
-            code = _hex(raw.get(node.code.index)) if node.code else None
-            name = self.symbolize(code - self._bias) if code else None
-            return {"func": name or hex(code or 0)}, f"{name or hex(code or 0)}"
-        return {"unavailable": "unknown node"}, "<?>"
+        raw_check = raw.get(node.check.index)
+        value = _hex(raw_check) if node.check.kind == "hex" else _int(raw_check)
+        if value is None:
+            return _unavailable("not read")
+        if value > node.minimum and node.target is not None:
+            return self._node(node.target, raw)
+        if node.otherwise is not None:
+            return node.otherwise, str(node.otherwise)
+        return _unavailable(node.reason)
+
+    def _show_interface_node(self, node: InterfaceNode, raw: dict[int, str]):
+        if node.tab is None:
+            return _unavailable(node.unavailable)
+        tab = _hex(raw.get(node.tab.index))
+        data = _hex(raw.get(node.data.index))
+        if tab == 0:
+            return None, "nil"
+        taddr = _hex(raw.get(node.type_ptr.index)) if node.type_ptr is not None else tab
+        name = self.type_name(taddr - self._bias) if taddr else None
+        return ({"type": name, "type_addr": hex(taddr or 0), "data": hex(data or 0)},
+                f"{node.type.name}({name or hex(taddr or 0)} @ {data:#x})")
+
+    def _show_map_node(self, node: MapNode, raw: dict[int, str]):
+        if node.ptr is None:
+            return _unavailable(node.unavailable)
+        ptr = _hex(raw.get(node.ptr.index))
+        if ptr == 0:
+            return None, "nil"
+        count = _int(raw.get(node.count.index)) if node.count is not None else None
+        return {"len": count}, f"{node.type.name}(len {count})"
+
+    def _show_chan_node(self, node: ChanNode, raw: dict[int, str]):
+        if node.ptr is None:
+            return _unavailable(node.unavailable)
+        ptr = _hex(raw.get(node.ptr.index))
+        if ptr == 0:
+            return None, "nil"
+        ln = _int(raw.get(node.len.index)) if node.len else None
+        cp = _int(raw.get(node.cap.index)) if node.cap else None
+        return {"len": ln, "cap": cp}, f"{node.type.name}(len {ln}, cap {cp})"
+
+    def _show_func_node(self, node: FuncNode, raw: dict[int, str]):
+        if node.ptr is None:
+            return _unavailable(node.unavailable)
+        ptr = _hex(raw.get(node.ptr.index))
+        if ptr == 0:
+            return None, "nil"
+        code = _hex(raw.get(node.code.index)) if node.code else None
+        name = self.symbolize(code - self._bias) if code else None
+        return {"func": name or hex(code or 0)}, f"{name or hex(code or 0)}"
 
     def _scalar(self, node: Scalar, raw: str | None):
         if raw is None:
@@ -589,9 +610,36 @@ class _FailedRead(str):
         return obj
 
 
-def _own_reads(node: Node) -> list[Read]:
-    """The reads a node does itself (its children's are theirs)."""
-    return [v for v in vars(node).values() if isinstance(v, Read)]
+@dataclass(frozen=True)
+class _Shape:
+    """What the decoder needs to know of a node class: the fields that hold its own reads (a failed
+    read makes the node unavailable) and the method that shows it. Found once per class."""
+    reads: tuple[str, ...]
+    show: object
+
+    @staticmethod
+    def of(cls) -> "_Shape":
+        hints = typing.get_type_hints(cls)
+        reads = tuple(name for name, hint in hints.items() if Read in typing.get_args(hint) or hint is Read)
+        show = next((fn for kind, fn in _SHOW.items() if issubclass(cls, kind)), None)
+        return _Shape(reads, show)
+
+
+_SHOW = {
+    Scalar: Decoder._show_scalar,
+    ComplexNode: Decoder._show_complex_node,
+    StringNode: Decoder._show_string_node,
+    SliceNode: Decoder._show_slice_node,
+    ArrayNode: Decoder._show_array_node,
+    StructNode: Decoder._show_struct_node,
+    PointerNode: Decoder._show_pointer_node,
+    GuardNode: Decoder._show_guard_node,
+    InterfaceNode: Decoder._show_interface_node,
+    MapNode: Decoder._show_map_node,
+    ChanNode: Decoder._show_chan_node,
+    FuncNode: Decoder._show_func_node,
+}
+_SHAPES: dict[type, _Shape] = {}
 
 
 def _unavailable(reason: str | None) -> tuple[dict, str]:
