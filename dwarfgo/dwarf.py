@@ -30,6 +30,7 @@ from .errors import reading
 from .gotypes import TypeReader
 from .indexcache import IndexCache, UnitRecord
 from .locscan import RawLocations
+from .varint import offset_address
 
 _PRODUCER_RE = re.compile(r"Go cmd/compile (\S+?)(?:;\s*(.*))?$")
 
@@ -176,10 +177,7 @@ class DwarfIndex:
                 return []
             base = low
             out = []
-            # an offset pair wraps at the address size: Go 1.27's linker writes the code of a unit
-            # that lies below its base address (crypto/tls in cmd/go: 0x74… under 0xb60e80) as
-            # offsets near 2^64; unwrapped, 437 crypto/tls functions had "no DWARF description"
-            wrap = (1 << (8 * cu.structs.address_size)) - 1
+            size = cu.structs.address_size
             for entry in rl.get_range_list_at_offset(attrs["DW_AT_ranges"].value, cu=cu):
                 if isinstance(entry, BaseAddressEntry):
                     base = entry.base_address
@@ -187,7 +185,8 @@ class DwarfIndex:
                     if entry.is_absolute:
                         out.append((entry.begin_offset, entry.end_offset))
                     else:
-                        out.append(((base + entry.begin_offset) & wrap, (base + entry.end_offset) & wrap))
+                        out.append((offset_address(base, entry.begin_offset, size),
+                                    offset_address(base, entry.end_offset, size)))
             return out
         if "DW_AT_high_pc" in attrs:
             high = attrs["DW_AT_high_pc"]

@@ -18,7 +18,8 @@ pyelftools, covers no address).
 
 from __future__ import annotations
 
-from .diescan import DW_AT_low_pc, UNDECODED, DieScanner, ScanUnsupported
+from .diescan import DW_AT_low_pc, DieScanner, ScanUnsupported
+from .varint import offset_address
 from .varint import svarint as _sleb
 from .varint import uvarint as _uleb
 
@@ -109,9 +110,9 @@ class RawLocations:
             if expr is None:  # a base address selection
                 base = begin
                 continue
-            if not absolute:  # offsets wrap at the address size (code placed before the base)
-                wrap = (1 << (8 * self.address_size)) - 1
-                begin, end = (base + begin) & wrap, (base + end) & wrap
+            if not absolute:
+                begin = offset_address(base, begin, self.address_size)
+                end = offset_address(base, end, self.address_size)
             if begin <= low_pc < end:
                 return expr
         return None

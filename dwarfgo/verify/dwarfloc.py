@@ -19,6 +19,7 @@ from ..diescan import ScanUnsupported
 from ..dwarf import cu_offset_of
 from ..errors import reading
 from ..locscan import RawLocations, expression_places
+from ..varint import offset_address
 
 from ..abi.assign import FunctionLayout, Location, RegisterPiece, StackSlot
 
@@ -101,12 +102,9 @@ def entry_location(dwarf, die, low_pc: int, arch: str) -> list[DwarfPiece] | Non
             if isinstance(entry, BaseAddressEntry):
                 base = entry.base_address
             elif isinstance(entry, LocationEntry):
-                begin = entry.begin_offset if entry.is_absolute else base + entry.begin_offset
-                end = entry.end_offset if entry.is_absolute else base + entry.end_offset
-                # offsets wrap at the address size: Go 1.27 writes code before the unit's base
-                # as offsets near 2^64 (see dwarf.DwarfIndex._unit_ranges)
-                wrap = (1 << (8 * die.cu.structs.address_size)) - 1
-                begin, end = begin & wrap, end & wrap
+                size = die.cu.structs.address_size
+                begin = entry.begin_offset if entry.is_absolute else offset_address(base, entry.begin_offset, size)
+                end = entry.end_offset if entry.is_absolute else offset_address(base, entry.end_offset, size)
                 if begin <= low_pc < end:
                     expr = entry.loc_expr
                     break
