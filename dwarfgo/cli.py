@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import stat
 import sys
@@ -473,7 +474,17 @@ CountByOpt = typer.Option(None, "--count-by", metavar="EXPR[,EXPR…]",
 SumOpt = typer.Option(None, "--sum", metavar="EXPR", help="Sum this integer expression over the calls.")
 HistOpt = typer.Option(None, "--hist", metavar="EXPR|latency",
                        help="Log2 histogram of an integer expression, or of each call's latency (latency: --ret).")
-IntervalOpt = typer.Option(None, "--interval", metavar="SECONDS", help="With aggregations: print them every SECONDS too.")
+def _finite_seconds(value: Optional[float]) -> Optional[float]:
+    """Seconds must be a number: typer before 0.29 checks min/max by comparing, and NaN compares
+    false both ways (`--duration nan` ran a trace that stopped at once); infinity passes a
+    missing max (`--interval inf` was an internal error)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a number of seconds")
+    return value
+
+
+IntervalOpt = typer.Option(None, "--interval", metavar="SECONDS", min=1, max=10 ** 7, callback=_finite_seconds,
+                           help="With aggregations: print them every SECONDS too.")
 
 
 def _aggregate_options(count_by, sums, hists, interval):
@@ -593,7 +604,7 @@ def trace(
     max_items: int = MaxItemsOpt,
     pid: Optional[int] = typer.Option(None, "-p", "--pid", min=1, max=PID_MAX, help="Trace this running process."),
     command: Optional[str] = typer.Option(None, "-c", "--command", help="Run this command and trace it until it exits."),
-    duration: Optional[float] = typer.Option(None, "--duration", min=0.001, max=10 ** 7,
+    duration: Optional[float] = typer.Option(None, "--duration", min=0.001, max=10 ** 7, callback=_finite_seconds,
                                              help="Stop after this many seconds."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per event."),
     bpftrace: Optional[str] = BpftraceOpt,

@@ -73,6 +73,24 @@ def test_trace_duration_out_of_range_is_one_line(demo, value):
     assert proc.returncode == 2
 
 
+@pytest.mark.parametrize("value", ["0", "nan", "inf", "1e300"])
+def test_aggregation_interval_out_of_range_is_one_line(demo, value):
+    """--interval inf was an internal error (int(inf)), 1e300 a 301-digit bpftrace interval, and
+    typer before 0.29 let NaN through its range check."""
+    proc = dwarfgo("probe", demo, PUT, *GEN, "--count-by", "ctx", "--interval", value)
+    assert_one_line_error(proc, "Invalid value for '--interval'", "dwarfgo probe --help")
+    assert proc.returncode == 2
+
+
+def test_library_refuses_an_interval_that_is_not_a_number_of_seconds():
+    from dwarfgo.emit.aggregate import AggregateOptions, check_aggregates
+    from dwarfgo.errors import DwarfgoError
+
+    for value in (float("nan"), float("inf"), 0.5):
+        with pytest.raises(DwarfgoError, match="--interval"):
+            check_aggregates(AggregateOptions(interval=value), [], False, None)
+
+
 @pytest.mark.parametrize("fmt", ["text", "RAW", "readable; rm"])
 def test_probe_format_must_be_known(demo, fmt):
     proc = dwarfgo("probe", demo, PUT, *GEN, "--format", fmt)

@@ -157,8 +157,8 @@ def check_aggregates(opts: AggregateOptions, functions, ret: bool, dialect) -> N
         if not any(roots <= set(fn.names_of([p for p in fn.inputs if not p.is_hidden])) for fn in functions):
             raise DwarfgoError(f"{what}: no probed function has all of {', '.join(sorted(roots))} as parameters "
                                f"(parameters: {', '.join(sorted(have)) or 'none'})")
-    if opts.interval is not None and not opts.interval >= 1:
-        raise DwarfgoError("--interval: at least 1 second")
+    if opts.interval is not None and not 1 <= opts.interval <= 10 ** 7:  # NaN fails both
+        raise DwarfgoError("--interval: from 1 to 10,000,000 seconds")
 
 
 def _parse(text: str, option: str) -> goexpr.ArgExpr:
