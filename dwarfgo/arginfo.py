@@ -52,6 +52,17 @@ class Group:
         return out
 
 
+def describe_words(values: Group) -> str:
+    """The sizes of a record's words, grouped as recorded: `8, {8, 8}` (`?`: an offset too large
+    to record; `...`: more words than recorded)."""
+    def one(v) -> str:
+        if isinstance(v, Group):
+            return "{" + describe_words(v) + "}"
+        return str(v.size) if v.offset is not None else "?"
+    items = [one(v) for v in values.items] + (["..."] if values.more else [])
+    return ", ".join(items) if items else "none"
+
+
 def decode(raw: bytes) -> Group:
     """The values of an ArgInfo record (a Group of the top-level values)."""
     stack = [Group()]

@@ -18,7 +18,6 @@ from .abi.assign import FunctionLayout, assign
 from .binary import parse_go_version
 from .errors import DwarfgoError
 from .functions import Function, Parameter, split_symbol
-from .names import lookup
 from .typetables import SOURCE, MethodSignature, RuntimeTypeModel
 
 
@@ -122,7 +121,7 @@ def signature_from_tables(prog, query: str, model: RuntimeTypeModel | None = Non
     """The signature of the function `query` names (or of `symbol`, when given), from the runtime
     type tables; a one-line DwarfgoError saying why when they do not give it."""
     binary = prog.binary
-    sym = symbol or lookup(binary.function_symbols, query)
+    sym = symbol or prog.lookup(query)
     model = model or RuntimeTypeModel(binary)
     m = model.methods_by_address.get(sym.address)
     advice = binary.no_dwarf_advice()
