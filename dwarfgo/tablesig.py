@@ -273,11 +273,11 @@ def word_layout(prog, symbol, model: RuntimeTypeModel | None = None) -> WordLayo
     values = model.arginfo.values(symbol.address)
     if values is None:
         return None
-    places, why, abi = place_words(binary, symbol, values)
+    places, why, abi = place_words(binary, symbol, values, model.arginfo)
     return WordLayout(symbol, values, places, why, abi)
 
 
-def place_words(binary, symbol, values) -> tuple[dict[int, WordPlace], str | None, str | None]:
+def place_words(binary, symbol, values, arginfo=None) -> tuple[dict[int, WordPlace], str | None, str | None]:
     """Where each word of an ArgInfo record is at entry, only where certain: (places by id(Word),
     why none is placed, the ABI assumed).
 
@@ -316,7 +316,7 @@ def place_words(binary, symbol, values) -> tuple[dict[int, WordPlace], str | Non
                 places[id(w)] = WordPlace(w.size, stack_offset=base + w.offset)
         return places, None, "ABI0"
     if report.stack_check.tail_address is None or report.morestack_target is None:
-        return places, _NO_TAIL, "ABIInternal"
+        return _place_without_tail(places, binary, symbol, values, arch, arginfo), None, "ABIInternal"
     stores = {s.sp_offset: s for s in report.spills}
     from .arginfo import Group
     owner: dict[int, int] = {}  # id(Word) -> index of its top-level value
@@ -350,6 +350,43 @@ def place_words(binary, symbol, values) -> tuple[dict[int, WordPlace], str | Non
             places[id(w)] = WordPlace(w.size, why="not spilled: a stack argument, or an unused register "
                                                   "argument")
     return places, None, "ABIInternal"
+
+
+def _place_without_tail(places: dict[int, WordPlace], binary, symbol, values, arch, arginfo) -> dict[int, WordPlace]:
+    """A function without a stack check: its words placed where their classes prove the
+    assignment (wordclass), the rest unknown with the reason."""
+    from .wordclass import place_by_class
+
+    words = [w for w in values.words() if id(w) not in places]
+    why = None
+    if arginfo is None:
+        why = _NO_TAIL
+    elif "[" in symbol.name:
+        why = (_NO_TAIL + "; and the traceback record of a generic instance leaves out a hidden input (the "
+               "dictionary, or from Go 1.21 a method's receiver), so the registers before its words are not known")
+    elif arginfo.is_assembly(symbol.address):
+        why = _NO_TAIL + "; and it is assembly, whose ABI the binary does not record"
+    elif arginfo.func_id(symbol.address) != 0:
+        why = (_NO_TAIL + "; and it is compiler-generated (a wrapper: an ABI wrapper's ABI is not recorded) or a "
+               "special runtime function")
+    elif sum(s.name == symbol.name for s in binary.function_symbols) > 1:
+        why = _NO_TAIL + "; and another function has its name (one of them an ABI wrapper, whose ABI is not recorded)"
+    else:
+        pointers = arginfo.entry_pointer_words(symbol.address)
+        if pointers is None:
+            why = _NO_TAIL + "; and it has no args pointer map to tell pointer words"
+    if why is not None:
+        for w in words:
+            places[id(w)] = WordPlace(w.size, why=why)
+        return places
+    placed, unknown = place_by_class(values, pointers, arch.int_regs, arch.arg_base)
+    for w in words:
+        if id(w) in placed:
+            reg, off = placed[id(w)]
+            places[id(w)] = WordPlace(w.size, register=reg, stack_offset=off)
+        else:
+            places[id(w)] = WordPlace(w.size, why=f"no morestack spills, and {unknown.get(id(w), 'not known')}")
+    return places
 
 
 def _word_record(layout: WordLayout, why_no_signature: str) -> dict:
