@@ -190,6 +190,9 @@ def test_trace_untyped_words_equal_the_report(go, bt, variant, tmp_path):
                 if (got == 0) if value is None else (got & mask != value):
                     wrong.append(f"{func} seq {call['seq']} {word}: {got:#x} & {mask:#x}, want {value:#x}")
     assert not wrong, "\n".join(wrong[:30])
+    # the goroutine id, at runtime.g's goid offset from g's type descriptor: the fixture calls them
+    # all from its main goroutine, which the Go runtime numbers 1
+    assert {e.get("goroutine") for e in events if e.get("event") == "call"} == {1}
     # Strings and Many spill their register arguments in the morestack tail: placed on every version
     assert checked >= 4 * 2 + 9, (checked, unavailable)
     print(f"go{go} {variant}, bpftrace {version}: {checked} words exact, {unavailable} unavailable")
