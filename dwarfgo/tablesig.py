@@ -219,6 +219,7 @@ class WordLayout:
     places: dict[int, WordPlace]  # id(Word) -> where that word is at entry
     why_unknown: str | None  # why places are unknown, if they are
     abi: str | None = None  # "ABIInternal" / "ABI0" as the places assume it; None: not known
+    go_version: str | None = None
 
     def place(self, word) -> WordPlace:
         return self.places.get(id(word)) or WordPlace(word.size, why=self.why_unknown or "not known")
@@ -255,12 +256,37 @@ class WordLayout:
             out.append("  (no argument words)")
         for why, names in reasons.items():
             out.append(f"  note    {', '.join(names)} unknown: {why}")
+        skipped = skipped_input_note(self.symbol, self.go_version)
+        if skipped:
+            out.append(f"  note    {skipped}")
         if self.why_unknown:
             out.append(f"  note    places unknown: {self.why_unknown}")
         return out
 
 
 TRACEBACK_SOURCE = "traceback layout"
+
+
+def skipped_input_note(symbol, go_version: str | None) -> str | None:
+    """What a generic instance's traceback record leaves out, or None: cmd/compile skips the first
+    input of every function whose name has type arguments, meant for the dictionary. That is right
+    for a generic function; for a generic method from Go 1.21 the first input is the receiver (the
+    dictionary comes after it), so arg0 is the dictionary; a closure inside a generic function has
+    no dictionary input, so its first argument is missing."""
+    from .functions import _split_top_level, is_closure_rest
+
+    if "[" not in symbol.name:
+        return None
+    _, recv, rest = split_symbol(symbol.name)
+    if is_closure_rest(rest):
+        return ("a closure in a generic function: its traceback record leaves out its first argument (the compiler "
+                "skips it as if it were the dictionary), so arg0 is its second")
+    method = recv is not None or len(_split_top_level(rest)) >= 2
+    version = parse_go_version(go_version)
+    if method and version is not None and version >= (1, 21):
+        return ("a generic method: from Go 1.21 its traceback record leaves out the receiver and lists the hidden "
+                "dictionary as arg0 (the compiler skips the first input, meant for the dictionary)")
+    return None
 
 _NO_TAIL = "no stack check, so no morestack spills to tell a register word from a stack word"
 
@@ -274,7 +300,7 @@ def word_layout(prog, symbol, model: RuntimeTypeModel | None = None) -> WordLayo
     if values is None:
         return None
     places, why, abi = place_words(binary, symbol, values, model.arginfo)
-    return WordLayout(symbol, values, places, why, abi)
+    return WordLayout(symbol, values, places, why, abi, binary.go_version)
 
 
 def place_words(binary, symbol, values, arginfo=None) -> tuple[dict[int, WordPlace], str | None, str | None]:
@@ -400,7 +426,8 @@ def _word_record(layout: WordLayout, why_no_signature: str) -> dict:
     return {"function": layout.symbol.name, "address": layout.symbol.address, "source": TRACEBACK_SOURCE,
             "signature": None, "why_no_signature": why_no_signature,
             "values": [value(v) for v in layout.values.items], "more": layout.values.more,
-            "places_unknown": layout.why_unknown}
+            "places_unknown": layout.why_unknown,
+            "inputs_left_out": skipped_input_note(layout.symbol, layout.go_version)}
 
 
 def describe_without_dwarf(prog, query: str, as_json: bool) -> str:

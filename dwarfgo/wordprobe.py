@@ -22,7 +22,7 @@ from .binary import parse_go_version
 from .errors import DwarfgoError
 from .functions import Parameter
 from .gotypes import GoType, Kind
-from .tablesig import TRACEBACK_SOURCE, TableFunction, WordPlace, place_words
+from .tablesig import TRACEBACK_SOURCE, TableFunction, WordPlace, place_words, skipped_input_note
 
 AREA_SOURCE = "function table argument area"
 MAX_AREA_WORDS = 16  # an argument area can be large (arrays by value): its first words only
@@ -142,6 +142,9 @@ def _from_traceback_record(prog, symbol, values, arch, version, arginfo=None) ->
         isinstance(v, Group) and v.more for v in values.items) else ""
     detail = (f"argN is the N-th argument (receiver first), argN_M its M-th word; read only where the word's "
               f"place is certain{more}")
+    skipped = skipped_input_note(symbol, prog.binary.go_version)
+    if skipped:
+        detail += f"; {skipped}"
     return _function(prog, symbol, inputs, locations, arch, regabi, TRACEBACK_SOURCE, detail)
 
 

@@ -75,3 +75,23 @@ def test_selector_on_funcs_sig_and_probe(max_instances):
     assert r.returncode == 0, r.stderr
     headers = [line.split()[2] for line in r.stdout.splitlines() if line.startswith("// 0x")]
     assert [h.split("(")[0] for h in headers] == [s, i], headers
+
+
+@pytest.mark.parametrize("go", [v for v in ("1.27",) if v in VERSIONS])
+def test_generic_method_record_lists_the_dictionary_first(go):
+    """From Go 1.21 a generic method's dictionary follows its receiver, but the compiler's traceback
+    record still skips the first input (meant for the dictionary): the receiver is left out and
+    arg0 is the dictionary, in the register DWARF gives `.dict` in the -N -l build."""
+    from dwarfgo.program import GoProgram
+    from dwarfgo.tablesig import word_layout
+    from dwarfgo.verify.dwarfloc import entry_location
+
+    name = "main.(*Stack[go.shape.string]).Push"
+    with GoProgram(built(go, "noopt"), cache=False) as noopt:
+        fn = noopt.function(name)
+        d = next(p for p in fn.inputs if p.name == ".dict")
+        want = entry_location(noopt.index.dwarf, d.die, fn.address, "amd64")[0].register
+    with GoProgram(built(go, "stripped"), cache=False) as stripped:
+        layout = word_layout(stripped, stripped.lookup(name))
+        assert layout.place(layout.values.items[0]).register.upper() == want.upper()
+        assert any("lists the hidden dictionary as arg0" in line for line in layout.lines())
