@@ -104,8 +104,8 @@ def test_words_placed_without_a_stack_check_equal_dwarf(go, arch):
                                  f"{[q.text() for q in pieces]}")
     assert not wrong, "\n".join(wrong[:20])
     assert checked >= 150 and code_judged <= 8, (checked, judged)
-    print(f"go{go} {arch}: {placed} words placed without a stack check, {checked - code_judged} equal to DWARF's entry location"
-          f" ({code_judged} where DWARF says stack and the code reads the register: {judged})")
+    print(f"go{go} {arch}: {placed} words placed without a stack check, {checked - code_judged} equal to DWARF's "
+          f"entry location ({code_judged} where DWARF says stack and the code reads the register: {judged})")
 
 
 def test_pointer_and_small_words_place_a_leaf():
