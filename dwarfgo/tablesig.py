@@ -273,10 +273,13 @@ def skipped_input_note(symbol, go_version: str | None) -> str | None:
     for a generic function; for a generic method from Go 1.21 the first input is the receiver (the
     dictionary comes after it), so arg0 is the dictionary; a closure inside a generic function has
     no dictionary input, so its first argument is missing."""
-    from .functions import _split_top_level, is_closure_rest
+    from .functions import _TYPE_FUNCTION_PREFIXES, _split_top_level, is_closure_rest
 
     if "[" not in symbol.name:
         return None
+    if symbol.name.startswith(_TYPE_FUNCTION_PREFIXES):
+        return ("an equality or hash function of a type whose name has brackets: its traceback record leaves out its "
+                "first argument (the compiler skips it as if it were a dictionary), so arg0 is its second")
     _, recv, rest = split_symbol(symbol.name)
     if is_closure_rest(rest):
         return ("a closure in a generic function: its traceback record leaves out its first argument (the compiler "
@@ -385,17 +388,20 @@ def _place_without_tail(places: dict[int, WordPlace], binary, symbol, values, ar
 
     words = [w for w in values.words() if id(w) not in places]
     why = None
+    skipped = skipped_input_note(symbol, binary.go_version)
     if arginfo is None:
         why = _NO_TAIL
-    elif "[" in symbol.name:
-        why = (_NO_TAIL + "; and the traceback record of a generic instance leaves out a hidden input (the "
-               "dictionary, or from Go 1.21 a method's receiver), so the registers before its words are not known")
+    elif skipped is not None:
+        why = f"{_NO_TAIL}; and the registers before its words are not known: {skipped}"
+    elif "[" in symbol.name and "go.shape." not in symbol.name:
+        why = (f"{_NO_TAIL}; and its traceback record leaves out its first input, which the name does not say (the "
+               f"dictionary of a generic instance, or the receiver of an instantiated type's method wrapper)")
     elif arginfo.is_assembly(symbol.address):
         why = _NO_TAIL + "; and it is assembly, whose ABI the binary does not record"
     elif arginfo.func_id(symbol.address) != 0:
         why = (_NO_TAIL + "; and it is compiler-generated (a wrapper: an ABI wrapper's ABI is not recorded) or a "
                "special runtime function")
-    elif sum(s.name == symbol.name for s in binary.function_symbols) > 1:
+    elif "[...]" not in symbol.name and sum(s.name == symbol.name for s in binary.function_symbols) > 1:
         why = _NO_TAIL + "; and another function has its name (one of them an ABI wrapper, whose ABI is not recorded)"
     else:
         pointers = arginfo.entry_pointer_words(symbol.address)
@@ -405,7 +411,10 @@ def _place_without_tail(places: dict[int, WordPlace], binary, symbol, values, ar
         for w in words:
             places[id(w)] = WordPlace(w.size, why=why)
         return places
-    placed, unknown = place_by_class(values, pointers, arch.int_regs, arch.arg_base)
+    # a generic function's record leaves out its dictionary, the first input: a pointer, in the
+    # first integer register
+    taken = 1 if "[" in symbol.name else 0
+    placed, unknown = place_by_class(values, pointers, arch.int_regs[taken:], arch.arg_base)
     for w in words:
         if id(w) in placed:
             reg, off = placed[id(w)]

@@ -22,9 +22,11 @@ or more items of the same sizes and pointer marks may be an array (`[2]int` and
 word of unknown class or a value cut short by the record's 10-word limit. Every word from there
 on is unknown with the reason.
 
-Not for assembly (the function table's assembly flag: its ABI is not the compiler's) nor for
-generic instances (their record leaves out a hidden first input; from Go 1.21 that is a
-method's receiver, not the dictionary)."""
+Not for assembly (the function table's assembly flag: its ABI is not the compiler's), wrappers
+(the function table's funcID: an ABI0 wrapper of a Go function is NOSPLIT and shares its name),
+nor generic methods from Go 1.21 and closures in generic functions (their record leaves out the
+receiver or first argument); a generic function's record leaves out its dictionary, a pointer in
+the first integer register (tablesig._place_without_tail)."""
 
 from __future__ import annotations
 
