@@ -102,8 +102,9 @@ def _same_name(query: str, found: list[Symbol], detail=None) -> AmbiguousFunctio
     for s in found[:12]:
         extra = detail(s) if detail is not None else None
         shown.append(f"{s.name}@{s.address:#x} ({s.size} bytes" + (f", {extra})" if extra else ")"))
-    generic = " (a stripped Go 1.18-1.19 binary names every instance of a generic function alike)" \
-        if any(GENERIC_ELIDED in s.name for s in found) else ""
+    generic = (" (a stripped Go 1.18-1.19 binary names every instance of a generic function alike)"
+               if any(GENERIC_ELIDED in s.name for s in found) else
+               " (without a symbol table, a function and its ABI wrapper share a name)")
     more = f" and {len(found) - len(shown)} more" if len(found) > len(shown) else ""
     err = AmbiguousFunction(query, [s.name for s in found], shown)
     err.args = (f"{query!r} names {len(found)} functions{generic}; choose one by its entry address, "

@@ -115,12 +115,15 @@ class GoProgram:
             from .typetables import RuntimeTypeModel
             model = self.__dict__.get("_detail_model") or RuntimeTypeModel(self.binary)
             self.__dict__["_detail_model"] = model
-            values = model.arginfo.values(sym.address)
+            table = model.arginfo
+            values = table.values(sym.address)
         except DwarfgoError:
             return None
+        kind = ("assembly, " if table.is_assembly(sym.address) else
+                "compiler-generated (a wrapper?), " if table.func_id(sym.address) else "")
         if values is None:
-            return "no traceback record of its arguments"
-        return f"argument words {describe_words(values)}"
+            return f"{kind}no traceback record of its arguments"
+        return f"{kind}argument words {describe_words(values)}"
 
     def function(self, query: str) -> Function:
         sym = self.lookup(query)
