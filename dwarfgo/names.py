@@ -102,7 +102,7 @@ def _same_name(query: str, found: list[Symbol], detail=None) -> AmbiguousFunctio
     for s in found[:12]:
         extra = detail(s) if detail is not None else None
         shown.append(f"{s.name}@{s.address:#x} ({s.size} bytes" + (f", {extra})" if extra else ")"))
-    generic = (" (a stripped Go 1.18-1.19 binary names every instance of a generic function alike)"
+    generic = (" (a stripped Go 1.18-1.19 binary writes the contents of every bracket as [...])"
                if any(GENERIC_ELIDED in s.name for s in found) else
                " (without a symbol table, a function and its ABI wrapper share a name)")
     more = f" and {len(found) - len(shown)} more" if len(found) > len(shown) else ""
