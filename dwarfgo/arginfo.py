@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 
 from .errors import DamagedBinary, reading
 
+FUNCDATA_ARGS_POINTER_MAPS = 0
 FUNCDATA_ARGINFO = 5
+FUNC_FLAG_ASM = 4  # internal/abi.FuncFlagAsm (runtime funcFlag_ASM in 1.18-1.20)
 END_SEQ, START_AGG, END_AGG, DOTDOTDOT, OFFSET_TOO_LARGE = 0xFF, 0xFE, 0xFD, 0xFC, 0xFB
 _MAX_LEN = (5 * 3 + 2) * 10 + 1  # abi.TraceArgsMaxLen
 
@@ -50,6 +52,17 @@ class Group:
         for i in self.items:
             out += i.words() if isinstance(i, Group) else [i]
         return out
+
+
+def describe_words(values: Group) -> str:
+    """The sizes of a record's words, grouped as recorded: `8, {8, 8}` (`?`: an offset too large
+    to record; `...`: more words than recorded)."""
+    def one(v) -> str:
+        if isinstance(v, Group):
+            return "{" + describe_words(v) + "}"
+        return str(v.size) if v.offset is not None else "?"
+    items = [one(v) for v in values.items] + (["..."] if values.more else [])
+    return ", ".join(items) if items else "none"
 
 
 def decode(raw: bytes) -> Group:
@@ -119,19 +132,58 @@ class ArgInfoTable:
         with reading(self.binary.path, f"function table record of the function at {entry:#x}"):
             return self._raw(entry)
 
-    def _raw(self, entry: int) -> bytes | None:
+    def _funcdata(self, entry: int, index: int) -> int | None:
+        """The address of funcdata `index` of the function at `entry`, or None (none)."""
         f = self._funcs.get(entry)
         if f is None:
             return None
         data = self._data
         npcdata = self._u32.unpack_from(data, f + 28)[0]
         nfuncdata = data[f + self._header - 1]
-        if FUNCDATA_ARGINFO >= nfuncdata:
+        if index >= nfuncdata:
             return None
-        off = self._u32.unpack_from(data, f + self._header + 4 * npcdata + 4 * FUNCDATA_ARGINFO)[0]
+        off = self._u32.unpack_from(data, f + self._header + 4 * npcdata + 4 * index)[0]
         if off == 0xFFFFFFFF:
             return None
-        start = self.module.gofunc + off
+        return self.module.gofunc + off
+
+    def is_assembly(self, entry: int) -> bool | None:
+        """Whether the function table flags the function at `entry` as assembly (FuncFlagAsm,
+        the `_func` flag byte; Go 1.18+), or None when the function is not in the table."""
+        f = self._funcs.get(entry)
+        if f is None:
+            return None
+        return bool(self._data[f + self._header - 3] & FUNC_FLAG_ASM)
+
+    def func_id(self, entry: int) -> int | None:
+        """The function table's funcID of the function at `entry` (0: an ordinary function; any
+        other value a special runtime function or compiler-generated code, ABI wrappers among
+        them; the numbering of the others changes between versions), or None."""
+        f = self._funcs.get(entry)
+        return None if f is None else self._data[f + self._header - 4]
+
+    def entry_pointer_words(self, entry: int) -> set[int] | None:
+        """The argument-area offsets of the words the args pointer map (FUNCDATA_ArgsPointerMaps,
+        funcdata 0) marks as pointers at the function's entry (stack map 0): a word of an input
+        value, register arguments at their spill slot's offset (cmd/compile liveness: a register
+        argument's spill slot is live at entry when the code reads the register). None: no map."""
+        with reading(self.binary.path, f"args pointer map of the function at {entry:#x}"):
+            at = self._funcdata(entry, FUNCDATA_ARGS_POINTER_MAPS)
+            if at is None:
+                return None
+            head = self.image.read(at, 8)
+            count, nbit = self._u32.unpack_from(head, 0)[0], self._u32.unpack_from(head, 4)[0]
+            if count == 0 or nbit > 8 * 4096:
+                raise DamagedBinary(f"{self.binary.path}: damaged args pointer map of the function at {entry:#x}: "
+                                    f"{count} maps of {nbit} bits")
+            bits = self.image.read(at + 8, (nbit + 7) // 8)
+            ptr = self.binary.ptr_size
+            return {i * ptr for i in range(nbit) if bits[i // 8] >> (i % 8) & 1}
+
+    def _raw(self, entry: int) -> bytes | None:
+        start = self._funcdata(entry, FUNCDATA_ARGINFO)
+        if start is None:
+            return None
         record = _until_end(self.image.read_upto(start, _MAX_LEN))
         if not record.endswith(bytes([END_SEQ])):
             raise DamagedBinary(f"{self.binary.path}: damaged ArgInfo of the function at {entry:#x}: no end byte")

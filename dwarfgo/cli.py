@@ -20,6 +20,7 @@ from elftools.common.exceptions import DWARFError, ELFError
 from .errors import DwarfgoError, describe
 from . import indexcache
 from .program import GoProgram
+from .names import is_address_selector
 from .report import evidence_record, function_record
 from .tablesig import describe_without_dwarf, signature_from_tables, tables_only
 from .typetables import SOURCE as TABLES_SOURCE, RuntimeTypeModel
@@ -128,8 +129,13 @@ def funcs(
       dwarfgo funcs ./server '*(*BarrierView).*'
 
       dwarfgo funcs ./server -E '^main\\.(Get|Put)$' --json
+
+      dwarfgo funcs ./server 'main.Max[...]@0x4b4b60'   one of several functions that share a name
     """
     with _open(binary, debug_file, debug_from, no_cache) as prog:
+        if pattern is not None and not regex and is_address_selector(pattern):
+            _one_function(prog, pattern, as_json)
+            return
         if not prog.binary.has_dwarf:
             prog.binary.debug_elf  # a split-off debug file that is missing: its own error
             _names_only(prog, pattern, regex, as_json)
@@ -155,6 +161,23 @@ def funcs(
             progress.close()
         if not shown:
             _fail(f"no function matches {pattern!r}" if pattern else "no functions with DWARF found")
+
+
+def _one_function(prog, selector: str, as_json: bool) -> None:
+    """`funcs BINARY NAME@0xADDR`: the one function the selector chooses."""
+    if not prog.binary.has_dwarf:
+        prog.binary.debug_elf  # a split-off debug file that is missing: its own error
+        s = prog.lookup(selector)
+        if as_json:
+            typer.echo(json.dumps([{"name": s.name, "address": s.address, "size": s.size, "signature": None,
+                                    "names_from": prog.binary.symbols_from}], indent=1))
+        else:
+            typer.echo(_safe(f"{s.address:#x}  {s.name}  ({s.size} bytes)"))
+        typer.echo(_safe(f"dwarfgo: note: {prog.binary.no_dwarf_advice()}"), err=True)
+        return
+    require_arch(prog)
+    fn = prog.function(selector)
+    typer.echo(json.dumps([_function_json(prog, fn)], indent=1) if as_json else _function_line(prog, fn))
 
 
 def _names_only(prog, pattern: Optional[str], regex: bool, as_json: bool) -> None:

@@ -1,7 +1,8 @@
 """Finding functions by the names people type.
 
 `lookup` resolves one FUNC argument (full symbol, or a short unique form such as
-`BarrierView.Put`, `(*BarrierView).Put`, `vault.(*BarrierView).Put`);
+`BarrierView.Put`, `(*BarrierView).Put`, `vault.(*BarrierView).Put`, or any of these with the
+function's entry address, `NAME@0xADDR`, to choose among functions that share a name);
 `match` filters by a substring, glob or regular expression for listings.
 """
 
@@ -12,6 +13,7 @@ import re
 import signal
 import threading
 from contextlib import contextmanager
+from dataclasses import replace
 
 from .binary import Symbol
 from .errors import AmbiguousFunction, DwarfgoError, FunctionNotFound
@@ -84,22 +86,112 @@ def shortest_unique(name: str, symbols: list[Symbol]) -> str:
     return name
 
 
-def _ambiguous(query: str, found: list[Symbol], symbols: list[Symbol]) -> AmbiguousFunction:
+def _ambiguous(query: str, found: list[Symbol], symbols: list[Symbol], detail=None) -> AmbiguousFunction:
     names = sorted(s.name for s in found)
+    if len(set(names)) < len(names):
+        return _same_name(query, found, detail)
     return AmbiguousFunction(query, names, [shortest_unique(n, symbols) for n in names[:12]])
 
 
-def lookup(symbols: list[Symbol], query: str, explain: bool = True) -> Symbol:
+def _same_name(query: str, found: list[Symbol], detail=None) -> AmbiguousFunction:
+    """Functions that share a name (Go 1.18-1.19's function table names every instance of a
+    generic function `F[...]`): each is listed by its `NAME@0xADDR` selector, with its size and
+    what else tells it apart (`detail(symbol)`, e.g. its argument words)."""
+    found = sorted(found, key=lambda s: s.address)
+    shown = []
+    for s in found[:12]:
+        extra = detail(s) if detail is not None else None
+        shown.append(f"{s.name}@{s.address:#x} ({s.size} bytes" + (f", {extra})" if extra else ")"))
+    generic = (" (a stripped Go 1.18-1.19 binary writes the contents of every bracket as [...])"
+               if any(GENERIC_ELIDED in s.name for s in found) else
+               " (without a symbol table, a function and its ABI wrapper share a name)")
+    more = f" and {len(found) - len(shown)} more" if len(found) > len(shown) else ""
+    err = AmbiguousFunction(query, [s.name for s in found], shown)
+    err.args = (f"{query!r} names {len(found)} functions{generic}; choose one by its entry address, "
+                f"NAME@0xADDR: " + "; ".join(shown) + more,)
+    return err
+
+
+GENERIC_ELIDED = "[...]"  # how Go 1.18-1.19's function table writes a generic instance's type arguments
+_AT_ADDRESS = re.compile(r"(?P<name>.+)@(?P<address>0[xX][0-9a-fA-F]+)")
+
+
+def is_address_selector(text: str) -> bool:
+    """Whether `text` is a `NAME@0xADDR` selector (for commands that otherwise take a pattern)."""
+    return _AT_ADDRESS.fullmatch(text.strip()) is not None
+
+
+def erase_type_arguments(name: str) -> str:
+    """`main.Map[go.shape.int_0,go.shape.string_1]` -> `main.Map[...]`: every outermost bracket's
+    contents as Go 1.18-1.19's function table writes them."""
+    out, depth = [], 0
+    for ch in name:
+        if ch == "[":
+            if depth == 0:
+                out.append("[...")
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+            if depth == 0:
+                out.append("]")
+        elif depth == 0:
+            out.append(ch)
+    return "".join(out)
+
+
+def _by_erased_name(symbols: list[Symbol], query: str) -> list[Symbol]:
+    """The symbols `query` (with `[...]` for type arguments) names once every symbol's type
+    arguments are written `[...]`, by lookup's rules; [] when none."""
+    erased = [replace(s, name=erase_type_arguments(s.name)) for s in symbols if "[" in s.name]
+    originals = {id(e): s for e, s in zip(erased, (s for s in symbols if "[" in s.name))}
+    exact = [e for e in erased if e.name == query or e.go_name == query]
+    if not exact:
+        precise, loose = _matches(erased, query)
+        exact = precise or loose
+    return [originals[id(e)] for e in exact]
+
+
+def _at_address(symbols: list[Symbol], name: str, address: int, detail=None) -> Symbol:
+    """`NAME@0xADDR`: the function whose entry is ADDR, which NAME must name (any form lookup
+    takes; `[...]` stands for any type arguments)."""
+    query = f"{name}@{address:#x}"
+    there = [s for s in symbols if s.address == address]
+    if not there:
+        inside = next((s for s in symbols if s.address < address < s.address + s.size), None)
+        where = f"; it is inside {inside.name}, whose entry is {inside.address:#x}" if inside else ""
+        raise DwarfgoError(f"{query}: no function starts at {address:#x}{where}")
+    try:
+        return lookup(there, name, explain=False, detail=detail)
+    except FunctionNotFound:
+        pass
+    named = _by_erased_name(there, name)
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise _ambiguous(query, named, there, detail)
+    raise DwarfgoError(f"{query}: the function at {address:#x} is {' / '.join(s.name for s in there)}, "
+                       f"which {name!r} does not name")
+
+
+def lookup(symbols: list[Symbol], query: str, explain: bool = True, detail=None) -> Symbol:
     """The one function `query` names; AmbiguousFunction / FunctionNotFound otherwise.
 
     Short forms: `Put`, `(*BarrierView).Put`, `BarrierView.Put`, `vault.(*BarrierView).Put`,
     any import-path suffix before the dot (`hashicorp/vault/vault.…`, a vendored package's own
     import path), and Delve's `(*vault.BarrierView).Put`. Where a form spelled as Go does (a
     value method `Error.Error`) and a looser one (the pointer wrapper `(*Error).Error` typed
-    without `(*…)`) both match, the first wins."""
+    without `(*…)`) both match, the first wins.
+
+    `NAME@0xADDR` chooses the function whose entry is ADDR (NAME must name it); `[...]` in a
+    name stands for any type arguments (`main.Max[...]@0x4b4b60` names the same function in a
+    stripped Go 1.19 binary and in its DWARF build). `detail(symbol)`: what tells functions of
+    the same name apart, for the error that lists them."""
     query = query.strip()
     if not query:
         raise DwarfgoError("empty function name")
+    at = _AT_ADDRESS.fullmatch(query)
+    if at is not None and not any(s.name == query for s in symbols):
+        return _at_address(symbols, at["name"], int(at["address"], 16), detail)
     exact = [s for s in symbols if s.name == query]
     if not exact:
         exact = [s for s in symbols if s.go_name == query]
@@ -110,9 +202,13 @@ def lookup(symbols: list[Symbol], query: str, explain: bool = True) -> Symbol:
         bodies = [s for s in exact if not s.is_abi0]
         if len(bodies) == 1:
             return bodies[0]
+        if explain and len({s.name for s in exact}) < len(exact):
+            raise _same_name(query, bodies or exact, detail)
         raise AmbiguousFunction(query, [s.name for s in exact])
     precise, loose = _matches(symbols, query)
     found = precise or loose
+    if not found and GENERIC_ELIDED in query:
+        found = _by_erased_name(symbols, query)
     bodies = [s for s in found if not s.is_abi0]
     if len(bodies) == 1:
         return bodies[0]
@@ -121,7 +217,7 @@ def lookup(symbols: list[Symbol], query: str, explain: bool = True) -> Symbol:
     if found:
         if not explain:
             raise AmbiguousFunction(query, sorted(s.name for s in bodies or found))
-        raise _ambiguous(query, bodies or found, symbols)
+        raise _ambiguous(query, bodies or found, symbols, detail)
     raise FunctionNotFound(query, suggest(query, [s.name for s in symbols]) if explain else [])
 
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import difflib
+from dataclasses import replace
 from functools import cached_property
 
 from .binary import GoBinary
@@ -19,6 +20,7 @@ from .errors import DwarfgoError, TypeNotFound, reading
 from .functions import Function, FunctionTable
 from .gotypes import GoType
 from .indexcache import IndexCache, ResultStore
+from .arginfo import describe_words
 from .names import compile_pattern, lookup, matching_names
 
 _TYPE_TAG_NUMBERS = frozenset({DW_TAG_typedef, DW_TAG_base_type, DW_TAG_structure_type, DW_TAG_pointer_type,
@@ -96,8 +98,35 @@ class GoProgram:
     def functions(self) -> FunctionTable:
         return FunctionTable(self.binary, self.index, type_by_name=self._type_or_none)
 
+    def lookup(self, query: str):
+        """The function symbol `query` names (names.lookup); functions that share a name are
+        listed with what tells them apart."""
+        return lookup(self.binary.function_symbols, query, detail=self._instance_detail)
+
+    def _instance_detail(self, sym) -> str | None:
+        """What tells a function apart from others of its name (a stripped Go 1.18-1.19 binary's
+        generic instances): the twin's symbol at its address, else its argument words from its
+        traceback record."""
+        if self.twin is not None:
+            theirs = self.twin.twin.symbol_at(sym.address)
+            if theirs is not None and theirs.address == sym.address and theirs.name != sym.name:
+                return f"{theirs.name} in the twin"
+        try:
+            from .typetables import RuntimeTypeModel
+            model = self.__dict__.get("_detail_model") or RuntimeTypeModel(self.binary)
+            self.__dict__["_detail_model"] = model
+            table = model.arginfo
+            values = table.values(sym.address)
+        except DwarfgoError:
+            return None
+        kind = ("assembly, " if table.is_assembly(sym.address) else
+                "compiler-generated (a wrapper?), " if table.func_id(sym.address) else "")
+        if values is None:
+            return f"{kind}no traceback record of its arguments"
+        return f"{kind}argument words {describe_words(values)}"
+
     def function(self, query: str) -> Function:
-        sym = lookup(self.binary.function_symbols, query)
+        sym = self.lookup(query)
         self.binary.require_dwarf(sym.name)
         if self.twin is not None:
             self.twin.verify(sym)
@@ -117,8 +146,18 @@ class GoProgram:
         binary with neither, a method whose signature the runtime type tables give (tablesig)."""
         from .tablesig import probe_function_from_tables, tables_only
         if tables_only(self):
-            return probe_function_from_tables(self, query)
+            fn = probe_function_from_tables(self, query)
+            if self._shares_name(fn.symbol):  # its events say which one: `main.Max[...]@0x4b4b60`
+                fn.symbol = replace(fn.symbol, name=f"{fn.symbol.name}@{fn.symbol.address:#x}")
+            return fn
         return self.function(query)
+
+    def _shares_name(self, sym) -> bool:
+        names = self.__dict__.get("_name_counts")
+        if names is None:
+            from collections import Counter
+            names = self.__dict__["_name_counts"] = Counter(s.name for s in self.binary.function_symbols)
+        return names[sym.name] > 1
 
     @cached_property
     def version_tuple(self) -> tuple[int, ...] | None:

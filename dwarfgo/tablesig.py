@@ -18,7 +18,6 @@ from .abi.assign import FunctionLayout, assign
 from .binary import parse_go_version
 from .errors import DwarfgoError
 from .functions import Function, Parameter, split_symbol
-from .names import lookup
 from .typetables import SOURCE, MethodSignature, RuntimeTypeModel
 
 
@@ -122,7 +121,7 @@ def signature_from_tables(prog, query: str, model: RuntimeTypeModel | None = Non
     """The signature of the function `query` names (or of `symbol`, when given), from the runtime
     type tables; a one-line DwarfgoError saying why when they do not give it."""
     binary = prog.binary
-    sym = symbol or lookup(binary.function_symbols, query)
+    sym = symbol or prog.lookup(query)
     model = model or RuntimeTypeModel(binary)
     m = model.methods_by_address.get(sym.address)
     advice = binary.no_dwarf_advice()
@@ -220,6 +219,7 @@ class WordLayout:
     places: dict[int, WordPlace]  # id(Word) -> where that word is at entry
     why_unknown: str | None  # why places are unknown, if they are
     abi: str | None = None  # "ABIInternal" / "ABI0" as the places assume it; None: not known
+    go_version: str | None = None
 
     def place(self, word) -> WordPlace:
         return self.places.get(id(word)) or WordPlace(word.size, why=self.why_unknown or "not known")
@@ -256,12 +256,40 @@ class WordLayout:
             out.append("  (no argument words)")
         for why, names in reasons.items():
             out.append(f"  note    {', '.join(names)} unknown: {why}")
+        skipped = skipped_input_note(self.symbol, self.go_version)
+        if skipped:
+            out.append(f"  note    {skipped}")
         if self.why_unknown:
             out.append(f"  note    places unknown: {self.why_unknown}")
         return out
 
 
 TRACEBACK_SOURCE = "traceback layout"
+
+
+def skipped_input_note(symbol, go_version: str | None) -> str | None:
+    """What a generic instance's traceback record leaves out, or None: cmd/compile skips the first
+    input of every function whose name has type arguments, meant for the dictionary. That is right
+    for a generic function; for a generic method from Go 1.21 the first input is the receiver (the
+    dictionary comes after it), so arg0 is the dictionary; a closure inside a generic function has
+    no dictionary input, so its first argument is missing."""
+    from .functions import _TYPE_FUNCTION_PREFIXES, _split_top_level, is_closure_rest
+
+    if "[" not in symbol.name:
+        return None
+    if symbol.name.startswith(_TYPE_FUNCTION_PREFIXES):
+        return ("an equality or hash function of a type whose name has brackets: its traceback record leaves out its "
+                "first argument (the compiler skips it as if it were a dictionary), so arg0 is its second")
+    _, recv, rest = split_symbol(symbol.name)
+    if is_closure_rest(rest):
+        return ("a closure in a generic function: its traceback record leaves out its first argument (the compiler "
+                "skips it as if it were the dictionary), so arg0 is its second")
+    method = recv is not None or len(_split_top_level(rest)) >= 2
+    version = parse_go_version(go_version)
+    if method and version is not None and version >= (1, 21):
+        return ("a generic method: from Go 1.21 its traceback record leaves out the receiver and lists the hidden "
+                "dictionary as arg0 (the compiler skips the first input, meant for the dictionary)")
+    return None
 
 _NO_TAIL = "no stack check, so no morestack spills to tell a register word from a stack word"
 
@@ -274,11 +302,11 @@ def word_layout(prog, symbol, model: RuntimeTypeModel | None = None) -> WordLayo
     values = model.arginfo.values(symbol.address)
     if values is None:
         return None
-    places, why, abi = place_words(binary, symbol, values)
-    return WordLayout(symbol, values, places, why, abi)
+    places, why, abi = place_words(binary, symbol, values, model.arginfo)
+    return WordLayout(symbol, values, places, why, abi, binary.go_version)
 
 
-def place_words(binary, symbol, values) -> tuple[dict[int, WordPlace], str | None, str | None]:
+def place_words(binary, symbol, values, arginfo=None) -> tuple[dict[int, WordPlace], str | None, str | None]:
     """Where each word of an ArgInfo record is at entry, only where certain: (places by id(Word),
     why none is placed, the ABI assumed).
 
@@ -317,7 +345,7 @@ def place_words(binary, symbol, values) -> tuple[dict[int, WordPlace], str | Non
                 places[id(w)] = WordPlace(w.size, stack_offset=base + w.offset)
         return places, None, "ABI0"
     if report.stack_check.tail_address is None or report.morestack_target is None:
-        return places, _NO_TAIL, "ABIInternal"
+        return _place_without_tail(places, binary, symbol, values, arch, arginfo), None, "ABIInternal"
     stores = {s.sp_offset: s for s in report.spills}
     from .arginfo import Group
     owner: dict[int, int] = {}  # id(Word) -> index of its top-level value
@@ -353,6 +381,49 @@ def place_words(binary, symbol, values) -> tuple[dict[int, WordPlace], str | Non
     return places, None, "ABIInternal"
 
 
+def _place_without_tail(places: dict[int, WordPlace], binary, symbol, values, arch, arginfo) -> dict[int, WordPlace]:
+    """A function without a stack check: its words placed where their classes prove the
+    assignment (wordclass), the rest unknown with the reason."""
+    from .wordclass import place_by_class
+
+    words = [w for w in values.words() if id(w) not in places]
+    why = None
+    skipped = skipped_input_note(symbol, binary.go_version)
+    if arginfo is None:
+        why = _NO_TAIL
+    elif skipped is not None:
+        why = f"{_NO_TAIL}; and the registers before its words are not known: {skipped}"
+    elif "[" in symbol.name and "go.shape." not in symbol.name:
+        why = (f"{_NO_TAIL}; and its traceback record leaves out its first input, which the name does not say (the "
+               f"dictionary of a generic instance, or the receiver of an instantiated type's method wrapper)")
+    elif arginfo.is_assembly(symbol.address):
+        why = _NO_TAIL + "; and it is assembly, whose ABI the binary does not record"
+    elif arginfo.func_id(symbol.address) != 0:
+        why = (_NO_TAIL + "; and it is compiler-generated (a wrapper: an ABI wrapper's ABI is not recorded) or a "
+               "special runtime function")
+    elif "[...]" not in symbol.name and sum(s.name == symbol.name for s in binary.function_symbols) > 1:
+        why = _NO_TAIL + "; and another function has its name (one of them an ABI wrapper, whose ABI is not recorded)"
+    else:
+        pointers = arginfo.entry_pointer_words(symbol.address)
+        if pointers is None:
+            why = _NO_TAIL + "; and it has no args pointer map to tell pointer words"
+    if why is not None:
+        for w in words:
+            places[id(w)] = WordPlace(w.size, why=why)
+        return places
+    # a generic function's record leaves out its dictionary, the first input: a pointer, in the
+    # first integer register
+    taken = 1 if "[" in symbol.name else 0
+    placed, unknown = place_by_class(values, pointers, arch.int_regs[taken:], arch.arg_base)
+    for w in words:
+        if id(w) in placed:
+            reg, off = placed[id(w)]
+            places[id(w)] = WordPlace(w.size, register=reg, stack_offset=off)
+        else:
+            places[id(w)] = WordPlace(w.size, why=f"no morestack spills, and {unknown.get(id(w), 'not known')}")
+    return places
+
+
 def _word_record(layout: WordLayout, why_no_signature: str) -> dict:
     from .arginfo import Group
 
@@ -364,7 +435,8 @@ def _word_record(layout: WordLayout, why_no_signature: str) -> dict:
     return {"function": layout.symbol.name, "address": layout.symbol.address, "source": TRACEBACK_SOURCE,
             "signature": None, "why_no_signature": why_no_signature,
             "values": [value(v) for v in layout.values.items], "more": layout.values.more,
-            "places_unknown": layout.why_unknown}
+            "places_unknown": layout.why_unknown,
+            "inputs_left_out": skipped_input_note(layout.symbol, layout.go_version)}
 
 
 def describe_without_dwarf(prog, query: str, as_json: bool) -> str:

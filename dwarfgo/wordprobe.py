@@ -22,7 +22,7 @@ from .binary import parse_go_version
 from .errors import DwarfgoError
 from .functions import Parameter
 from .gotypes import GoType, Kind
-from .tablesig import TRACEBACK_SOURCE, TableFunction, WordPlace, place_words
+from .tablesig import TRACEBACK_SOURCE, TableFunction, WordPlace, place_words, skipped_input_note
 
 AREA_SOURCE = "function table argument area"
 MAX_AREA_WORDS = 16  # an argument area can be large (arrays by value): its first words only
@@ -100,9 +100,10 @@ def word_function(prog, symbol, why_no_signature: str, reason: str = "", model=N
         raise DwarfgoError(f"{symbol.name}: no register table for {binary.arch}: its argument words cannot be "
                            f"placed ({why_no_signature})")
     version = parse_go_version(binary.go_version)
-    values = (model or RuntimeTypeModel(binary)).arginfo.values(symbol.address)
+    model = model or RuntimeTypeModel(binary)
+    values = model.arginfo.values(symbol.address)
     if values is not None:
-        fn = _from_traceback_record(prog, symbol, values, arch, version)
+        fn = _from_traceback_record(prog, symbol, values, arch, version, model.arginfo)
     elif version is not None and version >= (1, 17):
         raise DwarfgoError(f"{symbol.name}: no argument words either: the function has no traceback record "
                            f"(no arguments, or assembly) ({why_no_signature})")
@@ -112,10 +113,10 @@ def word_function(prog, symbol, why_no_signature: str, reason: str = "", model=N
     return fn
 
 
-def _from_traceback_record(prog, symbol, values, arch, version) -> WordFunction:
+def _from_traceback_record(prog, symbol, values, arch, version, arginfo=None) -> WordFunction:
     from .arginfo import Group
 
-    places, why, abi = place_words(prog.binary, symbol, values)
+    places, why, abi = place_words(prog.binary, symbol, values, arginfo)
     if not values.items:
         raise DwarfgoError(f"{symbol.name}: its traceback record lists no argument words: nothing to print")
     inputs: list[Parameter] = []
@@ -141,6 +142,9 @@ def _from_traceback_record(prog, symbol, values, arch, version) -> WordFunction:
         isinstance(v, Group) and v.more for v in values.items) else ""
     detail = (f"argN is the N-th argument (receiver first), argN_M its M-th word; read only where the word's "
               f"place is certain{more}")
+    skipped = skipped_input_note(symbol, prog.binary.go_version)
+    if skipped:
+        detail += f"; {skipped}"
     return _function(prog, symbol, inputs, locations, arch, regabi, TRACEBACK_SOURCE, detail)
 
 

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from dwarfgo.binary import Symbol
-from dwarfgo.errors import AmbiguousFunction, FunctionNotFound
+from dwarfgo.errors import AmbiguousFunction, DwarfgoError, FunctionNotFound
 from dwarfgo.functions import split_symbol
 from dwarfgo.names import compile_pattern, lookup
 
@@ -206,3 +206,28 @@ def test_vendored_package_named_like_a_standard_one(vendorflag):
         fn = prog.function("github.com/acme/flag.(*FlagSet).Parse")
         assert fn.signature() == ("func (f *example.com/vendorflag/vendor/github.com/acme/flag.FlagSet) "
                                   "Parse(arguments []string) error")
+
+
+@pytest.mark.parametrize("name, erased", [
+    # Go 1.19's .symtab name of an instance, and its function table's (readelf / go tool nm on fixtures/shapes)
+    ("main.Map[go.shape.int_0,go.shape.string_1]", "main.Map[...]"),
+    ("main.(*Stack[go.shape.struct { A int; B string }_0]).Pop", "main.(*Stack[...]).Pop"),
+    ("main.Box[go.shape.[2]int_0].Get", "main.Box[...].Get"),
+    ("main.Plain", "main.Plain"),
+])
+def test_erase_type_arguments(name, erased):
+    from dwarfgo.names import erase_type_arguments
+    assert erase_type_arguments(name) == erased
+
+
+def test_address_selector_among_functions_of_one_name():
+    from dwarfgo.names import is_address_selector
+    syms = [Symbol("main.Max[...]", 0x1000, 16), Symbol("main.Max[...]", 0x1020, 8), Symbol("main.Min", 0x1040, 8)]
+    with pytest.raises(AmbiguousFunction, match=r"main\.Max\[\.\.\.\]@0x1000 \(16 bytes, W0\); "
+                                                r"main\.Max\[\.\.\.\]@0x1020 \(8 bytes, W1\)"):
+        lookup(syms, "Max[...]", detail=lambda s: f"W{(s.address - 0x1000) // 0x20}")
+    assert lookup(syms, "main.Max[...]@0x1020").address == 0x1020
+    assert lookup(syms, "Max[...]@0x1000").address == 0x1000
+    assert is_address_selector("Max[...]@0x1000") and not is_address_selector("memcpy@GLIBC_2.14")
+    with pytest.raises(DwarfgoError, match="which 'main.Max' does not name"):
+        lookup(syms, "main.Max@0x1040")

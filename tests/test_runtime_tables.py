@@ -384,3 +384,17 @@ def test_import_paths_spelled_as_in_symbol_names():
     assert symbol_prefix("crypto/internal/entropy/v1.0.0") == "crypto/internal/entropy/v1%2e0%2e0"
     assert symbol_prefix("gopkg.in/yaml.v3") == "gopkg.in/yaml%2ev3"
     assert symbol_prefix("main") == "main" and symbol_prefix("go/ast") == "go/ast"
+
+
+@pytest.mark.parametrize("go, arch", [(v, "amd64") for v in FEW] + [(v, "arm64") for v in ("1.27",) if v in VERSIONS])
+def test_goid_offset_from_the_type_table_equals_dwarf(go, arch):
+    """Without DWARF, events carry the goroutine id read at runtime.g's `goid` offset from g's type
+    descriptor (the runtime allocates g with new(g)); it equals DWARF's in the default build."""
+    from dwarfgo.emit.probe import goid_offset
+    from dwarfgo.program import GoProgram
+
+    with GoProgram(built(go, "stripped", "shapes", arch), cache=False) as stripped, \
+            GoProgram(built(go, "default", "shapes", arch), cache=False) as dwarf:
+        assert not stripped.binary.has_dwarf
+        want = next(f.offset for f in dwarf.type_named("runtime.g").fields if f.name == "goid")
+        assert goid_offset(stripped) == want

@@ -112,12 +112,20 @@ def entry_point(fn, machine: MachineReport | None, g_expr: str | None, dialect: 
 
 
 def goid_offset(prog) -> int | None:
+    """The offset of the goroutine id in runtime.g: from DWARF, or on a binary with neither DWARF
+    nor a twin from runtime.g's type descriptor (the runtime allocates g with it, so every Go
+    binary has it, field names and offsets included); None where neither has it."""
+    from ..tablesig import tables_only
     try:
-        g = prog.type_named("runtime.g")
+        if tables_only(prog):
+            from ..typetables import RuntimeTypeModel
+            g = RuntimeTypeModel(prog.binary).lookup("runtime.g")
+        else:
+            g = prog.type_named("runtime.g")
     except DwarfgoError:
         return None
     for f in g.fields:
-        if f.name == "goid":
+        if f.name == "goid" and f.type.size == 8:
             return f.offset
     return None
 
