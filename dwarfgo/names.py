@@ -139,6 +139,38 @@ def erase_type_arguments(name: str) -> str:
     return "".join(out)
 
 
+def without_type_arguments(name: str) -> str:
+    """`main.(*Stack[go.shape.int]).Push` -> `main.(*Stack).Push`: the name as the source spells
+    the generic function (every outermost bracket dropped, except an array length: `[2]string`)."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(name):
+        if ch == "[":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif ch == "]" and depth:
+            depth -= 1
+            if depth == 0 and name[start + 1:i].isdigit():
+                out.append(name[start:i + 1])
+        elif depth == 0:
+            out.append(ch)
+    return "".join(out)
+
+
+def _by_generic_name(symbols: list[Symbol], query: str) -> list[Symbol]:
+    """The instances of a generic function that `query` (written as in the source: `Max`,
+    `Box.Get`, `main.(*Stack).Push`) names by lookup's rules, once their type arguments are
+    dropped; [] when none."""
+    generic = [s for s in symbols if "[" in s.name]
+    plain = [replace(s, name=without_type_arguments(s.name)) for s in generic]
+    originals = {id(p): s for p, s in zip(plain, generic)}
+    found = [p for p in plain if p.name == query]
+    if not found:
+        precise, loose = _matches(plain, query)
+        found = precise or loose
+    return [originals[id(p)] for p in found]
+
+
 def _by_erased_name(symbols: list[Symbol], query: str) -> list[Symbol]:
     """The symbols `query` (with `[...]` for type arguments) names once every symbol's type
     arguments are written `[...]`, by lookup's rules; [] when none."""
@@ -209,6 +241,8 @@ def lookup(symbols: list[Symbol], query: str, explain: bool = True, detail=None)
     found = precise or loose
     if not found and GENERIC_ELIDED in query:
         found = _by_erased_name(symbols, query)
+    if not found and "[" not in query:  # a generic function named as in the source
+        found = _by_generic_name(symbols, query)
     bodies = [s for s in found if not s.is_abi0]
     if len(bodies) == 1:
         return bodies[0]

@@ -231,3 +231,41 @@ def test_address_selector_among_functions_of_one_name():
     assert is_address_selector("Max[...]@0x1000") and not is_address_selector("memcpy@GLIBC_2.14")
     with pytest.raises(DwarfgoError, match="which 'main.Max' does not name"):
         lookup(syms, "main.Max@0x1040")
+
+
+def test_generic_function_named_as_in_the_source():
+    """`Max` or `main.(*Stack).Push`, as the source spells a generic function, names its
+    instances (`main.Max[go.shape.int]`): the one there is, or an error that lists them; an array
+    length is part of a name, not a type argument."""
+    syms = [Symbol(n, 0x2000 + 16 * i, 16) for i, n in enumerate([
+        "main.Max[go.shape.int]", "main.Max[go.shape.string]",
+        "main.(*Stack[go.shape.int]).Push", "main.Only[go.shape.struct { A int; B [2]string }]",
+        "type:.eq.[2]string", "main.Maps",
+    ])]
+    assert lookup(syms, "Only").name == "main.Only[go.shape.struct { A int; B [2]string }]"
+    assert lookup(syms, "main.(*Stack).Push").name == "main.(*Stack[go.shape.int]).Push"
+    assert lookup(syms, "Stack.Push").name == "main.(*Stack[go.shape.int]).Push"
+    with pytest.raises(AmbiguousFunction) as e:
+        lookup(syms, "main.Max")
+    assert sorted(e.value.candidates) == ["main.Max[go.shape.int]", "main.Max[go.shape.string]"]
+    with pytest.raises(FunctionNotFound):
+        lookup(syms, "type:.eq.string")  # [2] is an array length, not a type argument
+    assert lookup(syms, "Maps").name == "main.Maps"
+
+
+def test_generic_instances_of_a_real_binary_named_as_in_the_source():
+    """The instances `Max` names in the shapes fixture are those readelf lists as main.Max[…]."""
+    import subprocess
+
+    from conftest import FIXTURES, go_versions, require_file
+    from dwarfgo.program import GoProgram
+
+    go = (go_versions() or ["1.27"])[-1]
+    binary = FIXTURES / f"go{go}" / "amd64" / "default" / "shapes"
+    require_file(binary, "shapes fixture")
+    out = subprocess.run(["readelf", "-sW", str(binary)], capture_output=True, text=True, check=True).stdout
+    want = sorted({f.split()[7] for f in out.splitlines() if len(f.split()) > 7 and f.split()[7].startswith("main.Max[")})
+    assert len(want) >= 2
+    with GoProgram(str(binary)) as prog, pytest.raises(AmbiguousFunction) as e:
+        prog.lookup("Max")
+    assert sorted(e.value.candidates) == want
