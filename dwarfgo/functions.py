@@ -182,6 +182,8 @@ def split_symbol(name: str) -> tuple[str, str | None, str]:
         name = name[:-5]
     if name.startswith(_TYPE_FUNCTION_PREFIXES):
         return "", None, name  # `type:.eq.main.T`: the compiler's per-type function, of no package
+    if name.startswith(_UNNAMED_TYPE_METHOD):
+        return _split_unnamed_type_method(name)
     slash = name.rfind("/", 0, _first_bracket(name))
     dot = name.find(".", slash + 1)
     if dot < 0:
@@ -191,6 +193,28 @@ def split_symbol(name: str) -> tuple[str, str | None, str]:
     if len(parts) >= 2 and parts[0].startswith("("):
         return pkg, parts[0], ".".join(parts[1:])
     return pkg, None, rest
+
+
+# a promoted method of an unnamed type (`go:struct { encoding/json/v2.MarshalerTo }.MarshalJSONTo`,
+# `go:(*struct { … }).M`): the type is spelled out, braces, spaces, dots and all, and has no package
+_UNNAMED_TYPE_METHOD = "go:"
+
+
+def _split_unnamed_type_method(name: str) -> tuple[str, str | None, str]:
+    """(`""`, the receiver when written in parentheses (`(*struct { … })`), the method; or `T.M`
+    as the function part for a value receiver), or the whole name as the function part when it
+    does not end in `.Method` after a balanced type."""
+    body, depth = name[len(_UNNAMED_TYPE_METHOD):], 0
+    for i, ch in enumerate(body):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "." and depth == 0 and i > 0 and body[i - 1] in ")}":
+            if body.startswith("("):  # a pointer receiver, written as in `main.(*T).M`
+                return "", body[:i], body[i + 1:]
+            return "", None, body  # a value receiver: `T.M`, as `main.Pair.String` gives `Pair.String`
+    return "", None, name
 
 
 _CLOSURE_PART = re.compile(r"(?:func|gowrap|deferwrap)\d+")
@@ -213,13 +237,13 @@ def _first_bracket(name: str) -> int:
 
 
 def _split_top_level(text: str) -> list[str]:
-    if "[" not in text and "(" not in text and "]" not in text and ")" not in text:
+    if not any(ch in text for ch in "[](){}"):
         return text.split(".")  # nothing nests: every dot splits
     parts, depth, start = [], 0, 0
     for i, ch in enumerate(text):
-        if ch in "[(":
+        if ch in "[({":
             depth += 1
-        elif ch in "])":
+        elif ch in "])}":
             depth -= 1
         elif ch == "." and depth == 0:
             parts.append(text[start:i])
@@ -249,6 +273,8 @@ def receiver_of(name: str, first_input: Parameter | None) -> str | None:
     candidate = _strip_brackets(recv_part)
     tname = _LOCAL_TYPE.sub(r".\1", _strip_brackets(first_input.type.name))
     if tname in (f"{pkg}.{candidate}",) or tname.endswith("/" + f"{pkg.rsplit('/', 1)[-1]}.{candidate}"):
+        return recv_part
+    if not pkg and tname == candidate:  # an unnamed type's method: `go:struct { io.Reader }.Read`
         return recv_part
     return None
 

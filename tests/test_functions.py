@@ -130,3 +130,17 @@ def test_a_local_types_receiver_is_recognised_in_either_spelling():
     assert _same_type_name("*main.T·12", ["*main.T.12"])
     assert not _same_type_name("*main.T·1", ["*main.T.2"])
     assert not _same_type_name("*main.U", ["*main.T"])
+
+
+def test_promoted_methods_of_an_unnamed_type():
+    # Go 1.27 cmd/go: `go:(*struct { encoding/json/v2.MarshalerTo }).MarshalJSONTo` printed as
+    # `func MarshalerTo }).MarshalJSONTo(_ *struct {…}, …)`: the type's dot was taken for the package's
+    enc = Parameter("~p1", _t("*encoding/json/jsontext.Encoder"), False)
+    err = [Parameter("~r0", _t("error", 16), True)]
+    fn = _fn("go:(*struct { encoding/json/v2.MarshalerTo }).MarshalJSONTo",
+             [Parameter("~p0", _t("*struct { encoding/json/v2.MarshalerTo }"), False), enc], err)
+    assert fn.signature() == ("func (_ *struct { encoding/json/v2.MarshalerTo }) "
+                              "MarshalJSONTo(_ *encoding/json/jsontext.Encoder) error")
+    fn = _fn("go:struct { io.Reader }.Read",
+             [Parameter("~p0", _t("struct { io.Reader }", 16), False), Parameter("p", _t("[]uint8", 24), False)])
+    assert fn.signature() == "func (_ struct { io.Reader }) Read(p []uint8)"

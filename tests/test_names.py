@@ -28,6 +28,11 @@ from dwarfgo.names import compile_pattern, lookup
         ("main.(*Box[go.shape.struct { A int; B net/url.URL }]).Get",
          ("main", "(*Box[go.shape.struct { A int; B net/url.URL }])", "Get")),
         ("runtime.memmove.abi0", ("runtime", None, "memmove")),
+        # promoted methods of unnamed types (Go 1.27 cmd/go): the type has spaces, braces and dots
+        ("go:(*struct { encoding/json/v2.MarshalerTo }).MarshalJSONTo",
+         ("", "(*struct { encoding/json/v2.MarshalerTo })", "MarshalJSONTo")),
+        ("go:struct { encoding/json/v2.MarshalerTo }.MarshalJSONTo",
+         ("", None, "struct { encoding/json/v2.MarshalerTo }.MarshalJSONTo")),
     ],
 )
 def test_split_symbol(name, expected):
