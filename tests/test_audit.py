@@ -14,6 +14,7 @@ would add about 5 CPU minutes to CI for the register ABI that 1.27 already cover
 from __future__ import annotations
 
 import importlib.machinery
+import re
 import importlib.util
 
 import pytest
@@ -80,7 +81,7 @@ def test_fixture_whole_binary_audit(go, fixture):
 
 
 _LOCAL_TYPE_METHOD = r"^main\.(?:\(\*)?(?!init\.)[A-Za-z_]\w*\.\d+\)?\.(?!func\d)\w+$"  # main.upper.2.Write, main.(*upper.2).Write
-_COMPILER_NAMED = r"^main\.(?:init\.\d+(?:\.func\d+)?|init\.func\d+|main\.(?:gowrap|deferwrap)\d+|.*-fm)$"
+_COMPILER_NAMED = r"^main\.(?:init\.\d+(?:\.func\d+)?|init\.func\d+|glob\.\.func\d+|main\.(?:gowrap|deferwrap)\d+|.*-fm)$"
 
 
 @pytest.fixture(scope="module", params=["1.15", "1.19", "1.27"])
@@ -105,7 +106,7 @@ def localtypes_audit(request, tmp_path_factory):
     audit = _audit_module()
     sigs = audit.source_signatures(src, wrapper)
     r = audit.audit(str(binary), str(src), str(wrapper), show=10000, sigs=sigs)
-    return go, symbols, sigs, r
+    return go, symbols, sigs, r, binary
 
 
 @pytest.mark.matrix
@@ -115,7 +116,7 @@ def test_local_types_are_numbered_as_the_compiler_does(localtypes_audit):
     audit compares them all, with no difference."""
     import re
 
-    go, symbols, sigs, r = localtypes_audit
+    go, symbols, sigs, r, _ = localtypes_audit
     local = {s for s in symbols if re.match(_LOCAL_TYPE_METHOD, s)}
     # 2 upper types and 1 counted, each with a value and a pointer Write wrapper
     assert len(local) == 6, sorted(local)
@@ -134,14 +135,33 @@ def test_compiler_named_functions_are_audited(localtypes_audit):
     func()) are derived from the source and compared, not filed as not derivable."""
     import re
 
-    go, symbols, sigs, r = localtypes_audit
+    go, symbols, sigs, r, _ = localtypes_audit
     named = {s for s in symbols if re.match(_COMPILER_NAMED, s)}
     want = {"main.init.0", "main.init.0.func1", "main.(*greeter).greet-fm"}
-    if go >= "1.20":
-        want.add("main.init.func1")
+    want |= {f"main.{'init.' if go >= '1.20' else 'glob..'}func{n}" for n in (1, 2, 3)}
     if go >= "1.22":
         want |= {"main.main.gowrap1", "main.main.deferwrap2"}
     assert want <= named, sorted(want - named)
     not_derivable = {n for names in r["not_derivable_examples"].values() for n in names}
     assert not named & not_derivable, sorted(named & not_derivable)
     assert r["different"] == 0, r["examples"]
+
+
+@pytest.mark.matrix
+def test_package_literals_are_numbered_as_the_compiler_does(localtypes_audit):
+    """The package-level literals (glob..funcN before Go 1.20, init.funcN after) that sourcesigs
+    derives are the binary's: the toolchain's addr2line puts each symbol's entry on the line of
+    the literal sourcesigs gives it (the compilers number them in three different orders)."""
+    import subprocess
+
+    go, symbols, sigs, r, binary = localtypes_audit
+    wrapper = str(TOOLCHAINS / "bin" / f"go{go}")
+    nm = subprocess.run([wrapper, "tool", "nm", str(binary)], capture_output=True, text=True, check=True)
+    entries = {p[2]: p[0] for p in (line.split() for line in nm.stdout.splitlines())
+               if len(p) == 3 and re.fullmatch(r"main\.(?:glob\.\.|init\.)func\d+", p[2])}
+    assert len(entries) == 3, entries
+    names = sorted(entries)
+    lines = subprocess.run([wrapper, "tool", "addr2line", str(binary)], input="".join(f"0x{entries[n]}\n" for n in names),
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    got = {n: int(lines[2 * i + 1].rsplit(":", 1)[1]) for i, n in enumerate(names)}
+    assert got == {n: sigs[n]["line"] for n in names}

@@ -14,7 +14,8 @@ package main
 //     "nobody": true;
 //   - function literals are listed everywhere (methods and generic functions too),
 //     nested ones as F.func1.1, with "closure": true; literals in package-level
-//     variables are not listed (the compiler calls them glob..func1 or init.func1);
+//     variables as the compiler numbers them (pkg.glob..funcN before Go 1.20,
+//     pkg.init.funcN after: packageLiterals);
 //   - "package" is the import path, "nonmain" whether the package is not main.
 //
 // Type-checking errors are reported on stderr and do not stop the output; a
@@ -119,7 +120,7 @@ func runProgram(goCmd, dir string) ([]byte, error) {
 			},
 			FakeImportC: true,
 		}
-		info := &types.Info{Defs: map[*ast.Ident]types.Object{}, Types: map[ast.Expr]types.TypeAndValue{},
+		info := &types.Info{Defs: map[*ast.Ident]types.Object{}, Uses: map[*ast.Ident]types.Object{}, Types: map[ast.Expr]types.TypeAndValue{},
 			Selections: map[*ast.SelectorExpr]*types.Selection{}}
 		pkg, _ := conf.Check(path, fset, files, info)
 		if pkg == nil {
@@ -133,7 +134,7 @@ func runProgram(goCmd, dir string) ([]byte, error) {
 			entries = append(entries, fileEntries(fset, info, pkg, f, lp.ImportPath, &inits)...)
 		}
 		entries = append(entries, wrapperEntries(pkg, typeNames(pkg, info), lp.ImportPath)...)
-		entries = append(entries, packageLiterals(fset, info, pkg, lp.ImportPath)...)
+		entries = append(entries, packageLiterals(fset, info, pkg, files, lp.ImportPath)...)
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].key < entries[j].key })
 	var buf bytes.Buffer
@@ -470,10 +471,11 @@ func needsGoDeferWrapper(info *types.Info, call *ast.CallExpr) bool {
 // order of package initialisation (types2's Info.InitOrder, which go/types
 // computes alike: noder/writer.go pkgInitOrder), each value's literals in source
 // order: pkg.init.func1, pkg.init.func2, ... (nested ones pkg.init.func1.1).
-// Older compilers (glob..funcN) number them as they type-check, not listed.
-func packageLiterals(fset *token.FileSet, info *types.Info, pkg *types.Package, importPath string) []entry {
+// Older compilers call them pkg.glob..func1, ... in the order they name them
+// (globLiteralOrder).
+func packageLiterals(fset *token.FileSet, info *types.Info, pkg *types.Package, files []*ast.File, importPath string) []entry {
 	if compilerMinor < 20 {
-		return nil
+		return globLiterals(fset, info, pkg, files, importPath)
 	}
 	values := &ast.BlockStmt{}
 	for _, init := range info.InitOrder {
