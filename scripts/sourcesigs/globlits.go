@@ -84,7 +84,7 @@ func globLiterals(fset *token.FileSet, info *types.Info, pkg *types.Package, fil
 				case *ast.FuncLit:
 					n++
 					lit := &ast.BlockStmt{List: []ast.Stmt{&ast.ExprStmt{X: x}}}
-					named := nestedClosures(fset, info, pkg.Path()+".glob.", lit, false, importPath)
+					named, _ := nestedClosures(fset, info, pkg.Path()+".glob.", lit, false, importPath)
 					r = append(r, renumberGlob(named, pkg.Path()+".glob.", n)...)
 					return false
 				case *ast.Ident:
