@@ -81,7 +81,7 @@ def test_fixture_whole_binary_audit(go, fixture):
 
 
 _LOCAL_TYPE_METHOD = r"^main\.(?:\(\*)?(?!init\.)[A-Za-z_]\w*\.\d+\)?\.(?!func\d)\w+$"  # main.upper.2.Write, main.(*upper.2).Write
-_COMPILER_NAMED = r"^main\.(?:init\.\d+(?:\.func\d+)?|init\.func\d+|glob\.\.func\d+|main\.(?:gowrap|deferwrap)\d+|.*-fm)$"
+_COMPILER_NAMED = r"^main\.(?:init\.\d+(?:\.func\d+)?|init\.func\d+|glob\.\.func\d+|main\.(?:gowrap|deferwrap|func)\d+|.*-fm)$"
 
 
 @pytest.fixture(scope="module", params=["1.15", "1.19", "1.27"])
@@ -131,8 +131,9 @@ def test_local_types_are_numbered_as_the_compiler_does(localtypes_audit):
 @pytest.mark.matrix
 def test_compiler_named_functions_are_audited(localtypes_audit):
     """init functions and their literals, method value wrappers (`-fm`), Go 1.20+'s package-level
-    literals (`init.funcN`) and Go 1.22+'s go/defer wrappers (`gowrapN`, `deferwrapN`, type
-    func()) are derived from the source and compared, not filed as not derivable."""
+    literals (`init.funcN`; `glob..funcN` before), and the go/defer wrappers (type func(): Go
+    1.22+'s `gowrapN`, `deferwrapN`; 1.17-1.21's closures numbered after the literals) are derived
+    from the source and compared, not filed as not derivable."""
     import re
 
     go, symbols, sigs, r, _ = localtypes_audit
@@ -141,6 +142,8 @@ def test_compiler_named_functions_are_audited(localtypes_audit):
     want |= {f"main.{'init.' if go >= '1.20' else 'glob..'}func{n}" for n in (1, 2, 3)}
     if go >= "1.22":
         want |= {"main.main.gowrap1", "main.main.deferwrap2"}
+    elif go >= "1.17":  # named as closures of main, which has no literal
+        want |= {"main.main.func1", "main.main.func2"}
     assert want <= named, sorted(want - named)
     not_derivable = {n for names in r["not_derivable_examples"].values() for n in names}
     assert not named & not_derivable, sorted(named & not_derivable)
@@ -165,3 +168,38 @@ def test_package_literals_are_numbered_as_the_compiler_does(localtypes_audit):
                            capture_output=True, text=True, check=True).stdout.splitlines()
     got = {n: int(lines[2 * i + 1].rsplit(":", 1)[1]) for i, n in enumerate(names)}
     assert got == {n: sigs[n]["line"] for n in names}
+
+
+@pytest.mark.matrix
+def test_wrappers_are_described(localtypes_audit):
+    """The compiler's wrappers of tests/data/localtypes, from its source: `go report(...)` and
+    `defer fmt.Println(...)` in main (no literal), and the interface's method value `w.Write`.
+    A go/defer wrapper's DIE (DW_AT_trampoline, Go 1.19+) is found and `sig` says what it is;
+    Go 1.19's io.Writer.Write-fm has no parameters in DWARF (Write's `p` cannot be taken from
+    anywhere) and dwarfgo says so instead of printing `func()` as complete."""
+    from typer.testing import CliRunner
+
+    from dwarfgo.cli import app
+    from dwarfgo.program import GoProgram
+
+    go, _, _, _, binary = localtypes_audit
+    wrappers = {"1.15": [], "1.19": ["main.main.func1", "main.main.func2"]}.get(go, ["main.main.gowrap1", "main.main.deferwrap2"])
+    with GoProgram(str(binary)) as prog:
+        for name in wrappers:
+            fn = prog.function(name)
+            assert fn.has_dwarf and not fn.inputs and not fn.results, name
+            assert "go or defer statement" in (fn.wrapper_kind or ""), (name, fn.wrapper_kind)
+        assert prog.function("main.report").wrapper_kind is None
+        write = prog.function("io.Writer.Write-fm")
+        if go == "1.19":
+            assert not write.arguments and write.inputs_note
+            assert "/* parameters not in DWARF */" in write.signature()
+        else:
+            assert [p.name for p in write.arguments] == ["p"] and write.inputs_note is None
+    if wrappers:
+        out = CliRunner().invoke(app, ["sig", str(binary), wrappers[0]])
+        assert out.exit_code == 0, out.output
+        assert "wrapper compiler-generated (DW_AT_trampoline): the wrapper of a go or defer statement" in out.output
+    out = CliRunner().invoke(app, ["sig", str(binary), "io.Writer.Write-fm"])
+    assert out.exit_code == 0, out.output
+    assert ("note    parameters unknown: Go 1.19 writes no DWARF parameters" in out.output) == (go == "1.19"), out.output

@@ -55,6 +55,14 @@ func (g *greeter) greet(w io.Writer, times int) (written int, err error) {
 	return fmt.Fprintln(w, g.name, times)
 }
 
+// An interface's method value: its wrapper io.Writer.Write-fm, whose parameters Go 1.19's
+// DWARF lacks, has no method DWARF to take them from (the interface's method is no function).
+//
+//go:noinline
+func writer(w io.Writer) func([]byte) (int, error) {
+	return w.Write
+}
+
 //go:noinline
 func report(done chan<- int, greet func(io.Writer, int) (int, error)) {
 	n, _ := greet(os.Stdout, length("report"))
@@ -71,6 +79,7 @@ func main() {
 	go report(done, (&greeter{"hello"}).greet)
 	defer fmt.Println("printed", <-done)
 	fmt.Println(pair.f("pair"), pair.g(2))
+	writer(os.Stdout)([]byte("method value\n"))
 }
 
 var describe = func(w io.Writer) io.Writer {
