@@ -227,6 +227,8 @@ def sig(
         typer.echo(_safe(f"{fn.signature()}"))
         typer.echo(_safe(f"  symbol  {fn.name} at {fn.address:#x}, package {rec['package']}"))
         typer.echo(_safe(f"  binary  {rec['go_version']} {rec['arch']}, ABI {rec['abi']}"))
+        if fn.wrapper_kind:
+            typer.echo(_safe(f"  wrapper compiler-generated (DW_AT_trampoline): {fn.wrapper_kind}"))
         rows = [("receiver" if loc.param is fn.receiver else "param", loc) for loc in layout.inputs]
         rows += [("result", loc) for loc in layout.results]
         width = max((len(loc.name) for _, loc in rows), default=4)
@@ -241,6 +243,8 @@ def sig(
             typer.echo(_safe(f"  note    locations unknown: {layout.unknown}"))
         if fn.results_note:
             typer.echo(_safe(f"  note    no results in DWARF, but {fn.results_note}"))
+        if fn.inputs_note:
+            typer.echo(_safe(f"  note    parameters unknown: {fn.inputs_note}"))
 
 
 @app.command()

@@ -62,6 +62,8 @@ class Function:
     receiver_name: str | None = None  # `(*Store)` / `Store` part of the name, if a method
     # why the DWARF may lack this function's results, or None (see FunctionTable._results_note)
     results_note: str | None = None
+    # why the DWARF may lack this function's parameters, or None (see FunctionTable._inputs_note)
+    inputs_note: str | None = None
 
     @property
     def omitted_inputs(self) -> int:
@@ -78,6 +80,21 @@ class Function:
     @property
     def name(self) -> str:
         return self.symbol.name
+
+    @property
+    def wrapper_kind(self) -> str | None:
+        """What compiler-generated wrapper this is, when its DIE says it is one (DW_AT_trampoline,
+        Go 1.19+), else None."""
+        if self.die is None or "DW_AT_trampoline" not in self.die.attributes:
+            return None
+        _, _, rest = split_symbol(_strip_abi0(self.name))
+        last = rest.rsplit(".", 1)[-1]
+        if rest.endswith("-fm"):
+            return "a method value's wrapper: the receiver is in its closure context"
+        if re.fullmatch(r"(?:gowrap|deferwrap)\d+", last) or is_closure_rest(rest):
+            # Go 1.22+ names it F.gowrapN / F.deferwrapN, Go 1.17-1.21 like a closure (F.funcN)
+            return "the wrapper of a go or defer statement: no parameters, the call and its values are in its closure context"
+        return "a method's wrapper (pointer receiver, embedded field's method, interface method), or a function the compiler marks as a wrapper (reflect.callMethod)"
 
     @property
     def address(self) -> int:
@@ -156,6 +173,8 @@ class Function:
         args = [_param_text(p) for p in self.arguments]
         if self.omitted_inputs:
             args.append(f"/* {self.omitted_inputs} blank or unnamed parameter(s) not in this Go version's DWARF */")
+        elif self.inputs_note:
+            args.append("/* parameters not in DWARF */")
         out += "(" + ", ".join(args) + ")"
         results = [r for r in self.results if not r.is_hidden]
         if len(results) == 1 and results[0].is_unnamed:
@@ -355,12 +374,16 @@ class FunctionTable:
         with reading(self.binary.path, f"DWARF of {symbol.name} (DIE at .debug_info offset {die.offset:#x})"):
             inputs, results = self._parameters(die)
         _zero_size_receiver_first(symbol.name, inputs)
+        inputs_note = None
         if not inputs:
             inputs, results = self._method_value_parameters(symbol.name, results)
+            if not inputs:
+                inputs_note = self._inputs_note(symbol.name, die)
         missing = self._missing_receiver(symbol.name, inputs)
         if missing is not None:
             inputs.insert(0, missing)
         fn = Function(symbol, unit, inputs, results, die, None)
+        fn.inputs_note = inputs_note
         visible = [p for p in inputs if not p.is_hidden]
         fn.receiver_name = receiver_of(symbol.name, visible[0] if visible else None)
         if not results:
@@ -405,6 +428,19 @@ class FunctionTable:
                     return (f"Go 1.21 writes no DWARF results for the wrapper of a promoted method, and the "
                             f"method it wraps, {wrapped}, returns ({listed})")
         return None
+
+    def _inputs_note(self, name: str, die) -> str | None:
+        """Go 1.19 (1.18 and 1.20 not in the matrix) writes no parameters for a method value's
+        wrapper (`X.M-fm`), and _method_value_parameters takes them from the method's DWARF. An
+        interface's method (`encoding/binary.ByteOrder.Uint64-fm`) has no function, so no DWARF:
+        its parameters are unknown."""
+        plain = _strip_abi0(name)
+        version = self.index.version_tuple
+        if not plain.endswith("-fm") or "DW_AT_trampoline" not in die.attributes or version is None \
+                or not (1, 18) <= version[:2] < (1, 20) or plain[:-3] in self._symbols_by_name:
+            return None
+        return (f"Go {version[0]}.{version[1]} writes no DWARF parameters for a method value's wrapper, and "
+                f"{plain[:-3]} (an interface's method, or a method not in the binary) has no DWARF to take them from")
 
     def _method_value_parameters(self, name: str, results: list[Parameter]) -> tuple[list[Parameter], list[Parameter]]:
         """Go 1.19 (1.18 and 1.20 not in the matrix) lists only the results of a method value's

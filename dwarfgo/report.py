@@ -66,6 +66,9 @@ def function_record(prog, fn: Function, with_layout: bool = True, layout: Functi
     }
     rec["omitted_params"] = fn.omitted_inputs
     rec["results_note"] = fn.results_note
+    rec["params_note"] = fn.inputs_note
+    if with_layout:  # one function (sig): its DIE's attributes are read, which a whole listing avoids
+        rec["wrapper"] = fn.wrapper_kind
     if layout is not None:
         rec["abi"] = layout.abi
         rec["locations_unknown"] = layout.unknown

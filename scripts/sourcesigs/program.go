@@ -14,7 +14,8 @@ package main
 //     "nobody": true;
 //   - function literals are listed everywhere (methods and generic functions too),
 //     nested ones as F.func1.1, with "closure": true; literals in package-level
-//     variables are not listed (the compiler calls them glob..func1 or init.func1);
+//     variables as the compiler numbers them (pkg.glob..funcN before Go 1.20,
+//     pkg.init.funcN after: packageLiterals);
 //   - "package" is the import path, "nonmain" whether the package is not main.
 //
 // Type-checking errors are reported on stderr and do not stop the output; a
@@ -119,7 +120,7 @@ func runProgram(goCmd, dir string) ([]byte, error) {
 			},
 			FakeImportC: true,
 		}
-		info := &types.Info{Defs: map[*ast.Ident]types.Object{}, Types: map[ast.Expr]types.TypeAndValue{},
+		info := &types.Info{Defs: map[*ast.Ident]types.Object{}, Uses: map[*ast.Ident]types.Object{}, Types: map[ast.Expr]types.TypeAndValue{},
 			Selections: map[*ast.SelectorExpr]*types.Selection{}}
 		pkg, _ := conf.Check(path, fset, files, info)
 		if pkg == nil {
@@ -133,7 +134,7 @@ func runProgram(goCmd, dir string) ([]byte, error) {
 			entries = append(entries, fileEntries(fset, info, pkg, f, lp.ImportPath, &inits)...)
 		}
 		entries = append(entries, wrapperEntries(pkg, typeNames(pkg, info), lp.ImportPath)...)
-		entries = append(entries, packageLiterals(fset, info, pkg, lp.ImportPath)...)
+		entries = append(entries, packageLiterals(fset, info, pkg, files, lp.ImportPath)...)
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].key < entries[j].key })
 	var buf bytes.Buffer
@@ -214,16 +215,18 @@ func fileEntries(fset *token.FileSet, info *types.Info, pkg *types.Package, f *a
 		rangeFuncReturn[obj] = e.RangeFunc
 		r = append(r, entry{key, e})
 		if fd.Body != nil {
-			r = append(r, nestedClosures(fset, info, key, fd.Body, e.Generic, importPath)...)
-			r = append(r, goDeferWrappers(info, key, fd.Body, importPath)...)
+			literals, n := nestedClosures(fset, info, key, fd.Body, e.Generic, importPath)
+			r = append(r, literals...)
+			r = append(r, goDeferWrappers(fset, info, key, fd.Body, e.Generic, n, importPath)...)
 		}
 	}
 	return r
 }
 
 // nestedClosures lists the literals in body: outer.func1, outer.func2, ... in
-// source order, and those inside outer.funcN as outer.funcN.1, outer.funcN.2, ...
-func nestedClosures(fset *token.FileSet, info *types.Info, outer string, body ast.Node, generic bool, importPath string) []entry {
+// source order, and those inside outer.funcN as outer.funcN.1, outer.funcN.2, ...;
+// and how many literals body holds itself (not nested in one of them).
+func nestedClosures(fset *token.FileSet, info *types.Info, outer string, body ast.Node, generic bool, importPath string) ([]entry, int) {
 	var r []entry
 	n := 0
 	var inspect func(node ast.Node) bool
@@ -266,12 +269,13 @@ func nestedClosures(fset *token.FileSet, info *types.Info, outer string, body as
 				Line:      pos.Line,
 			}})
 		}
-		r = append(r, nestedClosures(fset, info, name, lit.Body, generic, importPath)...)
-		r = append(r, goDeferWrappers(info, name, lit.Body, importPath)...)
+		literals, inner := nestedClosures(fset, info, name, lit.Body, generic, importPath)
+		r = append(r, literals...)
+		r = append(r, goDeferWrappers(fset, info, name, lit.Body, generic, inner, importPath)...)
 		return false
 	}
 	ast.Inspect(body, inspect)
-	return r
+	return r, n
 }
 
 // isClosureName: outer.funcN or outer.funcN.M (a literal's name); not an init
@@ -393,15 +397,25 @@ func wrapperEntry(pkg *types.Package, recv types.Type, m *types.Func, kind, impo
 	}}
 }
 
-// goDeferWrappers lists the wrappers Go 1.22+ makes for the go and defer statements
-// of one function body (not of the literals in it): outer.gowrapN and
-// outer.deferwrapN, one counter for both, in source order (ir.closureName's
-// goDeferGen). The compiler (typecheck.normalizeGoDeferCall) wraps every call but
-// a plain function call without parameters and results, into a function of type
-// func(): its values travel in the closure context. Dead branches of a constant
-// condition are skipped, as for literals.
-func goDeferWrappers(info *types.Info, outer string, body ast.Node, importPath string) []entry {
-	if compilerMinor < 22 {
+// goDeferWrappers lists the wrappers the compiler makes for the go and defer
+// statements of one function body (not of the literals in it), in source order.
+// It wraps every call but a plain function call without parameters and results,
+// into a function of type func(): its values travel in the closure context. Dead
+// branches of a constant condition are skipped, as for literals.
+//
+//   - Go 1.22+ (typecheck.normalizeGoDeferCall): outer.gowrapN and
+//     outer.deferwrapN, one counter for both (ir.closureName's goDeferGen).
+//   - Go 1.17-1.21 (escape/call.go goDeferStmt, read in 1.19 and 1.21; 1.17 did
+//     it in walk/order.go, not checked here): a closure of outer, named after the literals, which the
+//     front end has named before: outer.func(L+1), ... (outer.funcN.(L+1) in a
+//     literal), L being the literals of the body (literals). Closures inlined
+//     into outer are named between the two, with the same counter (1.21 names
+//     them outer.G.funcN, G the inlined function; 1.17-1.20 outer.funcN), so a
+//     wrapper may take a later number: the audit confirms each by its line, the
+//     go or defer statement's (Line). Not for generic functions (their
+//     instantiations are named apart).
+func goDeferWrappers(fset *token.FileSet, info *types.Info, outer string, body ast.Node, generic bool, literals int, importPath string) []entry {
+	if compilerMinor < 17 || compilerMinor < 22 && generic {
 		return nil
 	}
 	var r []entry
@@ -435,8 +449,17 @@ func goDeferWrappers(info *types.Info, outer string, body ast.Node, importPath s
 		}
 		if needsGoDeferWrapper(info, call) {
 			n++
-			r = append(r, entry{fmt.Sprintf("%s.%s%d", outer, kind, n), sig{
-				Params: []param{}, Results: []param{}, GoDefer: true, Package: importPath}})
+			name := fmt.Sprintf("%s.%s%d", outer, kind, n)
+			if compilerMinor < 22 {
+				name = fmt.Sprintf("%s.func%d", outer, literals+n)
+				if isClosureName(outer) {
+					name = fmt.Sprintf("%s.%d", outer, literals+n)
+				}
+			}
+			pos := fset.Position(node.Pos())
+			r = append(r, entry{name, sig{
+				Params: []param{}, Results: []param{}, GoDefer: true, Package: importPath,
+				File: filepath.Base(pos.Filename), Line: pos.Line}})
 		}
 		return true // the call's operands may hold literals, not other statements
 	}
@@ -450,8 +473,8 @@ func goDeferWrappers(info *types.Info, outer string, body ast.Node, importPath s
 func needsGoDeferWrapper(info *types.Info, call *ast.CallExpr) bool {
 	fun := ast.Unparen(call.Fun)
 	if sel, ok := fun.(*ast.SelectorExpr); ok {
-		if _, isMethod := info.Selections[sel]; isMethod {
-			return true
+		if s, ok := info.Selections[sel]; ok && s.Kind() != types.FieldVal {
+			return true // a method (a field of function type is a plain call)
 		}
 	}
 	tv, ok := info.Types[fun]
@@ -470,14 +493,17 @@ func needsGoDeferWrapper(info *types.Info, call *ast.CallExpr) bool {
 // order of package initialisation (types2's Info.InitOrder, which go/types
 // computes alike: noder/writer.go pkgInitOrder), each value's literals in source
 // order: pkg.init.func1, pkg.init.func2, ... (nested ones pkg.init.func1.1).
-// Older compilers (glob..funcN) number them as they type-check, not listed.
-func packageLiterals(fset *token.FileSet, info *types.Info, pkg *types.Package, importPath string) []entry {
+// Older compilers call them pkg.glob..func1, ... in the order they name them
+// (globLiteralOrder).
+func packageLiterals(fset *token.FileSet, info *types.Info, pkg *types.Package, files []*ast.File, importPath string) []entry {
 	if compilerMinor < 20 {
-		return nil
+		return globLiterals(fset, info, pkg, files, importPath)
 	}
 	values := &ast.BlockStmt{}
 	for _, init := range info.InitOrder {
 		values.List = append(values.List, &ast.ExprStmt{X: init.Rhs})
 	}
-	return nestedClosures(fset, info, pkg.Path()+".init", values, false, importPath)
+	literals, _ := nestedClosures(fset, info, pkg.Path()+".init", values, false, importPath)
+	return literals
 }
+

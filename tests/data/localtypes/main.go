@@ -55,6 +55,14 @@ func (g *greeter) greet(w io.Writer, times int) (written int, err error) {
 	return fmt.Fprintln(w, g.name, times)
 }
 
+// An interface's method value: its wrapper io.Writer.Write-fm, whose parameters Go 1.19's
+// DWARF lacks, has no method DWARF to take them from (the interface's method is no function).
+//
+//go:noinline
+func writer(w io.Writer) func([]byte) (int, error) {
+	return w.Write
+}
+
 //go:noinline
 func report(done chan<- int, greet func(io.Writer, int) (int, error)) {
 	n, _ := greet(os.Stdout, length("report"))
@@ -70,9 +78,22 @@ func main() {
 	done := make(chan int)
 	go report(done, (&greeter{"hello"}).greet)
 	defer fmt.Println("printed", <-done)
+	fmt.Println(pair.f("pair"), pair.g(2))
+	writer(os.Stdout)([]byte("method value\n"))
 }
 
 var describe = func(w io.Writer) io.Writer {
 	type counted struct{ io.Writer }
 	return counted{w}
 }
+
+// Package-level literals, named pkg.glob..funcN before Go 1.20 and pkg.init.funcN after. Go
+// <= 1.17 numbers them as it type-checks the variables: pair's value refers to suffix, which
+// has no declared type, so suffix's literal is checked (and numbered) before pair's own; 1.18
+// and 1.19 go in declaration order; 1.20+ in initialisation order (suffix before pair again).
+var pair = struct {
+	f func(string) string
+	g func(int) int
+}{suffix, func(a int) int { return a * 2 }}
+
+var suffix = func(s string) string { return s + "!" }
