@@ -388,22 +388,26 @@ class FunctionTable:
         fn.receiver_name = receiver_of(symbol.name, visible[0] if visible else None)
         if not results:
             first = visible[0] if visible else None
-            fn.results_note = self._results_note(symbol.name, die, first) or self._promoted_wrapper_note(symbol.name, first)
+            fn.results_note = self._results_note(symbol.name, die, first)
+            if fn.results_note is None:
+                fn.results, fn.results_note = self._promoted_wrapper_results(symbol.name, first)
         return fn
 
     @cached_property
     def _symbol_names(self) -> set[str]:
         return {s.name for s in self.binary.function_symbols}
 
-    def _promoted_wrapper_note(self, name: str, first: Parameter | None) -> str | None:
+    def _promoted_wrapper_results(self, name: str, first: Parameter | None) -> tuple[list[Parameter], str | None]:
         """Go 1.21 (seen; 1.20 not in the matrix, assumed alike) writes no DWARF results for the
         wrapper of a promoted method, a method of an embedded field (`encoding/json.(*encodeState).Len`
         wraps `bytes.(*Buffer).Len`, which returns an int). The function table's argument size
-        cannot tell (register results take no room there): when the method it wraps lists
-        results, say so, naming them."""
+        cannot tell (register results take no room there). A wrapper returns what the method it
+        wraps returns: (those results, without DIEs: their places follow from their types, and a
+        note saying where they come from); or ([], a note) when the embedded field is an interface,
+        whose methods DWARF does not describe; or ([], None)."""
         version = self.index.version_tuple
         if first is None or version is None or not (1, 20) <= version[:2] <= (1, 21):
-            return None
+            return [], None
         pkg, recv, rest = split_symbol(_strip_abi0(name))
         method = _split_top_level(rest)[-1]
         rtype = first.type.elem if first.type.name.startswith("*") and first.type.elem else first.type
@@ -411,9 +415,9 @@ class FunctionTable:
             if not f.embedded:
                 continue
             if f.type.kind is Kind.INTERFACE:  # DWARF does not describe an interface's methods
-                return (f"Go 1.21 writes no DWARF results for the wrapper of a promoted method, and "
-                        f"{rtype.name} embeds the interface {f.type.name}: results may exist that DWARF "
-                        f"does not list")
+                return [], (f"Go 1.21 writes no DWARF results for the wrapper of a promoted method, and "
+                            f"{rtype.name} embeds the interface {f.type.name}: results may exist that DWARF "
+                            f"does not list")
             fpkg, _, fname = f.type.name.lstrip("*").rpartition(".")
             for wrapped in (f"{fpkg}.(*{fname}).{method}", f"{fpkg}.{fname}.{method}"):
                 sym = self._symbols_by_name.get(wrapped)
@@ -422,12 +426,12 @@ class FunctionTable:
                 try:
                     results = self.at(sym).results
                 except DwarfgoError:
-                    return None
+                    return [], None
                 if results:
-                    listed = ", ".join(r.type.name for r in results)
-                    return (f"Go 1.21 writes no DWARF results for the wrapper of a promoted method, and the "
-                            f"method it wraps, {wrapped}, returns ({listed})")
-        return None
+                    taken = [Parameter(r.name, r.type, True, None, r.blank_result) for r in results]
+                    return taken, (f"Go 1.21 writes no DWARF results for the wrapper of a promoted method: "
+                                   f"these are the results of the method it wraps, {wrapped}")
+        return [], None
 
     def _inputs_note(self, name: str, die) -> str | None:
         """Go 1.19 (1.18 and 1.20 not in the matrix) writes no parameters for a method value's
