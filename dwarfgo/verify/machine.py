@@ -1,4 +1,5 @@
-"""Cross-check 2: the machine code (Capstone).
+"""Cross-check 2: the machine code (Capstone; iced-x86 finds the instruction boundaries of
+amd64 bodies).
 
 * Prologue: how the function checks its stack bound: through g in R14 (amd64) / R28
   (arm64) with the register ABI, through thread-local storage under ABI0 on amd64,
@@ -17,9 +18,10 @@ import re
 import struct
 from dataclasses import dataclass, field
 
-# capstone is imported by disassemble(), the one way in to instructions, on first use: commands
-# that never read machine code (`funcs`, `structs`) do not pay for its import
+# capstone (and iced-x86, which sweeps amd64 bodies) are imported on first use: commands that
+# never read machine code (`funcs`, `structs`) do not pay for their import
 capstone = x86_const = arm64_const = None
+iced_x86 = None
 
 from ..abi.assign import FunctionLayout, RegisterPiece
 from ..binary import GoBinary
@@ -225,12 +227,13 @@ def _sweep(md, code: bytes, address: int) -> list[tuple[int, int, bytes, bytes]]
     return list(record.iter_unpack(data))
 
 
-def _light_body(binary: GoBinary, address: int, size: int) -> _Body:
+def _light_body(binary: GoBinary, address: int, size: int, code: bytes | None = None) -> _Body:
     """The body with operand details decoded only where the checks read them: the whole code is
     swept without details (addresses, sizes, mnemonics, operand text: a fraction of the cost);
     an instruction the prologue or morestack-tail checks read the operands of is decoded again,
     alone, with details."""
-    code = binary.read_memory(address, size)
+    if code is None:
+        code = binary.read_memory(address, size)
     swept = _sweep(_decoder(binary.arch, False), code, address)
     starts = [insn[0] for insn in swept]
     rets = [insn[0] for insn in swept if insn[2][:4] == b"ret\0"]
@@ -245,10 +248,111 @@ def _light_body(binary: GoBinary, address: int, size: int) -> _Body:
                  lambda at: insns(index[at], len(swept)))
 
 
+class _DecodersDisagree(Exception):
+    """Capstone does not decode an instruction of iced-x86's sweep as iced-x86 did."""
+
+
+_ICED_AGREES: dict[int, bool] = {}  # iced-x86 Code -> Capstone decodes such an instruction at its length
+_ICED_RET_NAMED: dict[bytes, bool] = {}  # a return instruction's bytes -> Capstone's mnemonic is "ret"
+_ICED_RETURNS: frozenset[int] = frozenset()  # the iced-x86 Codes of near returns
+
+
+def _import_iced() -> None:
+    global iced_x86, _ICED_RETURNS
+    if iced_x86 is None:
+        import iced_x86 as ix
+        code = ix.Code
+        _ICED_RETURNS = frozenset((code.RETNW, code.RETNW_IMM16, code.RETND, code.RETND_IMM16,
+                                   code.RETNQ, code.RETNQ_IMM16))
+        iced_x86 = ix
+
+
+def iced_sweep(code: bytes, address: int) -> tuple[list[int], list[int]] | None:
+    """The start of every instruction of the amd64 linear sweep of `code`, and of its RET
+    instructions, as Capstone's sweep finds them (`_sweep`, mnemonic "ret"), decoded by
+    iced-x86: it finds boundaries without printing any text, a fraction of Capstone's cost.
+
+    None when iced-x86's sweep cannot stand for Capstone's: bytes iced-x86 does not decode
+    (Capstone's sweep stops at them), or an instruction Capstone does not decode at the length
+    iced-x86 does (checked once per iced-x86 instruction code and process: Capstone's tables
+    lack some newer instructions). A return's bytes are named by Capstone once per process
+    (`repz ret` and `bnd ret` are not "ret" to it)."""
+    _import_iced()
+    agrees, returns = _ICED_AGREES, _ICED_RETURNS
+    starts: list[int] = []
+    rets: list[int] = []
+    for insn in iced_x86.Decoder(64, code, ip=address):
+        kind = insn.code
+        known = agrees.get(kind)
+        if known is None:
+            known = agrees[kind] = _capstone_agrees(insn, code, address)
+        if not known:
+            return None
+        start = insn.ip
+        starts.append(start)
+        if kind in returns and _capstone_names_ret(code[start - address:start - address + insn.len]):
+            rets.append(start)
+    return starts, rets
+
+
+def _capstone_agrees(insn, code: bytes, address: int) -> bool:
+    if insn.code == iced_x86.Code.INVALID:
+        return False
+    offset = insn.ip - address
+    decoded = list(_decoder("amd64", False).disasm_lite(code[offset:offset + insn.len], insn.ip, 1))
+    return len(decoded) == 1 and decoded[0][1] == insn.len
+
+
+def _capstone_names_ret(encoding: bytes) -> bool:
+    named = _ICED_RET_NAMED.get(encoding)
+    if named is None:
+        decoded = list(_decoder("amd64", False).disasm_lite(encoding, 0, 1))
+        named = _ICED_RET_NAMED[encoding] = len(decoded) == 1 and decoded[0][2] == "ret"
+    return named
+
+
+def _iced_body(code: bytes, address: int) -> _Body | None:
+    """The light body of amd64 code from iced-x86's sweep (None where it cannot stand for
+    Capstone's): Capstone decodes without details only the first HEAD instructions and, when
+    the checks ask, the instructions from the morestack tail on, one by one; an instruction
+    whose operands the checks read is decoded again with details, as in `_light_body`."""
+    swept = iced_sweep(code, address)
+    if swept is None:
+        return None
+    starts, rets = swept
+    if not starts:
+        return _Body(starts, rets, [], lambda at: iter(()))
+    lite, detailed = _decoder("amd64", False), _decoder("amd64", True)
+    ends = starts[1:] + [address + len(code)]
+    head_end = ends[min(HEAD, len(starts)) - 1] - address
+    head = _sweep(lite, code[:head_end], address)
+    if [insn[0] for insn in head] != starts[:HEAD]:
+        raise _DecodersDisagree(f"the head of {address:#x}")
+    index = {start: k for k, start in enumerate(starts)}
+
+    def from_address(at: int):
+        for k in range(index[at], len(starts)):
+            offset, size = starts[k] - address, ends[k] - starts[k]
+            one = _sweep(lite, code[offset:offset + size], starts[k])
+            if len(one) != 1 or one[0][1] != size:
+                raise _DecodersDisagree(f"the instruction at {starts[k]:#x}")
+            yield _SweptInsn(one[0], code, offset, detailed)
+
+    return _Body(starts, rets, [_SweptInsn(insn, code, insn[0] - address, detailed) for insn in head], from_address)
+
+
 def analyze(binary: GoBinary, address: int, size: int) -> MachineReport:
     if binary.arch not in ("amd64", "arm64"):
         raise NotImplementedError(f"machine-code check for {binary.arch}")
-    return _analyze(binary, _light_body(binary, address, size), address)
+    code = binary.read_memory(address, size)
+    if binary.arch == "amd64":
+        try:
+            body = _iced_body(code, address)
+            if body is not None:
+                return _analyze(binary, body, address)
+        except _DecodersDisagree:
+            pass  # Capstone sweeps it (the reference's decoder)
+    return _analyze(binary, _light_body(binary, address, size, code), address)
 
 
 def analyze_fully(binary: GoBinary, address: int, size: int) -> MachineReport:
