@@ -13,6 +13,7 @@ amd64 bodies).
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import re
 import struct
@@ -167,9 +168,8 @@ class _SweptInsn:
 
     __slots__ = ("address", "size", "mnemonic", "op_str", "_code", "_offset", "_decoder", "_detailed")
 
-    def __init__(self, swept: tuple[int, int, bytes, bytes], code: bytes, offset: int, decoder):
-        self.address, self.size = swept[0], swept[1]
-        self.mnemonic, self.op_str = _text(swept[2]), _text(swept[3])
+    def __init__(self, address: int, size: int, mnemonic: str, op_str: str, code: bytes, offset: int, decoder):
+        self.address, self.size, self.mnemonic, self.op_str = address, size, mnemonic, op_str
         self._code, self._offset, self._decoder, self._detailed = code, offset, decoder, None
 
     def __getattr__(self, name):  # operands, reg_name, _cs ...: the detailed instruction's
@@ -242,7 +242,8 @@ def _light_body(binary: GoBinary, address: int, size: int, code: bytes | None = 
 
     def insns(first: int, last: int):
         for k in range(first, last):
-            yield _SweptInsn(swept[k], code, swept[k][0] - address, detailed)
+            at, size, mnemonic, op_str = swept[k]
+            yield _SweptInsn(at, size, _text(mnemonic), _text(op_str), code, at - address, detailed)
 
     return _Body(starts, rets, list(insns(0, min(HEAD, len(swept)))),
                  lambda at: insns(index[at], len(swept)))
@@ -320,25 +321,26 @@ def _iced_body(code: bytes, address: int) -> _Body | None:
     if swept is None:
         return None
     starts, rets = swept
-    if not starts:
-        return _Body(starts, rets, [], lambda at: iter(()))
     lite, detailed = _decoder("amd64", False), _decoder("amd64", True)
-    ends = starts[1:] + [address + len(code)]
-    head_end = ends[min(HEAD, len(starts)) - 1] - address
-    head = _sweep(lite, code[:head_end], address)
-    if [insn[0] for insn in head] != starts[:HEAD]:
+    end = address + len(code)
+    head_end = (starts[HEAD] if len(starts) > HEAD else end) - address
+    head = [_SweptInsn(at, size, mnemonic, op_str, code, at - address, detailed)
+            for at, size, mnemonic, op_str in lite.disasm_lite(code[:head_end], address, HEAD)]
+    if [insn.address for insn in head] != starts[:HEAD]:
         raise _DecodersDisagree(f"the head of {address:#x}")
-    index = {start: k for k, start in enumerate(starts)}
 
     def from_address(at: int):
-        for k in range(index[at], len(starts)):
-            offset, size = starts[k] - address, ends[k] - starts[k]
-            one = _sweep(lite, code[offset:offset + size], starts[k])
+        k = bisect.bisect_left(starts, at)
+        if k == len(starts) or starts[k] != at:
+            raise KeyError(at)  # as the other bodies: only an instruction start has instructions from it
+        for k in range(k, len(starts)):
+            offset, size = starts[k] - address, (starts[k + 1] if k + 1 < len(starts) else end) - starts[k]
+            one = list(lite.disasm_lite(code[offset:offset + size], starts[k], 1))
             if len(one) != 1 or one[0][1] != size:
                 raise _DecodersDisagree(f"the instruction at {starts[k]:#x}")
-            yield _SweptInsn(one[0], code, offset, detailed)
+            yield _SweptInsn(*one[0], code, offset, detailed)
 
-    return _Body(starts, rets, [_SweptInsn(insn, code, insn[0] - address, detailed) for insn in head], from_address)
+    return _Body(starts, rets, head, from_address)
 
 
 def analyze(binary: GoBinary, address: int, size: int) -> MachineReport:
