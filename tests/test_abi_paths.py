@@ -169,3 +169,34 @@ def test_light_analysis_is_capstones_where_the_decoders_differ(name):
         assert light.morestack_call is not None and light.morestack_call.return_address == ENTRY + len(code) - 2
     else:
         assert light.problems and "not an instruction start" in light.problems[0]
+
+
+def _binding_operands(insn) -> list[tuple]:
+    return [(o.type, o.reg, o.imm, (o.mem.segment, o.mem.base, o.mem.index, o.mem.scale, o.mem.disp), o.size,
+             o.access, o.avx_bcast, o.avx_zero_opmask) for o in insn.operands]
+
+
+@pytest.mark.parametrize("go", ["1.15", "1.27"])
+def test_x86_operands_read_raw_are_the_bindings(go):
+    """The light path reads an x86 instruction's operands from Capstone's detail record itself:
+    field for field what Capstone's Python binding gives, on the first instructions of every
+    fourth function (prologues: stack checks, frames) and every instruction of the synthetic
+    tails (spills of every width)."""
+    path = FIXTURES / f"go{go}" / "amd64" / "default" / "shapes"
+    require_file(path, "fixture binary")
+    md = machine._decoder("amd64", True)
+    with GoBinary(path) as binary:
+        codes = [(s.address, binary.read_memory(s.address, s.size)) for s in binary.function_symbols[::4] if s.size]
+    codes += [(ENTRY, _go_like_body(bytes.fromhex(h))) for h in
+              ("f20f114c2410", "0f11442410", "66894c2410", "884c2410", "4c897c2410")]  # movsd, movups, 2/1 bytes, r15
+    compared = memory = 0
+    for address, code in codes:
+        for insn in list(md.disasm(code, address, 24)):
+            offset = insn.address - address
+            mine = machine._x86_operands(md, code[offset:offset + insn.size], insn.address)
+            expected = _binding_operands(insn)
+            assert mine is not None and [(o.type, o.reg, o.imm, tuple(o.mem), o.size, o.access, o.avx_bcast,
+                                          o.avx_zero_opmask) for o in mine] == expected, hex(insn.address)
+            compared += 1
+            memory += sum(o[0] == capstone.x86_const.X86_OP_MEM for o in expected)
+    assert compared > 5000 and memory > 1000

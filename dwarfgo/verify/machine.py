@@ -18,6 +18,7 @@ import ctypes
 import re
 import struct
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # capstone (and iced-x86, which sweeps amd64 bodies) are imported on first use: commands that
 # never read machine code (`funcs`, `structs`) do not pay for their import
@@ -164,18 +165,126 @@ class _SweptInsn:
     """One instruction of the detail-less sweep: its address, size, mnemonic and operand text,
     as Capstone printed them; its operands (and anything else of a detailed instruction) are
     decoded from its own bytes when first asked for. x86 and arm64 decode each instruction from
-    its start alone, so that is the instruction a detailed sweep would give."""
+    its start alone, so that is the instruction a detailed sweep would give. An x86
+    instruction's operands are read from Capstone's detail record directly (`_x86_operands`:
+    the binding copies the whole record into Python objects, several times the cost)."""
 
-    __slots__ = ("address", "size", "mnemonic", "op_str", "_code", "_offset", "_decoder", "_detailed")
+    __slots__ = ("address", "size", "mnemonic", "op_str", "_code", "_offset", "_decoder", "_detailed", "_operands")
 
     def __init__(self, address: int, size: int, mnemonic: str, op_str: str, code: bytes, offset: int, decoder):
         self.address, self.size, self.mnemonic, self.op_str = address, size, mnemonic, op_str
         self._code, self._offset, self._decoder, self._detailed = code, offset, decoder, None
+        self._operands = None
 
-    def __getattr__(self, name):  # operands, reg_name, _cs ...: the detailed instruction's
+    @property
+    def operands(self) -> list:
+        if self._operands is None:
+            ops = None
+            if self._decoder.arch == capstone.CS_ARCH_X86:
+                ops = _x86_operands(self._decoder, self._code[self._offset:self._offset + self.size], self.address)
+            self._operands = ops if ops is not None else self.__getattr__("operands")
+        return self._operands
+
+    def reg_name(self, reg_id: int) -> str | None:
+        return _reg_name(self._decoder, reg_id)
+
+    def __getattr__(self, name):  # _cs ...: the detailed instruction's
         if self._detailed is None:
             self._detailed = next(self._decoder.disasm(self._code[self._offset:self._offset + self.size], self.address, 1))
         return getattr(self._detailed, name)
+
+
+_REG_NAMES: dict[tuple[int, int], str | None] = {}  # (Capstone arch, register id) -> name
+
+
+def _reg_name(md, reg_id: int) -> str | None:
+    """Capstone's name of a register (what CsInsn.reg_name gives: the same C call)."""
+    key = (md.arch, reg_id)
+    name = _REG_NAMES.get(key, _REG_NAMES)
+    if name is _REG_NAMES:
+        name = _REG_NAMES[key] = md.reg_name(reg_id)
+    return name
+
+
+class _X86Mem(NamedTuple):
+    """Capstone's x86 memory operand (X86OpMem), field for field."""
+    segment: int
+    base: int
+    index: int
+    scale: int
+    disp: int
+
+
+class _X86Operand(NamedTuple):
+    """Capstone's x86 operand (X86Op) as its binding reads it: `reg`, `imm` and `mem` are
+    the one value field read three ways, as the binding's properties do."""
+    type: int
+    reg: int
+    imm: int
+    mem: _X86Mem
+    size: int
+    access: int
+    avx_bcast: int
+    avx_zero_opmask: bool
+
+
+_X86_DETAIL = None  # offsets in Capstone's detail record (from its binding's ctypes types), or False
+
+
+def _x86_detail_layout():
+    global _X86_DETAIL
+    if _X86_DETAIL is None:
+        try:
+            from capstone import x86 as cx
+            detail, op, mem, value = capstone._cs_detail, cx.X86Op, cx.X86OpMem, cx.X86OpValue
+            assert [n for n, _ in op._fields_] == ["type", "value", "size", "access", "avx_bcast", "avx_zero_opmask"]
+            assert [n for n, _ in mem._fields_] == ["segment", "base", "index", "scale", "disp"]
+            assert [n for n, _ in value._fields_] == ["reg", "imm", "mem"]
+            x86 = detail.arch.offset + capstone._cs_arch.x86.offset
+            assert op.type.offset == 0 and [getattr(mem, n).offset for n, _ in mem._fields_] == [0, 4, 8, 12, 16]
+            assert ctypes.sizeof(mem) == _X86_MEM.size and value.reg.offset == value.imm.offset == value.mem.offset == 0
+            assert ctypes.sizeof(ctypes.c_uint) == 4
+            _X86_DETAIL = (x86, ctypes.sizeof(cx.CsX86), cx.CsX86.op_count.offset, cx.CsX86.operands.offset,
+                           ctypes.sizeof(op), op.value.offset, op.size.offset, op.access.offset, op.avx_bcast.offset,
+                           op.avx_zero_opmask.offset)
+            assert callable(capstone._cs.cs_disasm) and callable(capstone._cs.cs_free)
+        except (AttributeError, AssertionError, ImportError):
+            _X86_DETAIL = False
+    return _X86_DETAIL or None
+
+
+def _x86_operands(md, code: bytes, address: int) -> list[_X86Operand] | None:
+    """The operands of the one x86 instruction `code` holds, read from the detail record
+    Capstone's C decoder fills (md has details on); None where that cannot be done (then the
+    binding's own CsInsn is used)."""
+    layout = _x86_detail_layout()
+    if layout is None or not md.detail:
+        return None
+    x86, x86_size, count_at, operands_at, op_size, value_at, size_at, access_at, bcast_at, zero_at = layout
+    insns = ctypes.POINTER(capstone._cs_insn)()
+    count = capstone._cs.cs_disasm(md.csh, code, len(code), address, 1, ctypes.byref(insns))
+    if count <= 0:
+        return None
+    try:
+        where = ctypes.cast(insns[0].detail, ctypes.c_void_p).value
+        if not where:
+            return None
+        raw = ctypes.string_at(where + x86, x86_size)
+    finally:
+        capstone._cs.cs_free(insns, count)
+    out = []
+    for k in range(raw[count_at]):
+        at = operands_at + k * op_size
+        value = at + value_at
+        out.append(_X86Operand(
+            _UINT.unpack_from(raw, at)[0], _UINT.unpack_from(raw, value)[0], _INT64.unpack_from(raw, value)[0],
+            _X86Mem._make(_X86_MEM.unpack_from(raw, value)), raw[at + size_at], raw[at + access_at],
+            _UINT.unpack_from(raw, at + bcast_at)[0], raw[at + zero_at] != 0))
+    return out
+
+
+# the C types of those fields, in the machine's own byte order (the record is in this process's memory)
+_UINT, _INT64, _X86_MEM = struct.Struct("=I"), struct.Struct("=q"), struct.Struct("=IIIiq")
 
 
 def _text(field: bytes) -> str:
@@ -479,8 +588,9 @@ def _amd64_stack_check_form(head) -> StackCheck:
                 kk = lea.operands[1].mem.disp
                 keep = f"{{guard}} != {STACK_PREEMPT:#x} && {{sp}} + {kk} - {{guard}} > {c}"
                 return StackCheck(kind, "huge-preempt", keep, 16, first.address, tail)
-    if tls or any(_mem_base(op, i) == "r14" for i in head for op in i.operands if op.type == x86_const.X86_OP_MEM
-                  and op.mem.disp == 16):
+    # (a memory operand based on r14 is printed with it: only those instructions' operands are read)
+    if tls or any(_mem_base(op, i) == "r14" for i in head if "r14" in i.op_str for op in i.operands
+                  if op.type == x86_const.X86_OP_MEM and op.mem.disp == 16):
         return StackCheck(kind, "unknown", None, 16, first.address, tail)
     return StackCheck("none")  # branches of the body, not a stack check
 
