@@ -2,8 +2,10 @@
 arm64, optimised (location lists: DWARF 4 .debug_loc, DWARF 5 .debug_loclists with
 DW_LLE_base_addressx) and not (expression locations):
 
-* machine code swept without operand details, details only for the prologue and the morestack
-  tail, against every instruction decoded with details;
+* machine code swept without operand details (amd64: instruction boundaries by iced-x86,
+  Capstone's sweep where iced-x86 cannot stand for it), details only for the prologue and the
+  morestack tail (x86 operands read from Capstone's detail record), against every instruction
+  decoded with details through Capstone's binding;
 * entry locations decoded from the raw sections (locscan) against pyelftools.
 
 The whole evidence must be the same: the `abi --json` record, the machine-code report (stack
