@@ -275,7 +275,7 @@ def abi(
         one = None
         if pattern is not None:
             try:
-                one = prog.function(pattern)
+                one = prog.function(pattern, explain=False)
             except DwarfgoError:
                 pass  # a pattern, or no such function (said below, when nothing matches)
         if one is not None:

@@ -243,10 +243,17 @@ class DieScanner:
         tag is in `tags`, in order."""
         return self._scan(cu_offset, die_offset, tags, nested)
 
-    def _scan(self, cu_offset: int, die_offset: int | None, tags, nested: bool) -> list[ScannedDIE]:
+    def children_values(self, cu_offset: int, die_offset: int, tags: frozenset[int] | set[int],
+                        wanted: frozenset[int], nested: bool = False) -> list[tuple[int, int, dict[int, object]]]:
+        """(offset, tag, values) of the children `children` finds, each with the `wanted`
+        attributes `attributes` would give, decoded in the same walk (not found, then read again)."""
+        return self._scan(cu_offset, die_offset, tags, nested, wanted)
+
+    def _scan(self, cu_offset: int, die_offset: int | None, tags, nested: bool,
+              wanted: frozenset[int] | None = None) -> list:
         try:
             unit = self._unit(cu_offset)
-            return self._walk(unit, unit.first if die_offset is None else die_offset, tags, nested)
+            return self._walk(unit, unit.first if die_offset is None else die_offset, tags, nested, wanted)
         except (IndexError, ValueError, KeyError) as e:
             raise ScanUnsupported(f"unit at {cu_offset:#x} does not parse: {type(e).__name__}") from None
 
@@ -262,7 +269,8 @@ class DieScanner:
             unit = self._units[cu_offset] = _Unit(cu_offset, first, end, address_size, table, addr_base)
         return unit
 
-    def _walk(self, unit: "_Unit", start: int, tags, nested: bool) -> list[ScannedDIE]:
+    def _walk(self, unit: "_Unit", start: int, tags, nested: bool, wanted: frozenset[int] | None = None) -> list:
+        """The DIEs found: ScannedDIE, or with `wanted` (offset, tag, values)."""
         data, table, end = self.info, unit.table, unit.end
         if not unit.first <= start < end:
             raise ScanUnsupported(f"DIE offset {start:#x} is not in the unit at {unit.offset:#x}")
@@ -283,9 +291,15 @@ class DieScanner:
                 continue
             abbrev = table[code]
             if (depth == 1 or nested and depth) and abbrev.tag in tags:
-                found = self._decode(abbrev, pos, unit)
-                pos = found.end
-                out.append(ScannedDIE(offset, abbrev.tag, found.name, found.low_pc, found.origin))
+                if wanted is None:
+                    found = self._decode(abbrev, pos, unit)
+                    pos = found.end
+                    out.append(ScannedDIE(offset, abbrev.tag, found.name, found.low_pc, found.origin))
+                else:
+                    values, pos = self._values(abbrev, pos, unit, wanted)
+                    if pos > end:
+                        raise ScanUnsupported(f"the DIE at {offset:#x} runs past its unit")
+                    out.append((offset, abbrev.tag, values))
             else:
                 for op in abbrev.skip:
                     if op > 0:
@@ -390,17 +404,24 @@ class DieScanner:
             if code == 0:
                 raise ScanUnsupported(f"no DIE at {die_offset:#x} (a null entry)")
             abbrev = unit.table[code]
-            values: dict[int, object] = {}
-            for attr, form, size in abbrev.attributes:
-                start = pos
-                pos = pos + size if size >= 0 else self._apply(size, pos)
-                if wanted is None or attr in wanted:
-                    values[attr] = self._value(form, start, pos, unit)
+            values, pos = self._values(abbrev, pos, unit, wanted)
             if pos > unit.end:
                 raise ScanUnsupported(f"the DIE at {die_offset:#x} runs past its unit")
             return abbrev.tag, values
         except (IndexError, ValueError, KeyError) as e:
             raise ScanUnsupported(f"DIE at {die_offset:#x} does not parse: {type(e).__name__}") from None
+
+    def _values(self, abbrev: _Abbrev, pos: int, unit: "_Unit",
+                wanted: frozenset[int] | None) -> tuple[dict[int, object], int]:
+        """The attributes (all, or the `wanted` ones) of the DIE whose attributes start at `pos`,
+        and where it ends."""
+        values: dict[int, object] = {}
+        for attr, form, size in abbrev.attributes:
+            start = pos
+            pos = pos + size if size >= 0 else self._apply(size, pos)
+            if wanted is None or attr in wanted:
+                values[attr] = self._value(form, start, pos, unit)
+        return values, pos
 
     def top_offset(self, cu_offset: int) -> int:
         """The offset of the unit's top DIE."""

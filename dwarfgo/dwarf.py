@@ -313,14 +313,14 @@ class DwarfIndex:
         cu_offset = cu_offset_of(die)
         try:
             out = []
-            for d in self._scanner.children(cu_offset, die.offset, {DW_TAG_formal_parameter}):
-                _, values = self._scanner.attributes(d.offset, cu_offset, _PARAMETER_ATTRIBUTES)
+            for offset, _, values in self._scanner.children_values(cu_offset, die.offset, {DW_TAG_formal_parameter},
+                                                                   _PARAMETER_ATTRIBUTES):
                 name, type_offset = values.get(DW_AT_name, ""), values.get(DW_AT_type)
                 origin, var = values.get(DW_AT_abstract_origin), values.get(DW_AT_variable_parameter, False)
                 if not (isinstance(name, str) and all(isinstance(v, int) for v in (type_offset or 0, origin or 0, var))):
-                    raise ScanUnsupported(f"an attribute of the DIE at {d.offset:#x} in a form not decoded")
-                out.append(ParamDIE(d.offset, name, type_offset, origin, bool(var),
-                                    LazyDIE(self.dwarf, cu_offset, d.offset)))
+                    raise ScanUnsupported(f"an attribute of the DIE at {offset:#x} in a form not decoded")
+                out.append(ParamDIE(offset, name, type_offset, origin, bool(var),
+                                    LazyDIE(self.dwarf, cu_offset, offset)))
             return out
         except ScanUnsupported:
             return [self._param_parsed(c) for c in self._child_dies_parsed(die, "DW_TAG_formal_parameter", False)]
@@ -342,10 +342,10 @@ class DwarfIndex:
         cu_offset = cu_offset_of(die)
         try:
             names = []
-            for d in self._scanner.children(cu_offset, die.offset, {DW_TAG_inlined_subroutine}, True):
-                _, values = self._scanner.attributes(d.offset, cu_offset, _ORIGIN_ATTRIBUTES)
+            for offset, _, values in self._scanner.children_values(cu_offset, die.offset, {DW_TAG_inlined_subroutine},
+                                                                   _ORIGIN_ATTRIBUTES, True):
                 if DW_AT_abstract_origin in values:
-                    name = self._raw_origin(d.offset)[1].get(DW_AT_name)
+                    name = self._raw_origin(offset, values)[1].get(DW_AT_name)
                     if name is not None:
                         names.append(name)
             return names
@@ -360,9 +360,11 @@ class DwarfIndex:
                     names.append(attr.value.decode("utf-8", "replace"))
         return names
 
-    def _raw_origin(self, offset: int) -> tuple[int, dict]:
-        """(offset, attributes) of the declaration, as origin() follows abstract origins."""
-        tag, values = self._scanner.attributes(offset, None, _ORIGIN_ATTRIBUTES)
+    def _raw_origin(self, offset: int, values: dict | None = None) -> tuple[int, dict]:
+        """(offset, attributes) of the declaration, as origin() follows abstract origins
+        (`values`: the _ORIGIN_ATTRIBUTES of the DIE at `offset`, when already read)."""
+        if values is None:
+            _, values = self._scanner.attributes(offset, None, _ORIGIN_ATTRIBUTES)
         for _ in range(4):
             target = values.get(DW_AT_abstract_origin)
             if target is None:

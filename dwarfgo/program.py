@@ -98,10 +98,11 @@ class GoProgram:
     def functions(self) -> FunctionTable:
         return FunctionTable(self.binary, self.index, type_by_name=self._type_or_none)
 
-    def lookup(self, query: str):
+    def lookup(self, query: str, explain: bool = True):
         """The function symbol `query` names (names.lookup); functions that share a name are
-        listed with what tells them apart."""
-        return lookup(self.binary.function_symbols, query, detail=self._instance_detail)
+        listed with what tells them apart (`explain=False`: errors without suggestions or
+        the listing)."""
+        return lookup(self.binary.function_symbols, query, explain, detail=self._instance_detail)
 
     def _instance_detail(self, sym) -> str | None:
         """What tells a function apart from others of its name (a stripped Go 1.18-1.19 binary's
@@ -125,8 +126,10 @@ class GoProgram:
             return f"{kind}no traceback record of its arguments"
         return f"{kind}argument words {describe_words(values)}"
 
-    def function(self, query: str) -> Function:
-        sym = self.lookup(query)
+    def function(self, query: str, explain: bool = True) -> Function:
+        """The function `query` names. `explain=False`: a query that names none raises without
+        the suggestions (a caller that tries a pattern as a name first has no use for them)."""
+        sym = self.lookup(query, explain)
         self.binary.require_dwarf(sym.name)
         if self.twin is not None:
             self.twin.verify(sym)

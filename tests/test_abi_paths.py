@@ -2,8 +2,10 @@
 arm64, optimised (location lists: DWARF 4 .debug_loc, DWARF 5 .debug_loclists with
 DW_LLE_base_addressx) and not (expression locations):
 
-* machine code swept without operand details, details only for the prologue and the morestack
-  tail, against every instruction decoded with details;
+* machine code swept without operand details (amd64: instruction boundaries by iced-x86,
+  Capstone's sweep where iced-x86 cannot stand for it), details only for the prologue and the
+  morestack tail (x86 operands read from Capstone's detail record), against every instruction
+  decoded with details through Capstone's binding;
 * entry locations decoded from the raw sections (locscan) against pyelftools.
 
 The whole evidence must be the same: the `abi --json` record, the machine-code report (stack
@@ -12,12 +14,14 @@ DWARF location check. scripts/compare-abi-paths does the same over a whole real 
 
 from __future__ import annotations
 
+import capstone
 import pytest
 
 from conftest import FIXTURES, require_file
+from dwarfgo.binary import GoBinary
 from dwarfgo.program import GoProgram, usable
 from dwarfgo.report import evidence_record
-from dwarfgo.verify import dwarfloc
+from dwarfgo.verify import dwarfloc, machine
 from dwarfgo.verify.evidence import gather
 
 BUILDS = [("1.15", "amd64", "default"), ("1.15", "arm64", "default"), ("1.21", "arm64", "default"),
@@ -34,10 +38,18 @@ def test_light_abi_evidence_is_the_reference_evidence(go, arch, variant, monkeyp
     require_file(path, "fixture binary")
     fallbacks = []
     reference_location = dwarfloc.entry_location
+    capstone_swept = []  # bodies the light path swept with Capstone (amd64: iced-x86 sweeps them all)
+    capstone_light_body = machine._light_body
 
     def counted(*args):
         fallbacks.append(args[1].offset)
         return reference_location(*args)
+
+    def counted_body(binary, address, *args):
+        capstone_swept.append(address)
+        return capstone_light_body(binary, address, *args)
+
+    monkeypatch.setattr(machine, "_light_body", counted_body)
 
     with GoProgram(path, cache=False) as prog:
         symbols = prog.binary.function_symbols
@@ -54,9 +66,9 @@ def test_light_abi_evidence_is_the_reference_evidence(go, arch, variant, monkeyp
             reference = _facts(gather(prog, fn, reference=True))
             assert light == reference, sym.name
             compared += 1
-            machine = light[1]
-            spilled += bool(machine and machine.spills)
-            rets += len(machine.ret_sites) if machine else 0
+            report = light[1]
+            spilled += bool(report and report.spills)
+            rets += len(report.ret_sites) if report else 0
             located += sum(1 for c in light[2] if c.dwarf is not None)
     # the comparison covered what the light paths decode: morestack tails with spills (register
     # ABI builds), RET sites, and DWARF locations, every one read raw (no pyelftools fallback)
@@ -66,3 +78,127 @@ def test_light_abi_evidence_is_the_reference_evidence(go, arch, variant, monkeyp
     if go != "1.15":
         assert spilled > 50
     assert fallbacks == []
+    assert capstone_swept == [] if arch == "amd64" else len(capstone_swept) == compared
+
+
+# --- iced-x86's amd64 sweep against Capstone's ----------------------------------------------
+
+AMD64_BUILDS = [("1.15", "default"), ("1.22", "noopt"), ("1.27", "default")]
+
+
+def _capstone_sweep(code: bytes, address: int) -> tuple[list[int], list[int]]:
+    """Every instruction start of Capstone's linear sweep, and the starts of those it names "ret"."""
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    insns = list(md.disasm_lite(code, address))
+    return [a for a, _, _, _ in insns], [a for a, _, m, _ in insns if m == "ret"]
+
+
+@pytest.mark.parametrize("go,variant", AMD64_BUILDS, ids=["-".join(b) for b in AMD64_BUILDS])
+def test_iced_sweep_is_capstones_sweep(go, variant):
+    """Every function body of the fixture (runtime assembly included): iced-x86 finds Capstone's
+    instruction starts and RET sites, and stands for Capstone on all of them."""
+    path = FIXTURES / f"go{go}" / "amd64" / variant / "shapes"
+    require_file(path, "fixture binary")
+    with GoBinary(path) as binary:
+        bodies = [(s.address, binary.read_memory(s.address, s.size)) for s in binary.function_symbols if s.size]
+    instructions = rets = 0
+    for address, code in bodies:
+        expected = _capstone_sweep(code, address)
+        assert machine.iced_sweep(code, address) == expected, hex(address)
+        instructions += len(expected[0])
+        rets += len(expected[1])
+    assert len(bodies) > 1000 and instructions > 50 * len(bodies) and rets > len(bodies) // 2
+
+
+class _Code:
+    """A stand-in binary holding one amd64 body at ENTRY."""
+
+    arch = "amd64"
+
+    def __init__(self, code: bytes):
+        self.code = code
+
+    def read_memory(self, address: int, size: int) -> bytes:
+        assert address == ENTRY and size == len(self.code)
+        return self.code
+
+    def symbol_at(self, address: int):
+        return None
+
+
+ENTRY = 0x401000
+
+
+def _go_like_body(middle: bytes) -> bytes:
+    """cmp rsp, [r14+16]; jbe tail; sub rsp, 24; MIDDLE; add rsp, 24; ret;
+    tail: mov [rsp+8], rax; mov [rsp+16], rbx; call .+5; jmp entry"""
+    head = bytes.fromhex("493b6610") + b"\x76\x00" + bytes.fromhex("4883ec18")
+    body = head + middle + bytes.fromhex("4883c418") + b"\xc3"
+    tail = bytes.fromhex("4889442408") + bytes.fromhex("48895c2410") + bytes.fromhex("e800000000")
+    back = -(len(body) + len(tail) + 2)
+    body = body[:5] + bytes([len(body) - 6]) + body[6:]
+    return body + tail + b"\xeb" + back.to_bytes(1, "little", signed=True)
+
+
+# (instruction bytes in the middle, whether iced-x86's sweep stands for Capstone's there)
+MIDDLES = {
+    "plain": (bytes.fromhex("4889c3"), True),  # mov rbx, rax
+    "repz-ret": (bytes.fromhex("f3c3"), True),  # a return, but not named "ret" by Capstone
+    "bnd-ret": (bytes.fromhex("f2c3"), True),
+    "ret-imm": (bytes.fromhex("c20800"), True),
+    "invalid": (b"\x06", False),  # push es: not an amd64 instruction, Capstone's sweep stops there
+    "serialize": (bytes.fromhex("0f01e8"), False),  # iced-x86 decodes it, Capstone 5 does not
+    "tilerelease": (bytes.fromhex("c4e27849c0"), False),
+}
+
+
+@pytest.mark.parametrize("name", MIDDLES)
+def test_light_analysis_is_capstones_where_the_decoders_differ(name):
+    """Where iced-x86 and Capstone part (bytes neither decodes, instructions only iced-x86 knows,
+    returns Capstone names otherwise), the light analysis is still the reference one (Capstone's
+    sweep stops early there: the tail is then not an instruction start)."""
+    middle, iced_stands = MIDDLES[name]
+    code = _go_like_body(middle)
+    expected = _capstone_sweep(code, ENTRY)
+    assert (machine.iced_sweep(code, ENTRY) == expected) if iced_stands else machine.iced_sweep(code, ENTRY) is None
+    binary = _Code(code)
+    light = machine.analyze(binary, ENTRY, len(code))
+    assert light == machine.analyze_fully(binary, ENTRY, len(code))
+    assert light.instruction_starts == expected[0] and light.ret_sites == expected[1]
+    if iced_stands:  # the whole body decodes: the tail's spills are read
+        assert light.stack_check.shape == "small"
+        assert [(s.register, s.sp_offset, s.width) for s in light.spills] == [("AX", 8, 8), ("BX", 16, 8)]
+        assert light.morestack_call is not None and light.morestack_call.return_address == ENTRY + len(code) - 2
+    else:
+        assert light.problems and "not an instruction start" in light.problems[0]
+
+
+def _binding_operands(insn) -> list[tuple]:
+    return [(o.type, o.reg, o.imm, (o.mem.segment, o.mem.base, o.mem.index, o.mem.scale, o.mem.disp), o.size,
+             o.access, o.avx_bcast, o.avx_zero_opmask) for o in insn.operands]
+
+
+@pytest.mark.parametrize("go", ["1.15", "1.27"])
+def test_x86_operands_read_raw_are_the_bindings(go):
+    """The light path reads an x86 instruction's operands from Capstone's detail record itself:
+    field for field what Capstone's Python binding gives, on the first instructions of every
+    fourth function (prologues: stack checks, frames) and every instruction of the synthetic
+    tails (spills of every width)."""
+    path = FIXTURES / f"go{go}" / "amd64" / "default" / "shapes"
+    require_file(path, "fixture binary")
+    md = machine._decoder("amd64", True)
+    with GoBinary(path) as binary:
+        codes = [(s.address, binary.read_memory(s.address, s.size)) for s in binary.function_symbols[::4] if s.size]
+    codes += [(ENTRY, _go_like_body(bytes.fromhex(h))) for h in
+              ("f20f114c2410", "0f11442410", "66894c2410", "884c2410", "4c897c2410")]  # movsd, movups, 2/1 bytes, r15
+    compared = memory = 0
+    for address, code in codes:
+        for insn in list(md.disasm(code, address, 24)):
+            offset = insn.address - address
+            mine = machine._x86_operands(md, code[offset:offset + insn.size], insn.address)
+            expected = _binding_operands(insn)
+            assert mine is not None and [(o.type, o.reg, o.imm, tuple(o.mem), o.size, o.access, o.avx_bcast,
+                                          o.avx_zero_opmask) for o in mine] == expected, hex(insn.address)
+            compared += 1
+            memory += sum(o[0] == capstone.x86_const.X86_OP_MEM for o in expected)
+    assert compared > 5000 and memory > 1000

@@ -1,4 +1,5 @@
-"""Cross-check 2: the machine code (Capstone).
+"""Cross-check 2: the machine code (Capstone; iced-x86 finds the instruction boundaries of
+amd64 bodies).
 
 * Prologue: how the function checks its stack bound: through g in R14 (amd64) / R28
   (arm64) with the register ABI, through thread-local storage under ABI0 on amd64,
@@ -12,14 +13,17 @@
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import re
 import struct
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-# capstone is imported by disassemble(), the one way in to instructions, on first use: commands
-# that never read machine code (`funcs`, `structs`) do not pay for its import
+# capstone (and iced-x86, which sweeps amd64 bodies) are imported on first use: commands that
+# never read machine code (`funcs`, `structs`) do not pay for their import
 capstone = x86_const = arm64_const = None
+iced_x86 = None
 
 from ..abi.assign import FunctionLayout, RegisterPiece
 from ..binary import GoBinary
@@ -161,19 +165,126 @@ class _SweptInsn:
     """One instruction of the detail-less sweep: its address, size, mnemonic and operand text,
     as Capstone printed them; its operands (and anything else of a detailed instruction) are
     decoded from its own bytes when first asked for. x86 and arm64 decode each instruction from
-    its start alone, so that is the instruction a detailed sweep would give."""
+    its start alone, so that is the instruction a detailed sweep would give. An x86
+    instruction's operands are read from Capstone's detail record directly (`_x86_operands`:
+    the binding copies the whole record into Python objects, several times the cost)."""
 
-    __slots__ = ("address", "size", "mnemonic", "op_str", "_code", "_offset", "_decoder", "_detailed")
+    __slots__ = ("address", "size", "mnemonic", "op_str", "_code", "_offset", "_decoder", "_detailed", "_operands")
 
-    def __init__(self, swept: tuple[int, int, bytes, bytes], code: bytes, offset: int, decoder):
-        self.address, self.size = swept[0], swept[1]
-        self.mnemonic, self.op_str = _text(swept[2]), _text(swept[3])
+    def __init__(self, address: int, size: int, mnemonic: str, op_str: str, code: bytes, offset: int, decoder):
+        self.address, self.size, self.mnemonic, self.op_str = address, size, mnemonic, op_str
         self._code, self._offset, self._decoder, self._detailed = code, offset, decoder, None
+        self._operands = None
 
-    def __getattr__(self, name):  # operands, reg_name, _cs ...: the detailed instruction's
+    @property
+    def operands(self) -> list:
+        if self._operands is None:
+            ops = None
+            if self._decoder.arch == capstone.CS_ARCH_X86:
+                ops = _x86_operands(self._decoder, self._code[self._offset:self._offset + self.size], self.address)
+            self._operands = ops if ops is not None else self.__getattr__("operands")
+        return self._operands
+
+    def reg_name(self, reg_id: int) -> str | None:
+        return _reg_name(self._decoder, reg_id)
+
+    def __getattr__(self, name):  # _cs ...: the detailed instruction's
         if self._detailed is None:
             self._detailed = next(self._decoder.disasm(self._code[self._offset:self._offset + self.size], self.address, 1))
         return getattr(self._detailed, name)
+
+
+_REG_NAMES: dict[tuple[int, int], str | None] = {}  # (Capstone arch, register id) -> name
+
+
+def _reg_name(md, reg_id: int) -> str | None:
+    """Capstone's name of a register (what CsInsn.reg_name gives: the same C call)."""
+    key = (md.arch, reg_id)
+    name = _REG_NAMES.get(key, _REG_NAMES)
+    if name is _REG_NAMES:
+        name = _REG_NAMES[key] = md.reg_name(reg_id)
+    return name
+
+
+class _X86Mem(NamedTuple):
+    """Capstone's x86 memory operand (X86OpMem), field for field."""
+    segment: int
+    base: int
+    index: int
+    scale: int
+    disp: int
+
+
+class _X86Operand(NamedTuple):
+    """Capstone's x86 operand (X86Op) as its binding reads it: `reg`, `imm` and `mem` are
+    the one value field read three ways, as the binding's properties do."""
+    type: int
+    reg: int
+    imm: int
+    mem: _X86Mem
+    size: int
+    access: int
+    avx_bcast: int
+    avx_zero_opmask: bool
+
+
+_X86_DETAIL = None  # offsets in Capstone's detail record (from its binding's ctypes types), or False
+
+
+def _x86_detail_layout():
+    global _X86_DETAIL
+    if _X86_DETAIL is None:
+        try:
+            from capstone import x86 as cx
+            detail, op, mem, value = capstone._cs_detail, cx.X86Op, cx.X86OpMem, cx.X86OpValue
+            assert [n for n, _ in op._fields_] == ["type", "value", "size", "access", "avx_bcast", "avx_zero_opmask"]
+            assert [n for n, _ in mem._fields_] == ["segment", "base", "index", "scale", "disp"]
+            assert [n for n, _ in value._fields_] == ["reg", "imm", "mem"]
+            x86 = detail.arch.offset + capstone._cs_arch.x86.offset
+            assert op.type.offset == 0 and [getattr(mem, n).offset for n, _ in mem._fields_] == [0, 4, 8, 12, 16]
+            assert ctypes.sizeof(mem) == _X86_MEM.size and value.reg.offset == value.imm.offset == value.mem.offset == 0
+            assert ctypes.sizeof(ctypes.c_uint) == 4
+            _X86_DETAIL = (x86, ctypes.sizeof(cx.CsX86), cx.CsX86.op_count.offset, cx.CsX86.operands.offset,
+                           ctypes.sizeof(op), op.value.offset, op.size.offset, op.access.offset, op.avx_bcast.offset,
+                           op.avx_zero_opmask.offset)
+            assert callable(capstone._cs.cs_disasm) and callable(capstone._cs.cs_free)
+        except (AttributeError, AssertionError, ImportError):
+            _X86_DETAIL = False
+    return _X86_DETAIL or None
+
+
+def _x86_operands(md, code: bytes, address: int) -> list[_X86Operand] | None:
+    """The operands of the one x86 instruction `code` holds, read from the detail record
+    Capstone's C decoder fills (md has details on); None where that cannot be done (then the
+    binding's own CsInsn is used)."""
+    layout = _x86_detail_layout()
+    if layout is None or not md.detail:
+        return None
+    x86, x86_size, count_at, operands_at, op_size, value_at, size_at, access_at, bcast_at, zero_at = layout
+    insns = ctypes.POINTER(capstone._cs_insn)()
+    count = capstone._cs.cs_disasm(md.csh, code, len(code), address, 1, ctypes.byref(insns))
+    if count <= 0:
+        return None
+    try:
+        where = ctypes.cast(insns[0].detail, ctypes.c_void_p).value
+        if not where:
+            return None
+        raw = ctypes.string_at(where + x86, x86_size)
+    finally:
+        capstone._cs.cs_free(insns, count)
+    out = []
+    for k in range(raw[count_at]):
+        at = operands_at + k * op_size
+        value = at + value_at
+        out.append(_X86Operand(
+            _UINT.unpack_from(raw, at)[0], _UINT.unpack_from(raw, value)[0], _INT64.unpack_from(raw, value)[0],
+            _X86Mem._make(_X86_MEM.unpack_from(raw, value)), raw[at + size_at], raw[at + access_at],
+            _UINT.unpack_from(raw, at + bcast_at)[0], raw[at + zero_at] != 0))
+    return out
+
+
+# the C types of those fields, in the machine's own byte order (the record is in this process's memory)
+_UINT, _INT64, _X86_MEM = struct.Struct("=I"), struct.Struct("=q"), struct.Struct("=IIIiq")
 
 
 def _text(field: bytes) -> str:
@@ -225,12 +336,13 @@ def _sweep(md, code: bytes, address: int) -> list[tuple[int, int, bytes, bytes]]
     return list(record.iter_unpack(data))
 
 
-def _light_body(binary: GoBinary, address: int, size: int) -> _Body:
+def _light_body(binary: GoBinary, address: int, size: int, code: bytes | None = None) -> _Body:
     """The body with operand details decoded only where the checks read them: the whole code is
     swept without details (addresses, sizes, mnemonics, operand text: a fraction of the cost);
     an instruction the prologue or morestack-tail checks read the operands of is decoded again,
     alone, with details."""
-    code = binary.read_memory(address, size)
+    if code is None:
+        code = binary.read_memory(address, size)
     swept = _sweep(_decoder(binary.arch, False), code, address)
     starts = [insn[0] for insn in swept]
     rets = [insn[0] for insn in swept if insn[2][:4] == b"ret\0"]
@@ -239,16 +351,119 @@ def _light_body(binary: GoBinary, address: int, size: int) -> _Body:
 
     def insns(first: int, last: int):
         for k in range(first, last):
-            yield _SweptInsn(swept[k], code, swept[k][0] - address, detailed)
+            at, size, mnemonic, op_str = swept[k]
+            yield _SweptInsn(at, size, _text(mnemonic), _text(op_str), code, at - address, detailed)
 
     return _Body(starts, rets, list(insns(0, min(HEAD, len(swept)))),
                  lambda at: insns(index[at], len(swept)))
 
 
+class _DecodersDisagree(Exception):
+    """Capstone does not decode an instruction of iced-x86's sweep as iced-x86 did."""
+
+
+_ICED_AGREES: dict[int, bool] = {}  # iced-x86 Code -> Capstone decodes such an instruction at its length
+_ICED_RET_NAMED: dict[bytes, bool] = {}  # a return instruction's bytes -> Capstone's mnemonic is "ret"
+_ICED_RETURNS: frozenset[int] = frozenset()  # the iced-x86 Codes of near returns
+
+
+def _import_iced() -> None:
+    global iced_x86, _ICED_RETURNS
+    if iced_x86 is None:
+        import iced_x86 as ix
+        code = ix.Code
+        _ICED_RETURNS = frozenset((code.RETNW, code.RETNW_IMM16, code.RETND, code.RETND_IMM16,
+                                   code.RETNQ, code.RETNQ_IMM16))
+        iced_x86 = ix
+
+
+def iced_sweep(code: bytes, address: int) -> tuple[list[int], list[int]] | None:
+    """The start of every instruction of the amd64 linear sweep of `code`, and of its RET
+    instructions, as Capstone's sweep finds them (`_sweep`, mnemonic "ret"), decoded by
+    iced-x86: it finds boundaries without printing any text, a fraction of Capstone's cost.
+
+    None when iced-x86's sweep cannot stand for Capstone's: bytes iced-x86 does not decode
+    (Capstone's sweep stops at them), or an instruction Capstone does not decode at the length
+    iced-x86 does (checked once per iced-x86 instruction code and process: Capstone's tables
+    lack some newer instructions). A return's bytes are named by Capstone once per process
+    (`repz ret` and `bnd ret` are not "ret" to it)."""
+    _import_iced()
+    agrees, returns = _ICED_AGREES, _ICED_RETURNS
+    starts: list[int] = []
+    rets: list[int] = []
+    for insn in iced_x86.Decoder(64, code, ip=address):
+        kind = insn.code
+        known = agrees.get(kind)
+        if known is None:
+            known = agrees[kind] = _capstone_agrees(insn, code, address)
+        if not known:
+            return None
+        start = insn.ip
+        starts.append(start)
+        if kind in returns and _capstone_names_ret(code[start - address:start - address + insn.len]):
+            rets.append(start)
+    return starts, rets
+
+
+def _capstone_agrees(insn, code: bytes, address: int) -> bool:
+    if insn.code == iced_x86.Code.INVALID:
+        return False
+    offset = insn.ip - address
+    decoded = list(_decoder("amd64", False).disasm_lite(code[offset:offset + insn.len], insn.ip, 1))
+    return len(decoded) == 1 and decoded[0][1] == insn.len
+
+
+def _capstone_names_ret(encoding: bytes) -> bool:
+    named = _ICED_RET_NAMED.get(encoding)
+    if named is None:
+        decoded = list(_decoder("amd64", False).disasm_lite(encoding, 0, 1))
+        named = _ICED_RET_NAMED[encoding] = len(decoded) == 1 and decoded[0][2] == "ret"
+    return named
+
+
+def _iced_body(code: bytes, address: int) -> _Body | None:
+    """The light body of amd64 code from iced-x86's sweep (None where it cannot stand for
+    Capstone's): Capstone decodes without details only the first HEAD instructions and, when
+    the checks ask, the instructions from the morestack tail on, one by one; an instruction
+    whose operands the checks read is decoded again with details, as in `_light_body`."""
+    swept = iced_sweep(code, address)
+    if swept is None:
+        return None
+    starts, rets = swept
+    lite, detailed = _decoder("amd64", False), _decoder("amd64", True)
+    end = address + len(code)
+    head_end = (starts[HEAD] if len(starts) > HEAD else end) - address
+    head = [_SweptInsn(at, size, mnemonic, op_str, code, at - address, detailed)
+            for at, size, mnemonic, op_str in lite.disasm_lite(code[:head_end], address, HEAD)]
+    if [insn.address for insn in head] != starts[:HEAD]:
+        raise _DecodersDisagree(f"the head of {address:#x}")
+
+    def from_address(at: int):
+        k = bisect.bisect_left(starts, at)
+        if k == len(starts) or starts[k] != at:
+            raise KeyError(at)  # as the other bodies: only an instruction start has instructions from it
+        for k in range(k, len(starts)):
+            offset, size = starts[k] - address, (starts[k + 1] if k + 1 < len(starts) else end) - starts[k]
+            one = list(lite.disasm_lite(code[offset:offset + size], starts[k], 1))
+            if len(one) != 1 or one[0][1] != size:
+                raise _DecodersDisagree(f"the instruction at {starts[k]:#x}")
+            yield _SweptInsn(*one[0], code, offset, detailed)
+
+    return _Body(starts, rets, head, from_address)
+
+
 def analyze(binary: GoBinary, address: int, size: int) -> MachineReport:
     if binary.arch not in ("amd64", "arm64"):
         raise NotImplementedError(f"machine-code check for {binary.arch}")
-    return _analyze(binary, _light_body(binary, address, size), address)
+    code = binary.read_memory(address, size)
+    if binary.arch == "amd64":
+        try:
+            body = _iced_body(code, address)
+            if body is not None:
+                return _analyze(binary, body, address)
+        except _DecodersDisagree:
+            pass  # Capstone sweeps it (the reference's decoder)
+    return _analyze(binary, _light_body(binary, address, size, code), address)
 
 
 def analyze_fully(binary: GoBinary, address: int, size: int) -> MachineReport:
@@ -373,8 +588,9 @@ def _amd64_stack_check_form(head) -> StackCheck:
                 kk = lea.operands[1].mem.disp
                 keep = f"{{guard}} != {STACK_PREEMPT:#x} && {{sp}} + {kk} - {{guard}} > {c}"
                 return StackCheck(kind, "huge-preempt", keep, 16, first.address, tail)
-    if tls or any(_mem_base(op, i) == "r14" for i in head for op in i.operands if op.type == x86_const.X86_OP_MEM
-                  and op.mem.disp == 16):
+    # (a memory operand based on r14 is printed with it: only those instructions' operands are read)
+    if tls or any(_mem_base(op, i) == "r14" for i in head if "r14" in i.op_str for op in i.operands
+                  if op.type == x86_const.X86_OP_MEM and op.mem.disp == 16):
         return StackCheck(kind, "unknown", None, 16, first.address, tail)
     return StackCheck("none")  # branches of the body, not a stack check
 
