@@ -156,6 +156,39 @@ class IndexCache:
         _write_atomically(self.path, doc)
 
 
+STACK_SUFFIX = ".stack.json"  # a StackVerdicts file
+
+
+class StackVerdicts:
+    """Whether bpftrace before 0.23 refused a readable program for its 512-byte stack, kept by
+    the bpftrace binary (path, size, mtime), its flags and environment, and the program's text:
+    the same program is not compiled again to learn the same answer."""
+
+    def __init__(self, bpftrace: str, flags: list[str], env: dict[str, str], text: str):
+        h = hashlib.sha256()
+        try:
+            st = os.stat(bpftrace)
+            h.update(f"{os.path.realpath(bpftrace)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        except OSError:
+            h.update(f"{bpftrace}\0?\0".encode())
+        h.update(json.dumps([flags, sorted(env.items())]).encode())
+        h.update(text.encode("utf-8", "surrogateescape"))
+        self.path = cache_dir() / f"{h.hexdigest()[:40]}{STACK_SUFFIX}"
+
+    def get(self) -> bool | None:
+        """The verdict kept for this program (True: refused), or None."""
+        try:
+            with open(self.path, "rb") as fh:
+                doc = json.load(fh)
+        except (OSError, ValueError):
+            return None
+        over = doc.get("over") if isinstance(doc, dict) else None
+        return over if isinstance(over, bool) else None
+
+    def put(self, over: bool) -> None:
+        _write_atomically(self.path, {"over": over})
+
+
 def _write_atomically(path: Path, doc) -> None:
     """`doc` as JSON in a temporary file renamed over `path`; an unwritable directory is said once."""
     try:
@@ -295,7 +328,9 @@ def clear() -> int:
         removed += not f.name.startswith(".")
     for f in d.glob("*" + RESULTS_SUFFIX):  # the stored results go with their index
         f.unlink(missing_ok=True)
+    for f in d.glob("*" + STACK_SUFFIX):  # bpftrace's stack verdicts on readable programs
+        f.unlink(missing_ok=True)
     return removed
 
 
-__all__ = ["IndexCache", "ResultStore", "UnitRecord", "cache_dir", "summary", "clear", "FORMAT_VERSION"]
+__all__ = ["IndexCache", "ResultStore", "StackVerdicts", "UnitRecord", "cache_dir", "summary", "clear", "FORMAT_VERSION"]

@@ -245,3 +245,34 @@ def test_workers_use_the_parents_program_with_file_offsets_of_their_own(monkeypa
     assert os.getpid() not in pids and len(pids) >= 1
     assert all(mark == "parent" for _, mark, _ in got)
     assert [code for _, _, code in got] == want_code
+
+
+def test_stack_verdicts_are_kept_per_program_and_bpftrace(cache_home, tmp_path):
+    """bpftrace 0.17's --emit-elf stack check of a readable program (1.5 s on a cmd/compile
+    method) runs once per program text and bpftrace binary; `cache clear` removes the verdicts."""
+    from dwarfgo.emit.dialect import Dialect
+    from dwarfgo.emit.readable import ReadableProgram, _over_the_stack
+
+    calls = tmp_path / "calls"
+    fake = tmp_path / "bpftrace"
+    fake.write_text(f"#!/bin/sh\necho run >> {calls}\necho 'ERROR: stack limit exceeded' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    dialect = Dialect((0, 17, 0))
+    one, other = ReadableProgram("uprobe:/bin/true:0x1 { }", []), ReadableProgram("uprobe:/bin/true:0x2 { }", [])
+
+    def runs() -> int:
+        return len(calls.read_text().split()) if calls.exists() else 0
+
+    assert _over_the_stack(str(fake), dialect, one, cached=True) is True
+    assert _over_the_stack(str(fake), dialect, one, cached=True) is True
+    assert runs() == 1
+    assert _over_the_stack(str(fake), dialect, other, cached=True) is True
+    assert runs() == 2
+    assert _over_the_stack(str(fake), dialect, one) is True  # without the cache (--no-cache): compiled again
+    assert runs() == 3
+    fake.write_text(f"#!/bin/sh\necho run >> {calls}\nexit 0\n")  # another bpftrace (size, mtime): asked again
+    assert _over_the_stack(str(fake), dialect, one, cached=True) is False
+    assert runs() == 4
+    assert list(cache_home.glob("*" + indexcache.STACK_SUFFIX))
+    indexcache.clear()
+    assert not list(cache_home.glob("*" + indexcache.STACK_SUFFIX))
