@@ -7,6 +7,7 @@ program comes from the committed demo binary, so these run on any machine."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -253,3 +254,59 @@ def test_a_traced_commands_output_after_bpftrace_warnings_is_passed_on(demo):
     for line in lines:
         d.feed(line)
     assert other == ['{"calls": 200000, "cpu_ns": 3047982000}', "the command's next line", "and its last line"]
+
+
+@pytest.mark.parametrize("version", [(0, 17, 0), (0, 27, 1)])
+def test_a_failed_byte_copy_is_tied_to_its_column_when_a_printf_makes_several(version):
+    """Byte copies ride on the printf of other values, so one program line can make several
+    (`buf(a, n), ..., buf(b, m)`). bpftrace names a failed copy by line and column (seen on 0.17
+    with -kk and 0.27 with -k: `file:5:41-51: WARNING: ...` where the second `buf(` of the line
+    begins at column 41, a tab counting one): only that copy's value is unavailable, the
+    others on the same line keep their bytes."""
+    with GoProgram(DEMO) as prog:
+        fn = prog.function(PUT)
+        program = generate(prog, [fn], Dialect(version), ProbeOptions())
+    lines = program.text.splitlines()
+    number, line = next((n, l) for n, l in enumerate(lines, 1) if l.count("buf(") >= 2)
+    column = line.index("buf(", line.index("buf(") + 1) + 1  # the second copy of the line
+    indices = re.search(r'%ld (?:end %ld )?([\d,]+) ', line).group(1).split(",")
+    formats = re.search(r'%ld (?:end %ld )?[\d,]+ ([^"]*)\\n"', line).group(1).split(" ")
+    copies = [int(i) for i, f in zip(indices, formats) if f == "%rx"]
+    probe = program.probes[0]
+    by_copy = {v.node.data.index: v.name for v in probe.values if getattr(v.node, "data", None) is not None}
+    by_copy.update({f.data.index: f"{v.name}.{name}" for v in probe.values if hasattr(v.node, "target")
+                    for name, f in getattr(getattr(v.node, "target", None), "fields", [])
+                    if getattr(f, "data", None) is not None})
+    failed, kept = copies[1], copies[0]
+    assert failed in by_copy and kept in by_copy, (copies, by_copy)
+
+    def words(index: int) -> str:
+        r = next(r for r in probe.reads if r.index == index)
+        return "\\x61\\x62" if r.kind == "bytes" else ("c000002000" if r.kind == "hex" else "2")
+
+    out = [f"@dg 10 1 call {probe.probe_id} 1000 c000001000 7 {fn.address:x} 4242"]
+    printed = 1
+    for text in lines:
+        m = re.search(r'printf\("@dg %d %ld (end %ld )?([\d,]+) ', text)
+        if m is None or "call" in text or text.strip().startswith("//"):
+            continue
+        if lines.index(text) + 1 == number:
+            out += ([f"/tmp/x.bt:{number}:{column}-{column + 10}: WARNING: Failed to probe_read: Bad address (-14)"]
+                    if version < (0, 23, 0) else
+                    [f"/tmp/x.bt:{number}:{column}-{column + 10}: WARNING: Bad address",
+                     "Additional Info - helper: probe_read_user, retcode: -14"])
+        idx = m.group(2).split(",")
+        vals = " ".join(words(int(i)) for i in idx)
+        printed += 1
+        head = f"end {printed} " if m.group(1) else ""
+        out.append(f"@dg 10 1 {head}{','.join(idx)} {vals}")
+    d = Decoder(program.probes, read_lines=program.read_lines, read_spots=program.read_spots)
+    events = [e for l in out if (e := d.feed(l)) is not None]
+    assert len(events) == 1 and d.failed_reads == 1 and not d.untied_failures, (d.untied_failures, out)
+    values = events[0].values
+    path = by_copy[failed].split(".")
+    got = values[path[0]] if len(path) == 1 else values[path[0]][path[1]]
+    assert got == {"unavailable": got["unavailable"]} and "memory read failed" in got["unavailable"]
+    path = by_copy[kept].split(".")
+    kept_value = values[path[0]] if len(path) == 1 else values[path[0]][path[1]]
+    assert "unavailable" not in str(kept_value), values

@@ -94,12 +94,21 @@ PERF_RB_PAGES = default_buffer_pages()  # BPFTRACE_PERF_RB_PAGES for versions wi
 
 @dataclass(frozen=True)
 class _Print:
-    """A scalar read's value, printed later: with the event's other scalars, at its end."""
+    """A read's value, printed later: with the event's other values, at its end. A scalar waits
+    in its variable `$rK`; a byte copy (kind bytes) is made by the printf itself (`arg`), from
+    the variables in `needs` ((index, kind) of its address and length reads)."""
     index: int
     fmt: str
     kind: str
+    arg: str = ""
+    needs: tuple[tuple[int, str], ...] = ()
+
+    @property
+    def printed(self) -> str:
+        return self.arg or f"$r{self.index}"
 
 _FMT = {"int": "%ld", "uint": "%lu", "bool": "%lu", "hex": "%lx", "f32": "%lx", "f64": "%lx"}
+_COPY_OPERAND = re.compile(r"\$r(\d+)")
 
 
 @dataclass
@@ -133,6 +142,8 @@ class Program:
     buffer_pages: int | None = None  # the output buffer the program asks for (BPFTRACE_PERF_RB_PAGES too)
     identity: ProgramIdentity | None = None  # what its output says about it, for decode's check
     aggregates: list = field(default_factory=list)  # AggregatePlan of each map (aggregate.py)
+    # (program line, column) -> (probe id, read index) of each byte copy, made inside a printf
+    read_spots: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
 
 
 class ProgramWriter:
@@ -339,8 +350,8 @@ class ProgramWriter:
     def _event_start(g_expr: str | None) -> list[str]:
         """Every event: the next number of this thread's events, and the goroutine (g) pointer."""
         return [
-            "@dg_seq[tid] = @dg_seq[tid] + 1;",
-            "$seq = @dg_seq[tid];",
+            "$seq = @dg_seq[tid] + 1;",
+            "@dg_seq[tid] = $seq;",
             f"$g = {_u64(g_expr or '0')};",
         ]
 
@@ -353,36 +364,53 @@ class ProgramWriter:
         return attach + self._predicate(cond) + "\n{\n" + "\n".join("\t" + line for line in _indent(body)) + "\n}\n"
 
     # ------------------------------------------------------------- values
-    def _read(self, r: Read, seq: str) -> list[str]:
+    def _read(self, r: Read, seq: str) -> list:
         if r.kind == BYTES:
-            return [
-                f"if ({r.expr} != 0 && {r.length} > 0) {{",
-                self._line(seq, f"{r.index} %rx", [f"buf({r.expr}, {r.length})"]),
-                "$n = $n + 1;",
-                "}",
-            ]
-        # the print itself is batched with its neighbours by _batch_prints
+            # made by the printf that prints it, beside other values; the address and length are
+            # printed reads ($rK), zero when their block did not run (a length of 0 reads no
+            # memory). No `addr != 0 ?` guard around the clamp: bpftrace 0.23 crashes on that
+            # nested conditional in buf() (a nil address with a length fails to read: unavailable)
+            needs = tuple((int(k), "hex" if i == 0 else "int")
+                          for i, k in enumerate(_COPY_OPERAND.findall(f"{r.expr} {r.length}")))
+            return [_Print(r.index, "%rx", BYTES, f"buf({r.expr}, {r.length})", needs)]
+        # the print itself is batched with its neighbours by _pack
         return [f"$r{r.index} = {_as_printed(r)};", _Print(r.index, _FMT[r.kind], r.kind)]
 
     def _pack(self, body: list, seq: str) -> list[str]:
-        """Few output records per event: scalar values are printed `batch` to a printf, and the
-        event's last values ride on its `end` line.
+        """Few output records per event: values are printed `batch` slots to a printf (a scalar
+        takes one, a byte copy Dialect.copy_slots), and the event's last values ride on its `end`
+        line.
 
         A value read inside an `if` (behind a nil check, a length check) is printed in that block
-        once the block has `batch` of them; what is left when the block closes is printed by the
-        enclosing block, its variable set to a typed zero before the `if` so that it exists
-        there (the decoder looks at it only when the same condition holds). Values wait at most
-        one batch per block, which bounds the variables alive at once (the BPF stack is 512
-        bytes). Byte copies (`buf()`) keep their own printf where they are read."""
+        once the block has a full batch; what is left when the block closes is printed by the
+        enclosing block, its variables set to a typed zero before the `if` so that they exist
+        there (the decoder looks at it only when the same condition holds; a byte copy whose
+        address is zero copies nothing). Values wait at most one batch per block, which bounds
+        the variables alive at once (the BPF stack is 512 bytes)."""
         batch = self.dialect.printf_batch
+        copy_slots = self.dialect.copy_slots
         out: list[str] = []
         frames: list[tuple[int, list[_Print]]] = [(-1, [])]  # (index of the block's `if` line, waiting)
 
+        def slots(p: _Print) -> int:
+            return copy_slots if p.kind == BYTES else 1
+
+        def take(waiting: list[_Print]) -> list[_Print]:
+            """The longest prefix of `waiting` that fits one printf (at least one value)."""
+            used, n = 0, 0
+            for p in waiting:
+                if n and used + slots(p) > batch:
+                    break
+                used += slots(p)
+                n += 1
+            part, waiting[:] = waiting[:n], waiting[n:]
+            return part
+
         def flush(waiting: list[_Print], keep: int) -> None:
-            while len(waiting) > keep:
-                part, waiting[:] = waiting[:batch], waiting[batch:]
+            while sum(slots(p) for p in waiting) > keep:
+                part = take(waiting)
                 out.append(self._line(seq, f"{','.join(str(p.index) for p in part)} "
-                                           f"{' '.join(p.fmt for p in part)}", [f"$r{p.index}" for p in part]))
+                                           f"{' '.join(p.fmt for p in part)}", [p.printed for p in part]))
                 out.append("$n = $n + 1;")
 
         for item in body:
@@ -392,7 +420,13 @@ class ProgramWriter:
             elif item == "}":
                 at, left = frames.pop()
                 out.append(item)
-                out[at:at] = [f"$r{p.index} = {_ZERO[p.kind]};" for p in left]
+                declare = {}
+                for p in left:
+                    if p.kind == BYTES:
+                        declare.update({k: kind for k, kind in p.needs})
+                    else:
+                        declare[p.index] = p.kind
+                out[at:at] = [f"$r{k} = {_ZERO[kind]};" for k, kind in declare.items()]
                 frames[-1][1].extend(left)
                 flush(frames[-1][1], batch - 1)
             elif item.endswith("{"):
@@ -404,7 +438,7 @@ class ProgramWriter:
         flush(last, batch)
         idx = ",".join(str(p.index) for p in last)
         fmt = " ".join(p.fmt for p in last)
-        out.append(self._line(seq, f"end %ld {idx} {fmt}".rstrip(), ["$n + 1"] + [f"$r{p.index}" for p in last]))
+        out.append(self._line(seq, f"end %ld {idx} {fmt}".rstrip(), ["$n + 1"] + [p.printed for p in last]))
         return out
 
     def _node(self, node: Node, seq: str) -> list[str]:
@@ -478,11 +512,12 @@ class ProgramWriter:
         text = header + config + first + "\n".join(self.blocks) + "\n" + last
         text += _end_block(text)
         read_lines = _read_lines(text)  # the identity fills one line in place: the numbers stay
-        identity = ProgramIdentity(plan_digest([self.probes, self.aggregates], read_lines), safe_token(build_id),
-                                   safe_token(version))
+        read_spots = _read_spots(text)
+        identity = ProgramIdentity(plan_digest([self.probes, self.aggregates], read_lines, read_spots),
+                                   safe_token(build_id), safe_token(version))
         text = text.replace(PLACEHOLDER, identity.text)
         return Program(text, self.probes, self.warnings, read_lines, self.dialect.read_error_flags,
-                       dict(self.run_env), self.buffer_pages, identity, list(self.aggregates))
+                       dict(self.run_env), self.buffer_pages, identity, list(self.aggregates), read_spots)
 
 
 def _config_block(dialect: Dialect, buffer_pages: int, max_str: int) -> str:
@@ -583,29 +618,52 @@ def _values(builder: PlanBuilder, fn: Function, locs: list[Location], selections
 
 def _read_lines(text: str) -> dict[int, tuple[int, int]]:
     """Which read each line of the program does, as (probe id, read index): `$rK = <expr>;` reads
-    K; a printf of a `buf()` prints read K (`... K %rx`). A block's probe id is in its event's
-    first printf (`call N` / `ret N`), which comes before any read of the block."""
+    K. A block's probe id is in its event's first printf (`call N` / `ret N`), which comes before
+    any read of the block. (Byte copies are made inside printfs, beside other values: _read_spots.)"""
     out = {}
-    probe = None
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if line.startswith("uprobe:"):
-            probe = None
-            continue
-        m = re.search(r'%ld (?:call|ret) (\d+) ', line)
-        if m and line.startswith("printf("):
-            probe = int(m.group(1))
-            continue
-        if probe is None:
-            continue
-        m = re.match(r"\$r(\d+) = ", line)
+    for number, probe, line in _block_lines(text):
+        m = re.match(r"\$r(\d+) = ", line.strip())
         if m:
             out[number] = (probe, int(m.group(1)))
-        elif "buf(" in line:
-            m = re.search(r'%ld (\d+) %rx', line)
-            if m:
-                out[number] = (probe, int(m.group(1)))
     return out
+
+
+_VALUE_PRINTF = re.compile(r'printf\("@dg %d %ld (?:end %ld )?([\d,]+) ([^"]*?)\\n"')
+
+
+def _read_spots(text: str) -> dict[tuple[int, int], tuple[int, int]]:
+    """Where each byte copy is made, as (program line, column) -> (probe id, read index): a copy is
+    a `buf()` argument of a printf that may hold several, and bpftrace's failed-read warning names
+    the column where the `buf(` begins (1-based, a tab counting one)."""
+    out = {}
+    for number, probe, line in _block_lines(text):
+        m = _VALUE_PRINTF.search(line)
+        if not m or "buf(" not in line:
+            continue
+        copies = [int(k) for k, fmt in zip(m.group(1).split(","), m.group(2).split(" ")) if fmt == "%rx"]
+        columns = [c.start() + 1 for c in re.finditer(r"\bbuf\(", line)]
+        if len(copies) != len(columns):
+            raise AssertionError(f"program line {number}: {len(columns)} buf() for {len(copies)} copies")
+        for column, index in zip(columns, copies):
+            out[(number, column)] = (probe, index)
+    return out
+
+
+def _block_lines(text: str):
+    """(line number, probe id, line) of each line of an event probe's block after its first
+    printf, which names the probe."""
+    probe = None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped.startswith("uprobe:"):
+            probe = None
+            continue
+        m = re.search(r'%ld (?:call|ret) (\d+) ', stripped)
+        if m and stripped.startswith("printf("):
+            probe = int(m.group(1))
+            continue
+        if probe is not None:
+            yield number, probe, line
 
 
 def _indent(lines: list[str]) -> list[str]:

@@ -108,7 +108,7 @@ class _Pending:
 # events its probes emitted on each thread, printed or not (`@dg_seq[12345]: 17`)
 _EMITTED = re.compile(r"^@dg_seq\[(\d+)\]: (\d+)$")
 _CARET = re.compile(r"^\s*[~^]+\s*$")
-_LOCATED_WARNING = re.compile(r"^\S*?:(\d+):\d+(?:-\d+)?: WARNING: (.*)$")
+_LOCATED_WARNING = re.compile(r"^\S*?:(\d+):(\d+)(?:-\d+)?: WARNING: (.*)$")
 _OLD_READ_FAILURE = re.compile(r"Failed to probe_read\w*: (.*?)(?: \(-?\d+\))?$")
 
 
@@ -123,16 +123,18 @@ class Decoder:
     another program (its attach marker or END block) raises ProgramMismatch."""
 
     def __init__(self, probes: list[ProbePlan], symbolize=None, type_name=None, max_str: int = 64,
-                 read_lines: dict[int, tuple[int, int]] | None = None, expect: ProgramIdentity | None = None):
+                 read_lines: dict[int, tuple[int, int]] | None = None, expect: ProgramIdentity | None = None,
+                 read_spots: dict[tuple[int, int], tuple[int, int]] | None = None):
         self.probes = {p.probe_id: p for p in probes}
         self.expect = expect
         self.identity: ProgramIdentity | None = None  # what the output said about its program
         self.aggregates = None  # an AggregateReader (runner/aggregates.py) when the program aggregates
         self.on_tables = None  # called with (tables, final) at each --interval mark and at the end
         self.read_lines = read_lines or {}  # program line -> (probe id, read index)
+        self.read_spots = read_spots or {}  # (program line, column) -> (probe id, read index): byte copies
         self.failed_reads = 0  # memory reads bpftrace reported failed, tied to their values
         self.untied_failures: list[str] = []  # failed reads that could not be tied to an event
-        self._held_warning: tuple[int, str, str] | None = None
+        self._held_warning: tuple[int, int, str, str] | None = None
         self._bias = 0  # of the event being decoded
         self.symbolize = symbolize or (lambda addr: None)  # code address -> function name
         self.type_name = type_name or (lambda addr: None)  # runtime type address -> Go type name
@@ -190,11 +192,11 @@ class Decoder:
             after_warning, self._after_warning = self._after_warning, 0
             if m:
                 self._after_warning = 3  # at most: Additional Info, the source line, the caret line
-                old = _OLD_READ_FAILURE.match(m.group(2))
+                old = _OLD_READ_FAILURE.match(m.group(3))
                 if old:
-                    self._read_failed(int(m.group(1)), old.group(1), line)
+                    self._read_failed(int(m.group(1)), int(m.group(2)), old.group(1), line)
                 else:  # a read failure only if bpftrace's next line names a probe_read helper
-                    self._held_warning = (int(m.group(1)), m.group(2), line)
+                    self._held_warning = (int(m.group(1)), int(m.group(2)), m.group(3), line)
             elif after_warning == 3 and line.startswith("Additional Info - "):
                 self._after_warning = 2  # 0.23+: the helper's line; the source and caret lines follow
                 if held and line.startswith("Additional Info - helper: probe_read"):
@@ -284,12 +286,14 @@ class Decoder:
         except ValueError:
             self.unparsed.append(text)
 
-    def _read_failed(self, program_line: int, why: str, text: str) -> None:
+    def _read_failed(self, program_line: int, column: int, why: str, text: str) -> None:
         """A memory read failed (bpftrace then gives zeros). It happened in an event whose first
         line was already printed and whose value line for that read was not: bpftrace handles the
         output of one probe run in order, and prints this warning in the same stream. Every such
-        event (usually one; several when CPUs run the same probe at once) loses that read."""
-        where = self.read_lines.get(program_line)
+        event (usually one; several when CPUs run the same probe at once) loses that read. The
+        read is the one at the warning's line, or for a byte copy (a printf may make several)
+        at its line and column."""
+        where = self.read_spots.get((program_line, column)) or self.read_lines.get(program_line)
         if where is None:
             self.untied_failures.append(text)
             return
