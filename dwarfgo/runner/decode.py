@@ -86,6 +86,7 @@ class _Pending:
     raw: dict[int, str] = field(default_factory=dict)
     lines: int = 1
     failed: dict[int, str] = field(default_factory=dict)  # read index -> why the memory read failed
+    cpu: int | None = None  # where the event's probe ran (from its first line; older programs: None)
 
     @property
     def probe_id(self) -> int:
@@ -124,7 +125,8 @@ class Decoder:
 
     def __init__(self, probes: list[ProbePlan], symbolize=None, type_name=None, max_str: int = 64,
                  read_lines: dict[int, tuple[int, int]] | None = None, expect: ProgramIdentity | None = None,
-                 read_spots: dict[tuple[int, int], tuple[int, int]] | None = None):
+                 read_spots: dict[tuple[int, int], tuple[int, int]] | None = None,
+                 early_reads: set[tuple[int, int]] | None = None):
         self.probes = {p.probe_id: p for p in probes}
         self.expect = expect
         self.identity: ProgramIdentity | None = None  # what the output said about its program
@@ -132,6 +134,9 @@ class Decoder:
         self.on_tables = None  # called with (tables, final) at each --interval mark and at the end
         self.read_lines = read_lines or {}  # program line -> (probe id, read index)
         self.read_spots = read_spots or {}  # (program line, column) -> (probe id, read index): byte copies
+        self.early_reads = early_reads or set()  # (probe id, read index) done before their event's first line
+        # failed early reads awaiting their event: (probe id, read index) -> (CPUs that printed since, why)
+        self._armed: dict[tuple[int, int], tuple[set[int], str]] = {}
         self.failed_reads = 0  # memory reads bpftrace reported failed, tied to their values
         self.untied_failures: list[str] = []  # failed reads that could not be tied to an event
         self._held_warning: tuple[int, int, str, str] | None = None
@@ -232,22 +237,38 @@ class Decoder:
         if seq > self.last_seq.get(tid, 0):
             self.last_seq[tid] = seq
         if what in ("call", "ret"):
+            # `<header>` alone, or `<header> : <values or end>` (the event's first printf of values)
+            header, colon, tail = rest.partition(" : ")
             if key not in self.pending:
                 self.seen[tid] = self.seen.get(tid, 0) + 1
-            self.pending[key] = _Pending([what] + rest.split(" "))
-            return None
+            pend = _Pending([what] + header.split(" "))
+            pend.cpu = _cpu_of(pend.header)
+            self.pending[key] = pend
+            self._printed_on(pend.cpu, pend, first=True)
+            if not colon:
+                return None
+            what, _, rest = tail.partition(" ")
+            return self._more(tid, seq, key, pend, what, rest, counted=True)
         pend = self.pending.get(key)
         if pend is None:
             return None
-        if what == "end":  # `end <lines printed> [<reads> <values>...]`
+        self._printed_on(pend.cpu, pend, first=False)
+        return self._more(tid, seq, key, pend, what, rest, counted=False)
+
+    def _more(self, tid: int, seq: int, key: tuple[int, int], pend: _Pending, what: str, rest: str,
+              counted: bool) -> Event | None:
+        """A line's values, or its end (`end <lines printed> [<reads> <values>...]`); `counted`:
+        the line is the event's first (already counted in pend.lines)."""
+        if what == "end":
             del self.pending[key]
             count, _, values = rest.partition(" ")
             printed = int(count) if count.isdigit() else None
             if values:
                 self._values(pend, values)
             cut = None
-            if printed is not None and printed != pend.lines + 1:
-                cut = f"bpftrace dropped {printed - pend.lines - 1} of this event's {printed} output lines"
+            expected = pend.lines if counted else pend.lines + 1
+            if printed is not None and printed != expected:
+                cut = f"bpftrace dropped {printed - expected} of this event's {printed} output lines"
             ev = self._event(tid, seq, pend, cut)
             if ev is None:
                 return None
@@ -256,8 +277,25 @@ class Decoder:
             pend.raw[int(what)] = rest
         else:
             self._values(pend, what + " " + rest)
-        pend.lines += 1
+        if not counted:
+            pend.lines += 1
         return None
+
+    def _printed_on(self, cpu: int | None, pend: _Pending, first: bool) -> None:
+        """A line of `pend`'s event printed on `cpu`: the first line from that CPU since a failed
+        early read was reported. If it is the first line of an event of that read's probe, that
+        event is the one whose read failed, or another CPU's (each CPU's lines come in the order
+        its probes printed them, and a probe runs on one CPU without interruption, so the event
+        of the failed read is the next thing its CPU printed): its read is unavailable."""
+        if cpu is None or not self._armed:
+            return
+        for (probe_id, index), (cpus, reason) in self._armed.items():
+            if cpu in cpus:
+                continue
+            cpus.add(cpu)
+            if first and pend.probe_id == probe_id:
+                pend.failed[index] = reason
+                self.failed_reads += 1
 
     def tables_done(self, final: bool) -> None:
         """The aggregation maps read since the last call are complete: hand them on."""
@@ -287,18 +325,25 @@ class Decoder:
             self.unparsed.append(text)
 
     def _read_failed(self, program_line: int, column: int, why: str, text: str) -> None:
-        """A memory read failed (bpftrace then gives zeros). It happened in an event whose first
-        line was already printed and whose value line for that read was not: bpftrace handles the
-        output of one probe run in order, and prints this warning in the same stream. Every such
-        event (usually one; several when CPUs run the same probe at once) loses that read. The
-        read is the one at the warning's line, or for a byte copy (a printf may make several)
-        at its line and column."""
+        """A memory read failed (bpftrace then gives zeros). bpftrace handles the output of one
+        probe run in order, and prints this warning in the same stream. A read done after its
+        event's first line was printed: the event is pending and its value line for that read has
+        not come; every such event (usually one; several when CPUs run the same probe at once)
+        loses that read. A read done before (early_reads): the event's first line comes later,
+        see _printed_on. The read is the one at the warning's line, or for a byte copy (a printf
+        may make several) at its line and column."""
         where = self.read_spots.get((program_line, column)) or self.read_lines.get(program_line)
         if where is None:
             self.untied_failures.append(text)
             return
         probe_id, index = where
         reason = f"memory read failed ({why}): page not resident, or not a valid address"
+        if where in self.early_reads:
+            # done before its event printed anything: the event comes later, as the next line its
+            # CPU prints (which CPU is not said: the next first line of this probe from every CPU
+            # loses the read). A later failure of the same read covers an earlier one's CPUs.
+            self._armed[where] = (set(), reason)
+            return
         candidates = [p for p in self.pending.values() if p.probe_id == probe_id and index not in p.raw]
         if not candidates:
             self.untied_failures.append(text)
@@ -591,6 +636,15 @@ class _FailedRead(str):
         obj = super().__new__(cls, "")
         obj.reason = reason
         return obj
+
+
+def _cpu_of(header: list[str]) -> int | None:
+    """The CPU field of an event's first line (after the pid); None in output of older programs."""
+    at = (5 if header[0] == "call" else 7) + 2
+    try:
+        return int(header[at]) if len(header) > at else None
+    except ValueError:
+        return None
 
 
 def _own_reads(node: Node) -> list[Read]:
