@@ -6,16 +6,19 @@ call gives one event), and prints every planned read; with --ret, one uprobe on 
 RET instruction reading the results where the ABI leaves them.
 
 Every output line starts with `@dg`, then the thread id and a per-thread event number,
-so the decoder can group lines of one event even when CPUs interleave:
+so the decoder can group lines of one event even when CPUs interleave. An event is as few
+printfs (output records) as the bpftrace version's record budget allows (Dialect.printf_batch):
+one when its values fit, its header riding in front of its first values:
 
-    @dg <tid> <seq> call <probe> <nsecs> <g> <goid> <pc> <pid>       start of an entry event
-    @dg <tid> <seq> ret <probe> <nsecs> <g> <site> <latency-ns> <call> <pc> <pid>
+    @dg <tid> <seq> call <probe> <nsecs> <g> <goid> <pc> <pid> <cpu> : <values or end>
+    @dg <tid> <seq> ret <probe> <nsecs> <g> <site> <latency-ns> <call> <pc> <pid> <cpu> : <values or end>
                                 (call: tid<<32 | seq of its call; pc: the probed address at run time)
-    @dg <tid> <seq> <read> <bytes>                a byte copy (%rx), printed where it is read
-    @dg <tid> <seq> <read>[,<read>...] <value>... scalar reads (see plan.py), when more than fit
-                                                  the end line
+    @dg <tid> <seq> call|ret ... <cpu>            the header alone, first, when the event's first
+                                                  values would be printed inside an `if`
+    @dg <tid> <seq> <read>[,<read>...] <value>... values (see plan.py) that did not fit the end line;
+                                                  a byte copy (%rx: four characters `\\xNN` per byte) is a value
     @dg <tid> <seq> end <lines> [<read>,... <value>...]
-                                                  event complete, with its last scalars; <lines>
+                                                  event complete, with its last values; <lines>
                                                   printed in all, so the decoder knows when
                                                   bpftrace dropped some
     @dg 0 0 attached <identity>                   every probe is attached (see _attach_markers)
