@@ -87,6 +87,7 @@ class _Pending:
     lines: int = 1
     failed: dict[int, str] = field(default_factory=dict)  # read index -> why the memory read failed
     cpu: int | None = None  # where the event's probe ran (from its first line; older programs: None)
+    zero_only: set[int] = field(default_factory=set)  # failed reads that stand only if their value is zero
 
     @property
     def probe_id(self) -> int:
@@ -295,6 +296,7 @@ class Decoder:
             cpus.add(cpu)
             if first and pend.probe_id == probe_id:
                 pend.failed[index] = reason
+                pend.zero_only.add(index)  # another CPU's event, unless its value is all zeros
                 self.failed_reads += 1
 
     def tables_done(self, final: bool) -> None:
@@ -374,6 +376,9 @@ class Decoder:
         if pend.failed:
             raw = dict(raw)
             for index, reason in pend.failed.items():
+                if index in pend.zero_only and not _all_zero(raw.get(index)):
+                    self.failed_reads -= 1  # a failed read gives zeros: this event's read did not fail
+                    continue
                 raw[index] = _FailedRead(reason)
         # load bias (PIE): the probed instruction's run-time address minus its link-time address
         pc_field, linked = (5, probe.attach_address) if kind == "call" else (7, int(h[4], 16))
@@ -636,6 +641,22 @@ class _FailedRead(str):
         obj = super().__new__(cls, "")
         obj.reason = reason
         return obj
+
+
+def _all_zero(raw: str | None) -> bool:
+    """A printed word or byte copy that a failed read could have given: the kernel fills the
+    destination of a failed read with zeros (an empty copy read nothing, so it cannot have failed)."""
+    if raw is None:
+        return True
+    if raw.startswith("\\x"):
+        data = _bytes(raw)
+        return not any(data)
+    if raw == "":
+        return False
+    try:
+        return int(raw, 16) == 0
+    except ValueError:
+        return True
 
 
 def _cpu_of(header: list[str]) -> int | None:
