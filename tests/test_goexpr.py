@@ -111,7 +111,7 @@ def test_selection_reads_only_what_it_needs():
     with GoProgram(path) as prog:
         program = generate(prog, [prog.function("main.List")], Dialect((0, 27, 1)),
                            ProbeOptions(args=["head.Next.Val"]))
-    body = program.text.split("call 0", 1)[1]
+    body = program.text.split("// dg probe 0", 1)[1]
     assert body.count('reg("r0")') == 1 and "reg(\"r1\")" not in body
     assert "if ($r0 > 0)" in body and "if ($r1 > 0)" in body
     assert "*(uint64*)($r0 + 24)" in body and "*(int64*)($r1)" in body  # Node.Next at 24, Node.Val at 0

@@ -6,7 +6,9 @@ program comes from the committed demo binary, so these run on any machine."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -259,3 +261,138 @@ def test_a_traced_commands_output_after_bpftrace_warnings_is_passed_on(demo):
     for line in lines:
         d.feed(line)
     assert other == ['{"calls": 200000, "cpu_ns": 3047982000}', "the command's next line", "and its last line"]
+
+
+def _printed_lines(program, probe_id: int, tid: int, seq: int, cpu: int, words: dict[int, str],
+                   before: dict[int, list[str]] | None = None) -> list[str]:
+    """What bpftrace prints for one run of probe `probe_id`'s block with every `if` taken: each
+    printf of the block with its arguments filled in (a read K by words[K]); before[N]: lines
+    bpftrace prints just before the program's line N (a failed read's warning)."""
+    lines = program.text.splitlines()
+    first = [l.strip() for l in lines].index(f"// dg probe {probe_id}")
+    out, printed = [], 0
+    for number, text in enumerate(lines[first:], first + 1):
+        if text.startswith("}") or text.startswith("uprobe:"):
+            break
+        m = re.match(r'\s*printf\("@dg %d %ld ([^"]*)\\n", tid, \$seq, (.*)\);$', text)
+        if not m:
+            continue
+        out += (before or {}).get(number, [])
+        args, depth, cur = [], 0, ""
+        for ch in m.group(2) + ",":
+            depth += {"(": 1, ")": -1}.get(ch, 0)
+            if ch == "," and depth == 0:
+                args.append(cur.strip())
+                cur = ""
+            else:
+                cur += ch
+        printed += 1
+        indices = re.findall(r"(?:^| )([\d,]+) %", m.group(1))
+        copies = iter(int(i) for group in indices for i, f in zip(group.split(","), m.group(1).split(group + " ", 1)[1].split(" ")) if f == "%rx")
+        fixed = {"nsecs": "1000", "$g": "c000001000", "$goid": "7", "(uint64)pid": "4242", "cpu": str(cpu),
+                 "$n + 1": str(printed)}
+        values = []
+        for a in args:
+            if a in fixed:
+                values.append(fixed[a])
+            elif re.fullmatch(r"\$r\d+", a):
+                values.append(words[int(a[2:])])
+            elif a.startswith("buf("):
+                values.append(words[next(copies)])
+            else:  # the probed address
+                values.append(f"{program.probes[probe_id].attach_address:x}")
+        it = iter(values)
+        out.append(f"@dg {tid} {seq} " + re.sub(r"%[a-z]+", lambda _: next(it), m.group(1)))
+    return out
+
+
+def _words(probe) -> dict[int, str]:
+    return {r.index: "\\x61\\x62" if r.kind == "bytes" else ("c000002000" if r.kind == "hex" else "2")
+            for r in probe.reads}
+
+
+def _copy_names(probe) -> dict[int, tuple[str, ...]]:
+    """Read index of each byte copy -> the path of its value in the event's JSON args."""
+    out = {}
+    for v in probe.values:
+        if getattr(v.node, "data", None) is not None:
+            out[v.node.data.index] = (v.name,)
+        for name, f in getattr(getattr(v.node, "target", None), "fields", []):
+            if getattr(f, "data", None) is not None:
+                out[f.data.index] = (v.name, name)
+    return out
+
+
+def _at(values: dict, path: tuple[str, ...]):
+    for name in path:
+        values = values[name]
+    return values
+
+
+def _warning(version, number: int, column: int) -> list[str]:
+    """bpftrace's report of a failed read at a program line and column (0.17 -kk, 0.27 -k)."""
+    if version < (0, 23, 0):
+        return [f"/tmp/x.bt:{number}:{column}-{column + 10}: WARNING: Failed to probe_read: Bad address (-14)"]
+    return [f"/tmp/x.bt:{number}:{column}-{column + 10}: WARNING: Bad address",
+            "Additional Info - helper: probe_read_user, retcode: -14"]
+
+
+@pytest.mark.parametrize("version", [(0, 17, 0), (0, 27, 1)])
+def test_a_failed_byte_copy_is_tied_to_its_column_when_a_printf_makes_several(version):
+    """Byte copies ride on the printf of other values, so one program line can make several
+    (`buf(a, n), ..., buf(b, m)`). bpftrace names a failed copy by line and column (seen on 0.17
+    with -kk and 0.27 with -k: `file:5:41-51: WARNING: ...` where the second `buf(` of the line
+    begins at column 41, a tab counting one): only that copy's value is unavailable, the
+    others on the same line keep their bytes. The warning comes before the event's first line
+    (its only one on 0.27): the event is the next its CPU prints."""
+    with GoProgram(DEMO) as prog:
+        fn = prog.function(PUT)
+        program = generate(prog, [fn], Dialect(version), ProbeOptions())
+    probe = program.probes[0]
+    lines = program.text.splitlines()
+    number, line = next((n, l) for n, l in enumerate(lines, 1) if l.count("buf(") >= 2)
+    column = line.index("buf(", line.index("buf(") + 1) + 1  # the second copy of the line
+    indices = re.search(r'(?:^|: |%ld )(?:end %ld )?([\d,]+) %', line).group(1).split(",")
+    formats = line.split(",".join(indices) + " ", 1)[1].split('\\n"')[0].split(" ")
+    copies = [int(i) for i, f in zip(indices, formats) if f == "%rx"]
+    names = _copy_names(probe)
+    failed, kept = copies[1], copies[0]
+    assert failed in names and kept in names, (copies, names)
+    words = {**_words(probe), failed: "\\x00\\x00"}  # a failed read gives zeros
+    out = _printed_lines(program, 0, 10, 1, 1, words, {number: _warning(version, number, column)})
+    d = Decoder(program.probes, read_lines=program.read_lines, read_spots=program.read_spots,
+                early_reads=program.early_reads)
+    events = [e for l in out if (e := d.feed(l)) is not None]
+    assert len(events) == 1 and d.failed_reads == 1 and not d.untied_failures, (d.untied_failures, out)
+    got = _at(events[0].values, names[failed])
+    assert got == {"unavailable": got["unavailable"]} and "memory read failed" in got["unavailable"]
+    assert "unavailable" not in str(_at(events[0].values, names[kept])), events[0].values
+
+
+def test_a_read_failed_before_its_events_first_line_is_the_next_event_its_cpu_prints():
+    """On bpftrace 0.27 (Put's event is one record) every read comes before the event's only
+    line, so its failure warning comes first, and other CPUs' lines may come between. The
+    event is the next line printed on the warning's CPU; bpftrace does not say which CPU, so
+    the next event of that probe from each CPU loses the read (never a zero shown as a value),
+    and events of other CPUs printed later, or on the same CPU after it, keep it."""
+    with GoProgram(DEMO) as prog:
+        fn = prog.function(PUT)
+        program = generate(prog, [fn], Dialect((0, 27, 1)), ProbeOptions())
+    probe = program.probes[0]
+    number, index = next((n, w[1]) for n, w in sorted(program.read_lines.items()) if w[0] == 0
+                         and "*(" in program.text.splitlines()[n - 1])
+    assert (0, index) in program.early_reads
+    words = _words(probe)
+    warning = _warning((0, 27, 1), number, 2)
+    d = Decoder(program.probes, read_lines=program.read_lines, read_spots=program.read_spots,
+                early_reads=program.early_reads)
+    zeros = {**words, index: "0"}
+    feed = (warning + _printed_lines(program, 0, 20, 1, 1, words)      # CPU 1: another event came between
+            + _printed_lines(program, 0, 10, 1, 0, zeros)             # CPU 0: the event of the failed read
+            + _printed_lines(program, 0, 20, 2, 1, zeros)             # CPU 1 again: after it (a real 0)
+            + _printed_lines(program, 0, 10, 2, 0, words))            # CPU 0 again: after it
+    events = [e for l in feed if (e := d.feed(l)) is not None]
+    assert [(e.tid, e.call_id[1]) for e in events] == [(20, 1), (10, 1), (20, 2), (10, 2)]
+    lost = [(e.tid, e.call_id[1]) for e in events if "memory read failed" in json.dumps(e.values)]
+    assert lost == [(10, 1)], lost
+    assert d.failed_reads == 1 and not d.untied_failures

@@ -6,16 +6,19 @@ call gives one event), and prints every planned read; with --ret, one uprobe on 
 RET instruction reading the results where the ABI leaves them.
 
 Every output line starts with `@dg`, then the thread id and a per-thread event number,
-so the decoder can group lines of one event even when CPUs interleave:
+so the decoder can group lines of one event even when CPUs interleave. An event is as few
+printfs (output records) as the bpftrace version's record budget allows (Dialect.printf_batch):
+one when its values fit, its header riding in front of its first values:
 
-    @dg <tid> <seq> call <probe> <nsecs> <g> <goid> <pc> <pid>       start of an entry event
-    @dg <tid> <seq> ret <probe> <nsecs> <g> <site> <latency-ns> <call> <pc> <pid>
+    @dg <tid> <seq> call <probe> <nsecs> <g> <goid> <pc> <pid> <cpu> : <values or end>
+    @dg <tid> <seq> ret <probe> <nsecs> <g> <site> <latency-ns> <call> <pc> <pid> <cpu> : <values or end>
                                 (call: tid<<32 | seq of its call; pc: the probed address at run time)
-    @dg <tid> <seq> <read> <bytes>                a byte copy (%rx), printed where it is read
-    @dg <tid> <seq> <read>[,<read>...] <value>... scalar reads (see plan.py), when more than fit
-                                                  the end line
+    @dg <tid> <seq> call|ret ... <cpu>            the header alone, first, when the event's first
+                                                  values would be printed inside an `if`
+    @dg <tid> <seq> <read>[,<read>...] <value>... values (see plan.py) that did not fit the end line;
+                                                  a byte copy (%rx: four characters `\\xNN` per byte) is a value
     @dg <tid> <seq> end <lines> [<read>,... <value>...]
-                                                  event complete, with its last scalars; <lines>
+                                                  event complete, with its last values; <lines>
                                                   printed in all, so the decoder knows when
                                                   bpftrace dropped some
     @dg 0 0 attached <identity>                   every probe is attached (see _attach_markers)
@@ -94,12 +97,33 @@ PERF_RB_PAGES = default_buffer_pages()  # BPFTRACE_PERF_RB_PAGES for versions wi
 
 @dataclass(frozen=True)
 class _Print:
-    """A scalar read's value, printed later: with the event's other scalars, at its end."""
+    """A read's value, printed later: with the event's other values, at its end. A scalar waits
+    in its variable `$rK`; a byte copy (kind bytes) is made by the printf itself (`arg`), from
+    the variables in `needs` ((index, kind) of its address and length reads)."""
     index: int
     fmt: str
     kind: str
+    arg: str = ""
+    needs: tuple[tuple[int, str], ...] = ()
+
+    @property
+    def printed(self) -> str:
+        return self.arg or f"$r{self.index}"
+
+@dataclass(frozen=True)
+class _Header:
+    """An event's first fields (`call ...` / `ret ...`): printed in front of the event's first
+    printf of values (`<header> : <values>`), which is its `end` line when every value fits one."""
+    fmt: str
+    args: tuple[str, ...]
+
+
+class _HeaderInBlock(Exception):
+    """The event's first printf of values would be inside an `if`: print the header alone."""
+
 
 _FMT = {"int": "%ld", "uint": "%lu", "bool": "%lu", "hex": "%lx", "f32": "%lx", "f64": "%lx"}
+_COPY_OPERAND = re.compile(r"\$r(\d+)")
 
 
 @dataclass
@@ -133,6 +157,10 @@ class Program:
     buffer_pages: int | None = None  # the output buffer the program asks for (BPFTRACE_PERF_RB_PAGES too)
     identity: ProgramIdentity | None = None  # what its output says about it, for decode's check
     aggregates: list = field(default_factory=list)  # AggregatePlan of each map (aggregate.py)
+    # (program line, column) -> (probe id, read index) of each byte copy, made inside a printf
+    read_spots: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+    # (probe id, read index) of the reads done before their event's first record
+    early_reads: set[tuple[int, int]] = field(default_factory=set)
 
 
 class ProgramWriter:
@@ -198,11 +226,10 @@ class ProgramWriter:
                           unknown=layout.unknown, attach_address=at if at is not None else fn.address,
                           selected=selections is not None)
         self.probes.append(probe)
-        body = self._event_start(g_expr) + [
+        body = [f"// dg probe {probe.probe_id}"] + self._event_start(g_expr) + [
             self._goid(g_expr),
-            self._line("$seq", f"call {probe.probe_id} %lu %lx %ld %lx %lu",
-                       ["nsecs", "$g", "$goid", self.pc, "(uint64)pid"]),
-            "$n = 1;",
+            _Header(f"call {probe.probe_id} %lu %lx %ld %lx %lu %d",
+                    ("nsecs", "$g", "$goid", self.pc, "(uint64)pid", "cpu")),
         ]
         if g_expr and returns:  # for the return probes: latency, and the call this return ends
             key = _call_key(probe)
@@ -308,16 +335,15 @@ class ProgramWriter:
         self.probes.append(probe)
         key = _call_key(entry_probe)
         for site in sites:
-            body = self._event_start(g_expr) + [
+            body = [f"// dg probe {probe.probe_id}"] + self._event_start(g_expr) + [
                 f"$t0 = @dg_start[{key}];",
                 f"$c = @dg_call[{key}];",
                 self._delete(f"@dg_start[{key}]"),
                 self._delete(f"@dg_call[{key}]"),
                 # a difference is signed in bpftrace 0.27 (it warns on unsigned operands): say so
-                self._line("$seq", f"ret {probe.probe_id} %lu %lx {site:#x} %ld %lu %lx %lu",
-                           ["nsecs", "$g", "($t0 > 0 ? (int64)nsecs - (int64)$t0 : (int64)0)", "$c", self.pc,
-                            "(uint64)pid"]),
-                "$n = 1;",
+                _Header(f"ret {probe.probe_id} %lu %lx {site:#x} %ld %lu %lx %lu %d",
+                        ("nsecs", "$g", "($t0 > 0 ? (int64)nsecs - (int64)$t0 : (int64)0)", "$c", self.pc,
+                         "(uint64)pid", "cpu")),
             ]
             for v in values:
                 body += self._node(v.node, "$seq")
@@ -339,8 +365,8 @@ class ProgramWriter:
     def _event_start(g_expr: str | None) -> list[str]:
         """Every event: the next number of this thread's events, and the goroutine (g) pointer."""
         return [
-            "@dg_seq[tid] = @dg_seq[tid] + 1;",
-            "$seq = @dg_seq[tid];",
+            "$seq = @dg_seq[tid] + 1;",
+            "@dg_seq[tid] = $seq;",
             f"$g = {_u64(g_expr or '0')};",
         ]
 
@@ -353,58 +379,121 @@ class ProgramWriter:
         return attach + self._predicate(cond) + "\n{\n" + "\n".join("\t" + line for line in _indent(body)) + "\n}\n"
 
     # ------------------------------------------------------------- values
-    def _read(self, r: Read, seq: str) -> list[str]:
+    def _read(self, r: Read, seq: str) -> list:
         if r.kind == BYTES:
-            return [
-                f"if ({r.expr} != 0 && {r.length} > 0) {{",
-                self._line(seq, f"{r.index} %rx", [f"buf({r.expr}, {r.length})"]),
-                "$n = $n + 1;",
-                "}",
-            ]
-        # the print itself is batched with its neighbours by _batch_prints
+            # made by the printf that prints it, beside other values; the address and length are
+            # printed reads ($rK), zero when their block did not run (a length of 0 reads no
+            # memory). No `addr != 0 ?` guard around the clamp: bpftrace 0.23 crashes on that
+            # nested conditional in buf() (a nil address with a length fails to read: unavailable)
+            needs = tuple((int(k), "hex" if i == 0 else "int")
+                          for i, k in enumerate(_COPY_OPERAND.findall(f"{r.expr} {r.length}")))
+            return [_Print(r.index, "%rx", BYTES, f"buf({r.expr}, {r.length})", needs)]
+        # the print itself is batched with its neighbours by _pack
         return [f"$r{r.index} = {_as_printed(r)};", _Print(r.index, _FMT[r.kind], r.kind)]
 
     def _pack(self, body: list, seq: str) -> list[str]:
-        """Few output records per event: scalar values are printed `batch` to a printf, and the
-        event's last values ride on its `end` line.
+        """Few output records per event: the event's header rides on its first printf of values,
+        values are printed `batch` slots to a printf (a scalar takes one, a byte copy
+        Dialect.copy_slots), and the event's last values ride on its `end` line: an event whose
+        values fit one printf is one record.
 
         A value read inside an `if` (behind a nil check, a length check) is printed in that block
-        once the block has `batch` of them; what is left when the block closes is printed by the
-        enclosing block, its variable set to a typed zero before the `if` so that it exists
-        there (the decoder looks at it only when the same condition holds). Values wait at most
-        one batch per block, which bounds the variables alive at once (the BPF stack is 512
-        bytes). Byte copies (`buf()`) keep their own printf where they are read."""
+        once the block has a full batch; what is left when the block closes is printed by the
+        enclosing block, its variables set to a typed zero before the `if` so that they exist
+        there (the decoder looks at it only when the same condition holds; a byte copy whose
+        block did not run copies nothing). Values wait at most one batch per block, which bounds
+        the variables alive at once (the BPF stack is 512 bytes). When a printf would come first
+        inside an `if`, the header is printed alone where it stands (every event prints it).
+
+        The `$n` printfs of the event before its end line are counted: the end line prints how
+        many lines the event has, so the decoder knows when bpftrace dropped some."""
+        try:
+            return self._pack_values(body, seq, merge_header=True)
+        except _HeaderInBlock:
+            return self._pack_values(body, seq, merge_header=False)
+
+    def _pack_values(self, body: list, seq: str, merge_header: bool) -> list[str]:
         batch = self.dialect.printf_batch
+        copy_slots = self.dialect.copy_slots
         out: list[str] = []
         frames: list[tuple[int, list[_Print]]] = [(-1, [])]  # (index of the block's `if` line, waiting)
+        header: list[_Header] = []
 
-        def flush(waiting: list[_Print], keep: int) -> None:
-            while len(waiting) > keep:
-                part, waiting[:] = waiting[:batch], waiting[batch:]
-                out.append(self._line(seq, f"{','.join(str(p.index) for p in part)} "
-                                           f"{' '.join(p.fmt for p in part)}", [f"$r{p.index}" for p in part]))
+        def line(fmt: str, args: list[str]) -> str:
+            """A printf of values; the event's first also carries its header."""
+            if header:
+                if len(frames) > 1:
+                    raise _HeaderInBlock()
+                h = header.pop()
+                return self._line(seq, f"{h.fmt} : {fmt}", [*h.args, *args])
+            return self._line(seq, fmt, args)
+
+        def slots(p: _Print) -> int:
+            """Room in a printf's record."""
+            return copy_slots if p.kind == BYTES else 1
+
+        def variables(p: _Print) -> int:
+            """Variables kept alive while waiting: a scalar's own; a copy's address and length."""
+            return 2 if p.kind == BYTES else 1
+
+        def take(waiting: list[_Print]) -> list[_Print]:
+            """The longest prefix of `waiting` that fits one printf (at least one value)."""
+            used, n = 0, 0
+            for p in waiting:
+                if n and used + slots(p) > batch:
+                    break
+                used += slots(p)
+                n += 1
+            part, waiting[:] = waiting[:n], waiting[n:]
+            return part
+
+        def flush(waiting: list[_Print], room: int, alive: int) -> None:
+            """Print batches while the waiting values need more than `room` slots of a record or
+            keep more than `alive` variables."""
+            while waiting and (sum(slots(p) for p in waiting) > room or sum(variables(p) for p in waiting) > alive):
+                part = take(waiting)
+                out.append(line(f"{','.join(str(p.index) for p in part)} {' '.join(p.fmt for p in part)}",
+                                [p.printed for p in part]))
                 out.append("$n = $n + 1;")
 
+        def settle() -> None:
+            """A batch less one at the top; inside an `if`, at most Dialect.nested_batch variables
+            (the blocks around it keep theirs alive at the same time)."""
+            nested = len(frames) > 1
+            flush(frames[-1][1], batch - 1, self.dialect.nested_batch if nested else batch - 1)
+
         for item in body:
-            if isinstance(item, _Print):
+            if isinstance(item, _Header):
+                if merge_header:
+                    header.append(item)
+                    out.append("$n = 0;")
+                else:
+                    out += [self._line(seq, item.fmt, list(item.args)), "$n = 1;"]
+            elif isinstance(item, _Print):
                 frames[-1][1].append(item)
-                flush(frames[-1][1], batch - 1)
+                settle()
             elif item == "}":
                 at, left = frames.pop()
                 out.append(item)
-                out[at:at] = [f"$r{p.index} = {_ZERO[p.kind]};" for p in left]
+                declare = {}
+                for p in left:
+                    if p.kind == BYTES:
+                        declare.update({k: kind for k, kind in p.needs})
+                    else:
+                        declare[p.index] = p.kind
+                out[at:at] = [f"$r{k} = {_ZERO[kind]};" for k, kind in declare.items()]
                 frames[-1][1].extend(left)
-                flush(frames[-1][1], batch - 1)
+                settle()
             elif item.endswith("{"):
                 frames.append((len(out), []))
                 out.append(item)
             else:
                 out.append(item)
         last = frames[0][1]
-        flush(last, batch)
+        flush(last, batch, batch)
         idx = ",".join(str(p.index) for p in last)
         fmt = " ".join(p.fmt for p in last)
-        out.append(self._line(seq, f"end %ld {idx} {fmt}".rstrip(), ["$n + 1"] + [f"$r{p.index}" for p in last]))
+        out.append(line(f"end %ld {idx} {fmt}".rstrip(), ["$n + 1"] + [p.printed for p in last]))
         return out
 
     def _node(self, node: Node, seq: str) -> list[str]:
@@ -478,11 +567,14 @@ class ProgramWriter:
         text = header + config + first + "\n".join(self.blocks) + "\n" + last
         text += _end_block(text)
         read_lines = _read_lines(text)  # the identity fills one line in place: the numbers stay
-        identity = ProgramIdentity(plan_digest([self.probes, self.aggregates], read_lines), safe_token(build_id),
-                                   safe_token(version))
+        read_spots = _read_spots(text)
+        early_reads = _early_reads(text)
+        identity = ProgramIdentity(plan_digest([self.probes, self.aggregates], read_lines, read_spots,
+                                               early_reads), safe_token(build_id), safe_token(version))
         text = text.replace(PLACEHOLDER, identity.text)
         return Program(text, self.probes, self.warnings, read_lines, self.dialect.read_error_flags,
-                       dict(self.run_env), self.buffer_pages, identity, list(self.aggregates))
+                       dict(self.run_env), self.buffer_pages, identity, list(self.aggregates), read_spots,
+                       early_reads)
 
 
 def _config_block(dialect: Dialect, buffer_pages: int, max_str: int) -> str:
@@ -583,29 +675,70 @@ def _values(builder: PlanBuilder, fn: Function, locs: list[Location], selections
 
 def _read_lines(text: str) -> dict[int, tuple[int, int]]:
     """Which read each line of the program does, as (probe id, read index): `$rK = <expr>;` reads
-    K; a printf of a `buf()` prints read K (`... K %rx`). A block's probe id is in its event's
-    first printf (`call N` / `ret N`), which comes before any read of the block."""
+    K. (Byte copies are made inside printfs, beside other values: _read_spots.)"""
     out = {}
-    probe = None
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if line.startswith("uprobe:"):
-            probe = None
-            continue
-        m = re.search(r'%ld (?:call|ret) (\d+) ', line)
-        if m and line.startswith("printf("):
-            probe = int(m.group(1))
-            continue
-        if probe is None:
-            continue
-        m = re.match(r"\$r(\d+) = ", line)
+    for number, probe, line, _ in _block_lines(text):
+        m = re.match(r"\$r(\d+) = ", line.strip())
         if m:
             out[number] = (probe, int(m.group(1)))
-        elif "buf(" in line:
-            m = re.search(r'%ld (\d+) %rx', line)
-            if m:
-                out[number] = (probe, int(m.group(1)))
     return out
+
+
+_VALUE_PRINTF = re.compile(r'printf\("@dg %d %ld (?:(?:call|ret) [^"]*? : )?(?:end %ld )?([\d,]+) ([^"]*?)\\n"')
+
+
+def _read_spots(text: str) -> dict[tuple[int, int], tuple[int, int]]:
+    """Where each byte copy is made, as (program line, column) -> (probe id, read index): a copy is
+    a `buf()` argument of a printf that may hold several, and bpftrace's failed-read warning names
+    the column where the `buf(` begins (1-based, a tab counting one)."""
+    out = {}
+    for number, probe, line, _ in _block_lines(text):
+        m = _VALUE_PRINTF.search(line)
+        if not m or "buf(" not in line:
+            continue
+        copies = [int(k) for k, fmt in zip(m.group(1).split(","), m.group(2).split(" ")) if fmt == "%rx"]
+        columns = [c.start() + 1 for c in re.finditer(r"\bbuf\(", line)]
+        if len(copies) != len(columns):
+            raise AssertionError(f"program line {number}: {len(columns)} buf() for {len(copies)} copies")
+        for column, index in zip(columns, copies):
+            out[(number, column)] = (probe, index)
+    return out
+
+
+def _early_reads(text: str) -> set[tuple[int, int]]:
+    """(probe id, read index) of the reads done before their event's first output record (the
+    copies made by that record too): a failure of one is reported before any line of its event
+    (see runner/decode.py, Decoder._read_failed)."""
+    spots = _read_spots(text)
+    out = set()
+    for number, probe, line, early in _block_lines(text):
+        if not early:
+            continue
+        m = re.match(r"\$r(\d+) = ", line.strip())
+        if m:
+            out.add((probe, int(m.group(1))))
+        out.update(where for (n, _), where in spots.items() if n == number)
+    return out
+
+
+def _block_lines(text: str):
+    """(line number, probe id, line, early) of each line of an event probe's block: the block
+    names its probe in a `// dg probe N` comment; `early` until its first printf of the event
+    (that printf's line included)."""
+    probe, early = None, False
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped.startswith("uprobe:"):
+            probe = None
+            continue
+        m = re.fullmatch(r"// dg probe (\d+)", stripped)
+        if m:
+            probe, early = int(m.group(1)), True
+            continue
+        if probe is not None:
+            yield number, probe, line, early
+            if stripped.startswith('printf("@dg %d %ld '):
+                early = False
 
 
 def _indent(lines: list[str]) -> list[str]:

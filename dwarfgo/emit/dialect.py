@@ -99,13 +99,34 @@ class Dialect:
 
     @property
     def printf_batch(self) -> int:
-        """Values per printf. Before 0.23 a printf's arguments are built on the 512-byte BPF stack,
-        beside the probe's variables: 6 keeps the biggest fixture programs under the limit.
-        0.23+ builds them in a map (objects over its on_stack_limit, 32 bytes); what waits to be
-        printed still sits in variables. 24 loads 13 gofmt functions and parseBinaryExpr on 0.23
-        and 0.27 with -k (48 exceeds the stack on 0.27), and cuts their records from 8.1 to 6.1
-        per event (bpftrace's CPU per event -5 to -10%)."""
-        return 6 if self.version < (0, 23, 0) else 24
+        """Batch slots per printf (a scalar takes one, a byte copy copy_slots). Before 0.23 a
+        printf's arguments are built on the 512-byte BPF stack, beside the probe's variables: 29
+        (with at most nested_batch variables waiting in each `if`) loads every function of the
+        shapes fixture on Go 1.15 and 1.27 with -kk, also with --depth 2 and with --depth 4
+        --max-items 16; 32 does not. Each printf is a perf-buffer record, and every record
+        costs the traced thread a wakeup of bpftrace (about 3.5 us a record on 2 vCPUs:
+        main.Hot's 5 records per call cost 4.4x a bare uprobe, 1 record 1.9x); main.Hot's 10
+        values and 2 copies (28 slots) are one record with 29. 0.23+ builds them in a map
+        (objects over its on_stack_limit, 32 bytes); what waits to be printed still sits in
+        variables. 24 loads 13 gofmt functions and parseBinaryExpr on 0.23 and 0.27 with -k (48
+        exceeds the stack on 0.27), and cuts their records from 8.1 to 6.1 per event
+        (bpftrace's CPU per event -5 to -10%)."""
+        return 29 if self.version < (0, 23, 0) else 24
+
+    @property
+    def nested_batch(self) -> int:
+        """Variables that may wait inside an `if` before they are printed there (a copy keeps
+        two: its address and length). Before 0.23: 8, so that nested blocks do not fill the
+        stack (see printf_batch)."""
+        return 8 if self.version < (0, 23, 0) else self.printf_batch - 1
+
+    @property
+    def copy_slots(self) -> int:
+        """Batch slots (printf_batch) a byte copy takes in the printf that makes it. Before 0.23
+        the copy is built on the BPF stack with the printf's other arguments: BPFTRACE_STRLEN
+        (64) bytes and its length, the room of 9 scalars. 0.23+ builds it in the printf's map
+        entry: it takes no variable's room on the stack."""
+        return 9 if self.version < (0, 23, 0) else 1
 
     @property
     def read_error_flags(self) -> list[str]:

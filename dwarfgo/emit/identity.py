@@ -67,9 +67,19 @@ def safe_token(text: str | None) -> str:
     return _SAFE.sub("_", text) if text else "none"
 
 
-def plan_digest(probes, read_lines: dict[int, tuple[int, int]]) -> str:
-    """16 hex digits over the probes' decoding plans and the program line of every read."""
-    canon = {"probes": [_canonical(p) for p in probes], "read_lines": sorted(read_lines.items())}
+# the shape of the output lines; raised when the same plan prints its values otherwise
+OUTPUT_LAYOUT = 3  # 3: the header on the first printf of values, with the CPU; 2: byte copies on
+# the printfs of other values; 1: a printf each
+
+
+def plan_digest(probes, read_lines: dict[int, tuple[int, int]],
+                read_spots: dict[tuple[int, int], tuple[int, int]] | None = None,
+                early_reads: set[tuple[int, int]] | None = None) -> str:
+    """16 hex digits over the probes' decoding plans, the program line (and column, for a byte
+    copy) of every read and the output layout."""
+    canon = {"probes": [_canonical(p) for p in probes], "read_lines": sorted(read_lines.items()),
+             "read_spots": sorted([list(k), list(v)] for k, v in (read_spots or {}).items()),
+             "early_reads": sorted(list(r) for r in (early_reads or ())), "layout": OUTPUT_LAYOUT}
     return hashlib.sha256(json.dumps(canon, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -87,6 +87,8 @@ class _Pending:
     raw: dict[int, str] = field(default_factory=dict)
     lines: int = 1
     failed: dict[int, str] = field(default_factory=dict)  # read index -> why the memory read failed
+    cpu: int | None = None  # where the event's probe ran (from its first line; older programs: None)
+    zero_only: set[int] = field(default_factory=set)  # failed reads that stand only if their value is zero
 
     @property
     def probe_id(self) -> int:
@@ -110,7 +112,7 @@ class _Pending:
 _EMITTED = re.compile(r"^@dg_seq\[(\d+)\]: (\d+)$")
 _CARET = re.compile(r"^\s*[~^]+\s*$")
 _LOST = re.compile(r"(?:WARNING: )?Lost (\d+) events")  # bpftrace's count of records it dropped
-_LOCATED_WARNING = re.compile(r"^\S*?:(\d+):\d+(?:-\d+)?: WARNING: (.*)$")
+_LOCATED_WARNING = re.compile(r"^\S*?:(\d+):(\d+)(?:-\d+)?: WARNING: (.*)$")
 _OLD_READ_FAILURE = re.compile(r"Failed to probe_read\w*: (.*?)(?: \(-?\d+\))?$")
 
 
@@ -125,17 +127,23 @@ class Decoder:
     another program (its attach marker or END block) raises ProgramMismatch."""
 
     def __init__(self, probes: list[ProbePlan], symbolize=None, type_name=None, max_str: int = 64,
-                 read_lines: dict[int, tuple[int, int]] | None = None, expect: ProgramIdentity | None = None):
+                 read_lines: dict[int, tuple[int, int]] | None = None, expect: ProgramIdentity | None = None,
+                 read_spots: dict[tuple[int, int], tuple[int, int]] | None = None,
+                 early_reads: set[tuple[int, int]] | None = None):
         self.probes = {p.probe_id: p for p in probes}
         self.expect = expect
         self.identity: ProgramIdentity | None = None  # what the output said about its program
         self.aggregates = None  # an AggregateReader (runner/aggregates.py) when the program aggregates
         self.on_tables = None  # called with (tables, final) at each --interval mark and at the end
         self.read_lines = read_lines or {}  # program line -> (probe id, read index)
+        self.read_spots = read_spots or {}  # (program line, column) -> (probe id, read index): byte copies
+        self.early_reads = early_reads or set()  # (probe id, read index) done before their event's first line
+        # failed early reads awaiting their event: (probe id, read index) -> (CPUs that printed since, why)
+        self._armed: dict[tuple[int, int], tuple[set[int], str]] = {}
         self.failed_reads = 0  # memory reads bpftrace reported failed, tied to their values
         self.untied_failures: list[str] = []  # failed reads that could not be tied to an event
         self._failures = False  # the event being decoded has a failed read (see _node)
-        self._held_warning: tuple[int, str, str] | None = None
+        self._held_warning: tuple[int, int, str, str] | None = None
         self._bias = 0  # of the event being decoded
         self.symbolize = symbolize or (lambda addr: None)  # code address -> function name
         self.type_name = type_name or (lambda addr: None)  # runtime type address -> Go type name
@@ -193,11 +201,11 @@ class Decoder:
             after_warning, self._after_warning = self._after_warning, 0
             if m:
                 self._after_warning = 3  # at most: Additional Info, the source line, the caret line
-                old = _OLD_READ_FAILURE.match(m.group(2))
+                old = _OLD_READ_FAILURE.match(m.group(3))
                 if old:
-                    self._read_failed(int(m.group(1)), old.group(1), line)
+                    self._read_failed(int(m.group(1)), int(m.group(2)), old.group(1), line)
                 else:  # a read failure only if bpftrace's next line names a probe_read helper
-                    self._held_warning = (int(m.group(1)), m.group(2), line)
+                    self._held_warning = (int(m.group(1)), int(m.group(2)), m.group(3), line)
             elif after_warning == 3 and line.startswith("Additional Info - "):
                 self._after_warning = 2  # 0.23+: the helper's line; the source and caret lines follow
                 if held and line.startswith("Additional Info - helper: probe_read"):
@@ -233,22 +241,38 @@ class Decoder:
         if seq > self.last_seq.get(tid, 0):
             self.last_seq[tid] = seq
         if what in ("call", "ret"):
+            # `<header>` alone, or `<header> : <values or end>` (the event's first printf of values)
+            header, colon, tail = rest.partition(" : ")
             if key not in self.pending:
                 self.seen[tid] = self.seen.get(tid, 0) + 1
-            self.pending[key] = _Pending([what] + rest.split(" "))
-            return None
+            pend = _Pending([what] + header.split(" "))
+            pend.cpu = _cpu_of(pend.header)
+            self.pending[key] = pend
+            self._printed_on(pend.cpu, pend, first=True)
+            if not colon:
+                return None
+            what, _, rest = tail.partition(" ")
+            return self._more(tid, seq, key, pend, what, rest, counted=True)
         pend = self.pending.get(key)
         if pend is None:
             return None
-        if what == "end":  # `end <lines printed> [<reads> <values>...]`
+        self._printed_on(pend.cpu, pend, first=False)
+        return self._more(tid, seq, key, pend, what, rest, counted=False)
+
+    def _more(self, tid: int, seq: int, key: tuple[int, int], pend: _Pending, what: str, rest: str,
+              counted: bool) -> Event | None:
+        """A line's values, or its end (`end <lines printed> [<reads> <values>...]`); `counted`:
+        the line is the event's first (already counted in pend.lines)."""
+        if what == "end":
             del self.pending[key]
             count, _, values = rest.partition(" ")
             printed = int(count) if count.isdigit() else None
             if values:
                 self._values(pend, values)
             cut = None
-            if printed is not None and printed != pend.lines + 1:
-                cut = f"bpftrace dropped {printed - pend.lines - 1} of this event's {printed} output lines"
+            expected = pend.lines if counted else pend.lines + 1
+            if printed is not None and printed != expected:
+                cut = f"bpftrace dropped {printed - expected} of this event's {printed} output lines"
             ev = self._event(tid, seq, pend, cut)
             if ev is None:
                 return None
@@ -257,8 +281,26 @@ class Decoder:
             pend.raw[int(what)] = rest
         else:
             self._values(pend, what + " " + rest)
-        pend.lines += 1
+        if not counted:
+            pend.lines += 1
         return None
+
+    def _printed_on(self, cpu: int | None, pend: _Pending, first: bool) -> None:
+        """A line of `pend`'s event printed on `cpu`: the first line from that CPU since a failed
+        early read was reported. If it is the first line of an event of that read's probe, that
+        event is the one whose read failed, or another CPU's (each CPU's lines come in the order
+        its probes printed them, and a probe runs on one CPU without interruption, so the event
+        of the failed read is the next thing its CPU printed): its read is unavailable."""
+        if cpu is None or not self._armed:
+            return
+        for (probe_id, index), (cpus, reason) in self._armed.items():
+            if cpu in cpus:
+                continue
+            cpus.add(cpu)
+            if first and pend.probe_id == probe_id:
+                pend.failed[index] = reason
+                pend.zero_only.add(index)  # another CPU's event, unless its value is all zeros
+                self.failed_reads += 1
 
     def tables_done(self, final: bool) -> None:
         """The aggregation maps read since the last call are complete: hand them on."""
@@ -287,17 +329,26 @@ class Decoder:
         except ValueError:
             self.unparsed.append(text)
 
-    def _read_failed(self, program_line: int, why: str, text: str) -> None:
-        """A memory read failed (bpftrace then gives zeros). It happened in an event whose first
-        line was already printed and whose value line for that read was not: bpftrace handles the
-        output of one probe run in order, and prints this warning in the same stream. Every such
-        event (usually one; several when CPUs run the same probe at once) loses that read."""
-        where = self.read_lines.get(program_line)
+    def _read_failed(self, program_line: int, column: int, why: str, text: str) -> None:
+        """A memory read failed (bpftrace then gives zeros). bpftrace handles the output of one
+        probe run in order, and prints this warning in the same stream. A read done after its
+        event's first line was printed: the event is pending and its value line for that read has
+        not come; every such event (usually one; several when CPUs run the same probe at once)
+        loses that read. A read done before (early_reads): the event's first line comes later,
+        see _printed_on. The read is the one at the warning's line, or for a byte copy (a printf
+        may make several) at its line and column."""
+        where = self.read_spots.get((program_line, column)) or self.read_lines.get(program_line)
         if where is None:
             self.untied_failures.append(text)
             return
         probe_id, index = where
         reason = f"memory read failed ({why}): page not resident, or not a valid address"
+        if where in self.early_reads:
+            # done before its event printed anything: the event comes later, as the next line its
+            # CPU prints (which CPU is not said: the next first line of this probe from every CPU
+            # loses the read). A later failure of the same read covers an earlier one's CPUs.
+            self._armed[where] = (set(), reason)
+            return
         candidates = [p for p in self.pending.values() if p.probe_id == probe_id and index not in p.raw]
         if not candidates:
             self.untied_failures.append(text)
@@ -329,6 +380,9 @@ class Decoder:
         if pend.failed:
             raw = dict(raw)
             for index, reason in pend.failed.items():
+                if index in pend.zero_only and not _all_zero(raw.get(index)):
+                    self.failed_reads -= 1  # a failed read gives zeros: this event's read did not fail
+                    continue
                 raw[index] = _FailedRead(reason)
         # load bias (PIE): the probed instruction's run-time address minus its link-time address
         pc_field, linked = (5, probe.attach_address) if kind == "call" else (7, int(h[4], 16))
@@ -640,6 +694,31 @@ _SHOW = {
     FuncNode: Decoder._show_func_node,
 }
 _SHAPES: dict[type, _Shape] = {}
+
+
+def _all_zero(raw: str | None) -> bool:
+    """A printed word or byte copy that a failed read could have given: the kernel fills the
+    destination of a failed read with zeros (an empty copy read nothing, so it cannot have failed)."""
+    if raw is None:
+        return True
+    if raw.startswith("\\x"):
+        data = _bytes(raw)
+        return not any(data)
+    if raw == "":
+        return False
+    try:
+        return int(raw, 16) == 0
+    except ValueError:
+        return True
+
+
+def _cpu_of(header: list[str]) -> int | None:
+    """The CPU field of an event's first line (after the pid); None in output of older programs."""
+    at = (5 if header[0] == "call" else 7) + 2
+    try:
+        return int(header[at]) if len(header) > at else None
+    except ValueError:
+        return None
 
 
 def _unavailable(reason: str | None) -> tuple[dict, str]:
