@@ -100,18 +100,20 @@ class Dialect:
     @property
     def printf_batch(self) -> int:
         """Batch slots per printf (a scalar takes one, a byte copy copy_slots). Before 0.23 a
-        printf's arguments are built on the 512-byte BPF stack, beside the probe's variables: 29
-        (with at most nested_batch variables waiting in each `if`) loads every function of the
-        shapes fixture on Go 1.15 and 1.27 with -kk, also with --depth 2 and with --depth 4
-        --max-items 16; 32 does not. Each printf is a perf-buffer record, and every record
-        costs the traced thread a wakeup of bpftrace (about 3.5 us a record on 2 vCPUs:
-        main.Hot's 5 records per call cost 4.4x a bare uprobe, 1 record 1.9x); main.Hot's 10
-        values and 2 copies (28 slots) are one record with 29. 0.23+ builds them in a map
+        printf's arguments are built on the 512-byte BPF stack, beside the probe's variables, and
+        an event's first printf also carries its 8 header fields: 24 (with at most nested_batch
+        variables waiting in each `if`) loads every function of the shapes fixture on Go 1.15
+        and 1.27 with -kk, with defaults, --depth 2, --depth 4 --max-items 16, and main.List with
+        the live test's --args (two copies in a nested guard: 29 exceeded the stack there, 26
+        did not). Each printf is a perf-buffer record, and every record costs the traced thread a
+        wakeup of bpftrace (about 3.5 us a record on 2 vCPUs: main.Hot's 5 records per call cost
+        4.4x a bare uprobe, 1 record 1.9x); main.Hot's 10 values and 2 copies (28 slots) are two
+        records with 24. 0.23+ builds them in a map
         (objects over its on_stack_limit, 32 bytes); what waits to be printed still sits in
         variables. 24 loads 13 gofmt functions and parseBinaryExpr on 0.23 and 0.27 with -k (48
         exceeds the stack on 0.27), and cuts their records from 8.1 to 6.1 per event
         (bpftrace's CPU per event -5 to -10%)."""
-        return 29 if self.version < (0, 23, 0) else 24
+        return 24
 
     @property
     def nested_batch(self) -> int:
