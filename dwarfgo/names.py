@@ -121,27 +121,9 @@ def is_address_selector(text: str) -> bool:
     return _AT_ADDRESS.fullmatch(text.strip()) is not None
 
 
-def erase_type_arguments(name: str) -> str:
-    """`main.Map[go.shape.int_0,go.shape.string_1]` -> `main.Map[...]`: every outermost bracket's
-    contents as Go 1.18-1.19's function table writes them."""
-    out, depth = [], 0
-    for ch in name:
-        if ch == "[":
-            if depth == 0:
-                out.append("[...")
-            depth += 1
-        elif ch == "]":
-            depth -= 1
-            if depth == 0:
-                out.append("]")
-        elif depth == 0:
-            out.append(ch)
-    return "".join(out)
-
-
-def without_type_arguments(name: str) -> str:
-    """`main.(*Stack[go.shape.int]).Push` -> `main.(*Stack).Push`: the name as the source spells
-    the generic function (every outermost bracket dropped, except an array length: `[2]string`)."""
+def _rewrite_type_arguments(name: str, rewrite) -> str:
+    """`name` with each outermost bracket group (`[go.shape.int]`, `[2]`) replaced by
+    `rewrite(group)`; a `]` that closes nothing is kept as it is."""
     out, depth, start = [], 0, 0
     for i, ch in enumerate(name):
         if ch == "[":
@@ -150,37 +132,48 @@ def without_type_arguments(name: str) -> str:
             depth += 1
         elif ch == "]" and depth:
             depth -= 1
-            if depth == 0 and name[start + 1:i].isdigit():
-                out.append(name[start:i + 1])
+            if depth == 0:
+                out.append(rewrite(name[start:i + 1]))
         elif depth == 0:
             out.append(ch)
     return "".join(out)
 
 
+def erase_type_arguments(name: str) -> str:
+    """`main.Map[go.shape.int_0,go.shape.string_1]` -> `main.Map[...]`: every outermost bracket's
+    contents as Go 1.18-1.19's function table writes them."""
+    return _rewrite_type_arguments(name, lambda group: GENERIC_ELIDED)
+
+
+def without_type_arguments(name: str) -> str:
+    """`main.(*Stack[go.shape.int]).Push` -> `main.(*Stack).Push`: the name as the source spells
+    the generic function (every outermost bracket dropped, except an array length: `[2]string`)."""
+    return _rewrite_type_arguments(name, lambda group: group if group[1:-1].isdigit() else "")
+
+
+def _by_rewritten_name(symbols: list[Symbol], query: str, rewrite) -> list[Symbol]:
+    """The generic instances `query` names by lookup's rules once `rewrite` has been applied to
+    their names (and Go names); [] when none."""
+    generic = [s for s in symbols if "[" in s.name]
+    rewritten = [replace(s, name=rewrite(s.name)) for s in generic]
+    originals = {id(r): s for r, s in zip(rewritten, generic)}
+    found = [r for r in rewritten if r.name == query or r.go_name == query]
+    if not found:
+        precise, loose = _matches(rewritten, query)
+        found = precise or loose
+    return [originals[id(r)] for r in found]
+
+
 def _by_generic_name(symbols: list[Symbol], query: str) -> list[Symbol]:
     """The instances of a generic function that `query` (written as in the source: `Max`,
-    `Box.Get`, `main.(*Stack).Push`) names by lookup's rules, once their type arguments are
-    dropped; [] when none."""
-    generic = [s for s in symbols if "[" in s.name]
-    plain = [replace(s, name=without_type_arguments(s.name)) for s in generic]
-    originals = {id(p): s for p, s in zip(plain, generic)}
-    found = [p for p in plain if p.name == query]
-    if not found:
-        precise, loose = _matches(plain, query)
-        found = precise or loose
-    return [originals[id(p)] for p in found]
+    `Box.Get`, `main.(*Stack).Push`) names, once their type arguments are dropped."""
+    return _by_rewritten_name(symbols, query, without_type_arguments)
 
 
 def _by_erased_name(symbols: list[Symbol], query: str) -> list[Symbol]:
     """The symbols `query` (with `[...]` for type arguments) names once every symbol's type
-    arguments are written `[...]`, by lookup's rules; [] when none."""
-    erased = [replace(s, name=erase_type_arguments(s.name)) for s in symbols if "[" in s.name]
-    originals = {id(e): s for e, s in zip(erased, (s for s in symbols if "[" in s.name))}
-    exact = [e for e in erased if e.name == query or e.go_name == query]
-    if not exact:
-        precise, loose = _matches(erased, query)
-        exact = precise or loose
-    return [originals[id(e)] for e in exact]
+    arguments are written `[...]`."""
+    return _by_rewritten_name(symbols, query, erase_type_arguments)
 
 
 def _at_address(symbols: list[Symbol], name: str, address: int, detail=None) -> Symbol:

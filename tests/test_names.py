@@ -219,10 +219,24 @@ def test_vendored_package_named_like_a_standard_one(vendorflag):
     ("main.(*Stack[go.shape.struct { A int; B string }_0]).Pop", "main.(*Stack[...]).Pop"),
     ("main.Box[go.shape.[2]int_0].Get", "main.Box[...].Get"),
     ("main.Plain", "main.Plain"),
+    # a `]` that closes nothing is text (it used to drop the rest of the name)
+    ("main.a]b[go.shape.int_0].c", "main.a]b[...].c"),
 ])
 def test_erase_type_arguments(name, erased):
     from dwarfgo.names import erase_type_arguments
     assert erase_type_arguments(name) == erased
+
+
+@pytest.mark.parametrize("name, plain", [
+    ("main.(*Stack[go.shape.int]).Push", "main.(*Stack).Push"),
+    ("main.Max[go.shape.float64]", "main.Max"),
+    ("main.Box[go.shape.[2]int_0].Get", "main.Box.Get"),
+    ("main.F[2]", "main.F[2]"),  # an array length stays
+    ("main.a]b[go.shape.int_0].c", "main.a]b.c"),
+])
+def test_without_type_arguments(name, plain):
+    from dwarfgo.names import without_type_arguments
+    assert without_type_arguments(name) == plain
 
 
 def test_address_selector_among_functions_of_one_name():
