@@ -20,7 +20,8 @@ from dwarfgo.emit.probe import ProbeOptions, generate
 from dwarfgo.gotypes import DW_AT_GO_RUNTIME_TYPE
 from dwarfgo.program import GoProgram
 from dwarfgo.runner.decode import Decoder
-from dwarfgo.runner.session import TraceSession, loss_lines
+from dwarfgo.runner.session import TraceSession
+from dwarfgo.runner.stream import loss_lines
 from dwarfgo.runtime_types import RuntimeTypeNames
 
 DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "bin" / "demo-go1.22-amd64"

@@ -26,7 +26,7 @@ from typing import Callable
 
 from .decode import Decoder, Event
 from .run import BpftraceRun
-from .stream import DEFAULT_WINDOW, EventStream, TraceOutcome, loss_lines  # noqa: F401 (loss_lines: re-exported)
+from .stream import DEFAULT_WINDOW, EventStream, TraceOutcome
 
 QUIET, DRAIN_MAX = 1.0, 60.0  # after the -p process exits: output quiet this long, or at most this
 _EOF = None
