@@ -262,16 +262,6 @@ class FuncTable:
         self.binary = binary
 
     @cached_property
-    def args_by_entry(self) -> dict[int, int]:
-        # from the index alone: neither the functions' pc tables (most of a whole table's reading,
-        # 0.8 s of 1.1 on cmd/compile 1.27) nor their names are read
-        tab = self._index
-        if tab is None:
-            return {}
-        with reading(self.binary.path, "function table (.gopclntab)"):
-            return {tab.entry(i): tab.args(tab.record(i)) for i in range(tab.nfunc)}
-
-    @cached_property
     def _index(self) -> _Functab | None:
         with reading(self.binary.path, "function table (.gopclntab)"):
             found = locate(self.binary)
@@ -280,14 +270,11 @@ class FuncTable:
     def args_size(self, entry: int) -> int | None:
         """The runtime's argument-area size of the function starting at `entry` (None if unknown).
         One function is looked up in the sorted index (reading all 20k records of cmd/compile
-        cost 0.28 s of a 1 s `sig`); a whole-binary caller that asked args_by_entry reuses it."""
-        if "args_by_entry" in self.__dict__:
-            v = self.args_by_entry.get(entry)
-        else:
-            tab = self._index
-            with reading(self.binary.path, "function table (.gopclntab)"):
-                i = tab.index_of(entry) if tab is not None else None
-                v = tab.args(tab.record(i)) if i is not None else None
+        cost 0.28 s of a 1 s `sig`)."""
+        tab = self._index
+        with reading(self.binary.path, "function table (.gopclntab)"):
+            i = tab.index_of(entry) if tab is not None else None
+            v = tab.args(tab.record(i)) if i is not None else None
         if v is None or v < 0:  # ArgsSizeUnknown (-0x80000000) for some assembly
             return None
         return v
