@@ -37,13 +37,13 @@ FUNC = "(*BarrierView).Put"
 
 SHF_COMPRESSED = 0x800
 
-# (command name, argv after the binary)
+# (command name, argv after the binary; {func}: the function, FUNC unless another is given)
 COMMANDS = {
-    "sig": ["sig", "{bin}", FUNC],
+    "sig": ["sig", "{bin}", "{func}"],
     "funcs": ["funcs", "{bin}", "main."],
-    "structs": ["structs", "{bin}", "--for", FUNC],
-    "abi": ["abi", "{bin}", FUNC],
-    "probe": ["probe", "{bin}", FUNC, "--ret", "--bpftrace-version", "0.27"],
+    "structs": ["structs", "{bin}", "--for", "{func}"],
+    "abi": ["abi", "{bin}", "{func}"],
+    "probe": ["probe", "{bin}", "{func}", "--ret", "--bpftrace-version", "0.27"],
 }
 
 
@@ -168,6 +168,10 @@ class Mutant:
 FLIP_SECTIONS = (".debug_info", ".debug_abbrev", ".debug_loc", ".debug_ranges", ".debug_line", ".debug_frame",
                  ".gopclntab", ".symtab", ".strtab", ".go.buildinfo", ".note.go.buildid", ".text", ".shstrtab",
                  ".rodata", ".typelink")
+# a binary without DWARF: what the stripped path reads (function table, type descriptors and links,
+# module data, build info) and the code it decodes
+STRIPPED_FLIP_SECTIONS = (".gopclntab", ".rodata", ".typelink", ".itablink", ".noptrdata", ".data", ".go.buildinfo",
+                          ".note.go.buildid", ".text", ".shstrtab")
 
 
 def _bomb(size: int) -> bytes:
@@ -217,6 +221,8 @@ class Mutator:
     def random(self, count: int):
         kinds = [(self.truncate, 2), (self.flip_raw, 5), (self.flip_inflated, 6), (self.flip_plain, 6),
                  (self.flip_zdebug, 1), (self.header_lie, 2), (self.elf_header, 1)]
+        if self.img.section(".debug_info") is None and self.img.section(".zdebug_info") is None:
+            kinds = [(self.truncate, 2), (self.flip_stripped, 11), (self.header_lie, 2), (self.elf_header, 1)]
         fns = [f for f, w in kinds for _ in range(w)]
         for _ in range(count):
             yield self.rng.choice(fns)()
@@ -249,6 +255,13 @@ class Mutator:
         buf = bytearray(self.data)
         what = self._flips(buf, s.offset, s.size)
         return Mutant(f"flip {s.name} raw {what}", "flip-raw", bytes(buf), self._cmd())
+
+    def flip_stripped(self) -> Mutant:
+        """Bytes flipped in what a binary without DWARF is read from."""
+        s = self._section_of(self.img, STRIPPED_FLIP_SECTIONS)
+        buf = bytearray(self.data)
+        what = self._flips(buf, s.offset, s.size)
+        return Mutant(f"flip {s.name} {what}", "flip-raw", bytes(buf), self._cmd())
 
     def flip_inflated(self) -> Mutant:
         """Bytes of one DWARF section flipped after decompression; recompressed."""
@@ -321,6 +334,8 @@ class Mutator:
         plain = ElfImage(self.plain)
         for name in (".debug_info", ".debug_abbrev", ".symtab", ".gopclntab"):
             s = plain.section(name)
+            if s is None:  # a PIE keeps its function table in .data.rel.ro
+                continue
             yield f"{name} sh_size is 2^40 (uncompressed)", "header", self._patch(self.plain, s.header + 32, "<Q", 1 << 40)
         yield "corrupt compressed .debug_abbrev (stream cut short)", "flip-raw", self._patch(
             d, img.section(".debug_abbrev").offset + 40, "<Q", 0)
@@ -470,6 +485,8 @@ def _probe_contradicted(binary: str, func: str) -> str | None:
     from dwarfgo.program import GoProgram
     from dwarfgo.verify.evidence import gather
     with GoProgram(binary) as prog:
+        if not prog.binary.has_dwarf:  # a stripped binary: no DWARF evidence to contradict
+            return None
         fn = prog.function(func)
         ev = gather(prog, fn)
         if ev.consistent:
@@ -481,8 +498,9 @@ def _probe_contradicted(binary: str, func: str) -> str | None:
     return None
 
 
-def run(binary: Path, command: str, timeout: float = 20.0, mem: int = 1 << 30, check_probe: bool = True) -> Outcome:
-    argv = [a.replace("{bin}", str(binary)) for a in COMMANDS[command]]
+def run(binary: Path, command: str, timeout: float = 20.0, mem: int = 1 << 30, check_probe: bool = True,
+        func: str = FUNC) -> Outcome:
+    argv = [a.replace("{bin}", str(binary)).replace("{func}", func) for a in COMMANDS[command]]
     return run_argv(argv, timeout, mem, check_probe and command == "probe")
 
 
@@ -567,7 +585,7 @@ def preload() -> None:
 
 
 def fuzz(mutants, workdir: Path, timeout: float = 20.0, mem: int = 1 << 30, baselines=None, keep: Path | None = None,
-         progress=None, recheck: float | None = None):
+         progress=None, recheck: float | None = None, func: str = FUNC):
     """Run every mutant; returns [(mutant name, command, Outcome)]. A run that does not end within
     `timeout` is run again with `recheck` seconds (default 4 x timeout), alone: on a loaded machine
     a slow run is not a hang."""
@@ -578,9 +596,9 @@ def fuzz(mutants, workdir: Path, timeout: float = 20.0, mem: int = 1 << 30, base
         path.write_bytes(m.data)
         path.chmod(0o755)
         base = baselines[m.command]
-        o = classify(run(path, m.command, timeout, mem), base)
+        o = classify(run(path, m.command, timeout, mem, func=func), base)
         if o.kind == "hang":
-            o = classify(run(path, m.command, recheck or 4 * timeout, mem), base)
+            o = classify(run(path, m.command, recheck or 4 * timeout, mem, func=func), base)
         results.append((m.name, m.command, o))
         if keep is not None and o.kind in BAD:
             keep.mkdir(parents=True, exist_ok=True)
@@ -590,13 +608,18 @@ def fuzz(mutants, workdir: Path, timeout: float = 20.0, mem: int = 1 << 30, base
     return results
 
 
-def baselines_for(binary: Path, commands=tuple(COMMANDS), timeout: float = 60.0, mem: int = 1 << 30):
+class BaselineFailed(RuntimeError):
+    """A command fails on the undamaged binary: nothing to compare mutants with."""
+
+
+def baselines_for(binary: Path, commands=tuple(COMMANDS), timeout: float = 60.0, mem: int = 1 << 30,
+                  func: str = FUNC):
     preload()
     out = {}
     for c in commands:
-        o = run(binary, c, timeout, mem, check_probe=False)
+        o = run(binary, c, timeout, mem, check_probe=False, func=func)
         if o.kind != "?" or o.status != 0:
-            raise RuntimeError(f"{c} fails on the original binary: {o.kind} {o.status} {o.stderr.strip()[:300]}")
+            raise BaselineFailed(f"{c} fails on the original binary: {o.kind} {o.status} {o.stderr.strip()[:300]}")
         out[c] = o
     return out
 

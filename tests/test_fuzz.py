@@ -12,6 +12,7 @@ import pytest
 
 import fuzzing
 from conftest import require_file
+from test_stripped import built
 
 SEED = 20261130
 COUNT = int(os.environ.get("DWARFGO_FUZZ_COUNT", "60"))  # ~45 s here; scripts/fuzz-binaries runs thousands
@@ -77,3 +78,22 @@ def test_random_mutants(baselines, tmp_path):
     kinds = collections.Counter(o.kind for _, _, o in results)
     # the mix is a real one: damage that is reported, and damage that changes nothing dwarfgo reads
     assert kinds["clean"] >= COUNT // 10 and kinds["unchanged"] >= COUNT // 10, report
+
+
+@pytest.mark.parametrize("go", ["1.15", "1.27"])
+def test_random_mutants_stripped(go, tmp_path):
+    """A binary without DWARF (-ldflags='-s -w'): everything its commands read comes from the
+    function table, the type descriptors and links, module data and build info, so that is what
+    is damaged (bytes flipped in those sections and in the code, truncations, lying headers)."""
+    binary = built(go, "stripped")
+    func = "main.(*Circle).Area"  # a method in the runtime type tables: sig and probe give it typed
+    commands = ("sig", "funcs", "probe")
+    baselines = fuzzing.baselines_for(binary, commands, mem=MEM, func=func)
+    mut = fuzzing.Mutator(binary.read_bytes(), SEED, commands)
+    results = fuzzing.fuzz(mut.random(COUNT // 2), tmp_path, TIMEOUT, MEM, baselines, func=func)
+    report = _report(results)
+    print(report)
+    assert len(results) == COUNT // 2
+    assert not [r for r in results if r[2].kind in fuzzing.BAD], report
+    kinds = collections.Counter(o.kind for _, _, o in results)
+    assert kinds["clean"] >= 1 and kinds["unchanged"] >= 1, report
