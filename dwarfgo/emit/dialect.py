@@ -116,6 +116,18 @@ class Dialect:
         return 24
 
     @property
+    def one_record_batch(self) -> int:
+        """Batch slots of an event's only printf, at the top level of its probe (its header, its
+        values and its end count in one record: bpftrace.ProgramWriter._pack); the probe then
+        keeps nothing alive beside that printf's own values. Before 0.23: 28, so that main.Hot of
+        scripts/bench-trace (10 values and 2 copies, 28 slots) is one record, not two (2.6x a bare
+        uprobe with two, about 2.0x with one: each record costs a wakeup of bpftrace). Measured:
+        main.List with the live test's --args, a first printf of two, exceeded the 512-byte stack
+        with 28 slots; an only printf has nothing after it. 28 loads every function of the shapes
+        fixture under printf_batch's checks. 0.23+: printf_batch (more does not save a record)."""
+        return 28 if self.version < (0, 23, 0) else self.printf_batch
+
+    @property
     def nested_batch(self) -> int:
         """Variables that may wait inside an `if` before they are printed there (a copy keeps
         two: its address and length). Before 0.23: 8, so that nested blocks do not fill the
