@@ -107,8 +107,8 @@ class Dialect:
         the live test's --args (two copies in a nested guard: 29 exceeded the stack there, 26
         did not). Each printf is a perf-buffer record, and every record costs the traced thread a
         wakeup of bpftrace (about 3.5 us a record on 2 vCPUs: main.Hot's 5 records per call cost
-        4.4x a bare uprobe, 1 record 1.9x); main.Hot's 10 values and 2 copies (28 slots) are two
-        records with 24. 0.23+ builds them in a map
+        4.4x a bare uprobe, 1 record 1.9x); main.Hot's 10 values and 2 copies (28 slots) would be
+        two records with 24: an event's only printf gets one_record_batch. 0.23+ builds them in a map
         (objects over its on_stack_limit, 32 bytes); what waits to be printed still sits in
         variables. 24 loads 13 gofmt functions and parseBinaryExpr on 0.23 and 0.27 with -k (48
         exceeds the stack on 0.27), and cuts their records from 8.1 to 6.1 per event
