@@ -406,14 +406,25 @@ class ProgramWriter:
         inside an `if`, the header is printed alone where it stands (every event prints it).
 
         The `$n` printfs of the event before its end line are counted: the end line prints how
-        many lines the event has, so the decoder knows when bpftrace dropped some."""
+        many lines the event has, so the decoder knows when bpftrace dropped some.
+
+        An event whose values all fit one printf of Dialect.one_record_batch slots at the top
+        level (no printf inside an `if`) is that one record."""
+        if self.dialect.one_record_batch > self.dialect.printf_batch:
+            try:
+                # a batch more: the top level keeps a batch less one waiting for the end line
+                one = self._pack_values(body, seq, merge_header=True, batch=self.dialect.one_record_batch + 1)
+            except _HeaderInBlock:
+                one = []
+            if sum(1 for s in one if s.startswith("printf(")) == 1:
+                return one
         try:
             return self._pack_values(body, seq, merge_header=True)
         except _HeaderInBlock:
             return self._pack_values(body, seq, merge_header=False)
 
-    def _pack_values(self, body: list, seq: str, merge_header: bool) -> list[str]:
-        batch = self.dialect.printf_batch
+    def _pack_values(self, body: list, seq: str, merge_header: bool, batch: int | None = None) -> list[str]:
+        batch = batch or self.dialect.printf_batch
         copy_slots = self.dialect.copy_slots
         out: list[str] = []
         frames: list[tuple[int, list[_Print]]] = [(-1, [])]  # (index of the block's `if` line, waiting)

@@ -107,13 +107,25 @@ class Dialect:
         the live test's --args (two copies in a nested guard: 29 exceeded the stack there, 26
         did not). Each printf is a perf-buffer record, and every record costs the traced thread a
         wakeup of bpftrace (about 3.5 us a record on 2 vCPUs: main.Hot's 5 records per call cost
-        4.4x a bare uprobe, 1 record 1.9x); main.Hot's 10 values and 2 copies (28 slots) are two
-        records with 24. 0.23+ builds them in a map
+        4.4x a bare uprobe, 1 record 1.9x); main.Hot's 10 values and 2 copies (28 slots) would be
+        two records with 24: an event's only printf gets one_record_batch. 0.23+ builds them in a map
         (objects over its on_stack_limit, 32 bytes); what waits to be printed still sits in
         variables. 24 loads 13 gofmt functions and parseBinaryExpr on 0.23 and 0.27 with -k (48
         exceeds the stack on 0.27), and cuts their records from 8.1 to 6.1 per event
         (bpftrace's CPU per event -5 to -10%)."""
         return 24
+
+    @property
+    def one_record_batch(self) -> int:
+        """Batch slots of an event's only printf, at the top level of its probe (its header, its
+        values and its end count in one record: bpftrace.ProgramWriter._pack); the probe then
+        keeps nothing alive beside that printf's own values. Before 0.23: 28, so that main.Hot of
+        scripts/bench-trace (10 values and 2 copies, 28 slots) is one record, not two (2.6x a bare
+        uprobe with two, about 2.0x with one: each record costs a wakeup of bpftrace). Measured:
+        main.List with the live test's --args, a first printf of two, exceeded the 512-byte stack
+        with 28 slots; an only printf has nothing after it. 28 loads every function of the shapes
+        fixture under printf_batch's checks. 0.23+: printf_batch (more does not save a record)."""
+        return 28 if self.version < (0, 23, 0) else self.printf_batch
 
     @property
     def nested_batch(self) -> int:
