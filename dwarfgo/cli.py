@@ -434,18 +434,22 @@ def _say_sources(fns) -> None:
 
 
 def _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid, buffer_pages=None,
-                 args=None, filter_expr=None, aggregate=None, child=False):
+                 args=None, filter_expr=None, aggregate=None, child=False, record_slots=None):
+    from dataclasses import replace
+
     from .emit.dialect import detect
-    from .emit.probe import ProbeOptions, generate
+    from .emit.probe import ProbeOptions, generate_fitting
 
     dialect, path = detect(bpftrace, bpftrace_version)
+    if record_slots:
+        dialect = replace(dialect, record_slots=record_slots)
     fns = [prog.probe_function(f) for f in funcs]
     _say_sources(fns)
     opts = ProbeOptions(ret=ret, depth=depth, max_str=max_str, max_items=max_items, pid=pid, args=args,
                         filter=filter_expr, aggregate=aggregate, child=child)
     if buffer_pages:
         opts.buffer_pages = buffer_pages
-    return generate(prog, fns, dialect, opts), path
+    return generate_fitting(prog, fns, dialect, opts, path), path
 
 
 def _readable_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid, buffer_pages=None,
@@ -754,6 +758,10 @@ def decode(
     bpftrace: Optional[str] = BpftraceOpt,
     bpftrace_version: Optional[str] = BpftraceVersionOpt,
     buffer_pages: Optional[int] = BufferOpt,
+    record_slots: Optional[int] = typer.Option(
+        None, "--record-slots", min=10, max=24,
+        help="Values a printf record held (bpftrace 0.17 programs that needed fewer to fit its stack; "
+             "the program's header gives it in its decode command)."),
     debug_file: Optional[str] = DebugOpt,
     debug_from: Optional[str] = DebugFromOpt,
     no_cache: bool = NoCacheOpt,
@@ -778,7 +786,7 @@ def decode(
     with _open(binary, debug_file, debug_from, no_cache) as prog:
         program, _ = _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid,
                                   buffer_pages, _arg_selection(print_all_args, args), filter_expr,
-                                  _aggregate_options(count_by, sums, hists, interval))
+                                  _aggregate_options(count_by, sums, hists, interval), record_slots=record_slots)
         decoder = decoder_for(prog, program, max_str, expect=program.identity)
         decoder.on_tables = _table_shower(as_json)
         try:

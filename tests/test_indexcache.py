@@ -251,7 +251,8 @@ def test_stack_verdicts_are_kept_per_program_and_bpftrace(cache_home, tmp_path):
     """bpftrace 0.17's --emit-elf stack check of a readable program (1.5 s on a cmd/compile
     method) runs once per program text and bpftrace binary; `cache clear` removes the verdicts."""
     from dwarfgo.emit.dialect import Dialect
-    from dwarfgo.emit.readable import ReadableProgram, _over_the_stack
+    from dwarfgo.emit.readable import ReadableProgram
+    from dwarfgo.emit.stackcheck import over_the_stack as _over_the_stack
 
     calls = tmp_path / "calls"
     fake = tmp_path / "bpftrace"

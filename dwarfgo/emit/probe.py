@@ -7,7 +7,7 @@ the one-event-per-call filter, RET sites for return probes), a read plan per val
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import __version__, goexpr
 from ..errors import DwarfgoError
@@ -20,6 +20,7 @@ from .aggregate import AggregateOptions, check_aggregates, compile_aggregates
 from .dialect import Dialect
 from .identity import PLACEHOLDER
 from .plan import PlanBuilder
+from .stackcheck import over_the_stack
 
 
 @dataclass
@@ -130,6 +131,32 @@ def goid_offset(prog) -> int | None:
     return None
 
 
+# printf batch slots tried, in turn, when a bpftrace 0.17 program exceeds the BPF stack (a copy
+# takes Dialect.copy_slots, 9, so a printf keeps room for one and a scalar)
+_FITTING_SLOTS = (20, 16, 12, 10)
+
+
+def generate_fitting(prog, functions, dialect: Dialect, options: ProbeOptions, bpftrace: str | None) -> Program:
+    """generate(), and with a bpftrace before 0.23 at hand: compiled (stackcheck: nothing is
+    loaded), and made again with fewer batch slots a printf (Dialect.record_slots, so more output
+    records an event) while bpftrace refuses it for its 512-byte stack. The verdicts are kept in
+    the cache directory unless the program was opened without a cache."""
+    program = generate(prog, functions, dialect, options)
+    if bpftrace is None or dialect.version >= (0, 23, 0) or (options.aggregate is not None and options.aggregate.any):
+        return program
+    cached = getattr(prog, "cache", None) is not None
+    for slots in _FITTING_SLOTS:
+        if not over_the_stack(bpftrace, dialect, program, cached=cached):
+            return program
+        dialect = replace(dialect, record_slots=slots)
+        program = generate(prog, functions, dialect, options)
+    if not over_the_stack(bpftrace, dialect, program, cached=cached):
+        return program
+    raise DwarfgoError(f"the program does not fit bpftrace {dialect.version_text}'s 512-byte BPF stack even with "
+                       f"{_FITTING_SLOTS[-1]} values a record: use --args to print fewer values, --depth 0, fewer "
+                       "functions a program, or a newer bpftrace (--bpftrace PATH, 0.23+)")
+
+
 def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Program:
     if options.max_str > dialect.max_strlen:
         raise DwarfgoError(f"--max-str {options.max_str} exceeds bpftrace {dialect.version_text}'s limit of {dialect.max_strlen}")
@@ -235,6 +262,8 @@ def decode_command(prog, functions, dialect: Dialect, options: ProbeOptions) -> 
         argv += ["--interval", str(agg.interval)]
     argv += ["--depth", str(options.depth), "--max-str", str(options.max_str), "--max-items",
              str(options.max_items), "--bpftrace-version", dialect.version_text]
+    if dialect.record_slots:
+        argv += ["--record-slots", str(dialect.record_slots)]
     return " ".join(shlex.quote(a) for a in argv)
 
 

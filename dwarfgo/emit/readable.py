@@ -32,6 +32,7 @@ from ..verify.machine import MachineReport
 from .bpftrace import ProbePlan, ProgramWriter, _call_key, _cast, _config_block, _u64
 from .dialect import Dialect
 from .probe import _comment_safe as comment_safe
+from .stackcheck import over_the_stack
 
 _INT_C = {1: "int8", 2: "int16", 4: "int32", 8: "int64"}
 _UINT_C = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}
@@ -561,42 +562,11 @@ def generate_readable(prog, functions, dialect: Dialect, options, bpftrace: str 
         program, peak = _generate_readable(prog, functions, dialect, options, budget)
         if bpftrace is None or dialect.version >= (0, 23, 0) or peak < _STACK_CHECK_FROM:
             return program
-        if not _over_the_stack(bpftrace, dialect, program, cached=getattr(prog, "cache", None) is not None):
+        if not over_the_stack(bpftrace, dialect, program, cached=getattr(prog, "cache", None) is not None):
             return program
         budget = min(budget or _STACK_BUDGET_017, peak) - _STACK_STEP
     raise DwarfgoError(f"the readable program does not fit bpftrace {dialect.version_text}'s 512-byte BPF stack even "
                        f"with {budget} bytes per record: use --depth 0, fewer functions, or --format raw")
-
-
-def _over_the_stack(bpftrace: str, dialect: Dialect, program: ReadableProgram, cached: bool = False) -> bool:
-    """Does bpftrace refuse `program` for its stack? (compiled only: --emit-elf loads nothing;
-    about 1.5 s for a cmd/compile method, so with `cached` the verdict is kept in the cache
-    directory, keyed by the bpftrace binary, its flags and environment, and the program's text)"""
-    import os
-    import subprocess
-    import tempfile
-
-    from ..indexcache import StackVerdicts
-
-    verdicts = StackVerdicts(bpftrace, [*dialect.read_error_flags, "--emit-elf"], program.run_env, program.text) \
-        if cached else None
-    known = verdicts.get() if verdicts is not None else None
-    if known is not None:
-        return known
-    with tempfile.TemporaryDirectory(prefix="dwarfgo-stack-") as tmp:
-        source = os.path.join(tmp, "probe.bt")
-        with open(source, "w") as f:
-            f.write(program.text)
-        env = {**os.environ, **program.run_env}
-        try:
-            run = subprocess.run([bpftrace, *dialect.read_error_flags, "--emit-elf", os.path.join(tmp, "probe.elf"),
-                                  source], capture_output=True, text=True, timeout=120, env=env)
-        except (OSError, subprocess.TimeoutExpired):
-            return False  # no verdict: the program stays as built
-    over = "stack limit" in run.stdout + run.stderr
-    if verdicts is not None and (over or run.returncode == 0):  # a verdict, not another failure
-        verdicts.put(over)
-    return over
 
 
 def _generate_readable(prog, functions, dialect: Dialect, options, budget: int | None) -> tuple[ReadableProgram, int]:

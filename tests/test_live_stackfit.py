@@ -1,0 +1,71 @@
+"""bpftrace 0.17 builds each output record on its 512-byte BPF stack beside the probe's variables,
+and no fixed number of values a record is safe for every function: gofmt 1.15's
+parser.shortVarDecl (a ~40-field receiver, a struct pointer, a slice of interfaces) went over it
+with 24, so `trace` failed to load. dwarfgo now compiles a 0.17 program before running it and
+makes it again with fewer values a record until bpftrace accepts it (probe.generate_fitting);
+`decode` is told the record size by the program's header."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from conftest import gofmt_binary
+from test_live import _live_preconditions, installed_bpftrace, private_copy
+
+FUNC = "go/parser.(*parser).shortVarDecl"
+
+
+@pytest.mark.matrix
+def test_a_017_program_over_the_stack_is_made_to_fit_and_traces_exact_values(tmp_path):
+    version, bpftrace = installed_bpftrace("0.17")
+    built, _ = gofmt_binary("1.15")
+    _live_preconditions(built)
+    gofmt = private_copy(built, tmp_path)  # bpftrace 0.17's -c does not filter by pid
+    source = "package zebra\n\nfunc narwhal(axolotl int) int {\n\tpangolin := axolotl\n\treturn pangolin\n}\n"
+    (tmp_path / "in.go").write_text(source)
+    token_pos = source.index(":=") + 1  # go/token: a file's first Pos is its base, 1
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    # the default record size goes over the stack (what the fix is for): checked with bpftrace itself
+    from dwarfgo.emit.dialect import Dialect
+    from dwarfgo.emit.probe import ProbeOptions, generate
+    from dwarfgo.program import GoProgram
+    with GoProgram(gofmt) as prog:
+        default = generate(prog, [prog.function(FUNC)], Dialect((0, 17, 0)), ProbeOptions(child=True))
+    (tmp_path / "default.bt").write_text(default.text)
+    compiled = subprocess.run([bpftrace, "-kk", "-c", "/bin/true", "--emit-elf", str(tmp_path / "default.elf"),
+                               str(tmp_path / "default.bt")], capture_output=True, text=True, timeout=300)
+    assert "stack limit" in compiled.stdout + compiled.stderr, compiled.stderr[-500:]
+
+    raw = tmp_path / "raw.txt"
+    run = subprocess.run([sys.executable, "-m", "dwarfgo", "trace", str(gofmt), FUNC, "--json", "--bpftrace", bpftrace,
+                          "--raw-output", str(raw), "-c", f"{gofmt} {tmp_path / 'in.go'}"],
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    calls = [json.loads(l) for l in run.stdout.splitlines() if l.startswith('{"event": "call"')]
+    assert len(calls) == 1, run.stderr[-2000:]
+    args = calls[0]["args"]
+    assert args["decl"]["TokPos"] == token_pos, args["decl"]
+    assert args["list"]["len"] == 1 and args["list"]["items"][0]["type"] == "*ast.Ident", args["list"]
+    assert args["p"]["pos"] > token_pos  # the parser has read past `:=` when it declares
+    assert "lost" not in run.stderr and "incomplete" not in run.stderr, run.stderr[-2000:]
+
+    # the program says how to decode it; that command gives the same event from the saved output
+    probe = subprocess.run([sys.executable, "-m", "dwarfgo", "probe", str(gofmt), FUNC, "--format", "raw",
+                            "--bpftrace", bpftrace], capture_output=True, text=True, timeout=600, env=env)
+    assert probe.returncode == 0, probe.stderr[-1000:]
+    hint = re.search(r"//   (dwarfgo decode .*) --input OUT", probe.stdout)
+    assert hint and "--record-slots" in hint[1], probe.stdout[:1500]
+    argv = shlex.split(hint[1])[2:]  # after `dwarfgo decode`
+    decoded = subprocess.run([sys.executable, "-m", "dwarfgo", "decode", *argv, "--json", "--input", str(raw)],
+                             capture_output=True, text=True, timeout=600, env=env)
+    assert decoded.returncode == 0, decoded.stderr[-1000:]
+    again = [json.loads(l) for l in decoded.stdout.splitlines() if l.startswith('{"event": "call"')]
+    assert [e["args"] for e in again] == [calls[0]["args"]], decoded.stderr[-1000:]
