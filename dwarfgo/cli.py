@@ -19,11 +19,10 @@ from elftools.common.exceptions import DWARFError, ELFError
 
 from .errors import DwarfgoError, describe
 from . import indexcache
-from .program import GoProgram, tables_only
-from .names import is_address_selector
 
-# what only some commands need is imported by them (a warm run is mostly start-up): the runtime
-# type tables (binaries without DWARF), the ABI witnesses and machine code, the reports
+# what only some commands need is imported by them (a warm run is mostly start-up): the library
+# (and pyelftools) when the answer is not already stored, the runtime type tables (binaries
+# without DWARF), the ABI witnesses and machine code, the reports
 
 app = typer.Typer(
     name="dwarfgo",
@@ -55,8 +54,23 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _open(binary: str, debug_file: Optional[str], debug_from: Optional[str] = None,
-          no_cache: bool = False) -> GoProgram:
+          no_cache: bool = False):
+    from .program import GoProgram
     return GoProgram(binary, debug_file, debug_from, cache=not no_cache)
+
+
+def _stored(binary: str, debug_file: Optional[str], debug_from: Optional[str], no_cache: bool, kind: str,
+            key: list):
+    """(True, answer) when what GoProgram.remembered(kind, key, ...) computed for this binary is
+    stored: read without opening the binary through the library (see indexcache.stored_result)."""
+    if no_cache or debug_file or debug_from:
+        return False, None
+    return indexcache.stored_result(binary, kind, key)
+
+
+def tables_only(prog) -> bool:
+    from .program import tables_only as only_tables
+    return only_tables(prog)
 
 
 class _Progress:
@@ -132,6 +146,12 @@ def funcs(
 
       dwarfgo funcs ./server 'main.Max[...]@0x4b4b60'   one of several functions that share a name
     """
+    kind = "funcs-pattern-json" if as_json else "funcs-pattern"
+    hit, text = _stored(binary, debug_file, debug_from, no_cache, kind, [pattern, regex]) if pattern else (False, None)
+    if hit:
+        _put_listing(pattern, text)
+        return
+    from .names import is_address_selector
     with _open(binary, debug_file, debug_from, no_cache) as prog:
         if pattern is not None and not regex and is_address_selector(pattern):
             _one_function(prog, pattern, as_json)
@@ -142,6 +162,21 @@ def funcs(
             return
         from .verify.evidence import require_arch
         require_arch(prog)  # as sig and probe: no listing of signatures it cannot place
+        if pattern is not None and prog.twin is None:
+            # a pattern's listing is made once per binary (and dwarfgo build), then read from the
+            # index cache (the functions' lines are kept one by one too, for other patterns)
+            printed = []
+
+            def listing() -> Optional[str]:
+                printed.append(True)
+                return _listing(prog, pattern, regex, as_json)
+
+            text = prog.remembered(kind, [pattern, regex], listing)
+            if not printed:
+                _put_listing(pattern, text)
+            elif text is None:
+                _fail(f"no function matches {pattern!r}")
+            return
         progress = _Progress("reading functions")
         try:
             found = prog.map_matching(pattern, _function_json if as_json else _function_line, regex,
@@ -155,13 +190,39 @@ def funcs(
                 typer.echo(json.dumps(list(found), indent=1))
                 return
             shown = 0
-            for line in found:
+            for line in found:  # streamed as they come
                 typer.echo(line)
                 shown += 1
         finally:
             progress.close()
         if not shown:
             _fail(f"no function matches {pattern!r}" if pattern else "no functions with DWARF found")
+
+
+def _listing(prog, pattern: Optional[str], regex: bool, as_json: bool) -> Optional[str]:
+    """Print what `funcs` prints for the functions matching `pattern` (lines as they come), and
+    return it; None: no line was printed."""
+    progress = _Progress("reading functions")
+    try:
+        found = prog.map_matching(pattern, _function_json if as_json else _function_line, regex,
+                                  progress=progress, store_as="funcs-json" if as_json else "funcs")
+        if as_json:
+            text = json.dumps(list(found), indent=1) + "\n"
+            typer.echo(text, nl=False)
+            return text
+        lines = []
+        for line in found:
+            typer.echo(line)
+            lines.append(line + "\n")
+    finally:
+        progress.close()
+    return "".join(lines) if lines else None
+
+
+def _put_listing(pattern: Optional[str], text: Optional[str]) -> None:
+    if text is None:
+        _fail(f"no function matches {pattern!r}" if pattern else "no functions with DWARF found")
+    typer.echo(text, nl=False)
 
 
 def _one_function(prog, selector: str, as_json: bool) -> None:
@@ -215,6 +276,11 @@ def sig(
 
       dwarfgo sig ./server main.handle --json
     """
+    kind = "sig-json" if as_json else "sig"
+    hit, text = _stored(binary, debug_file, debug_from, no_cache, kind, [func])
+    if hit:
+        typer.echo(text, nl=False)
+        return
     with _open(binary, debug_file, debug_from, no_cache) as prog:
         if tables_only(prog):  # no DWARF, no twin: what the runtime's own tables give
             from .tablesig import describe_without_dwarf
@@ -222,8 +288,7 @@ def sig(
             typer.echo(text if as_json else "\n".join(_safe(line) for line in text.splitlines()))
             return
         # computed once per binary (and dwarfgo build), then read from the index cache
-        typer.echo(prog.remembered("sig-json" if as_json else "sig", [func], lambda: _sig_text(prog, func, as_json)),
-                   nl=False)
+        typer.echo(prog.remembered(kind, [func], lambda: _sig_text(prog, func, as_json)), nl=False)
 
 
 def _sig_text(prog, func: str, as_json: bool) -> str:
@@ -283,14 +348,19 @@ def abi(
 
       dwarfgo abi ./server '(*BarrierView).Put' --json
     """
+    kind = "abi-one-json" if as_json else "abi-one"
+    hit, one = _stored(binary, debug_file, debug_from, no_cache, kind, [pattern, regex]) if pattern else (False, None)
+    if hit and one is not None:
+        typer.echo(one[0], nl=False)
+        if not one[1]:
+            raise typer.Exit(3)
+        return
     with _open(binary, debug_file, debug_from, no_cache) as prog:
         task = _abi_json if as_json else _abi_text
-        one = None
-        if pattern is not None:
+        if pattern is not None and not hit:
             # one function's report is computed once per binary (and dwarfgo build), then read
             # from the index cache; None: the pattern names no one function
-            one = prog.remembered("abi-one-json" if as_json else "abi-one", [pattern, regex],
-                                  lambda: _abi_one(prog, pattern, task, as_json))
+            one = prog.remembered(kind, [pattern, regex], lambda: _abi_one(prog, pattern, task, as_json))
         if one is not None:
             text, consistent = one
             typer.echo(text, nl=False)
@@ -399,6 +469,11 @@ def structs(
         _fail("name at least one TYPE, or a function with --for", 2)
     if not prefix or not prefix.replace("_", "a").isalnum() or prefix[0].isdigit():
         _fail(f"--prefix {prefix!r} is not a valid C identifier prefix", 2)
+    key = [types or [], for_func, depth, prefix]
+    hit, text = _stored(binary, debug_file, debug_from, no_cache, "structs", key)
+    if hit:
+        typer.echo(text, nl=False)
+        return
     with _open(binary, debug_file, debug_from, no_cache) as prog:
         if tables_only(prog):  # no DWARF, no twin: the types the runtime type tables describe
             from .tablesig import signature_from_tables
@@ -412,7 +487,7 @@ def structs(
                                  f"the runtime type tables, no DWARF (source: {TABLES_SOURCE})"), nl=False)
             return
         # computed once per binary (and dwarfgo build), then read from the index cache
-        typer.echo(prog.remembered("structs", [types or [], for_func, depth, prefix],
+        typer.echo(prog.remembered("structs", key,
                                    lambda: _c_header(prog, _dwarf_roots(prog, types, for_func), depth, prefix,
                                                      "DWARF")), nl=False)
 
@@ -653,6 +728,14 @@ def probe(
     if fmt == "readable" and aggregate.any:
         _fail("--count-by/--sum/--hist: aggregations are in the raw program; use --format raw "
               "(and dwarfgo trace/decode to print them as tables)", 2)
+    from .emit.dialect import bpftrace_identity
+    generator = bpftrace_identity(bpftrace, bpftrace_version)
+    key = [funcs, fmt, ret, depth, max_str, max_items, pid, buffer_pages, selection, filter_expr, count_by, sums, hists,
+           interval, generator]
+    hit, stored = _stored(binary, debug_file, debug_from, no_cache, "probe", key) if generator else (False, None)
+    if hit:
+        _put_program(output, *stored)
+        return
     with _open(binary, debug_file, debug_from, no_cache) as prog:
         def made() -> tuple[str, list[str]]:
             if fmt == "readable":
@@ -663,20 +746,20 @@ def probe(
                                           pid, buffer_pages, selection, filter_expr, aggregate)
             return program.text, list(program.warnings)
 
-        from .emit.dialect import bpftrace_identity
-        generator = bpftrace_identity(bpftrace, bpftrace_version)
         if generator is None or tables_only(prog):  # (a signature from the tables says so on stderr)
             text, warnings = made()
         else:  # made once per binary, dwarfgo build and bpftrace, then read from the index cache
-            text, warnings = prog.remembered("probe", [funcs, fmt, ret, depth, max_str, max_items, pid, buffer_pages,
-                                                       selection, filter_expr, count_by, sums, hists, interval,
-                                                       generator], made)
-        for w in warnings:
-            typer.echo(_safe(f"dwarfgo: warning: {w}"), err=True)
-        if output:
-            _write_output(output, text)
-        else:
-            typer.echo(text, nl=False)
+            text, warnings = prog.remembered("probe", key, made)
+        _put_program(output, text, warnings)
+
+
+def _put_program(output: Optional[str], text: str, warnings: list[str]) -> None:
+    for w in warnings:
+        typer.echo(_safe(f"dwarfgo: warning: {w}"), err=True)
+    if output:
+        _write_output(output, text)
+    else:
+        typer.echo(text, nl=False)
 
 
 @app.command()

@@ -112,8 +112,7 @@ class IndexCache:
                 identity["debug"] = [dst.st_size, dst.st_mtime_ns]
         except OSError:
             return None
-        key = hashlib.sha256(f"{build_id}\0{st.st_size}".encode("utf-8", "replace")).hexdigest()[:32]
-        return cls(cache_dir() / (key + SUFFIX), identity)
+        return cls(_index_path(build_id, st.st_size), identity)
 
     # ------------------------------------------------------------ reading
     def _load(self) -> None:
@@ -185,6 +184,10 @@ class IndexCache:
                "subprograms": {str(k): sorted(v.items()) for k, v in self._subprograms.items()},
                "types": self._types}
         _write_atomically(self.path, doc)
+
+
+def _index_path(build_id: str, size: int) -> Path:
+    return cache_dir() / (hashlib.sha256(f"{build_id}\0{size}".encode("utf-8", "replace")).hexdigest()[:32] + SUFFIX)
 
 
 STACK_SUFFIX = ".stack.json"  # a StackVerdicts file
@@ -298,6 +301,33 @@ class ResultStore:
             _write_atomically(self.path, {"identity": self.identity, "results": self.results})
 
 
+def result_key(key: list, binary_path) -> str:
+    """A ResultStore key for one command's answer: `key` (the query and the options) and the
+    binary's path as given and resolved (answers name it)."""
+    path = Path(binary_path)
+    return json.dumps([*key, str(path), str(path.resolve())])
+
+
+def stored_result(binary_path, kind: str, key: list):
+    """(True, answer) when a command's answer (GoProgram.remembered) is stored for this binary
+    and this dwarfgo code, else (False, None), found without opening the binary through
+    pyelftools: its identity (build ID, size, mtime) is read with elfhead. Only a binary that
+    holds its own DWARF is answered so (a separate debug file is part of the identity)."""
+    from .elfhead import read_head
+
+    try:
+        st = os.stat(binary_path)
+    except OSError:
+        return False, None
+    head = read_head(binary_path)
+    if head is None or head.build_id is None or not head.has_dwarf:
+        return False, None
+    identity = {"format": FORMAT_VERSION, "build_id": head.build_id, "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns, "debug": None}
+    store = ResultStore(IndexCache(_index_path(head.build_id, st.st_size), identity), kind)
+    return store.get(result_key(key, binary_path))
+
+
 def _freeze(value):
     """JSON for a result: a tuple is kept as {"tuple": [...]} (lists and dicts as they are)."""
     if isinstance(value, tuple):
@@ -365,4 +395,4 @@ def clear() -> int:
     return removed
 
 
-__all__ = ["IndexCache", "ResultStore", "StackVerdicts", "UnitRecord", "cache_dir", "summary", "clear", "FORMAT_VERSION"]
+__all__ = ["IndexCache", "ResultStore", "result_key", "stored_result", "StackVerdicts", "UnitRecord", "cache_dir", "summary", "clear", "FORMAT_VERSION"]

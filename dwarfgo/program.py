@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 from dataclasses import replace
 from functools import cached_property
 
@@ -20,7 +19,7 @@ from .dwarf import DwarfIndex
 from .errors import DwarfgoError, TypeNotFound, reading
 from .functions import Function, FunctionTable
 from .gotypes import GoType
-from .indexcache import IndexCache, ResultStore
+from .indexcache import IndexCache, ResultStore, result_key
 from .arginfo import describe_words
 from .names import compile_pattern, lookup, matching_names
 
@@ -84,7 +83,7 @@ class GoProgram:
         if self.cache is None or self.twin is not None:
             return compute()
         store = self._store(kind)
-        full_key = json.dumps([*key, str(self.binary.path), str(self.binary.path.resolve())])
+        full_key = result_key(key, self.binary.path)
         hit, result = store.get(full_key)
         if hit:
             return result
