@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import replace
 from functools import cached_property
 
@@ -21,7 +20,7 @@ from .functions import Function, FunctionTable
 from .gotypes import GoType
 from .indexcache import IndexCache, ResultStore, result_key
 from .arginfo import describe_words
-from .names import compile_pattern, lookup, matching_names
+from .names import close_matches, compile_pattern, lookup, matching_names
 
 _TYPE_TAG_NUMBERS = frozenset({DW_TAG_typedef, DW_TAG_base_type, DW_TAG_structure_type, DW_TAG_pointer_type,
                                DW_TAG_array_type, DW_TAG_subroutine_type})
@@ -327,7 +326,7 @@ class GoProgram:
             if self.cache is not None:
                 self.cache.store_types(names)
             if name not in names:
-                raise TypeNotFound(name, difflib.get_close_matches(name, list(names), n=5))
+                raise TypeNotFound(name, close_matches(name, list(names), n=5))
             offset = names[name]
         return self.index.types.type_at(offset)
     def _type_or_none(self, name: str) -> GoType | None:
@@ -344,4 +343,4 @@ class GoProgram:
             return self._type_at(candidates[0], names[candidates[0]])
         if len(candidates) > 1:
             raise DwarfgoError(f"type {name!r} is ambiguous: " + ", ".join(sorted(candidates)[:10]))
-        raise TypeNotFound(name, difflib.get_close_matches(name, list(names), n=5))
+        raise TypeNotFound(name, close_matches(name, list(names), n=5))
