@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import difflib
 import heapq
+import itertools
+import operator
 import re
 import signal
 import threading
@@ -258,15 +260,21 @@ def close_matches(word: str, possibilities, n: int = 3, cutoff: float = 0.6) -> 
     counts: dict[str, int] = {}
     for ch in word:
         counts[ch] = counts.get(ch, 0) + 1
+    pool = list(possibilities)
+    # the characters each possibility has in common with `word`, one character at a time over
+    # every possibility (str.count and map run in C; a loop per name would not)
+    common = [0] * len(pool)
+    for ch, k in counts.items():
+        common = list(map(operator.add, common, map(min, [x.count(ch) for x in pool], itertools.repeat(k))))
     bounded = []
-    for x in possibilities:
+    for x, shared in zip(pool, common):
         total = len(x) + length
         if not total:
             bounded.append((1.0, x))
             continue
         if 2.0 * min(len(x), length) / total < cutoff:  # difflib's real_quick_ratio
             continue
-        bound = 2.0 * sum(min(x.count(ch), k) for ch, k in counts.items()) / total  # quick_ratio
+        bound = 2.0 * shared / total  # difflib's quick_ratio
         if bound >= cutoff:
             bounded.append((bound, x))
     bounded.sort(key=lambda item: item[0], reverse=True)
