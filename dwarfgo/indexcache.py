@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -318,6 +319,8 @@ def stored_result(binary_path, kind: str, key: list):
     try:
         st = os.stat(binary_path)
     except OSError:
+        return False, None
+    if not stat.S_ISREG(st.st_mode):  # never opened here: a FIFO would block (GoBinary says what it is)
         return False, None
     head = read_head(binary_path)
     if head is None or head.build_id is None or not head.has_dwarf:
