@@ -9,6 +9,7 @@ takes its ordinary path, which says what is wrong.
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 
@@ -26,11 +27,12 @@ def read_head(path) -> ElfHead | None:
     try:
         with open(path, "rb") as fh:
             return _read(fh)
-    except (OSError, struct.error, ValueError, IndexError):
+    except (OSError, struct.error, ValueError, IndexError, OverflowError):
         return None
 
 
 def _read(fh) -> ElfHead | None:
+    size = os.fstat(fh.fileno()).st_size
     ident = fh.read(64)
     if len(ident) < 52 or ident[:4] != b"\x7fELF" or ident[4] not in (1, 2) or ident[5] not in (1, 2):
         return None
@@ -43,7 +45,8 @@ def _read(fh) -> ElfHead | None:
         shoff, = struct.unpack_from(order + "I", ident, 0x20)
         shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", ident, 0x2E)
         header = struct.Struct(order + "IIIIIIIIII")
-    if shoff == 0 or shentsize != header.size or not 0 < shnum < 1 << 16 or shstrndx >= shnum:
+    if shoff == 0 or shentsize != header.size or not 0 < shnum < 1 << 16 or shstrndx >= shnum \
+            or shoff + shnum * shentsize > size:
         return None
     fh.seek(shoff)
     table = fh.read(shnum * shentsize)
@@ -51,6 +54,8 @@ def _read(fh) -> ElfHead | None:
         return None
     sections = [header.unpack_from(table, i * shentsize) for i in range(shnum)]
     names_at, names_size = sections[shstrndx][4], sections[shstrndx][5]
+    if names_at + names_size > size:  # (a damaged header's sizes are never read)
+        return None
     fh.seek(names_at)
     names = fh.read(names_size)
     by_name: dict[str, tuple] = {}
@@ -61,7 +66,7 @@ def _read(fh) -> ElfHead | None:
 
     def note(section: str, owner: str, kind: int) -> bytes | None:
         sec = by_name.get(section)
-        if sec is None or sec[1] != SHT_NOTE:
+        if sec is None or sec[1] != SHT_NOTE or sec[4] + sec[5] > size:
             return None
         fh.seek(sec[4])
         data = fh.read(sec[5])
