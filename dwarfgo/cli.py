@@ -19,12 +19,10 @@ from elftools.common.exceptions import DWARFError, ELFError
 
 from .errors import DwarfgoError, describe
 from . import indexcache
-from .program import GoProgram
-from .names import is_address_selector
-from .report import evidence_record, function_record
-from .tablesig import describe_without_dwarf, signature_from_tables, tables_only
-from .typetables import SOURCE as TABLES_SOURCE, RuntimeTypeModel
-from .verify.evidence import gather, require_arch, trusted_layout
+
+# what only some commands need is imported by them (a warm run is mostly start-up): the library
+# (and pyelftools) when the answer is not already stored, the runtime type tables (binaries
+# without DWARF), the ABI witnesses and machine code, the reports
 
 app = typer.Typer(
     name="dwarfgo",
@@ -56,8 +54,23 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _open(binary: str, debug_file: Optional[str], debug_from: Optional[str] = None,
-          no_cache: bool = False) -> GoProgram:
+          no_cache: bool = False):
+    from .program import GoProgram
     return GoProgram(binary, debug_file, debug_from, cache=not no_cache)
+
+
+def _stored(binary: str, debug_file: Optional[str], debug_from: Optional[str], no_cache: bool, kind: str,
+            key: list):
+    """(True, answer) when what GoProgram.remembered(kind, key, ...) computed for this binary is
+    stored: read without opening the binary through the library (see indexcache.stored_result)."""
+    if no_cache or debug_file or debug_from:
+        return False, None
+    return indexcache.stored_result(binary, kind, key)
+
+
+def tables_only(prog) -> bool:
+    from .program import tables_only as only_tables
+    return only_tables(prog)
 
 
 class _Progress:
@@ -96,6 +109,7 @@ def _function_line(prog, fn) -> str:
 
 
 def _function_json(prog, fn) -> dict:
+    from .report import function_record
     return function_record(prog, fn, with_layout=False)
 
 
@@ -132,6 +146,12 @@ def funcs(
 
       dwarfgo funcs ./server 'main.Max[...]@0x4b4b60'   one of several functions that share a name
     """
+    kind = "funcs-pattern-json" if as_json else "funcs-pattern"
+    hit, text = _stored(binary, debug_file, debug_from, no_cache, kind, [pattern, regex]) if pattern else (False, None)
+    if hit:
+        _put_listing(pattern, text)
+        return
+    from .names import is_address_selector
     with _open(binary, debug_file, debug_from, no_cache) as prog:
         if pattern is not None and not regex and is_address_selector(pattern):
             _one_function(prog, pattern, as_json)
@@ -140,7 +160,23 @@ def funcs(
             prog.binary.debug_elf  # a split-off debug file that is missing: its own error
             _names_only(prog, pattern, regex, as_json)
             return
+        from .verify.evidence import require_arch
         require_arch(prog)  # as sig and probe: no listing of signatures it cannot place
+        if pattern is not None and prog.twin is None:
+            # a pattern's listing is made once per binary (and dwarfgo build), then read from the
+            # index cache (the functions' lines are kept one by one too, for other patterns)
+            printed = []
+
+            def listing() -> Optional[str]:
+                printed.append(True)
+                return _listing(prog, pattern, regex, as_json)
+
+            text = prog.remembered(kind, [pattern, regex], listing)
+            if not printed:
+                _put_listing(pattern, text)
+            elif text is None:
+                _fail(f"no function matches {pattern!r}")
+            return
         progress = _Progress("reading functions")
         try:
             found = prog.map_matching(pattern, _function_json if as_json else _function_line, regex,
@@ -154,13 +190,39 @@ def funcs(
                 typer.echo(json.dumps(list(found), indent=1))
                 return
             shown = 0
-            for line in found:
+            for line in found:  # streamed as they come
                 typer.echo(line)
                 shown += 1
         finally:
             progress.close()
         if not shown:
             _fail(f"no function matches {pattern!r}" if pattern else "no functions with DWARF found")
+
+
+def _listing(prog, pattern: Optional[str], regex: bool, as_json: bool) -> Optional[str]:
+    """Print what `funcs` prints for the functions matching `pattern` (lines as they come), and
+    return it; None: no line was printed."""
+    progress = _Progress("reading functions")
+    try:
+        found = prog.map_matching(pattern, _function_json if as_json else _function_line, regex,
+                                  progress=progress, store_as="funcs-json" if as_json else "funcs")
+        if as_json:
+            text = json.dumps(list(found), indent=1) + "\n"
+            typer.echo(text, nl=False)
+            return text
+        lines = []
+        for line in found:
+            typer.echo(line)
+            lines.append(line + "\n")
+    finally:
+        progress.close()
+    return "".join(lines) if lines else None
+
+
+def _put_listing(pattern: Optional[str], text: Optional[str]) -> None:
+    if text is None:
+        _fail(f"no function matches {pattern!r}" if pattern else "no functions with DWARF found")
+    typer.echo(text, nl=False)
 
 
 def _one_function(prog, selector: str, as_json: bool) -> None:
@@ -175,6 +237,7 @@ def _one_function(prog, selector: str, as_json: bool) -> None:
             typer.echo(_safe(f"{s.address:#x}  {s.name}  ({s.size} bytes)"))
         typer.echo(_safe(f"dwarfgo: note: {prog.binary.no_dwarf_advice()}"), err=True)
         return
+    from .verify.evidence import require_arch
     require_arch(prog)
     fn = prog.function(selector)
     typer.echo(json.dumps([_function_json(prog, fn)], indent=1) if as_json else _function_line(prog, fn))
@@ -213,38 +276,53 @@ def sig(
 
       dwarfgo sig ./server main.handle --json
     """
+    kind = "sig-json" if as_json else "sig"
+    hit, text = _stored(binary, debug_file, debug_from, no_cache, kind, [func])
+    if hit:
+        typer.echo(text, nl=False)
+        return
     with _open(binary, debug_file, debug_from, no_cache) as prog:
         if tables_only(prog):  # no DWARF, no twin: what the runtime's own tables give
+            from .tablesig import describe_without_dwarf
             text = describe_without_dwarf(prog, func, as_json)
             typer.echo(text if as_json else "\n".join(_safe(line) for line in text.splitlines()))
             return
-        fn = prog.function(func)
-        layout, _ = trusted_layout(prog, fn)
-        rec = function_record(prog, fn, with_layout=True, layout=layout)
-        if as_json:
-            typer.echo(json.dumps(rec, indent=1))
-            return
-        typer.echo(_safe(f"{fn.signature()}"))
-        typer.echo(_safe(f"  symbol  {fn.name} at {fn.address:#x}, package {rec['package']}"))
-        typer.echo(_safe(f"  binary  {rec['go_version']} {rec['arch']}, ABI {rec['abi']}"))
-        if fn.wrapper_kind:
-            typer.echo(_safe(f"  wrapper compiler-generated (DW_AT_trampoline): {fn.wrapper_kind}"))
-        rows = [("receiver" if loc.param is fn.receiver else "param", loc) for loc in layout.inputs]
-        rows += [("result", loc) for loc in layout.results]
-        width = max((len(loc.name) for _, loc in rows), default=4)
-        twidth = max((len(loc.param.type.name) for _, loc in rows), default=4)
-        for role, loc in rows:
-            p = loc.param
-            hidden = "  (hidden)" if p.is_hidden else ""
-            where = "unknown" if layout.unknown else loc.describe()
-            typer.echo(_safe(f"  {role:<8} {p.name:<{width}}  {p.type.name:<{twidth}}  size {p.type.size:<4} "
-                             f"align {p.type.align:<2} {where}{hidden}"))
-        if layout.unknown:
-            typer.echo(_safe(f"  note    locations unknown: {layout.unknown}"))
-        if fn.results_note:
-            typer.echo(_safe(f"  note    no results in DWARF, but {fn.results_note}"))
-        if fn.inputs_note:
-            typer.echo(_safe(f"  note    parameters unknown: {fn.inputs_note}"))
+        # computed once per binary (and dwarfgo build), then read from the index cache
+        typer.echo(prog.remembered(kind, [func], lambda: _sig_text(prog, func, as_json)), nl=False)
+
+
+def _sig_text(prog, func: str, as_json: bool) -> str:
+    """What `sig` prints for the function `func` names."""
+    from .report import function_record
+    from .verify.evidence import trusted_layout
+
+    fn = prog.function(func)
+    layout, _ = trusted_layout(prog, fn)
+    rec = function_record(prog, fn, with_layout=True, layout=layout)
+    if as_json:
+        return json.dumps(rec, indent=1) + "\n"
+    out = [f"{fn.signature()}",
+           f"  symbol  {fn.name} at {fn.address:#x}, package {rec['package']}",
+           f"  binary  {rec['go_version']} {rec['arch']}, ABI {rec['abi']}"]
+    if fn.wrapper_kind:
+        out.append(f"  wrapper compiler-generated (DW_AT_trampoline): {fn.wrapper_kind}")
+    rows = [("receiver" if loc.param is fn.receiver else "param", loc) for loc in layout.inputs]
+    rows += [("result", loc) for loc in layout.results]
+    width = max((len(loc.name) for _, loc in rows), default=4)
+    twidth = max((len(loc.param.type.name) for _, loc in rows), default=4)
+    for role, loc in rows:
+        p = loc.param
+        hidden = "  (hidden)" if p.is_hidden else ""
+        where = "unknown" if layout.unknown else loc.describe()
+        out.append(f"  {role:<8} {p.name:<{width}}  {p.type.name:<{twidth}}  size {p.type.size:<4} "
+                   f"align {p.type.align:<2} {where}{hidden}")
+    if layout.unknown:
+        out.append(f"  note    locations unknown: {layout.unknown}")
+    if fn.results_note:
+        out.append(f"  note    no results in DWARF, but {fn.results_note}")
+    if fn.inputs_note:
+        out.append(f"  note    parameters unknown: {fn.inputs_note}")
+    return "".join(_safe(line) + "\n" for line in out)
 
 
 @app.command()
@@ -270,41 +348,65 @@ def abi(
 
       dwarfgo abi ./server '(*BarrierView).Put' --json
     """
+    kind = "abi-one-json" if as_json else "abi-one"
+    hit, one = _stored(binary, debug_file, debug_from, no_cache, kind, [pattern, regex]) if pattern else (False, None)
+    if hit and one is not None:
+        typer.echo(one[0], nl=False)
+        if not one[1]:
+            raise typer.Exit(3)
+        return
     with _open(binary, debug_file, debug_from, no_cache) as prog:
         task = _abi_json if as_json else _abi_text
-        one = None
-        if pattern is not None:
-            try:
-                one = prog.function(pattern, explain=False)
-            except DwarfgoError:
-                pass  # a pattern, or no such function (said below, when nothing matches)
+        if pattern is not None and not hit:
+            # one function's report is computed once per binary (and dwarfgo build), then read
+            # from the index cache; None: the pattern names no one function
+            one = prog.remembered(kind, [pattern, regex], lambda: _abi_one(prog, pattern, task, as_json))
         if one is not None:
-            items = [task(prog, one)]
-        else:
-            progress = _Progress("analysing functions")
-            try:
-                items = list(prog.map_matching(pattern or "main.*", task, regex if pattern else False,
-                                               progress=progress, store_as="abi-json" if as_json else "abi"))
-            finally:
-                progress.close()
-            if not items and pattern is not None:
-                prog.function(pattern)  # raises its one-line error: no such function
-        units = sorted({unit for unit, _, _ in items if unit is not None})
-        if as_json:
-            typer.echo(json.dumps({
-                "binary": str(prog.binary.path), "go_version": prog.binary.go_version, "arch": prog.binary.arch,
-                "units": [{"name": n, "producer": p, "regabi": "regabi" in p.split()} for n, p in units],
-                "functions": [record for _, _, record in items],
-            }, indent=1))
-        else:
-            typer.echo(_safe(f"{prog.binary.path}: {prog.binary.go_version} {prog.binary.arch}"))
-            for name, producer in units:
-                typer.echo(_safe(f"  unit {name}: {producer}"))
-            for _, _, text in items:
-                typer.echo("")
-                typer.echo(text)
+            text, consistent = one
+            typer.echo(text, nl=False)
+            if not consistent:
+                raise typer.Exit(3)
+            return
+        progress = _Progress("analysing functions")
+        try:
+            items = list(prog.map_matching(pattern or "main.*", task, regex if pattern else False,
+                                           progress=progress, store_as="abi-json" if as_json else "abi"))
+        finally:
+            progress.close()
+        if not items and pattern is not None:
+            prog.function(pattern)  # raises its one-line error: no such function
+        typer.echo(_abi_listing(prog, items, as_json), nl=False)
         if any(not consistent for _, consistent, _ in items):
             raise typer.Exit(3)
+
+
+def _abi_one(prog, pattern: str, task, as_json: bool):
+    """(what `abi` prints, consistent) for the one function `pattern` names, or None when it
+    names none (a pattern, or no such function: said when nothing matches)."""
+    try:
+        fn = prog.function(pattern, explain=False)
+    except DwarfgoError:
+        return None
+    item = task(prog, fn)
+    return _abi_listing(prog, [item], as_json), item[1]
+
+
+def _abi_listing(prog, items, as_json: bool) -> str:
+    """`abi`'s output for (unit, consistent, record or text) items."""
+    units = sorted({tuple(unit) for unit, _, _ in items if unit is not None})
+    if as_json:
+        return json.dumps({
+            "binary": str(prog.binary.path), "go_version": prog.binary.go_version, "arch": prog.binary.arch,
+            "units": [{"name": n, "producer": p, "regabi": "regabi" in p.split()} for n, p in units],
+            "functions": [record for _, _, record in items],
+        }, indent=1) + "\n"
+    out = [_safe(f"{prog.binary.path}: {prog.binary.go_version} {prog.binary.arch}")]
+    for name, producer in units:
+        out.append(_safe(f"  unit {name}: {producer}"))
+    for _, _, text in items:
+        out.append("")
+        out.append(text)
+    return "".join(line + "\n" for line in out)
 
 
 def _abi_unit(e):
@@ -313,12 +415,15 @@ def _abi_unit(e):
 
 def _abi_json(prog, fn):
     """One function's ABI evidence, for `abi --json` (runs in worker processes)."""
+    from .report import evidence_record
+    from .verify.evidence import gather
     e = gather(prog, fn)
     return _abi_unit(e), e.consistent, evidence_record(e)
 
 
 def _abi_text(prog, fn):
     """One function's ABI evidence as text (runs in worker processes)."""
+    from .verify.evidence import gather
     e = gather(prog, fn)
     lines = [_safe(f"{e.function.name} at {e.function.address:#x}: {e.abi}, {e.role}")]
     if e.machine is not None:
@@ -364,25 +469,44 @@ def structs(
         _fail("name at least one TYPE, or a function with --for", 2)
     if not prefix or not prefix.replace("_", "a").isalnum() or prefix[0].isdigit():
         _fail(f"--prefix {prefix!r} is not a valid C identifier prefix", 2)
+    key = [types or [], for_func, depth, prefix]
+    hit, text = _stored(binary, debug_file, debug_from, no_cache, "structs", key)
+    if hit:
+        typer.echo(text, nl=False)
+        return
     with _open(binary, debug_file, debug_from, no_cache) as prog:
         if tables_only(prog):  # no DWARF, no twin: the types the runtime type tables describe
+            from .tablesig import signature_from_tables
+            from .typetables import SOURCE as TABLES_SOURCE, RuntimeTypeModel
             model = RuntimeTypeModel(prog.binary)
             roots = [model.lookup(t) for t in types or []]
             if for_func:
                 fn = signature_from_tables(prog, for_func, model).function
                 roots += [p.type for p in fn.inputs + fn.results]
-            source = f"the runtime type tables, no DWARF (source: {TABLES_SOURCE})"
-        else:
-            source = "DWARF"
-            roots = [prog.type_named(t) for t in types or []]
-            if for_func:
-                fn = prog.function(for_func)
-                roots += [p.type for p in fn.inputs + fn.results if not p.is_hidden]
-        from .cheaders import CHeaderWriter
-        w = CHeaderWriter(prefix=prefix, ptr_size=prog.binary.ptr_size, source=source)
-        for t in roots:
-            w.add(t, depth)
-        typer.echo(w.render(), nl=False)
+            typer.echo(_c_header(prog, roots, depth, prefix,
+                                 f"the runtime type tables, no DWARF (source: {TABLES_SOURCE})"), nl=False)
+            return
+        # computed once per binary (and dwarfgo build), then read from the index cache
+        typer.echo(prog.remembered("structs", key,
+                                   lambda: _c_header(prog, _dwarf_roots(prog, types, for_func), depth, prefix,
+                                                     "DWARF")), nl=False)
+
+
+def _dwarf_roots(prog, types: Optional[List[str]], for_func: Optional[str]) -> list:
+    """The types `structs` starts from: those named, and --for's parameters and results."""
+    roots = [prog.type_named(t) for t in types or []]
+    if for_func:
+        fn = prog.function(for_func)
+        roots += [p.type for p in fn.inputs + fn.results if not p.is_hidden]
+    return roots
+
+
+def _c_header(prog, roots, depth: int, prefix: str, source: str) -> str:
+    from .cheaders import CHeaderWriter
+    w = CHeaderWriter(prefix=prefix, ptr_size=prog.binary.ptr_size, source=source)
+    for t in roots:
+        w.add(t, depth)
+    return w.render()
 
 
 def _write_output(output: str, text: str) -> None:
@@ -608,19 +732,38 @@ def probe(
     if fmt == "readable" and aggregate.any:
         _fail("--count-by/--sum/--hist: aggregations are in the raw program; use --format raw "
               "(and dwarfgo trace/decode to print them as tables)", 2)
+    from .emit.dialect import bpftrace_identity
+    generator = bpftrace_identity(bpftrace, bpftrace_version)
+    key = [funcs, fmt, ret, depth, max_str, max_items, pid, buffer_pages, selection, filter_expr, count_by, sums, hists,
+           interval, generator]
+    hit, stored = _stored(binary, debug_file, debug_from, no_cache, "probe", key) if generator else (False, None)
+    if hit:
+        _put_program(output, *stored)
+        return
     with _open(binary, debug_file, debug_from, no_cache) as prog:
-        if fmt == "readable":
-            program = _readable_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid,
-                                      buffer_pages, filter_expr)
-        else:
-            program, _ = _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid,
-                                      buffer_pages, selection, filter_expr, aggregate)
-        for w in program.warnings:
-            typer.echo(_safe(f"dwarfgo: warning: {w}"), err=True)
-        if output:
-            _write_output(output, program.text)
-        else:
-            typer.echo(program.text, nl=False)
+        def made() -> tuple[str, list[str]]:
+            if fmt == "readable":
+                program = _readable_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items,
+                                          pid, buffer_pages, filter_expr)
+            else:
+                program, _ = _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items,
+                                          pid, buffer_pages, selection, filter_expr, aggregate)
+            return program.text, list(program.warnings)
+
+        if generator is None or tables_only(prog):  # (a signature from the tables says so on stderr)
+            text, warnings = made()
+        else:  # made once per binary, dwarfgo build and bpftrace, then read from the index cache
+            text, warnings = prog.remembered("probe", key, made)
+        _put_program(output, text, warnings)
+
+
+def _put_program(output: Optional[str], text: str, warnings: list[str]) -> None:
+    for w in warnings:
+        typer.echo(_safe(f"dwarfgo: warning: {w}"), err=True)
+    if output:
+        _write_output(output, text)
+    else:
+        typer.echo(text, nl=False)
 
 
 @app.command()

@@ -60,11 +60,21 @@ def _parse_errors() -> tuple[type[BaseException], ...]:
             OverflowError, UnicodeDecodeError, ZeroDivisionError, ValueError, RecursionError)
 
 
-PARSE_ERRORS = _parse_errors()
-# inside a `reading` block only the file's data is interpreted: a TypeError or an AttributeError
-# there is a value of the wrong form (bytes for a size, None for a DIE), and an OSError a seek to an
-# offset no file has (negative, past 2^63)
-READ_ERRORS = PARSE_ERRORS + (TypeError, AttributeError, OSError)
+_ERRORS: dict[str, tuple[type[BaseException], ...]] = {}
+
+
+def __getattr__(name: str):
+    """PARSE_ERRORS and READ_ERRORS, made on first use (they import pyelftools, which a command
+    answered from the cache never needs)."""
+    if name not in ("PARSE_ERRORS", "READ_ERRORS"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if not _ERRORS:
+        _ERRORS["PARSE_ERRORS"] = parse = _parse_errors()
+        # inside a `reading` block only the file's data is interpreted: a TypeError or an
+        # AttributeError there is a value of the wrong form (bytes for a size, None for a DIE),
+        # and an OSError a seek to an offset no file has (negative, past 2^63)
+        _ERRORS["READ_ERRORS"] = parse + (TypeError, AttributeError, OSError)
+    return _ERRORS[name]
 
 
 def describe(e: BaseException, limit: int = 160) -> str:
@@ -87,6 +97,6 @@ class reading:
         return None
 
     def __exit__(self, typ, e, tb) -> bool:
-        if e is None or isinstance(e, DwarfgoError) or not isinstance(e, READ_ERRORS):
+        if e is None or isinstance(e, DwarfgoError) or not isinstance(e, __getattr__("READ_ERRORS")):
             return False
         raise DamagedBinary(f"{self.path}: damaged {self.what}: {describe(e)}") from None

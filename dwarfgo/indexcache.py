@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -56,18 +57,45 @@ class UnitRecord:
 
 
 class IndexCache:
-    """The cached index of one binary: read on open, written back by save() when it grew."""
+    """The cached index of one binary: read when first asked for (a command answered from its
+    stored results never reads it), written back by save() when it grew."""
 
     def __init__(self, path: Path, identity: dict):
         self.path = path
         self.identity = identity
-        self.units: list[UnitRecord] | None = None
-        self.subprograms: dict[int, dict[int, int]] = {}  # unit offset -> {entry address: DIE offset}
-        self.types: dict[str, int] | None = None
-        self.loaded = False  # a valid file of this binary was read
+        self._units: list[UnitRecord] | None = None
+        self._subprograms: dict[int, dict[int, int]] = {}  # unit offset -> {entry address: DIE offset}
+        self._types: dict[str, int] | None = None
+        self._loaded = False  # a valid file of this binary was read
+        self._read = False
         self._dirty = False
         self._discarded = False
-        self._load()
+
+    def _ensure(self) -> None:
+        if not self._read:
+            self._read = True
+            self._load()
+
+    @property
+    def units(self) -> list[UnitRecord] | None:
+        self._ensure()
+        return self._units
+
+    @property
+    def subprograms(self) -> dict[int, dict[int, int]]:
+        self._ensure()
+        return self._subprograms
+
+    @property
+    def types(self) -> dict[str, int] | None:
+        self._ensure()
+        return self._types
+
+    @property
+    def loaded(self) -> bool:
+        """A valid file of this binary was read."""
+        self._ensure()
+        return self._loaded
 
     @classmethod
     def for_binary(cls, binary) -> "IndexCache | None":
@@ -85,8 +113,7 @@ class IndexCache:
                 identity["debug"] = [dst.st_size, dst.st_mtime_ns]
         except OSError:
             return None
-        key = hashlib.sha256(f"{build_id}\0{st.st_size}".encode("utf-8", "replace")).hexdigest()[:32]
-        return cls(cache_dir() / (key + SUFFIX), identity)
+        return cls(_index_path(build_id, st.st_size), identity)
 
     # ------------------------------------------------------------ reading
     def _load(self) -> None:
@@ -100,37 +127,41 @@ class IndexCache:
         try:
             self._take(doc)
         except (TypeError, ValueError, KeyError, AttributeError):
-            self.units, self.subprograms, self.types = None, {}, None  # a corrupt file: rebuilt
+            self._units, self._subprograms, self._types = None, {}, None  # a corrupt file: rebuilt
 
     def _take(self, doc) -> None:
         if not isinstance(doc, dict) or doc.get("identity") != self.identity:
             return  # another binary's, a stale or a foreign file
         units = doc["units"]
         if units is not None:
-            self.units = [UnitRecord(_int(u[0]), _str(u[1]), _str(u[2]), [(_int(lo), _int(hi)) for lo, hi in u[3]])
-                          for u in units]
-        self.subprograms = {_int(int(k)): {_int(a): _int(o) for a, o in v} for k, v in doc["subprograms"].items()}
+            self._units = [UnitRecord(_int(u[0]), _str(u[1]), _str(u[2]), [(_int(lo), _int(hi)) for lo, hi in u[3]])
+                           for u in units]
+        self._subprograms = {_int(int(k)): {_int(a): _int(o) for a, o in v} for k, v in doc["subprograms"].items()}
         types = doc["types"]
-        self.types = {_str(k): _int(v) for k, v in types.items()} if types is not None else None
-        self.loaded = True
+        self._types = {_str(k): _int(v) for k, v in types.items()} if types is not None else None
+        self._loaded = True
 
     # ------------------------------------------------------------ filling
     def store_units(self, units: list[UnitRecord]) -> None:
-        self.units = units
+        self._ensure()
+        self._units = units
         self._dirty = True
 
     def store_subprograms(self, unit_offset: int, table: dict[int, int]) -> None:
-        self.subprograms[unit_offset] = table
+        self._ensure()
+        self._subprograms[unit_offset] = table
         self._dirty = True
 
     def store_types(self, types: dict[str, int]) -> None:
-        self.types = types
+        self._ensure()
+        self._types = types
         self._dirty = True
 
     def discard(self) -> None:
         """Forget everything: a looked-up DIE did not match what the index said it is."""
-        self.units, self.subprograms, self.types = None, {}, None
-        self.loaded = False
+        self._read = True
+        self._units, self._subprograms, self._types = None, {}, None
+        self._loaded = False
         self._dirty = True
         self._discarded = True
 
@@ -144,16 +175,20 @@ class IndexCache:
         if not self._discarded:
             other = IndexCache(self.path, self.identity)  # another process's additions, if any
             for offset, table in other.subprograms.items():
-                self.subprograms.setdefault(offset, table)
-            if self.types is None:
-                self.types = other.types
-            if self.units is None:
-                self.units = other.units
+                self._subprograms.setdefault(offset, table)
+            if self._types is None:
+                self._types = other.types
+            if self._units is None:
+                self._units = other.units
         doc = {"identity": self.identity,
-               "units": None if self.units is None else [[u.offset, u.name, u.producer, u.ranges] for u in self.units],
-               "subprograms": {str(k): sorted(v.items()) for k, v in self.subprograms.items()},
-               "types": self.types}
+               "units": None if self._units is None else [[u.offset, u.name, u.producer, u.ranges] for u in self._units],
+               "subprograms": {str(k): sorted(v.items()) for k, v in self._subprograms.items()},
+               "types": self._types}
         _write_atomically(self.path, doc)
+
+
+def _index_path(build_id: str, size: int) -> Path:
+    return cache_dir() / (hashlib.sha256(f"{build_id}\0{size}".encode("utf-8", "replace")).hexdigest()[:32] + SUFFIX)
 
 
 STACK_SUFFIX = ".stack.json"  # a StackVerdicts file
@@ -231,6 +266,7 @@ class ResultStore:
     function the command leaves out."""
 
     def __init__(self, index: IndexCache, kind: str):
+        self.kind = kind
         self.path = index.path.with_name(index.path.name[:-len(SUFFIX)] + f".{kind}" + RESULTS_SUFFIX)
         self.identity = dict(index.identity, kind=kind, code=_code_identity())
         self.results: dict[str, object] = {}
@@ -264,6 +300,35 @@ class ResultStore:
         if self._added:
             self._added = 0
             _write_atomically(self.path, {"identity": self.identity, "results": self.results})
+
+
+def result_key(key: list, binary_path) -> str:
+    """A ResultStore key for one command's answer: `key` (the query and the options) and the
+    binary's path as given and resolved (answers name it)."""
+    path = Path(binary_path)
+    return json.dumps([*key, str(path), str(path.resolve())])
+
+
+def stored_result(binary_path, kind: str, key: list):
+    """(True, answer) when a command's answer (GoProgram.remembered) is stored for this binary
+    and this dwarfgo code, else (False, None), found without opening the binary through
+    pyelftools: its identity (build ID, size, mtime) is read with elfhead. Only a binary that
+    holds its own DWARF is answered so (a separate debug file is part of the identity)."""
+    from .elfhead import read_head
+
+    try:
+        st = os.stat(binary_path)
+    except OSError:
+        return False, None
+    if not stat.S_ISREG(st.st_mode):  # never opened here: a FIFO would block (GoBinary says what it is)
+        return False, None
+    head = read_head(binary_path)
+    if head is None or head.build_id is None or not head.has_dwarf:
+        return False, None
+    identity = {"format": FORMAT_VERSION, "build_id": head.build_id, "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns, "debug": None}
+    store = ResultStore(IndexCache(_index_path(head.build_id, st.st_size), identity), kind)
+    return store.get(result_key(key, binary_path))
 
 
 def _freeze(value):
@@ -333,4 +398,4 @@ def clear() -> int:
     return removed
 
 
-__all__ = ["IndexCache", "ResultStore", "StackVerdicts", "UnitRecord", "cache_dir", "summary", "clear", "FORMAT_VERSION"]
+__all__ = ["IndexCache", "ResultStore", "result_key", "stored_result", "StackVerdicts", "UnitRecord", "cache_dir", "summary", "clear", "FORMAT_VERSION"]

@@ -9,6 +9,9 @@ function's entry address, `NAME@0xADDR`, to choose among functions that share a 
 from __future__ import annotations
 
 import difflib
+import heapq
+import itertools
+import operator
 import re
 import signal
 import threading
@@ -248,14 +251,54 @@ def lookup(symbols: list[Symbol], query: str, explain: bool = True, detail=None)
     raise FunctionNotFound(query, suggest(query, [s.name for s in symbols]) if explain else [])
 
 
+def close_matches(word: str, possibilities, n: int = 3, cutoff: float = 0.6) -> list[str]:
+    """What difflib.get_close_matches(word, possibilities, n, cutoff) returns, in a fraction of its
+    time on 20,000 names: the upper bound of each similarity (difflib's quick_ratio: the
+    characters in common, counted with str.count) is computed first, and the exact similarity
+    only in descending order of that bound, until no bound left can reach the n-th best."""
+    length = len(word)
+    counts: dict[str, int] = {}
+    for ch in word:
+        counts[ch] = counts.get(ch, 0) + 1
+    pool = list(possibilities)
+    # the characters each possibility has in common with `word`, one character at a time over
+    # every possibility (str.count and map run in C; a loop per name would not)
+    common = [0] * len(pool)
+    for ch, k in counts.items():
+        common = list(map(operator.add, common, map(min, [x.count(ch) for x in pool], itertools.repeat(k))))
+    bounded = []
+    for x, shared in zip(pool, common):
+        total = len(x) + length
+        if not total:
+            bounded.append((1.0, x))
+            continue
+        if 2.0 * min(len(x), length) / total < cutoff:  # difflib's real_quick_ratio
+            continue
+        bound = 2.0 * shared / total  # difflib's quick_ratio
+        if bound >= cutoff:
+            bounded.append((bound, x))
+    bounded.sort(key=lambda item: item[0], reverse=True)
+    matcher = difflib.SequenceMatcher()
+    matcher.set_seq2(word)
+    scored: list[tuple[float, str]] = []
+    for bound, x in bounded:
+        if len(scored) >= n and bound < heapq.nlargest(n, scored)[-1][0]:
+            break  # neither this nor any later one can be among the n best
+        matcher.set_seq1(x)
+        score = matcher.ratio()
+        if score >= cutoff:
+            scored.append((score, x))
+    return [x for _, x in heapq.nlargest(n, scored)]
+
+
 def suggest(query: str, names: list[str], n: int = 5) -> list[str]:
     """The nearest names: by full name, and by the part after the package."""
     by_rest: dict[str, str] = {}
     for name in names:
         by_rest.setdefault(split_symbol(name)[2], name)
-    close = difflib.get_close_matches(query, names, n=n, cutoff=0.6)
+    close = close_matches(query, names, n=n, cutoff=0.6)
     tail = query.rsplit(".", 1)[-1]
-    for rest in difflib.get_close_matches(tail, list(by_rest), n=n, cutoff=0.6):
+    for rest in close_matches(tail, list(by_rest), n=n, cutoff=0.6):
         if by_rest[rest] not in close:
             close.append(by_rest[rest])
     return close[:n]

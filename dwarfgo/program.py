@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import replace
 from functools import cached_property
 
@@ -19,9 +18,9 @@ from .dwarf import DwarfIndex
 from .errors import DwarfgoError, TypeNotFound, reading
 from .functions import Function, FunctionTable
 from .gotypes import GoType
-from .indexcache import IndexCache, ResultStore
+from .indexcache import IndexCache, ResultStore, result_key
 from .arginfo import describe_words
-from .names import compile_pattern, lookup, matching_names
+from .names import close_matches, compile_pattern, lookup, matching_names
 
 _TYPE_TAG_NUMBERS = frozenset({DW_TAG_typedef, DW_TAG_base_type, DW_TAG_structure_type, DW_TAG_pointer_type,
                                DW_TAG_array_type, DW_TAG_subroutine_type})
@@ -39,6 +38,15 @@ def usable(fn: Function) -> bool:
     """A Go function with DWARF: what listings show (C from cgo or musl has another calling
     convention; assembly has no DWARF)."""
     return fn.has_dwarf and not _foreign(fn)
+
+
+def tables_only(prog) -> bool:
+    """Whether this program has neither DWARF (in the binary or a split-off debug file it names)
+    nor a twin: then only the runtime tables describe it."""
+    binary = prog.binary
+    if prog.twin is not None or binary.elf.get_section_by_name(".gnu_debuglink") is not None:
+        return False
+    return not binary.has_dwarf
 
 
 class GoProgram:
@@ -63,6 +71,32 @@ class GoProgram:
             except BaseException:
                 self.close()
                 raise
+
+    def remembered(self, kind: str, key: list, compute):
+        """compute()'s result (JSON, tuples kept), computed once per binary and dwarfgo code: kept
+        in the index cache as a ResultStore of `kind` under `key` (a JSON list of whatever else
+        decides the result: the query and the options; the binary's path as given and resolved
+        are added, as outputs name it). A result of another binary, an older build of it or other
+        code is never used (see ResultStore); an error is not kept. Without a cache, or with a
+        twin (whose own identity the cache does not key), compute() every time."""
+        if self.cache is None or self.twin is not None:
+            return compute()
+        store = self._store(kind)
+        full_key = result_key(key, self.binary.path)
+        hit, result = store.get(full_key)
+        if hit:
+            return result
+        result = compute()
+        store.put(full_key, result)
+        return result
+
+    def _store(self, kind: str) -> ResultStore:
+        for store in self._stores:
+            if store.kind == kind:
+                return store
+        store = ResultStore(self.cache, kind)
+        self._stores.append(store)
+        return store
 
     def close(self) -> None:
         cache = self.__dict__.get("cache")
@@ -147,7 +181,7 @@ class GoProgram:
     def probe_function(self, query: str) -> Function:
         """The function `query` names, for probe and trace: from DWARF (or the twin's), or on a
         binary with neither, a method whose signature the runtime type tables give (tablesig)."""
-        from .tablesig import probe_function_from_tables, tables_only
+        from .tablesig import probe_function_from_tables
         if tables_only(self):
             fn = probe_function_from_tables(self, query)
             if self._shares_name(fn.symbol):  # its events say which one: `main.Max[...]@0x4b4b60`
@@ -166,7 +200,6 @@ class GoProgram:
     def version_tuple(self) -> tuple[int, ...] | None:
         """The Go version: DWARF's producer, or .go.buildinfo's when there is no DWARF."""
         from .binary import parse_go_version
-        from .tablesig import tables_only
         if tables_only(self):
             return parse_go_version(self.binary.go_version)
         return self.index.version_tuple
@@ -210,8 +243,7 @@ class GoProgram:
             symbols = kept
         if store_as is None or self.cache is None or self.twin is not None:
             return map_functions(self, symbols, task, workers, progress)
-        store = ResultStore(self.cache, store_as)
-        self._stores.append(store)
+        store = self._store(store_as)
         return self._stored_map(store, symbols, task, workers, progress, map_symbols)
 
     def _stored_map(self, store: ResultStore, symbols, task, workers, progress, map_symbols):
@@ -294,7 +326,7 @@ class GoProgram:
             if self.cache is not None:
                 self.cache.store_types(names)
             if name not in names:
-                raise TypeNotFound(name, difflib.get_close_matches(name, list(names), n=5))
+                raise TypeNotFound(name, close_matches(name, list(names), n=5))
             offset = names[name]
         return self.index.types.type_at(offset)
     def _type_or_none(self, name: str) -> GoType | None:
@@ -311,4 +343,4 @@ class GoProgram:
             return self._type_at(candidates[0], names[candidates[0]])
         if len(candidates) > 1:
             raise DwarfgoError(f"type {name!r} is ambiguous: " + ", ".join(sorted(candidates)[:10]))
-        raise TypeNotFound(name, difflib.get_close_matches(name, list(names), n=5))
+        raise TypeNotFound(name, close_matches(name, list(names), n=5))

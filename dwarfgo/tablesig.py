@@ -18,6 +18,7 @@ from .abi.assign import FunctionLayout, assign
 from .binary import parse_go_version
 from .errors import DwarfgoError
 from .functions import Function, Parameter, split_symbol
+from .program import tables_only  # (where it lives: commands ask it before importing this module)
 from .typetables import SOURCE, MethodSignature, RuntimeTypeModel
 
 
@@ -76,15 +77,6 @@ class TableSignature:
         if layout is not None and layout.unknown:
             out.append(f"  note    locations unknown: {layout.unknown}")
         return out
-
-
-def tables_only(prog) -> bool:
-    """Whether this program has neither DWARF (in the binary or a split-off debug file it names)
-    nor a twin: then only the runtime tables describe it."""
-    binary = prog.binary
-    if prog.twin is not None or binary.elf.get_section_by_name(".gnu_debuglink") is not None:
-        return False
-    return not binary.has_dwarf
 
 
 @dataclass

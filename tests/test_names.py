@@ -288,3 +288,42 @@ def test_generic_instances_of_a_real_binary_named_as_in_the_source():
     with GoProgram(str(binary)) as prog, pytest.raises(AmbiguousFunction) as e:
         prog.lookup("Max")
     assert sorted(e.value.candidates) == want
+
+
+def test_close_matches_is_difflibs_over_a_binarys_names():
+    """names.close_matches (the quick bound first) returns exactly what difflib.get_close_matches
+    does, over the demo's ~2,000 function names and their last components, for misspellings:
+    a letter dropped, doubled, a dot dropped."""
+    import difflib
+    import random
+
+    from conftest import REPO
+    from dwarfgo.binary import GoBinary
+    from dwarfgo.names import close_matches
+
+    with GoBinary(REPO / "fixtures" / "bin" / "demo-go1.22-amd64") as binary:
+        names = [s.name for s in binary.function_symbols]
+    tails = [n.rsplit(".", 1)[-1] for n in names]
+    rng = random.Random(12)
+    for i in range(12):
+        name = rng.choice(names)
+        cut = len(name) // 2
+        word = [name[:cut] + name[cut + 1:], name[:cut] + name[cut] + name[cut:], name.replace(".", "", 1)][i % 3]
+        for pool, query in ((names, word), (tails, word.rsplit(".", 1)[-1])):
+            assert close_matches(query, pool, 5, 0.6) == difflib.get_close_matches(query, pool, 5, 0.6), query
+
+
+def test_a_misspelled_full_name_suggests_the_function(tmp_path):
+    """`sig` on a misspelled full name: one line, the demo's function first (fixtures/demo/main.go)."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    proc = subprocess.run([sys.executable, "-m", "dwarfgo", "sig", str(REPO / "fixtures" / "bin" / "demo-go1.22-amd64"),
+                           "main.(*BarrierView).Pt"], capture_output=True, text=True, timeout=120, cwd=REPO,
+                          env=dict(os.environ, PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(tmp_path)))
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith("dwarfgo: error: no function matches 'main.(*BarrierView).Pt'; did you mean: "
+                                  "main.(*BarrierView).Put, ")
+    assert proc.stderr.count("\n") == 1

@@ -168,6 +168,26 @@ _VERSION_OPTION = re.compile(r"\d{1,4}\.\d{1,4}(\.\d{1,4})?")
 _VERSION_LINE = re.compile(r"^bpftrace v?(\d+\.\d+(?:\.\d+)?)\b")
 
 
+def bpftrace_identity(bpftrace: str | None = None, version: str | None = None) -> list | None:
+    """What a program made for (`--bpftrace`, `--bpftrace-version`) depends on besides the binary
+    and the options, for keeping it: the version asked for, the bpftrace binary that detect()
+    would ask and that checks a readable program's stack (its real path, size and mtime), and the
+    CPU count (the output buffer's default size); None when there is no such bpftrace."""
+    import os
+
+    path = bpftrace or (shutil.which("bpftrace") if version is None else None)
+    found = None
+    if path is not None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        found = [os.path.realpath(path), st.st_size, st.st_mtime_ns]
+    elif version is None:
+        return None
+    return [version, found, os.cpu_count()]
+
+
 def detect(bpftrace: str | None = None, version: str | None = None) -> tuple[Dialect, str | None]:
     """The dialect to generate for: an explicit --bpftrace-version, or what `bpftrace --version` says."""
     if version is not None:
