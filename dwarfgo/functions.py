@@ -255,9 +255,10 @@ def _first_bracket(name: str) -> int:
     return len(name) if i < 0 else i
 
 
-def _split_top_level(text: str) -> list[str]:
+@lru_cache(maxsize=16384)  # a function's name is split by several of the checks that model it
+def _split_top_level(text: str) -> tuple[str, ...]:
     if not any(ch in text for ch in "[](){}"):
-        return text.split(".")  # nothing nests: every dot splits
+        return tuple(text.split("."))  # nothing nests: every dot splits
     parts, depth, start = [], 0, 0
     for i, ch in enumerate(text):
         if ch in "[({":
@@ -268,7 +269,7 @@ def _split_top_level(text: str) -> list[str]:
             parts.append(text[start:i])
             start = i + 1
     parts.append(text[start:])
-    return parts
+    return tuple(parts)
 
 
 def _strip_brackets(text: str) -> str:
@@ -298,7 +299,7 @@ def receiver_of(name: str, first_input: Parameter | None) -> str | None:
     return None
 
 
-def _local_type_receiver(parts: list[str]) -> str | None:
+def _local_type_receiver(parts: tuple[str, ...]) -> str | None:
     """`T.1` for the parts of `T.1.M` (not a closure, see is_closure_rest): the value method M of a
     type declared inside a function, which the symbol spells `T.1` and DWARF `T·1`."""
     if len(parts) == 3 and parts[1].isdigit() and parts[0] and not parts[2].isdigit():
