@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import ctypes
+import itertools
 import re
 import struct
 from dataclasses import dataclass, field
@@ -395,18 +396,19 @@ def iced_sweep(code: bytes, address: int, keep: int = 0):
     agrees, returns = _ICED_AGREES, _ICED_RETURNS
     starts: list[int] = []
     rets: list[int] = []
-    first = []
-    for insn in iced_x86.Decoder(64, code, ip=address):
-        if len(first) < keep:
-            first.append(insn)
+    decoder = iced_x86.Decoder(64, code, ip=address)
+    first = list(itertools.islice(decoder, keep))
+    add, known_code = starts.append, agrees.get
+    for insn in itertools.chain(first, decoder):
         kind = insn.code
-        known = agrees.get(kind)
-        if known is None:
-            known = agrees[kind] = _capstone_agrees(insn, code, address)
+        known = known_code(kind)
         if not known:
-            return None
+            if known is None:
+                known = agrees[kind] = _capstone_agrees(insn, code, address)
+            if not known:
+                return None
         start = insn.ip
-        starts.append(start)
+        add(start)
         if kind in returns and _capstone_names_ret(code[start - address:start - address + insn.len]):
             rets.append(start)
     return (starts, rets, first) if keep else (starts, rets)
