@@ -94,6 +94,9 @@ class LazyDIE:
         return getattr(self.parsed, name)
 
 
+_UNKNOWN = object()
+
+
 def cu_offset_of(die) -> int:
     return die.cu_offset if isinstance(die, LazyDIE) else die.cu.cu_offset
 
@@ -127,6 +130,7 @@ class DwarfIndex:
         self.cache = cache
         self.types = TypeReader(self.dwarf, binary.ptr_size, str(binary.path))
         self._subprograms_by_unit: dict[int, dict[int, int]] = {}
+        self._origin_names: dict[int, str | None] = {}  # abstract origin offset -> its declaration's name
 
     @cached_property
     def _scanner(self) -> DieScanner:
@@ -344,10 +348,19 @@ class DwarfIndex:
             names = []
             for offset, _, values in self._scanner.children_values(cu_offset, die.offset, {DW_TAG_inlined_subroutine},
                                                                    _ORIGIN_ATTRIBUTES, True):
-                if DW_AT_abstract_origin in values:
+                target = values.get(DW_AT_abstract_origin)
+                if target is None:
+                    continue
+                # the name depends only on the origin, and a package's bodies inline the same few
+                # functions over and over: each origin is followed once (what fails is not kept)
+                key = target if isinstance(target, int) and not isinstance(target, bool) else None
+                name = self._origin_names.get(key, _UNKNOWN) if key is not None else _UNKNOWN
+                if name is _UNKNOWN:
                     name = self._raw_origin(offset, values)[1].get(DW_AT_name)
-                    if name is not None:
-                        names.append(name)
+                    if key is not None:
+                        self._origin_names[key] = name
+                if name is not None:
+                    names.append(name)
             return names
         except ScanUnsupported:
             pass

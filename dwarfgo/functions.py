@@ -484,8 +484,9 @@ class FunctionTable:
         if recv is not None and recv.startswith("(*"):
             bodies.append(f"{pkg}.{recv[2:-1]}.{rest}-range1")  # the pointer wrapper of a value method
         method = _split_top_level(rest)[-1]
-        if first is not None:
-            # a promoted method's wrapper: the method of an embedded field
+        if first is not None and self._may_be_range_body(f"{method}-range1"):
+            # a promoted method's wrapper: the method of an embedded field (the receiver's type is
+            # laid out only when a loop body of that method's name exists at all)
             rtype = first.type.elem if first.type.name.startswith("*") and first.type.elem else first.type
             for f in rtype.fields if rtype.kind is Kind.STRUCT else []:
                 if f.embedded:
@@ -497,6 +498,16 @@ class FunctionTable:
             if _RANGE_BODY.search(origin_name):
                 return _RANGE_FUNC_NOTE
         return None
+
+    @cached_property
+    def _range_body_tails(self) -> frozenset[str]:
+        """What follows the last `.` in the name of every loop body symbol (`M-range1` of
+        `pkg.(*T).M-range1`)."""
+        return frozenset(n.rsplit(".", 1)[-1] for n in self._symbol_names if n.endswith("-range1"))
+
+    def _may_be_range_body(self, tail: str) -> bool:
+        """Whether a symbol `<anything>.<tail>` may exist (no symbol ends so when this says no)."""
+        return tail.rsplit(".", 1)[-1] in self._range_body_tails
 
     def _missing_receiver(self, name: str, inputs: list[Parameter]) -> Parameter | None:
         """Before Go 1.22 DWARF has no DIE for an unnamed receiver (`func (*T) M()`), nor for the
