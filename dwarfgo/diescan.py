@@ -239,9 +239,10 @@ class DieScanner:
 
     def top_level_with_children(self, cu_offset: int, tags: frozenset[int] | set[int],
                                 child_tags: frozenset[int] | set[int], wanted: frozenset[int]
-                                ) -> list[tuple[ScannedDIE, list[tuple[int, int, dict[int, object]]]]]:
+                                ) -> list[tuple[ScannedDIE, list[tuple[int, int, dict[int, object]]] | None]]:
         """What top_level finds, each with what children_values(…, child_tags, wanted) would give
-        of it, from the one walk over the unit (which passes every DIE's children anyway)."""
+        of it, from the one walk over the unit (which passes every DIE's children anyway); None
+        for a DIE without DW_AT_low_pc (an abstract declaration: asked of few, read when asked)."""
         try:
             unit = self._unit(cu_offset)
             return self._walk(unit, unit.first, tags, False, None, (child_tags, wanted))
@@ -314,7 +315,7 @@ class DieScanner:
                     pos = found.end
                     scanned = ScannedDIE(offset, abbrev.tag, found.name, found.low_pc, found.origin)
                     if children is not None:
-                        found_children = []
+                        found_children = [] if found.low_pc is not None else None
                         out.append((scanned, found_children))
                     else:
                         out.append(scanned)

@@ -252,7 +252,7 @@ class DwarfIndex:
                                                           {DW_TAG_formal_parameter}, _PARAMETER_ATTRIBUTES)
         except ScanUnsupported:
             return self._parse_subprograms(unit)  # pyelftools says what is wrong if it is damaged
-        self._scanned_parameters[unit.offset] = {d.offset: params for d, params in found}
+        self._scanned_parameters[unit.offset] = {d.offset: params for d, params in found if params is not None}
         return {d.low_pc: d.offset for d, _ in found if d.low_pc is not None}
 
     def _parse_subprograms(self, unit: CompileUnit) -> dict[int, int]:
