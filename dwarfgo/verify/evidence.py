@@ -118,10 +118,13 @@ def _dict_type(prog, fn: Function):
 
 def prepare_gather(prog) -> None:
     """Read once what gather() reads for every function of a whole-binary run, before the work is
-    shared out to worker processes (see parallel): the runtime's whole function table (argument
-    sizes by entry), the raw location sections, the machine-code decoders."""
-    prog.functab.args_by_entry
-    prog.index.raw_locations
+    shared out to worker processes (see parallel): the runtime's function table located, the raw
+    location sections, the machine-code decoders."""
+    try:
+        prog.functab._index  # the table's index located, which every worker searches
+        prog.index.raw_locations
+    except DwarfgoError:
+        return  # each function says so, as without this
     if prog.binary.arch in ("amd64", "arm64"):
         from . import machine
         if prog.binary.arch == "amd64":
