@@ -367,10 +367,12 @@ def abi(
             if not consistent:
                 raise typer.Exit(3)
             return
+        from .verify.evidence import prepare_gather
         progress = _Progress("analysing functions")
         try:
             items = list(prog.map_matching(pattern or "main.*", task, regex if pattern else False,
-                                           progress=progress, store_as="abi-json" if as_json else "abi"))
+                                           progress=progress, store_as="abi-json" if as_json else "abi",
+                                           prepare=prepare_gather))
         finally:
             progress.close()
         if not items and pattern is not None:

@@ -237,6 +237,18 @@ class DieScanner:
         """The direct children of the unit's top DIE whose tag is in `tags`, in order."""
         return self._scan(cu_offset, None, tags, False)
 
+    def top_level_with_children(self, cu_offset: int, tags: frozenset[int] | set[int],
+                                child_tags: frozenset[int] | set[int], wanted: frozenset[int]
+                                ) -> list[tuple[ScannedDIE, list[tuple[int, int, dict[int, object]]] | None]]:
+        """What top_level finds, each with what children_values(…, child_tags, wanted) would give
+        of it, from the one walk over the unit (which passes every DIE's children anyway); None
+        for a DIE without DW_AT_low_pc (an abstract declaration: asked of few, read when asked)."""
+        try:
+            unit = self._unit(cu_offset)
+            return self._walk(unit, unit.first, tags, False, None, (child_tags, wanted))
+        except (IndexError, ValueError, KeyError) as e:
+            raise ScanUnsupported(f"unit at {cu_offset:#x} does not parse: {type(e).__name__}") from None
+
     def children(self, cu_offset: int, die_offset: int, tags: frozenset[int] | set[int],
                  nested: bool = False) -> list[ScannedDIE]:
         """The children of the DIE at `die_offset` (with `nested`, all its descendants) whose
@@ -269,13 +281,18 @@ class DieScanner:
             unit = self._units[cu_offset] = _Unit(cu_offset, first, end, address_size, table, addr_base)
         return unit
 
-    def _walk(self, unit: "_Unit", start: int, tags, nested: bool, wanted: frozenset[int] | None = None) -> list:
-        """The DIEs found: ScannedDIE, or with `wanted` (offset, tag, values)."""
+    def _walk(self, unit: "_Unit", start: int, tags, nested: bool, wanted: frozenset[int] | None = None,
+              children: tuple | None = None) -> list:
+        """The DIEs found: ScannedDIE, or with `wanted` (offset, tag, values); with `children`
+        (child tags, wanted attributes), (ScannedDIE, [(offset, tag, values) of its children of
+        those tags]) of the top-level DIEs found (see top_level_with_children)."""
         data, table, end = self.info, unit.table, unit.end
         if not unit.first <= start < end:
             raise ScanUnsupported(f"DIE offset {start:#x} is not in the unit at {unit.offset:#x}")
         out: list[ScannedDIE] = []
         pos, depth = start, 0
+        child_tags, child_wanted = children if children is not None else ((), None)
+        found_children = None  # the list of the top-level DIE found last, while in its children
         while True:
             if pos >= end:
                 raise ScanUnsupported(f"unit at {unit.offset:#x} ends inside a DIE's children")
@@ -290,16 +307,28 @@ class DieScanner:
                     break
                 continue
             abbrev = table[code]
+            if depth == 1:
+                found_children = None
             if (depth == 1 or nested and depth) and abbrev.tag in tags:
                 if wanted is None:
                     found = self._decode(abbrev, pos, unit)
                     pos = found.end
-                    out.append(ScannedDIE(offset, abbrev.tag, found.name, found.low_pc, found.origin))
+                    scanned = ScannedDIE(offset, abbrev.tag, found.name, found.low_pc, found.origin)
+                    if children is not None:
+                        found_children = [] if found.low_pc is not None else None
+                        out.append((scanned, found_children))
+                    else:
+                        out.append(scanned)
                 else:
                     values, pos = self._values(abbrev, pos, unit, wanted)
                     if pos > end:
                         raise ScanUnsupported(f"the DIE at {offset:#x} runs past its unit")
                     out.append((offset, abbrev.tag, values))
+            elif depth == 2 and found_children is not None and abbrev.tag in child_tags:
+                values, pos = self._values(abbrev, pos, unit, child_wanted)
+                if pos > end:
+                    raise ScanUnsupported(f"the DIE at {offset:#x} runs past its unit")
+                found_children.append((offset, abbrev.tag, values))
             else:
                 for op in abbrev.skip:
                     if op > 0:

@@ -94,6 +94,9 @@ class LazyDIE:
         return getattr(self.parsed, name)
 
 
+_UNKNOWN = object()
+
+
 def cu_offset_of(die) -> int:
     return die.cu_offset if isinstance(die, LazyDIE) else die.cu.cu_offset
 
@@ -127,6 +130,10 @@ class DwarfIndex:
         self.cache = cache
         self.types = TypeReader(self.dwarf, binary.ptr_size, str(binary.path))
         self._subprograms_by_unit: dict[int, dict[int, int]] = {}
+        self._origin_names: dict[int, str | None] = {}  # abstract origin offset -> its declaration's name
+        # unit offset -> {subprogram DIE offset -> its formal parameters' (offset, tag, values)}, from
+        # the units' scans (_scan_subprograms); each taken once (a whole-binary run asks once)
+        self._scanned_parameters: dict[int, dict[int, list]] = {}
 
     @cached_property
     def _scanner(self) -> DieScanner:
@@ -238,11 +245,15 @@ class DwarfIndex:
         return table
 
     def _scan_subprograms(self, unit: CompileUnit) -> dict[int, int]:
+        """The walk over the unit that finds its subprograms also keeps their parameters' raw
+        values (for parameter_dies: a whole-binary run then walks no function body again)."""
         try:
-            return {d.low_pc: d.offset for d in self._scanner.top_level(unit.offset, {DW_TAG_subprogram})
-                    if d.low_pc is not None}
+            found = self._scanner.top_level_with_children(unit.offset, {DW_TAG_subprogram},
+                                                          {DW_TAG_formal_parameter}, _PARAMETER_ATTRIBUTES)
         except ScanUnsupported:
             return self._parse_subprograms(unit)  # pyelftools says what is wrong if it is damaged
+        self._scanned_parameters[unit.offset] = {d.offset: params for d, params in found if params is not None}
+        return {d.low_pc: d.offset for d, _ in found if d.low_pc is not None}
 
     def _parse_subprograms(self, unit: CompileUnit) -> dict[int, int]:
         table = {}
@@ -313,8 +324,12 @@ class DwarfIndex:
         cu_offset = cu_offset_of(die)
         try:
             out = []
-            for offset, _, values in self._scanner.children_values(cu_offset, die.offset, {DW_TAG_formal_parameter},
-                                                                   _PARAMETER_ATTRIBUTES):
+            scanned = self._scanned_parameters.get(cu_offset)
+            children = scanned.pop(die.offset, None) if scanned is not None else None
+            if children is None:
+                children = self._scanner.children_values(cu_offset, die.offset, {DW_TAG_formal_parameter},
+                                                         _PARAMETER_ATTRIBUTES)
+            for offset, _, values in children:
                 name, type_offset = values.get(DW_AT_name, ""), values.get(DW_AT_type)
                 origin, var = values.get(DW_AT_abstract_origin), values.get(DW_AT_variable_parameter, False)
                 if not (isinstance(name, str) and all(isinstance(v, int) for v in (type_offset or 0, origin or 0, var))):
@@ -344,10 +359,19 @@ class DwarfIndex:
             names = []
             for offset, _, values in self._scanner.children_values(cu_offset, die.offset, {DW_TAG_inlined_subroutine},
                                                                    _ORIGIN_ATTRIBUTES, True):
-                if DW_AT_abstract_origin in values:
+                target = values.get(DW_AT_abstract_origin)
+                if target is None:
+                    continue
+                # the name depends only on the origin, and a package's bodies inline the same few
+                # functions over and over: each origin is followed once (what fails is not kept)
+                key = target if isinstance(target, int) and not isinstance(target, bool) else None
+                name = self._origin_names.get(key, _UNKNOWN) if key is not None else _UNKNOWN
+                if name is _UNKNOWN:
                     name = self._raw_origin(offset, values)[1].get(DW_AT_name)
-                    if name is not None:
-                        names.append(name)
+                    if key is not None:
+                        self._origin_names[key] = name
+                if name is not None:
+                    names.append(name)
             return names
         except ScanUnsupported:
             pass

@@ -255,9 +255,10 @@ def _first_bracket(name: str) -> int:
     return len(name) if i < 0 else i
 
 
-def _split_top_level(text: str) -> list[str]:
+@lru_cache(maxsize=16384)  # a function's name is split by several of the checks that model it
+def _split_top_level(text: str) -> tuple[str, ...]:
     if not any(ch in text for ch in "[](){}"):
-        return text.split(".")  # nothing nests: every dot splits
+        return tuple(text.split("."))  # nothing nests: every dot splits
     parts, depth, start = [], 0, 0
     for i, ch in enumerate(text):
         if ch in "[({":
@@ -268,7 +269,7 @@ def _split_top_level(text: str) -> list[str]:
             parts.append(text[start:i])
             start = i + 1
     parts.append(text[start:])
-    return parts
+    return tuple(parts)
 
 
 def _strip_brackets(text: str) -> str:
@@ -298,7 +299,7 @@ def receiver_of(name: str, first_input: Parameter | None) -> str | None:
     return None
 
 
-def _local_type_receiver(parts: list[str]) -> str | None:
+def _local_type_receiver(parts: tuple[str, ...]) -> str | None:
     """`T.1` for the parts of `T.1.M` (not a closure, see is_closure_rest): the value method M of a
     type declared inside a function, which the symbol spells `T.1` and DWARF `T·1`."""
     if len(parts) == 3 and parts[1].isdigit() and parts[0] and not parts[2].isdigit():
@@ -483,8 +484,9 @@ class FunctionTable:
         if recv is not None and recv.startswith("(*"):
             bodies.append(f"{pkg}.{recv[2:-1]}.{rest}-range1")  # the pointer wrapper of a value method
         method = _split_top_level(rest)[-1]
-        if first is not None:
-            # a promoted method's wrapper: the method of an embedded field
+        if first is not None and self._may_be_range_body(f"{method}-range1"):
+            # a promoted method's wrapper: the method of an embedded field (the receiver's type is
+            # laid out only when a loop body of that method's name exists at all)
             rtype = first.type.elem if first.type.name.startswith("*") and first.type.elem else first.type
             for f in rtype.fields if rtype.kind is Kind.STRUCT else []:
                 if f.embedded:
@@ -496,6 +498,16 @@ class FunctionTable:
             if _RANGE_BODY.search(origin_name):
                 return _RANGE_FUNC_NOTE
         return None
+
+    @cached_property
+    def _range_body_tails(self) -> frozenset[str]:
+        """What follows the last `.` in the name of every loop body symbol (`M-range1` of
+        `pkg.(*T).M-range1`)."""
+        return frozenset(n.rsplit(".", 1)[-1] for n in self._symbol_names if n.endswith("-range1"))
+
+    def _may_be_range_body(self, tail: str) -> bool:
+        """Whether a symbol `<anything>.<tail>` may exist (no symbol ends so when this says no)."""
+        return tail.rsplit(".", 1)[-1] in self._range_body_tails
 
     def _missing_receiver(self, name: str, inputs: list[Parameter]) -> Parameter | None:
         """Before Go 1.22 DWARF has no DIE for an unnamed receiver (`func (*T) M()`), nor for the

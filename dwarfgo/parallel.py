@@ -6,9 +6,12 @@ Workers are forked from the parent and use its opened program (its binary, infla
 sections, symbols, units and index), each with its own file descriptions (a shared offset
 would let one worker's seek move another's read); where that cannot be done, a worker opens
 the binary anew. Work goes out in runs of consecutive symbols of one compile unit, so a worker
-reads a unit's DWARF once; a worker is replaced after a number of runs, so the DIE objects
-pyelftools keeps per unit stay bounded. The task must be a module-level function (the results
-are pickled back).
+reads a unit's DWARF once, and the runs go out in a few long stretches of consecutive runs
+(CHUNKS_PER_WORKER a worker), so that the workers do not both read most units (and resolve
+their types); a worker is replaced after a number of runs, so the DIE objects pyelftools keeps
+per unit stay bounded. The task must be a module-level function (the results are pickled
+back). `prepare(prog)`, when given, runs in the parent before the workers are forked: what
+every worker would otherwise read for itself (tables, imports) is read once and shared.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ T = TypeVar("T")
 RUN_LENGTH = 64  # symbols per piece of work
 RUNS_PER_WORKER = 400  # then a fresh worker, forked from the parent again (bounded memory)
 MIN_PARALLEL = 400  # fewer symbols than this: not worth starting workers
+CHUNKS_PER_WORKER = 8  # stretches of consecutive runs a worker is given (fewer: coarser progress)
 
 _program = None  # the worker's GoProgram
 
@@ -36,15 +40,17 @@ def default_workers() -> int:
 
 
 def map_functions(prog, symbols: list[Symbol], task: Callable, workers: int | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> Iterator:
+                  progress: Callable[[int, int], None] | None = None,
+                  prepare: Callable | None = None) -> Iterator:
     """task(prog, fn) for every symbol whose function has Go DWARF, in order."""
-    for _, usable_, result in map_symbols(prog, symbols, task, workers, progress):
+    for _, usable_, result in map_symbols(prog, symbols, task, workers, progress, prepare):
         if usable_:
             yield result
 
 
 def map_symbols(prog, symbols: list[Symbol], task: Callable, workers: int | None = None,
-                progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[Symbol, bool, object]]:
+                progress: Callable[[int, int], None] | None = None,
+                prepare: Callable | None = None) -> Iterator[tuple[Symbol, bool, object]]:
     """(symbol, True, task(prog, fn)) for every symbol, in order, or (symbol, False, None) for a
     symbol whose function has no Go DWARF."""
     workers = default_workers() if workers is None else workers
@@ -52,11 +58,14 @@ def map_symbols(prog, symbols: list[Symbol], task: Callable, workers: int | None
     if workers <= 1 or len(symbols) < MIN_PARALLEL or "fork" not in multiprocessing.get_all_start_methods():
         yield from _sequential(prog, symbols, task, progress)
         return
+    if prepare is not None:
+        prepare(prog)
     ctx = multiprocessing.get_context("fork")
     done = 0
+    chunk = max(1, len(runs) // (workers * CHUNKS_PER_WORKER))
     with ctx.Pool(workers, initializer=_take_program, initargs=(prog,),
-                  maxtasksperchild=RUNS_PER_WORKER) as pool:
-        for run, results in zip(runs, pool.imap(_run, [(task, run) for run in runs])):
+                  maxtasksperchild=max(1, RUNS_PER_WORKER // chunk)) as pool:
+        for run, results in zip(runs, pool.imap(_run, [(task, run) for run in runs], chunk)):
             done += len(run)
             for sym, (usable_, result) in zip(run, results):
                 yield sym, usable_, result

@@ -223,9 +223,10 @@ class GoProgram:
         return out
 
     def map_matching(self, pattern: str | None, task, regex: bool = False, workers: int | None = None,
-                     progress=None, store_as: str | None = None):
+                     progress=None, store_as: str | None = None, prepare=None):
         """task(self, fn) for each function `matching` would return, in the same order, the
-        functions modelled in worker processes when there are many (see parallel).
+        functions modelled in worker processes when there are many (see parallel; `prepare(self)`
+        reads before the workers start what each would read for itself).
 
         `store_as` names what the task computes (its results must be JSON with tuples, never None): the
         results are then kept in the index cache (a ResultStore of that name) and a later run
@@ -242,17 +243,17 @@ class GoProgram:
                     kept.append(sym)
             symbols = kept
         if store_as is None or self.cache is None or self.twin is not None:
-            return map_functions(self, symbols, task, workers, progress)
+            return map_functions(self, symbols, task, workers, progress, prepare)
         store = self._store(store_as)
-        return self._stored_map(store, symbols, task, workers, progress, map_symbols)
+        return self._stored_map(store, symbols, task, workers, progress, map_symbols, prepare)
 
-    def _stored_map(self, store: ResultStore, symbols, task, workers, progress, map_symbols):
+    def _stored_map(self, store: ResultStore, symbols, task, workers, progress, map_symbols, prepare=None):
         keys = [ResultStore.key(s.address, s.name) for s in symbols]
         stored = [store.get(k) for k in keys]
         missing = [s for s, (hit, _) in zip(symbols, stored) if not hit]
         computed = map_symbols(self, missing, task, workers,
                                (lambda done, total: progress(done + len(symbols) - total, len(symbols)))
-                               if progress else None)
+                               if progress else None, prepare)
         for key, (hit, result) in zip(keys, stored):
             if hit:
                 found = result is not None  # None: a function the task is not run on

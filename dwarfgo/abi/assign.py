@@ -18,6 +18,7 @@ ABI0 is the same algorithm with no registers.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
 from ..errors import DwarfgoError
@@ -167,6 +168,18 @@ def _register_assignable(t: GoType) -> bool:
     return True
 
 
+_PARTS: "weakref.WeakKeyDictionary[GoType, tuple[list[Leaf], bool]]" = weakref.WeakKeyDictionary()
+
+
+def _parts(t: GoType) -> tuple[list[Leaf], bool]:
+    """leaves(t) and _register_assignable(t), once per type object (a whole-binary run places the
+    same few hundred types tens of thousands of times); callers must not change the list."""
+    found = _PARTS.get(t)
+    if found is None:
+        found = _PARTS[t] = (leaves(t), _register_assignable(t))
+    return found
+
+
 class _Assigner:
     def __init__(self, arch: ArchABI, use_registers: bool):
         self.arch = arch
@@ -186,8 +199,7 @@ class _Assigner:
             raise DwarfgoError(f"{p.name or 'a parameter'}: its type {t.name} is {t.size} bytes, too large to lay "
                                f"out (more than {_MAX_VALUE}; damaged DWARF?)")
         try:
-            parts = leaves(t)
-            assignable = _register_assignable(t)
+            parts, assignable = _parts(t)
         except RecursionError:
             raise DwarfgoError(f"{p.name or 'a parameter'}: its type {t.name} nests too deeply to lay out "
                                f"(damaged DWARF: a type containing itself?)") from None

@@ -116,6 +116,23 @@ def _dict_type(prog, fn: Function):
         return None
 
 
+def prepare_gather(prog) -> None:
+    """Read once what gather() reads for every function of a whole-binary run, before the work is
+    shared out to worker processes (see parallel): the runtime's function table located, the raw
+    location sections, the machine-code decoders."""
+    try:
+        prog.functab._index  # the table's index located, which every worker searches
+        prog.index.raw_locations
+    except DwarfgoError:
+        return  # each function says so, as without this
+    if prog.binary.arch in ("amd64", "arm64"):
+        from . import machine
+        if prog.binary.arch == "amd64":
+            machine._import_iced()
+        machine._decoder(prog.binary.arch, False)
+        machine._decoder(prog.binary.arch, True)
+
+
 def trusted_layout(prog, fn: Function) -> tuple[FunctionLayout, MachineReport | None]:
     """The layout to read values from, and the machine-code report: when the witnesses contradict
     each other (what `dwarfgo abi` reports, exit 3), no location of the function is trusted: every

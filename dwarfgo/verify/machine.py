@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import ctypes
+import itertools
 import re
 import struct
 from dataclasses import dataclass, field
@@ -370,14 +371,16 @@ _ICED_RETURNS: frozenset[int] = frozenset()  # the iced-x86 Codes of near return
 def _import_iced() -> None:
     global iced_x86, _ICED_RETURNS
     if iced_x86 is None:
+        _import_capstone()
         import iced_x86 as ix
         code = ix.Code
         _ICED_RETURNS = frozenset((code.RETNW, code.RETNW_IMM16, code.RETND, code.RETND_IMM16,
                                    code.RETNQ, code.RETNQ_IMM16))
         iced_x86 = ix
+        _iced_tables()
 
 
-def iced_sweep(code: bytes, address: int) -> tuple[list[int], list[int]] | None:
+def iced_sweep(code: bytes, address: int, keep: int = 0):
     """The start of every instruction of the amd64 linear sweep of `code`, and of its RET
     instructions, as Capstone's sweep finds them (`_sweep`, mnemonic "ret"), decoded by
     iced-x86: it finds boundaries without printing any text, a fraction of Capstone's cost.
@@ -386,23 +389,29 @@ def iced_sweep(code: bytes, address: int) -> tuple[list[int], list[int]] | None:
     (Capstone's sweep stops at them), or an instruction Capstone does not decode at the length
     iced-x86 does (checked once per iced-x86 instruction code and process: Capstone's tables
     lack some newer instructions). A return's bytes are named by Capstone once per process
-    (`repz ret` and `bnd ret` are not "ret" to it)."""
+    (`repz ret` and `bnd ret` are not "ret" to it).
+
+    (starts, rets), or with `keep`, (starts, rets, the first `keep` iced-x86 instructions)."""
     _import_iced()
     agrees, returns = _ICED_AGREES, _ICED_RETURNS
     starts: list[int] = []
     rets: list[int] = []
-    for insn in iced_x86.Decoder(64, code, ip=address):
+    decoder = iced_x86.Decoder(64, code, ip=address)
+    first = list(itertools.islice(decoder, keep))
+    add, known_code = starts.append, agrees.get
+    for insn in itertools.chain(first, decoder):
         kind = insn.code
-        known = agrees.get(kind)
-        if known is None:
-            known = agrees[kind] = _capstone_agrees(insn, code, address)
+        known = known_code(kind)
         if not known:
-            return None
+            if known is None:
+                known = agrees[kind] = _capstone_agrees(insn, code, address)
+            if not known:
+                return None
         start = insn.ip
-        starts.append(start)
+        add(start)
         if kind in returns and _capstone_names_ret(code[start - address:start - address + insn.len]):
             rets.append(start)
-    return starts, rets
+    return (starts, rets, first) if keep else (starts, rets)
 
 
 def _capstone_agrees(insn, code: bytes, address: int) -> bool:
@@ -423,33 +432,179 @@ def _capstone_names_ret(encoding: bytes) -> bool:
 
 def _iced_body(code: bytes, address: int) -> _Body | None:
     """The light body of amd64 code from iced-x86's sweep (None where it cannot stand for
-    Capstone's): Capstone decodes without details only the first HEAD instructions and, when
-    the checks ask, the instructions from the morestack tail on, one by one; an instruction
-    whose operands the checks read is decoded again with details, as in `_light_body`."""
-    swept = iced_sweep(code, address)
+    Capstone's): the instructions the checks read (the first HEAD, and from the morestack tail
+    on) are iced-x86's too, seen as Capstone sees them (`_IcedInsn`): Capstone decodes only
+    what they cannot say alike (an instruction with printed prefixes, an operand text asked for)."""
+    swept = iced_sweep(code, address, HEAD)
     if swept is None:
         return None
-    starts, rets = swept
-    lite, detailed = _decoder("amd64", False), _decoder("amd64", True)
+    starts, rets, first = swept
     end = address + len(code)
-    head_end = (starts[HEAD] if len(starts) > HEAD else end) - address
-    head = [_SweptInsn(at, size, mnemonic, op_str, code, at - address, detailed)
-            for at, size, mnemonic, op_str in lite.disasm_lite(code[:head_end], address, HEAD)]
-    if [insn.address for insn in head] != starts[:HEAD]:
-        raise _DecodersDisagree(f"the head of {address:#x}")
+    head = [_IcedInsn(insn, code, address) for insn in first]
 
     def from_address(at: int):
         k = bisect.bisect_left(starts, at)
         if k == len(starts) or starts[k] != at:
             raise KeyError(at)  # as the other bodies: only an instruction start has instructions from it
-        for k in range(k, len(starts)):
-            offset, size = starts[k] - address, (starts[k + 1] if k + 1 < len(starts) else end) - starts[k]
-            one = list(lite.disasm_lite(code[offset:offset + size], starts[k], 1))
-            if len(one) != 1 or one[0][1] != size:
-                raise _DecodersDisagree(f"the instruction at {starts[k]:#x}")
-            yield _SweptInsn(*one[0], code, offset, detailed)
+        decoder = iced_x86.Decoder(64, code[at - address:], ip=at)
+        for insn in decoder:
+            if insn.ip >= end:
+                break
+            yield _IcedInsn(insn, code, address)
 
     return _Body(starts, rets, head, from_address)
+
+
+class _IcedOperand(NamedTuple):
+    """An x86 operand of an iced-x86 instruction with Capstone's fields and values (X86Op: `reg`
+    and `mem.base` are iced-x86 register numbers, named by `_IcedInsn.reg_name`)."""
+    type: int
+    reg: int
+    imm: int
+    mem: _X86Mem
+    size: int
+
+
+_ICED_MNEMONICS: dict[int, str] = {}  # iced-x86 Code -> Capstone's mnemonic (an instruction without printed prefixes)
+_ICED_REG_NAMES: dict[int, str] = {}  # iced-x86 Register -> Capstone's name
+_ICED_IMMEDIATE_BITS: dict[int, int] = {}  # iced-x86 OpKind of an immediate -> its width as encoded
+_ICED_BRANCH_KINDS: frozenset[int] = frozenset()
+_ICED_REGISTER = _ICED_MEMORY = _ICED_RIP = _ICED_LEGACY = -1  # OpKind.REGISTER, OpKind.MEMORY, Register.RIP, EncodingKind.LEGACY
+
+
+def _iced_tables() -> None:
+    """Capstone's register names for iced-x86's numbers, and the widths of immediates (one whose
+    top bit is clear is the same number to both)."""
+    if _ICED_REG_NAMES:
+        return
+    global _ICED_BRANCH_KINDS, _ICED_REGISTER, _ICED_MEMORY, _ICED_RIP, _ICED_LEGACY
+    from iced_x86 import EncodingKind, OpKind, Register
+    _ICED_REGISTER, _ICED_MEMORY, _ICED_RIP = OpKind.REGISTER, OpKind.MEMORY, Register.RIP
+    _ICED_LEGACY = EncodingKind.LEGACY
+    for name in dir(Register):
+        value = getattr(Register, name)
+        if isinstance(value, int) and not name.startswith("_"):
+            # iced-x86 names the low bytes of r8-r15 R8L..R15L, Capstone r8b..r15b
+            _ICED_REG_NAMES[value] = re.sub(r"^(r\d+)l$", r"\1b", name.lower())
+    _ICED_IMMEDIATE_BITS.update({OpKind.IMMEDIATE8: 8, OpKind.IMMEDIATE16: 16, OpKind.IMMEDIATE32: 32,
+                                 OpKind.IMMEDIATE64: 64, OpKind.IMMEDIATE8TO16: 8, OpKind.IMMEDIATE8TO32: 8,
+                                 OpKind.IMMEDIATE8TO64: 8, OpKind.IMMEDIATE32TO64: 32})
+    _ICED_BRANCH_KINDS = frozenset((OpKind.NEAR_BRANCH16, OpKind.NEAR_BRANCH32, OpKind.NEAR_BRANCH64))
+
+
+def _signed(value: int, bits: int) -> int:
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+class _IcedInsn:
+    """An amd64 instruction decoded by iced-x86, read by the checks as Capstone's: its mnemonic is
+    Capstone's for its instruction code (asked of Capstone once per code and process, and for
+    every instruction with prefixes Capstone prints: rep, lock, bnd, segment overrides), its
+    operands Capstone's fields with Capstone's values, its branch target the one address
+    Capstone prints; its operand text is Capstone's, decoded when asked for (rarely)."""
+
+    __slots__ = ("_insn", "_code", "_base", "address", "size", "_mnemonic", "_op_str", "_operands")
+
+    def __init__(self, insn, code: bytes, base: int):
+        self._insn, self._code, self._base = insn, code, base
+        self.address, self.size = insn.ip, insn.len
+        self._mnemonic = self._op_str = self._operands = None
+
+    def _capstone_text(self) -> tuple[str, str]:
+        offset = self.address - self._base
+        decoded = list(_decoder("amd64", False).disasm_lite(self._code[offset:offset + self.size], self.address, 1))
+        if len(decoded) != 1 or decoded[0][1] != self.size:
+            raise _DecodersDisagree(f"the instruction at {self.address:#x}")
+        return decoded[0][2], decoded[0][3]
+
+    @property
+    def mnemonic(self) -> str:
+        if self._mnemonic is None:
+            insn = self._insn
+            if insn.has_rep_prefix or insn.has_repne_prefix or insn.has_lock_prefix or insn.has_segment_prefix \
+                    or insn.has_xacquire_prefix or insn.has_xrelease_prefix:
+                self._mnemonic, self._op_str = self._capstone_text()
+            else:
+                code = insn.code
+                name = _ICED_MNEMONICS.get(code)
+                if name is None:
+                    name, self._op_str = self._capstone_text()
+                    _ICED_MNEMONICS[code] = name
+                self._mnemonic = name
+        return self._mnemonic
+
+    @property
+    def has_segment_prefix(self) -> bool:
+        return self._insn.has_segment_prefix
+
+    @property
+    def op_str(self) -> str:
+        if self._op_str is None:
+            self._mnemonic, self._op_str = self._capstone_text()
+        return self._op_str
+
+    def reg_name(self, reg_id: int) -> str | None:
+        return _ICED_REG_NAMES.get(reg_id)
+
+    @property
+    def branch_target(self) -> int | None:
+        """What `_branch_target` gives for Capstone's instruction: a direct branch's address, or the
+        first immediate operand."""
+        insn = self._insn
+        if insn.op_count >= 1 and insn.op0_kind in _ICED_BRANCH_KINDS:
+            return insn.near_branch_target
+        for op in self.operands:
+            if op.type == x86_const.X86_OP_IMM:
+                return op.imm
+        return None
+
+    @property
+    def operands(self) -> list[_IcedOperand]:
+        if self._operands is None:
+            self._operands = self._read_operands()
+        return self._operands
+
+    def _capstone_immediate(self, k: int) -> int:
+        offset = self.address - self._base
+        ops = _x86_operands(_decoder("amd64", True), self._code[offset:offset + self.size], self.address)
+        if ops is None or len(ops) <= k or ops[k].type != x86_const.X86_OP_IMM:
+            raise _DecodersDisagree(f"an immediate of the instruction at {self.address:#x}")
+        return ops[k].imm
+
+    def _read_operands(self) -> list[_IcedOperand]:
+        insn, out = self._insn, []
+        if insn.encoding != _ICED_LEGACY:
+            # VEX/EVEX forms: Capstone lists an opmask, folds a comparison's predicate into the mnemonic
+            raise _DecodersDisagree(f"the operands of the instruction at {self.address:#x}")
+        for k in range(insn.op_count):
+            kind = insn.op_kind(k)
+            if kind == _ICED_REGISTER:
+                out.append(_IcedOperand(x86_const.X86_OP_REG, insn.op_register(k), 0, _NO_MEM, 0))
+            elif kind in _ICED_IMMEDIATE_BITS:
+                value = insn.immediate(k)
+                bits = _ICED_IMMEDIATE_BITS[kind]
+                if value >> (bits - 1) & 1:
+                    # Capstone makes the value signed or not by instruction (`add eax, -1` but `and ebx,
+                    # 0xfffffff8`, both sign-extended bytes): asked of Capstone
+                    value = self._capstone_immediate(k)
+                out.append(_IcedOperand(x86_const.X86_OP_IMM, 0, value, _NO_MEM, 0))
+            elif kind in _ICED_BRANCH_KINDS:
+                out.append(_IcedOperand(x86_const.X86_OP_IMM, 0, insn.near_branch_target, _NO_MEM, 0))
+            elif kind == _ICED_MEMORY:
+                base = insn.memory_base
+                if base == _ICED_RIP:  # Capstone keeps the displacement, iced-x86 gives the address
+                    disp = _signed(insn.memory_displacement - insn.next_ip, 64)
+                else:
+                    disp = _signed(insn.memory_displacement, 64)
+                mem = _X86Mem(0, base, insn.memory_index, insn.memory_index_scale, disp)
+                out.append(_IcedOperand(x86_const.X86_OP_MEM, 0, 0, mem, iced_x86.MemorySizeExt.size(insn.memory_size)))
+            else:  # string, far-branch operands: not read by the checks the way Capstone gives them
+                raise _DecodersDisagree(f"an operand of the instruction at {self.address:#x}")
+        return out
+
+
+_NO_MEM = _X86Mem(0, 0, 0, 0, 0)
 
 
 def analyze(binary: GoBinary, address: int, size: int) -> MachineReport:
@@ -483,6 +638,8 @@ _ADDRESS_OPERAND = re.compile(r"#?0x[0-9a-f]+")
 
 
 def _branch_target(insn) -> int | None:
+    if isinstance(insn, _IcedInsn):
+        return insn.branch_target
     if isinstance(insn, _SweptInsn) and _ADDRESS_OPERAND.fullmatch(insn.op_str):
         # Capstone prints a lone immediate operand so (tests/test_abi_paths.py checks it
         # against the operands of the detailed decode)
@@ -507,7 +664,7 @@ def _analyze_amd64(binary: GoBinary, body: _Body, entry: int) -> MachineReport:
     check = _amd64_stack_check(body.head[:12])
     frame = None
     for insn in body.head[:16]:
-        if insn.mnemonic == "sub" and insn.op_str.startswith("rsp,") and insn.operands[1].type == x86_const.X86_OP_IMM:
+        if insn.mnemonic == "sub" and _is_reg(insn.operands[0], insn, "rsp") and insn.operands[1].type == x86_const.X86_OP_IMM:
             frame = insn.operands[1].imm
             break
     text = {"g-register": "stack check through g in R14 (ABIInternal)",
@@ -519,6 +676,14 @@ def _analyze_amd64(binary: GoBinary, body: _Body, entry: int) -> MachineReport:
     if check.tail_address is not None:
         _read_amd64_tail(binary, body, check.tail_address, entry, report)
     return report
+
+
+def _prints_fs(insn) -> bool:
+    """Capstone's operand text names the fs segment (g from thread-local storage); an iced-x86
+    instruction without a segment override prefix cannot (its text is not decoded then)."""
+    if isinstance(insn, _IcedInsn) and not insn.has_segment_prefix:
+        return False
+    return "fs:" in insn.op_str
 
 
 def _is_reg(op, insn, name=None) -> bool:
@@ -546,7 +711,7 @@ def _amd64_stack_check_form(head) -> StackCheck:
       huge-preempt (Go <= 1.16): mov rsi, [g+16]; cmp rsi, StackPreempt; je T;
               lea rax, [rsp+K]; sub rax, rsi; cmp rax, C; jbe T
     g is R14 (regabi) or loaded from fs:-8 (ABI0)."""
-    tls = any(i.mnemonic == "mov" and "fs:" in i.op_str for i in head[:3])
+    tls = any(i.mnemonic == "mov" and _prints_fs(i) for i in head[:3])
     kind = "tls" if tls else "g-register"
     branches = [k for k, i in enumerate(head) if i.mnemonic in ("jbe", "jb", "je", "jae", "ja")]
     if not branches:
@@ -588,9 +753,10 @@ def _amd64_stack_check_form(head) -> StackCheck:
                 kk = lea.operands[1].mem.disp
                 keep = f"{{guard}} != {STACK_PREEMPT:#x} && {{sp}} + {kk} - {{guard}} > {c}"
                 return StackCheck(kind, "huge-preempt", keep, 16, first.address, tail)
-    # (a memory operand based on r14 is printed with it: only those instructions' operands are read)
-    if tls or any(_mem_base(op, i) == "r14" for i in head if "r14" in i.op_str for op in i.operands
-                  if op.type == x86_const.X86_OP_MEM and op.mem.disp == 16):
+    # (a memory operand based on r14 is printed with it: only those instructions' operands are read
+    # from Capstone; iced-x86's operands cost less than Capstone's text)
+    if tls or any(_mem_base(op, i) == "r14" for i in head if isinstance(i, _IcedInsn) or "r14" in i.op_str
+                  for op in i.operands if op.type == x86_const.X86_OP_MEM and op.mem.disp == 16):
         return StackCheck(kind, "unknown", None, 16, first.address, tail)
     return StackCheck("none")  # branches of the body, not a stack check
 
