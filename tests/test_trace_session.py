@@ -428,3 +428,38 @@ def test_an_event_that_fits_one_top_level_printf_is_one_record_on_0_17(go):
     assert shown.count("unavailable") == shown.count("reads only general registers"), shown
     walk_block = walk.text.split("// dg probe 0", 1)[1].split("\n}\n", 1)[0]
     assert walk_block.count('printf("@dg %d') > 1  # past 24 slots with printfs inside `if`s
+
+
+@pytest.mark.parametrize("version", [(0, 17, 0), (0, 27, 1)])
+@pytest.mark.parametrize("where", [1, 2, 3])
+def test_a_commands_line_between_a_warnings_lines_is_the_commands(version, where):
+    """A -c command writes to the stream bpftrace prints to, and bpftrace writes a failed read's
+    report line by line (warning, 0.23+'s Additional Info, the program line with its tabs
+    expanded, a caret line): the command's line can come between them (CI once lost a line of
+    the fixture's report so, on 0.17). The command's line is passed on, the warning's lines are
+    not, and the read is still tied to its value (0.27's warning waits for its Additional Info
+    across the command's line)."""
+    with GoProgram(DEMO) as prog:
+        fn = prog.function(PUT)
+        program = generate(prog, [fn], Dialect(version), ProbeOptions())
+    probe = program.probes[0]
+    lines = program.text.splitlines()
+    number, line = next((n, l) for n, l in enumerate(lines, 1) if "buf(" in l)
+    column = line.index("buf(") + 1
+    indices = re.search(r'(?:^|: |%ld )(?:end %ld )?([\d,]+) %', line).group(1).split(",")
+    formats = line.split(",".join(indices) + " ", 1)[1].split('\\n"')[0].split(" ")
+    failed = next(int(i) for i, f in zip(indices, formats) if f == "%rx")
+    report = _warning(version, number, column) + [line.expandtabs(4), " " * 8 + "~" * 10]
+    command = '{"func":"main.Grow","depth":3}'
+    report.insert(min(where, len(report) - 1), command)
+    words = {**_words(probe), failed: "\\x00\\x00"}
+    out = _printed_lines(program, 0, 10, 1, 1, words, {number: report})
+    d = Decoder(program.probes, read_lines=program.read_lines, read_spots=program.read_spots,
+                early_reads=program.early_reads)
+    d.program_lines = lines
+    passed = []
+    d.on_other_output = passed.append
+    events = [e for l in out if (e := d.feed(l)) is not None]
+    assert passed == [command], (passed, out)
+    assert len(events) == 1 and d.failed_reads == 1 and not d.untied_failures, (d.untied_failures, out)
+    assert "memory read failed" in str(_at(events[0].values, _copy_names(probe)[failed])), events[0].values

@@ -159,11 +159,24 @@ class Decoder:
         # command run with -c, which bpftrace's output stream carries too
         self.on_other_output = None
         self._after_warning = 0  # lines still to come of bpftrace's last located warning
+        # the program's text, by line: a warning's source line is told from a -c command's line
+        # by what it says (the command's output can come between a warning's lines: bpftrace
+        # writes them one by one to the stream the command shares); None: by position
+        self.program_lines: list[str] | None = None
+        self._warning_source: list[str] | None = None  # the words of the line the last warning names
         self.seen: dict[int, int] = {}  # thread -> events whose first line arrived
         self.last_seq: dict[int, int] = {}  # thread -> highest event number seen
         self.emitted: dict[int, int] | None = None  # thread -> events the probes emitted (from the exit map)
         self.calls_shown = 0
         self.returns_shown = 0
+
+    def _program_line(self, number: int) -> list[str] | None:
+        """The words of line `number` (1-based) of the program's text, which bpftrace prints under
+        a warning (with its tabs expanded)."""
+        lines = self.program_lines
+        if lines is None or not 0 < number <= len(lines):
+            return None
+        return lines[number - 1].split()
 
     # ------------------------------------------------------------ accounting
     @property
@@ -197,10 +210,12 @@ class Decoder:
                 return None
         if not line.startswith("@dg "):
             held, self._held_warning = self._held_warning, None
+            waiting = held  # kept over a line of the -c command that comes between the warning's lines
             m = _LOCATED_WARNING.match(line)
             after_warning, self._after_warning = self._after_warning, 0
             if m:
                 self._after_warning = 3  # at most: Additional Info, the source line, the caret line
+                self._warning_source = self._program_line(int(m.group(1)))
                 old = _OLD_READ_FAILURE.match(m.group(3))
                 if old:
                     self._read_failed(int(m.group(1)), int(m.group(2)), old.group(1), line)
@@ -212,12 +227,16 @@ class Decoder:
                     self._read_failed(*held)
             elif line.strip() and not line.startswith("Attaching"):
                 self.unparsed.append(line)
-                if after_warning >= 2:
+                known = self._warning_source
+                if after_warning >= 2 and (known is None or line.split() == known):
                     self._after_warning = 1  # the warning's source line; its caret line may follow
-                elif after_warning == 1 and _CARET.match(line):
-                    pass  # the caret line under the warning's source line
-                elif self.on_other_output is not None and not _bpftrace_message(line):
-                    self.on_other_output(line)  # e.g. the -c command's own output
+                elif after_warning >= 1 and _CARET.match(line):
+                    self._after_warning = 0  # the caret line under the warning's source line
+                else:
+                    if after_warning and known is not None:  # not the warning's: its lines may follow
+                        self._after_warning, self._held_warning = after_warning, waiting
+                    if self.on_other_output is not None and not _bpftrace_message(line):
+                        self.on_other_output(line)  # e.g. the -c command's own output
             return None
         # a warning's lines come together: an event line ends them (a traced command's line that
         # comes later is its own, not the warning's; one was swallowed after 0.17's start-up warnings)
