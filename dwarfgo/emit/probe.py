@@ -6,6 +6,7 @@ the one-event-per-call filter, RET sites for return probes), a read plan per val
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, replace
 
@@ -134,6 +135,16 @@ def goid_offset(prog) -> int | None:
 # printf batch slots tried, in turn, when a bpftrace 0.17 program exceeds the BPF stack (a copy
 # takes Dialect.copy_slots, 9, so a printf keeps room for one and a scalar)
 _FITTING_SLOTS = (20, 16, 12, 10)
+# a program is compiled to check its stack only when a probe keeps this many read variables: every
+# function of the shapes fixture (up to 105 at --depth 4) fits as made, the programs seen over the
+# stack kept 64 to 3,072 (gofmt 1.15's parser.declare and shortVarDecl, gofmt 1.27's
+# resolver.declare at --depth 2), and a compile costs bpftrace 0.17 about a second
+_CHECK_FROM_VARIABLES = 24
+_READ_VARIABLE = re.compile(r"\$r\d+\b")
+
+
+def _most_variables_a_probe(text: str) -> int:
+    return max((len(set(_READ_VARIABLE.findall(block))) for block in text.split("\nuprobe:")[1:]), default=0)
 
 
 def generate_fitting(prog, functions, dialect: Dialect, options: ProbeOptions, bpftrace: str | None) -> Program:
@@ -143,6 +154,8 @@ def generate_fitting(prog, functions, dialect: Dialect, options: ProbeOptions, b
     the cache directory unless the program was opened without a cache."""
     program = generate(prog, functions, dialect, options)
     if bpftrace is None or dialect.version >= (0, 23, 0) or (options.aggregate is not None and options.aggregate.any):
+        return program
+    if _most_variables_a_probe(program.text) < _CHECK_FROM_VARIABLES:
         return program
     cached = getattr(prog, "cache", None) is not None
     for slots in _FITTING_SLOTS:
