@@ -177,35 +177,23 @@ def funcs(
             elif text is None:
                 _fail(f"no function matches {pattern!r}")
             return
-        progress = _Progress("reading functions")
-        try:
-            found = prog.map_matching(pattern, _function_json if as_json else _function_line, regex,
-                                      progress=progress, store_as="funcs-json" if as_json else "funcs")
-            for name, why in prog.twin_refusals[:3]:
-                typer.echo(_safe(f"dwarfgo: note: {name} left out: {why}"), err=True)
-            if len(prog.twin_refusals) > 3:
-                typer.echo(f"dwarfgo: note: {len(prog.twin_refusals) - 3} more function(s) left out: their code "
-                           f"is not the twin's", err=True)
-            if as_json:
-                typer.echo(json.dumps(list(found), indent=1))
-                return
-            shown = 0
-            for line in found:  # streamed as they come
-                typer.echo(line)
-                shown += 1
-        finally:
-            progress.close()
-        if not shown:
+        if _listing(prog, pattern, regex, as_json) is None:
             _fail(f"no function matches {pattern!r}" if pattern else "no functions with DWARF found")
 
 
 def _listing(prog, pattern: Optional[str], regex: bool, as_json: bool) -> Optional[str]:
     """Print what `funcs` prints for the functions matching `pattern` (lines as they come), and
-    return it; None: no line was printed."""
+    return it; None: no line was printed. With a DWARF twin, the functions left out (their code is
+    not the twin's) are noted on stderr first."""
     progress = _Progress("reading functions")
     try:
         found = prog.map_matching(pattern, _function_json if as_json else _function_line, regex,
                                   progress=progress, store_as="funcs-json" if as_json else "funcs")
+        for name, why in prog.twin_refusals[:3]:
+            typer.echo(_safe(f"dwarfgo: note: {name} left out: {why}"), err=True)
+        if len(prog.twin_refusals) > 3:
+            typer.echo(f"dwarfgo: note: {len(prog.twin_refusals) - 3} more function(s) left out: their code "
+                       f"is not the twin's", err=True)
         if as_json:
             text = json.dumps(list(found), indent=1) + "\n"
             typer.echo(text, nl=False)
