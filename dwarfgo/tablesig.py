@@ -18,7 +18,6 @@ from .abi.assign import FunctionLayout, assign
 from .binary import parse_go_version
 from .errors import DwarfgoError
 from .functions import Function, Parameter, split_symbol
-from .program import tables_only  # (where it lives: commands ask it before importing this module)
 from .typetables import SOURCE, MethodSignature, RuntimeTypeModel
 
 

@@ -117,7 +117,7 @@ def goid_offset(prog) -> int | None:
     """The offset of the goroutine id in runtime.g: from DWARF, or on a binary with neither DWARF
     nor a twin from runtime.g's type descriptor (the runtime allocates g with it, so every Go
     binary has it, field names and offsets included); None where neither has it."""
-    from ..tablesig import tables_only
+    from ..program import tables_only
     try:
         if tables_only(prog):
             from ..typetables import RuntimeTypeModel
