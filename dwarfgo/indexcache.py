@@ -105,14 +105,21 @@ class IndexCache:
             return None
         try:
             st = os.stat(binary.path)
-            identity = {"format": FORMAT_VERSION, "build_id": build_id, "size": st.st_size,
-                        "mtime_ns": st.st_mtime_ns, "debug": None}
             debug_path = binary.debug_path
+            debug = None
             if debug_path is not None:
                 dst = os.stat(debug_path)
-                identity["debug"] = [dst.st_size, dst.st_mtime_ns]
+                debug = [dst.st_size, dst.st_mtime_ns]
         except OSError:
             return None
+        return cls.keyed(build_id, st, debug)
+
+    @classmethod
+    def keyed(cls, build_id: str, st: os.stat_result, debug: list[int] | None = None) -> "IndexCache":
+        """The cache of the binary with this build ID and stat (and separate debug file's size and
+        mtime): its file and the identity a valid one holds."""
+        identity = {"format": FORMAT_VERSION, "build_id": build_id, "size": st.st_size,
+                    "mtime_ns": st.st_mtime_ns, "debug": debug}
         return cls(_index_path(build_id, st.st_size), identity)
 
     # ------------------------------------------------------------ reading
@@ -325,9 +332,7 @@ def stored_result(binary_path, kind: str, key: list):
     head = read_head(binary_path)
     if head is None or head.build_id is None or not head.has_dwarf:
         return False, None
-    identity = {"format": FORMAT_VERSION, "build_id": head.build_id, "size": st.st_size,
-                "mtime_ns": st.st_mtime_ns, "debug": None}
-    store = ResultStore(IndexCache(_index_path(head.build_id, st.st_size), identity), kind)
+    store = ResultStore(IndexCache.keyed(head.build_id, st), kind)
     return store.get(result_key(key, binary_path))
 
 
