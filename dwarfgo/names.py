@@ -280,15 +280,18 @@ def close_matches(word: str, possibilities, n: int = 3, cutoff: float = 0.6) -> 
     bounded.sort(key=lambda item: item[0], reverse=True)
     matcher = difflib.SequenceMatcher()
     matcher.set_seq2(word)
-    scored: list[tuple[float, str]] = []
+    best: list[tuple[float, str]] = []  # the n best so far, as a min-heap (its first: the n-th best)
     for bound, x in bounded:
-        if len(scored) >= n and bound < heapq.nlargest(n, scored)[-1][0]:
+        if len(best) >= n and bound < best[0][0]:
             break  # neither this nor any later one can be among the n best
         matcher.set_seq1(x)
         score = matcher.ratio()
         if score >= cutoff:
-            scored.append((score, x))
-    return [x for _, x in heapq.nlargest(n, scored)]
+            if len(best) < n:
+                heapq.heappush(best, (score, x))
+            else:
+                heapq.heappushpop(best, (score, x))
+    return [x for _, x in heapq.nlargest(n, best)]
 
 
 def suggest(query: str, names: list[str], n: int = 5) -> list[str]:
