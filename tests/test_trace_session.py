@@ -455,8 +455,7 @@ def test_a_commands_line_between_a_warnings_lines_is_the_commands(version, where
     words = {**_words(probe), failed: "\\x00\\x00"}
     out = _printed_lines(program, 0, 10, 1, 1, words, {number: report})
     d = Decoder(program.probes, read_lines=program.read_lines, read_spots=program.read_spots,
-                early_reads=program.early_reads)
-    d.program_lines = lines
+                early_reads=program.early_reads, program_lines=lines)
     passed = []
     d.on_other_output = passed.append
     events = [e for l in out if (e := d.feed(l)) is not None]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -173,8 +174,6 @@ def bpftrace_identity(bpftrace: str | None = None, version: str | None = None) -
     and the options, for keeping it: the version asked for, the bpftrace binary that detect()
     would ask and that checks a readable program's stack (its real path, size and mtime), and the
     CPU count (the output buffer's default size); None when there is no such bpftrace."""
-    import os
-
     path = bpftrace or (shutil.which("bpftrace") if version is None else None)
     found = None
     if path is not None:

@@ -129,7 +129,7 @@ class Decoder:
     def __init__(self, probes: list[ProbePlan], symbolize=None, type_name=None, max_str: int = 64,
                  read_lines: dict[int, tuple[int, int]] | None = None, expect: ProgramIdentity | None = None,
                  read_spots: dict[tuple[int, int], tuple[int, int]] | None = None,
-                 early_reads: set[tuple[int, int]] | None = None):
+                 early_reads: set[tuple[int, int]] | None = None, program_lines: list[str] | None = None):
         self.probes = {p.probe_id: p for p in probes}
         self.expect = expect
         self.identity: ProgramIdentity | None = None  # what the output said about its program
@@ -162,7 +162,7 @@ class Decoder:
         # the program's text, by line: a warning's source line is told from a -c command's line
         # by what it says (the command's output can come between a warning's lines: bpftrace
         # writes them one by one to the stream the command shares); None: by position
-        self.program_lines: list[str] | None = None
+        self.program_lines = program_lines
         self._warning_source: list[str] | None = None  # the words of the line the last warning names
         self.seen: dict[int, int] = {}  # thread -> events whose first line arrived
         self.last_seq: dict[int, int] = {}  # thread -> highest event number seen

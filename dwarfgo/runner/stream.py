@@ -199,8 +199,8 @@ def decoder_for(prog, program, max_str: int, expect=None) -> Decoder:
 
     decoder = Decoder(program.probes, symbolize=symbolize, type_name=names, max_str=max_str,
                       read_lines=program.read_lines, expect=expect,
-                      read_spots=program.read_spots, early_reads=program.early_reads)
-    decoder.program_lines = program.text.splitlines()
+                      read_spots=program.read_spots, early_reads=program.early_reads,
+                      program_lines=program.text.splitlines())
     if program.aggregates:
         from .aggregates import AggregateReader
         decoder.aggregates = AggregateReader(program.aggregates, type_name=names)
