@@ -111,15 +111,14 @@ def _scan_segments(binary) -> tuple[int, bytes, str] | None:
     return None
 
 
-def read_table(binary, code_ends: bool = True) -> PclnTable | None:
-    """The parsed function table, or None if the binary has none. Without `code_ends`, each
-    function's `end` is the next function's entry (an upper bound; no pc table is walked)."""
+def read_table(binary) -> PclnTable | None:
+    """The parsed function table, or None if the binary has none."""
     with reading(binary.path, "function table (.gopclntab)"):
         found = locate(binary)
         if found is None:
             return None
         address, data, where = found
-        return _parse(data, address, binary, where, code_ends)
+        return _parse(data, address, binary, where)
 
 
 class _Functab:
@@ -218,12 +217,12 @@ class _Functab:
                             f"of the function at {entry:#x} runs past the next function")
 
 
-def _parse(data: bytes, address: int, binary, where: str, code_ends: bool = True) -> PclnTable:
+def _parse(data: bytes, address: int, binary, where: str) -> PclnTable:
     tab = _Functab(data, address, binary, where)
     out: list[PclnFunction] = []
     for i in range(tab.nfunc):
         entry, next_entry, f = tab.entry(i), tab.entry(i + 1), tab.record(i)
-        end = tab.code_end(entry, tab.pcsp(f), next_entry) if code_ends else next_entry
+        end = tab.code_end(entry, tab.pcsp(f), next_entry)
         out.append(PclnFunction(tab.name(f), entry, end, tab.args(f)))
     return PclnTable(tab.layout, address, where, out)
 
