@@ -69,3 +69,37 @@ def test_a_017_program_over_the_stack_is_made_to_fit_and_traces_exact_values(tmp
     assert decoded.returncode == 0, decoded.stderr[-1000:]
     again = [json.loads(l) for l in decoded.stdout.splitlines() if l.startswith('{"event": "call"')]
     assert [e["args"] for e in again] == [calls[0]["args"]], decoded.stderr[-1000:]
+
+
+@pytest.mark.matrix
+def test_the_stack_check_compiles_against_a_stand_in_with_the_same_verdict(tmp_path):
+    """The check compiles against an ELF header with no sections instead of the traced binary
+    (bpftrace 0.17 spends most of a compile reading the target's DWARF): bpftrace itself must
+    give the same verdict both ways, for a program over the stack and for one that fits."""
+    version, bpftrace = installed_bpftrace("0.17")
+    built, _ = gofmt_binary("1.15")
+    _live_preconditions(built)
+    from dataclasses import replace
+
+    from dwarfgo.emit.dialect import Dialect
+    from dwarfgo.emit.probe import ProbeOptions, generate
+    from dwarfgo.emit.stackcheck import over_the_stack
+    from dwarfgo.program import GoProgram
+    dialect = Dialect((0, 17, 0))
+    with GoProgram(built, cache=False) as prog:
+        fn = prog.function(FUNC)
+        over = generate(prog, [fn], dialect, ProbeOptions())
+        fits = generate(prog, [fn], replace(dialect, record_slots=10), ProbeOptions())
+        binary = str(prog.binary.path.resolve())
+
+    def verdict_of_bpftrace(program) -> bool:  # compiled as written: the real binary's path
+        source = tmp_path / "p.bt"
+        source.write_text(program.text)
+        run = subprocess.run([bpftrace, "-kk", "--emit-elf", str(tmp_path / "p.elf"), str(source)],
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0 or "stack limit" in run.stderr, run.stderr[-500:]
+        return "stack limit" in run.stderr
+
+    assert verdict_of_bpftrace(over) is True and verdict_of_bpftrace(fits) is False
+    assert over_the_stack(bpftrace, dialect, over, binary) is True
+    assert over_the_stack(bpftrace, dialect, fits, binary) is False

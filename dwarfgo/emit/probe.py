@@ -138,7 +138,7 @@ _FITTING_SLOTS = (20, 16, 12, 10)
 # a program is compiled to check its stack only when a probe keeps this many read variables: every
 # function of the shapes fixture (up to 105 at --depth 4) fits as made, the programs seen over the
 # stack kept 64 to 3,072 (gofmt 1.15's parser.declare and shortVarDecl, gofmt 1.27's
-# resolver.declare at --depth 2), and a compile costs bpftrace 0.17 about a second
+# resolver.declare at --depth 2), and a compile costs bpftrace 0.17 0.3-0.7 s (stackcheck)
 _CHECK_FROM_VARIABLES = 24
 _READ_VARIABLE = re.compile(r"\$r\d+\b")
 
@@ -158,12 +158,13 @@ def generate_fitting(prog, functions, dialect: Dialect, options: ProbeOptions, b
     if _most_variables_a_probe(program.text) < _CHECK_FROM_VARIABLES:
         return program
     cached = getattr(prog, "cache", None) is not None
+    binary = str(prog.binary.path.resolve())
     for slots in _FITTING_SLOTS:
-        if not over_the_stack(bpftrace, dialect, program, cached=cached):
+        if not over_the_stack(bpftrace, dialect, program, binary, cached=cached):
             return program
         dialect = replace(dialect, record_slots=slots)
         program = generate(prog, functions, dialect, options)
-    if not over_the_stack(bpftrace, dialect, program, cached=cached):
+    if not over_the_stack(bpftrace, dialect, program, binary, cached=cached):
         return program
     raise DwarfgoError(f"the program does not fit bpftrace {dialect.version_text}'s 512-byte BPF stack even with "
                        f"{_FITTING_SLOTS[-1]} values a record: use --args to print fewer values, --depth 0, fewer "

@@ -562,7 +562,8 @@ def generate_readable(prog, functions, dialect: Dialect, options, bpftrace: str 
         program, peak = _generate_readable(prog, functions, dialect, options, budget)
         if bpftrace is None or dialect.version >= (0, 23, 0) or peak < _STACK_CHECK_FROM:
             return program
-        if not over_the_stack(bpftrace, dialect, program, cached=getattr(prog, "cache", None) is not None):
+        if not over_the_stack(bpftrace, dialect, program, str(prog.binary.path.resolve()),
+                              cached=getattr(prog, "cache", None) is not None):
             return program
         budget = min(budget or _STACK_BUDGET_017, peak) - _STACK_STEP
     raise DwarfgoError(f"the readable program does not fit bpftrace {dialect.version_text}'s 512-byte BPF stack even "
