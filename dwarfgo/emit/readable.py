@@ -57,6 +57,7 @@ def _program_variable(name: str) -> bool:
 
 _WHO_COST = 16  # the goroutine and tid at the end of every line
 _RECORD_FULL = "<unavailable: not printed: this bpftrace's output record is full>"
+_POINTEE_NOT_PRINTED = "what it points to is not printed: this bpftrace's output record is full"
 _CONVERSION = re.compile(r"%[-0-9.]*(?:ll|l|h|hh)?[a-zA-Z]")
 # followed pointers per event: each doubles the printf variants (nil / not nil)
 MAX_BRANCHES = 3
@@ -152,13 +153,40 @@ class ReadableBuilder:
         self.cost = 0
         self.budget = _STACK_BUDGET if dialect.version >= (0, 23, 0) else _STACK_BUDGET_017
         self.peak = 0  # the largest record cost of a probe so far
+        # record bytes kept for the values still to come on the line: their own words (a pointer's
+        # address, a string's bytes), so that one value's fields cannot crowd out a later argument
+        self.reserved = 0
         self._names: set[str] = set()
 
     def reset(self) -> None:
         self.peak = max(self.peak, self.cost)
         self.branches = 0
         self.cost = 0
+        self.reserved = 0
         self._names = set()
+
+    def values(self, named: list[tuple[Location, str]], separator: str = ", ") -> list[Item]:
+        """`name=value` for each, in order: each value's fields and pointees may take the record's
+        room only past what the later values take at depth 0 (bpftrace 0.17's record holds about
+        45 values: cmd/compile's (*Block).NewValue3 printed its receiver's fields and then nothing
+        of its other five arguments, not even their addresses)."""
+        own = [self._shallow_cost(loc, name) for loc, name in named]
+        items: list[Item] = []
+        for i, (loc, name) in enumerate(named):
+            if i:
+                items.append(Text(separator))
+            items.append(Text(fmt_text(name) + "="))
+            self.reserved = sum(own[i + 1:])
+            items += self.value(loc, name)
+        self.reserved = 0
+        return items
+
+    def _shallow_cost(self, loc: Location, name: str) -> int:
+        """The record bytes `loc`'s value takes at depth 0 (measured by building it aside)."""
+        aside = ReadableBuilder(self.header, self.dialect, 0, self.max_str, self.max_items, self.ptr_size)
+        aside.budget = 1 << 30
+        aside.value(loc, name)
+        return aside.cost
 
     def var(self, *parts: str) -> str:
         base = "_".join(re.sub(r"[^A-Za-z0-9_]", "_", p) for p in parts if p) or "v"
@@ -286,7 +314,7 @@ class ReadableBuilder:
     def _full(self, cost: int) -> bool:
         """Would `cost` more bytes overflow the output record (the goroutine and tid that end every
         line are kept room for)?"""
-        return self.cost + cost > self.budget - _WHO_COST
+        return self.cost + cost > self.budget - _WHO_COST - self.reserved
 
     def _scalar(self, t: GoType, src) -> Text:
         signed = t.kind is Kind.INT
@@ -368,14 +396,22 @@ class ReadableBuilder:
                   and self.branches < MAX_BRANCHES)
         if not follow:
             return [self._arg("0x%lx", e)]
+        as_struct = needs_struct(target) and target.kind is Kind.STRUCT
+
+        def pointee(v: str):
+            return Memory(f"(uint64){v}", 0, f"{v}->") if as_struct else Memory(v, 0, None)
+
+        aside = ReadableBuilder(self.header, self.dialect, 0, self.max_str, self.max_items, self.ptr_size)
+        aside.budget = 1 << 30
+        aside.var(path)  # the pointer's variable (on 0.17, stack beside the record)
+        aside.show(target, pointee("$v"), 0, path)
+        if self._full((aside.cost + 1) // 2):
+            # not half of the pointee's own words fit the record: its address, not a line of blanks
+            return [self._arg("0x%lx", e), Text(" " + unavailable(_POINTEE_NOT_PRINTED))]
         self.branches += 1
         v = self.var(path)
-        if needs_struct(target) and target.kind is Kind.STRUCT:
-            decl = f"{v} = (struct {self.header.struct_tag(target)} *){e};"
-            inner = Memory(f"(uint64){v}", 0, f"{v}->")
-        else:
-            decl = f"{v} = {e};"
-            inner = Memory(v, 0, None)
+        decl = f"{v} = (struct {self.header.struct_tag(target)} *){e};" if as_struct else f"{v} = {e};"
+        inner = pointee(v)
         then = [Text("&")] + self.show(target, inner, depth - 1, path)
         return [Stmt(decl), Branch(f"{v} != 0", then, [Text("nil")])]
 
@@ -466,12 +502,8 @@ class ReadableWriter(ProgramWriter):
             shown_values = []
         else:
             shown_values = shown
-        for i, loc in enumerate(shown_values):
-            name = names.get(id(loc.param)) or loc.param.source_name or loc.param.name or f"_{i}"
-            if i:
-                items.append(Text(", "))
-            items.append(Text(fmt_text(name) + "="))
-            items += builder.value(loc, name)
+        items += builder.values([(loc, names.get(id(loc.param)) or loc.param.source_name or loc.param.name or f"_{i}")
+                                 for i, loc in enumerate(shown_values)])
         who, who_args = self._who(g_expr)
         items.append(Text(")" + who, who_args))
         body = self._prelude(g_expr)
@@ -511,12 +543,8 @@ class ReadableWriter(ProgramWriter):
             items: list[Item] = [Text(fmt_text(fn.name) + " returned (")]
             if layout.unknown:
                 items.append(Text(unavailable(layout.unknown)))
-            for i, loc in enumerate([] if layout.unknown else layout.results):
-                name = names.get(id(loc.param)) or loc.param.name or f"r{i}"
-                if i:
-                    items.append(Text(", "))
-                items.append(Text(fmt_text(name) + "="))
-                items += builder.value(loc, name)
+            items += builder.values([(loc, names.get(id(loc.param)) or loc.param.name or f"r{i}")
+                                     for i, loc in enumerate([] if layout.unknown else layout.results)])
             who, who_args = self._who(g_expr)
             items.append(Text(")"))
             if g_expr and not filtered:
