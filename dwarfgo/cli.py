@@ -893,7 +893,7 @@ def decode(
     buffer_pages: Optional[int] = BufferOpt,
     record_slots: Optional[int] = typer.Option(
         None, "--record-slots", min=10, max=24,
-        help="Values a printf record held (bpftrace 0.17 programs that needed fewer to fit its stack; "
+        help="Values a printf record held (programs that needed fewer to fit bpftrace's 512-byte stack; "
              "the program's header gives it in its decode command)."),
     debug_file: Optional[str] = DebugOpt,
     debug_from: Optional[str] = DebugFromOpt,

@@ -103,3 +103,50 @@ def test_the_stack_check_compiles_against_a_stand_in_with_the_same_verdict(tmp_p
     assert verdict_of_bpftrace(over) is True and verdict_of_bpftrace(fits) is False
     assert over_the_stack(bpftrace, dialect, over, binary) is True
     assert over_the_stack(bpftrace, dialect, fits, binary) is False
+
+
+@pytest.mark.matrix
+def test_a_027_program_over_the_stack_is_made_to_fit_and_traces_every_call(tmp_path):
+    """bpftrace 0.27 keeps the values waiting for a printf on the 512-byte stack: the trace of
+    cmd/compile 1.27's (*Block).NewValue3 (a receiver of ~45 words and three struct pointers at
+    depth 1, 125 read values) failed to load with the default record size. It is now compiled
+    first on every bpftrace version and made again with fewer values a record; it traces every
+    call a bare uprobe counts, with values that agree with each other."""
+    from conftest import goroot_program
+    version, bpftrace = installed_bpftrace("0.27")
+    compile_, goroot = goroot_program("1.27", "cmd/compile")
+    _live_preconditions(compile_)
+    func = "cmd/compile/internal/ssa.(*Block).NewValue3"
+    source = f"{goroot}/src/unicode/utf8/utf8.go"  # a package with no imports: compiles alone
+    command = f"{compile_} -p unicode/utf8 -o {tmp_path / 'utf8.o'} {source}"
+
+    from dwarfgo.emit.dialect import Dialect
+    from dwarfgo.emit.probe import ProbeOptions, generate
+    from dwarfgo.program import GoProgram
+    with GoProgram(compile_, cache=False) as prog:
+        fn = prog.function(func)
+        default = generate(prog, [fn], Dialect((0, 27, 0)), ProbeOptions())
+        entry = fn.address
+    (tmp_path / "default.bt").write_text(default.text)
+    compiled = subprocess.run([bpftrace, "-k", "--emit-elf", str(tmp_path / "default.elf"), str(tmp_path / "default.bt")],
+                              capture_output=True, text=True, timeout=300)
+    assert "stack limit" in compiled.stdout + compiled.stderr, compiled.stderr[-500:]
+
+    bare = subprocess.run([bpftrace, "-e", f'uprobe:"{compile_}":{entry:#x} {{ @calls = count(); }}', "-c", command],
+                          capture_output=True, text=True, timeout=300)
+    counted = re.search(r"@calls: (\d+)", bare.stdout)
+    assert bare.returncode == 0 and counted and int(counted[1]) > 0, bare.stdout[-500:] + bare.stderr[-500:]
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    run = subprocess.run([sys.executable, "-m", "dwarfgo", "trace", str(compile_), func, "--json", "--bpftrace", bpftrace,
+                          "-c", command], capture_output=True, text=True, timeout=600, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    calls = [json.loads(l) for l in run.stdout.splitlines() if l.startswith('{"event": "call"')]
+    assert len(calls) == int(counted[1]), run.stderr[-2000:]
+    assert "lost" not in run.stderr and "incomplete" not in run.stderr, run.stderr[-2000:]
+    slices = [c["args"]["t"] for c in calls if (c["args"]["t"] or {}).get("extra", {}).get("type") == "types.Slice"]
+    for t in slices:  # a slice type's size and alignment, in cmd/compile's own *types.Type
+        assert (t["width"], t["align"]) == (24, 8), t
+    for c in calls:
+        values = c["args"]["b"]["Values"]
+        assert 0 <= values["len"] <= values["cap"], values

@@ -17,7 +17,7 @@ _DEFAULT_STRLEN_017 = 64  # BPFTRACE_STRLEN's default
 @dataclass(frozen=True)
 class Dialect:
     version: tuple[int, int, int]
-    # batch slots a printf gets when the version's default made a probe exceed bpftrace 0.17's
+    # batch slots a printf gets when the version's default made a probe exceed bpftrace's
     # 512-byte stack (probe.generate_fitting lowers it; `decode` is told with --record-slots)
     record_slots: int | None = None
 
@@ -118,8 +118,8 @@ class Dialect:
         exceeds the stack on 0.27), and cuts their records from 8.1 to 6.1 per event
         (bpftrace's CPU per event -5 to -10%). Not a proof for every probe (gofmt 1.15's
         parser.shortVarDecl exceeded the stack on 0.17 with 24: 23 values waiting for its end
-        line beside its copies): probe.generate_fitting compiles a 0.17 program and lowers
-        record_slots until it fits."""
+        line beside its copies; cmd/compile 1.27's (*Block).NewValue3 on 0.27 with 24): probe.generate_fitting
+        compiles the program and lowers record_slots until it fits."""
         return min(24, self.record_slots) if self.record_slots else 24
 
     @property

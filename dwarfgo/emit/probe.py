@@ -132,7 +132,7 @@ def goid_offset(prog) -> int | None:
     return None
 
 
-# printf batch slots tried, in turn, when a bpftrace 0.17 program exceeds the BPF stack (a copy
+# printf batch slots tried, in turn, when a program exceeds bpftrace's 512-byte BPF stack (a copy
 # takes Dialect.copy_slots, 9, so a printf keeps room for one and a scalar)
 _FITTING_SLOTS = (20, 16, 12, 10)
 # a program is compiled to check its stack only when a probe keeps this many read variables: every
@@ -148,12 +148,15 @@ def _most_variables_a_probe(text: str) -> int:
 
 
 def generate_fitting(prog, functions, dialect: Dialect, options: ProbeOptions, bpftrace: str | None) -> Program:
-    """generate(), and with a bpftrace before 0.23 at hand: compiled (stackcheck: nothing is
-    loaded), and made again with fewer batch slots a printf (Dialect.record_slots, so more output
-    records an event) while bpftrace refuses it for its 512-byte stack. The verdicts are kept in
-    the cache directory unless the program was opened without a cache."""
+    """generate(), and with the bpftrace at hand: compiled (stackcheck: nothing is loaded), and
+    made again with fewer batch slots a printf (Dialect.record_slots, so more output records an
+    event) while bpftrace refuses it for its 512-byte stack. Every version needs it: 0.17 builds
+    its records on that stack; 0.27 keeps the values waiting for a printf there (cmd/compile
+    1.27's (*Block).NewValue3 at --depth 1, 125 read values, went over it with 24 slots and fit
+    with 20; 0.23 took it as made). The verdicts are kept in the cache directory unless the
+    program was opened without a cache."""
     program = generate(prog, functions, dialect, options)
-    if bpftrace is None or dialect.version >= (0, 23, 0) or (options.aggregate is not None and options.aggregate.any):
+    if bpftrace is None or (options.aggregate is not None and options.aggregate.any):
         return program
     if _most_variables_a_probe(program.text) < _CHECK_FROM_VARIABLES:
         return program
