@@ -202,9 +202,10 @@ STACK_SUFFIX = ".stack.json"  # a StackVerdicts file
 
 
 class StackVerdicts:
-    """Whether bpftrace before 0.23 refused a readable program for its 512-byte stack, kept by
-    the bpftrace binary (path, size, mtime), its flags and environment, and the program's text:
-    the same program is not compiled again to learn the same answer."""
+    """What bpftrace said when it compiled a program (emit/stackcheck.py: "fits", "over the
+    stack", "too large"), kept by the bpftrace binary (path, size, mtime), its flags and
+    environment, and the program's text: the same program is not compiled again to learn the
+    same answer."""
 
     def __init__(self, bpftrace: str, flags: list[str], env: dict[str, str], text: str):
         h = hashlib.sha256()
@@ -217,18 +218,18 @@ class StackVerdicts:
         h.update(text.encode("utf-8", "surrogateescape"))
         self.path = cache_dir() / f"{h.hexdigest()[:40]}{STACK_SUFFIX}"
 
-    def get(self) -> bool | None:
-        """The verdict kept for this program (True: refused), or None."""
+    def get(self) -> str | None:
+        """The verdict kept for this program, or None."""
         try:
             with open(self.path, "rb") as fh:
                 doc = json.load(fh)
         except (OSError, ValueError):
             return None
-        over = doc.get("over") if isinstance(doc, dict) else None
-        return over if isinstance(over, bool) else None
+        verdict = doc.get("verdict") if isinstance(doc, dict) else None
+        return verdict if isinstance(verdict, str) else None
 
-    def put(self, over: bool) -> None:
-        _write_atomically(self.path, {"over": over})
+    def put(self, verdict: str) -> None:
+        _write_atomically(self.path, {"verdict": verdict})
 
 
 def _write_atomically(path: Path, doc) -> None:

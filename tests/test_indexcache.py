@@ -248,11 +248,11 @@ def test_workers_use_the_parents_program_with_file_offsets_of_their_own(monkeypa
 
 
 def test_stack_verdicts_are_kept_per_program_and_bpftrace(cache_home, tmp_path):
-    """bpftrace 0.17's --emit-elf stack check of a readable program (1.5 s on a cmd/compile
-    method) runs once per program text and bpftrace binary; `cache clear` removes the verdicts."""
+    """bpftrace's compile check of a program (1.5 s on a cmd/compile method on 0.17) runs once
+    per program text and bpftrace binary; `cache clear` removes the verdicts."""
     from dwarfgo.emit.dialect import Dialect
     from dwarfgo.emit.readable import ReadableProgram
-    from dwarfgo.emit.stackcheck import over_the_stack as _over_the_stack
+    from dwarfgo.emit.stackcheck import CompileVerdict, compile_verdict
 
     calls = tmp_path / "calls"
     fake = tmp_path / "bpftrace"
@@ -260,20 +260,33 @@ def test_stack_verdicts_are_kept_per_program_and_bpftrace(cache_home, tmp_path):
     fake.chmod(0o755)
     dialect = Dialect((0, 17, 0))
     one, other = ReadableProgram("uprobe:/bin/true:0x1 { }", []), ReadableProgram("uprobe:/bin/true:0x2 { }", [])
+    over = CompileVerdict.OVER_THE_STACK
 
     def runs() -> int:
         return len(calls.read_text().split()) if calls.exists() else 0
 
-    assert _over_the_stack(str(fake), dialect, one, cached=True) is True
-    assert _over_the_stack(str(fake), dialect, one, cached=True) is True
+    assert compile_verdict(str(fake), dialect, one, cached=True) is over
+    assert compile_verdict(str(fake), dialect, one, cached=True) is over
     assert runs() == 1
-    assert _over_the_stack(str(fake), dialect, other, cached=True) is True
+    assert compile_verdict(str(fake), dialect, other, cached=True) is over
     assert runs() == 2
-    assert _over_the_stack(str(fake), dialect, one) is True  # without the cache (--no-cache): compiled again
+    assert compile_verdict(str(fake), dialect, one) is over  # without the cache (--no-cache): compiled again
     assert runs() == 3
     fake.write_text(f"#!/bin/sh\necho run >> {calls}\nexit 0\n")  # another bpftrace (size, mtime): asked again
-    assert _over_the_stack(str(fake), dialect, one, cached=True) is False
+    assert compile_verdict(str(fake), dialect, one, cached=True) is CompileVerdict.FITS
     assert runs() == 4
+    # LLVM's words for a probe too large for a BPF jump (seen from 0.27, status -6): kept too
+    fake.write_text(f"#!/bin/sh\necho run >> {calls}\necho 'LIBCLANG FATAL ERROR: Branch target out of insn range' >&2\n"
+                    "kill -ABRT $$\n")
+    assert compile_verdict(str(fake), dialect, other, cached=True) is CompileVerdict.TOO_LARGE
+    assert compile_verdict(str(fake), dialect, other, cached=True) is CompileVerdict.TOO_LARGE
+    assert runs() == 5
+    # another failure is no verdict: not kept, the real run reports it
+    fake.write_text(f"#!/bin/sh\necho run >> {calls}\necho 'ERROR: something else' >&2\nexit 1\n")
+    third = ReadableProgram("uprobe:/bin/true:0x3 { }", [])
+    assert compile_verdict(str(fake), dialect, third, cached=True) is CompileVerdict.FITS
+    assert compile_verdict(str(fake), dialect, third, cached=True) is CompileVerdict.FITS
+    assert runs() == 7
     assert list(cache_home.glob("*" + indexcache.STACK_SUFFIX))
     indexcache.clear()
     assert not list(cache_home.glob("*" + indexcache.STACK_SUFFIX))

@@ -156,6 +156,12 @@ class Dialect:
         (its changelog: "Remove '-kk' ..., make '-k' surface probe read errors")."""
         return ["-k"] if self.version >= (0, 23, 0) else ["-kk"]
 
+    def compile_only_flags(self, elf_path: str) -> list[str]:
+        """Flags that make bpftrace compile a program and stop, loading nothing (emit/stackcheck):
+        `--emit-elf FILE` on 0.17 and 0.23; 0.27's --emit-elf attaches the probes and runs them
+        (seen: still tracing after 30 s), its `--mode codegen` stops after the code is made."""
+        return ["--mode", "codegen"] if self.version >= (0, 27, 0) else ["--emit-elf", elf_path]
+
 
 def parse_version(text: str) -> tuple[int, int, int]:
     m = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text)

@@ -21,7 +21,7 @@ from .aggregate import AggregateOptions, check_aggregates, compile_aggregates
 from .dialect import Dialect
 from .identity import PLACEHOLDER
 from .plan import PlanBuilder
-from .stackcheck import over_the_stack
+from .stackcheck import CompileVerdict, compile_verdict
 
 
 @dataclass
@@ -162,16 +162,30 @@ def generate_fitting(prog, functions, dialect: Dialect, options: ProbeOptions, b
         return program
     cached = getattr(prog, "cache", None) is not None
     binary = str(prog.binary.path.resolve())
-    for slots in _FITTING_SLOTS:
-        if not over_the_stack(bpftrace, dialect, program, binary, cached=cached):
+    for slots in (*_FITTING_SLOTS, None):
+        verdict = compile_verdict(bpftrace, dialect, program, binary, cached=cached)
+        if verdict is CompileVerdict.FITS:
             return program
+        if verdict is CompileVerdict.TOO_LARGE:
+            raise too_large(functions, dialect, options.depth)
+        if slots is None:
+            break
         dialect = replace(dialect, record_slots=slots)
         program = generate(prog, functions, dialect, options)
-    if not over_the_stack(bpftrace, dialect, program, binary, cached=cached):
-        return program
     raise DwarfgoError(f"the program does not fit bpftrace {dialect.version_text}'s 512-byte BPF stack even with "
-                       f"{_FITTING_SLOTS[-1]} values a record: use --args to print fewer values, --depth 0, fewer "
-                       "functions a program, or a newer bpftrace (--bpftrace PATH, 0.23+)")
+                       f"{_FITTING_SLOTS[-1]} values a record: use --args to print fewer values, a lower --depth, "
+                       "or fewer functions a program")
+
+
+def too_large(functions, dialect: Dialect, depth: int) -> DwarfgoError:
+    """The error for a program bpftrace cannot compile for its size (a jump inside a probe
+    beyond the 32,767 instructions a BPF jump reaches: cmd/compile 1.27's ConstOffPtrSP at
+    --depth 2 with --ret, each RET a probe that reads every result at depth 2)."""
+    names = ", ".join(fn.name for fn in functions[:3]) + (", ..." if len(functions) > 3 else "")
+    lower = f"--depth {depth - 1}, " if depth > 0 else ""
+    return DwarfgoError(f"the program for {names} is too large for bpftrace {dialect.version_text} to compile (a "
+                        f"probe's code outgrows the reach of a BPF jump): use {lower}--args to print fewer values, "
+                        "or trace fewer functions at once")
 
 
 def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Program:

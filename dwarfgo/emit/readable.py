@@ -32,7 +32,7 @@ from ..verify.machine import MachineReport
 from .bpftrace import ProbePlan, ProgramWriter, _call_key, _cast, _config_block, _u64
 from .dialect import Dialect
 from .probe import _comment_safe as comment_safe
-from .stackcheck import over_the_stack
+from .stackcheck import CompileVerdict, compile_verdict
 
 _INT_C = {1: "int8", 2: "int16", 4: "int32", 8: "int64"}
 _UINT_C = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}
@@ -583,16 +583,20 @@ def generate_readable(prog, functions, dialect: Dialect, options, bpftrace: str 
 
     bpftrace before 0.23 builds each output record on the 512-byte BPF stack, and how much else a
     probe keeps there depends on its shape; with the `bpftrace` binary at hand, a program near the
-    budget is compiled (`--emit-elf`, nothing is loaded) and rebuilt with less room per record until
+    budget is compiled (stackcheck: nothing is loaded) and rebuilt with less room per record until
     it fits: values past the room then say so, and the program loads."""
     budget = None
     for _ in range(_STACK_TRIES):
         program, peak = _generate_readable(prog, functions, dialect, options, budget)
         if bpftrace is None or dialect.version >= (0, 23, 0) or peak < _STACK_CHECK_FROM:
             return program
-        if not over_the_stack(bpftrace, dialect, program, str(prog.binary.path.resolve()),
-                              cached=getattr(prog, "cache", None) is not None):
+        verdict = compile_verdict(bpftrace, dialect, program, str(prog.binary.path.resolve()),
+                                  cached=getattr(prog, "cache", None) is not None)
+        if verdict is CompileVerdict.FITS:
             return program
+        if verdict is CompileVerdict.TOO_LARGE:
+            from .probe import too_large
+            raise too_large(functions, dialect, options.depth)
         budget = min(budget or _STACK_BUDGET_017, peak) - _STACK_STEP
     raise DwarfgoError(f"the readable program does not fit bpftrace {dialect.version_text}'s 512-byte BPF stack even "
                        f"with {budget} bytes per record: use --depth 0, fewer functions, or --format raw")

@@ -1,15 +1,18 @@
-"""Does bpftrace before 0.23 accept a program's use of the 512-byte BPF stack? Each output record
-is built on that stack beside the probe's variables, and how much of it LLVM keeps depends on the
-probe's shape: compiling the program (`--emit-elf`, nothing is loaded) is the only sure answer.
+"""Will bpftrace compile a program? Before 0.23 each output record is built on the 512-byte BPF
+stack beside the probe's variables; 0.27 keeps there the values waiting for a printf; how much of
+the stack LLVM keeps depends on the probe's shape, and a very large probe can also exceed the
+reach of a BPF jump. Compiling the program (nothing is loaded) is the only sure answer.
 
 The program is compiled against a stand-in for the traced binary: an ELF header of the same class,
 byte order and machine with no sections. bpftrace 0.17 reads the DWARF of every uprobe target
-while it compiles (about 85% of a 6.3 s compile for a cmd/compile 1.27 method, all of it in
-libdw), and nothing of it reaches a probe attached by address: the BPF code is the same, so is
-the verdict."""
+while it compiles (a whole-DWARF type search for each cast: about 85% of a 6.3 s compile for a
+cmd/compile 1.27 method, all of it in libdw), and nothing of it reaches a probe attached by
+address: the BPF code is the same, so is the verdict. No probe can be attached to the stand-in
+either (bpftrace 0.27's --emit-elf attaches the probes and runs them; its --mode codegen does not)."""
 
 from __future__ import annotations
 
+import enum
 import os
 import struct
 import subprocess
@@ -18,20 +21,29 @@ import tempfile
 from .dialect import Dialect
 
 
-def over_the_stack(bpftrace: str, dialect: Dialect, program, binary: str | None = None, cached: bool = False) -> bool:
-    """Does bpftrace refuse `program` for its stack? (compiled only: --emit-elf loads nothing;
-    with `binary`, the path its attach points name, compiled against a stand-in for it; with
-    `cached` the verdict is kept in the cache directory, keyed by the bpftrace binary, its flags
-    and environment, and the program's text)"""
+class CompileVerdict(enum.Enum):
+    FITS = "fits"  # compiled (or failed for another reason, which the real run reports)
+    OVER_THE_STACK = "over the stack"  # LLVM: "stack limit ... exceeded"
+    TOO_LARGE = "too large"  # LLVM: "Branch target out of insn range" (a jump beyond 32767 instructions)
+
+
+def compile_verdict(bpftrace: str, dialect: Dialect, program, binary: str | None = None,
+                    cached: bool = False) -> CompileVerdict:
+    """What bpftrace says when it compiles `program` (with `binary`, the path its attach points
+    name, against a stand-in for it; with `cached` the verdict is kept in the cache directory,
+    keyed by the bpftrace binary, its flags and environment, and the program's text)."""
     from ..indexcache import StackVerdicts
 
-    verdicts = StackVerdicts(bpftrace, [*dialect.read_error_flags, "--emit-elf"], program.run_env, program.text) \
-        if cached else None
+    flags = [*dialect.read_error_flags, *dialect.compile_only_flags("probe.elf")]
+    verdicts = StackVerdicts(bpftrace, flags, program.run_env, program.text) if cached else None
     known = verdicts.get() if verdicts is not None else None
     if known is not None:
-        return known
+        try:
+            return CompileVerdict(known)
+        except ValueError:
+            pass  # a verdict of another dwarfgo: asked again
     # a program for `-c CMD` names cpid, which bpftrace refuses without a command (nothing runs:
-    # --emit-elf stops after compiling)
+    # the compile stops before it)
     child = ["-c", "/bin/true"] if any("cpid" in line for line in program.text.splitlines()
                                         if not line.lstrip().startswith("//")) else []
     with tempfile.TemporaryDirectory(prefix="dwarfgo-stack-") as tmp:
@@ -45,15 +57,23 @@ def over_the_stack(bpftrace: str, dialect: Dialect, program, binary: str | None 
             f.write(text)
         env = {**os.environ, **program.run_env}
         try:
-            run = subprocess.run([bpftrace, *dialect.read_error_flags, *child, "--emit-elf",
-                                  os.path.join(tmp, "probe.elf"), source], capture_output=True, text=True, timeout=120,
-                                 env=env)
+            run = subprocess.run([bpftrace, *dialect.read_error_flags, *child,
+                                  *dialect.compile_only_flags(os.path.join(tmp, "probe.elf")), source],
+                                 capture_output=True, text=True, timeout=120, env=env)
         except (OSError, subprocess.TimeoutExpired):
-            return False  # no verdict: the program stays as built
-    over = "stack limit" in run.stdout + run.stderr
-    if verdicts is not None and (over or run.returncode == 0):  # a verdict, not another failure
-        verdicts.put(over)
-    return over
+            return CompileVerdict.FITS  # no verdict: the program stays as built
+    said = run.stdout + run.stderr
+    if "stack limit" in said:
+        verdict = CompileVerdict.OVER_THE_STACK
+    elif "Branch target out of insn range" in said:
+        verdict = CompileVerdict.TOO_LARGE
+    elif run.returncode == 0:
+        verdict = CompileVerdict.FITS
+    else:
+        return CompileVerdict.FITS  # another failure: not a verdict, the real run reports it
+    if verdicts is not None:
+        verdicts.put(verdict.value)
+    return verdict
 
 
 # the ELF header's fields after e_ident (16 bytes): type, machine, version, entry, phoff, shoff,
