@@ -17,6 +17,7 @@ import zlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Callable
 
 from elftools.common.exceptions import ELFCompressionError
 from elftools.dwarf.dwarfinfo import DebugSectionDescriptor
@@ -148,6 +149,9 @@ class GoBinary:
             self.close()
             raise BinaryError(f"{self.path}: not a Go binary (no Go build info, pclntab or runtime symbols)")
         self._debug_file_arg = Path(debug_file) if debug_file else None
+        # what gives the store that keeps the symbol table between runs (an indexcache.SymbolStore,
+        # or None): set by GoProgram when it has a cache
+        self.symbol_store: Callable[[], object] | None = None
 
     # ------------------------------------------------------------------ opening
     def _open_elf(self, path: Path) -> ELFFile:
@@ -332,6 +336,21 @@ class GoBinary:
     # ------------------------------------------------------------------ symbols
     @cached_property
     def _symbol_table(self) -> tuple[list[Symbol], dict[str, int]]:
+        """The function symbols, sorted by address, and every symbol's address by name: from the
+        symbol store when it keeps this binary's (see indexcache.SymbolStore), else read."""
+        store = self.symbol_store() if self.symbol_store is not None else None
+        kept = store.get() if store is not None else None
+        if kept is not None:
+            names, addresses, sizes, others = kept
+            functions = list(map(Symbol, names, addresses, sizes))
+            return functions, _addresses_by_name(functions, others)
+        functions, by_name = self._read_symbol_table()
+        if store is not None:
+            store.put([s.name for s in functions], [s.address for s in functions], [s.size for s in functions],
+                      _other_addresses(functions, by_name))
+        return functions, by_name
+
+    def _read_symbol_table(self) -> tuple[list[Symbol], dict[str, int]]:
         """One pass over the symbol table (read as one array, see _raw_symbols): the function symbols, sorted by address, and every symbol's address
         by name."""
         tab = self.elf.get_section_by_name(".symtab")
@@ -504,6 +523,31 @@ class GoBinary:
             raise NoDwarfError(self.no_dwarf_advice())
         with reading(self.path, "DWARF sections"):
             return elf.get_dwarf_info(relocate_dwarf_sections=False)
+
+
+def _addresses_by_name(functions: list[Symbol], others: dict[str, int | None]) -> dict[str, int]:
+    """Every symbol's address by name, from the function symbols (the first of a name) and
+    what _other_addresses kept: the names whose address is another, or that have none (None)."""
+    by_name: dict[str, int] = {}
+    keep = by_name.setdefault
+    for s in functions:
+        keep(s.name, s.address)
+    for name, address in others.items():
+        if address is None:
+            by_name.pop(name, None)
+        else:
+            by_name[name] = address
+    return by_name
+
+
+def _other_addresses(functions: list[Symbol], by_name: dict[str, int]) -> dict[str, int | None]:
+    """What _addresses_by_name needs besides the function symbols to give `by_name` again (a
+    stripped binary's functions, named by its function table, have no address by name)."""
+    rebuilt = _addresses_by_name(functions, {})
+    others: dict[str, int | None] = {name: address for name, address in by_name.items()
+                                     if rebuilt.get(name) != address}
+    others.update((name, None) for name in rebuilt if name not in by_name)
+    return others
 
 
 STT_FUNC = 2

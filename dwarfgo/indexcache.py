@@ -232,7 +232,18 @@ class StackVerdicts:
 
 
 def _write_atomically(path: Path, doc) -> None:
-    """`doc` as JSON in a temporary file renamed over `path`; an unwritable directory is said once."""
+    """`doc` as JSON in a temporary file renamed over `path`; an unwritable directory is said once
+    (a value JSON cannot hold: nothing is written)."""
+    try:
+        # json.dumps, not json.dump: dump writes through the pure-Python encoder (ten times slower
+        # on an index with a few large units scanned)
+        text = json.dumps(doc, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return
+    _write_text_atomically(path, text)
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=SUFFIX, dir=path.parent)
@@ -242,15 +253,62 @@ def _write_atomically(path: Path, doc) -> None:
         return
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, separators=(",", ":"))
+            fh.write(text)
         os.replace(tmp, path)
-    except (OSError, TypeError, ValueError) as e:  # (TypeError, ValueError: a value JSON cannot hold)
-        if isinstance(e, OSError):
-            _notice(f"cannot write the index cache {path} ({e.strerror or e}); working without a cache")
+    except OSError as e:
+        _notice(f"cannot write the index cache {path} ({e.strerror or e}); working without a cache")
         try:
             os.unlink(tmp)
         except OSError:
             pass
+
+
+SYMBOLS_SUFFIX = ".symbols.json"  # a SymbolStore's file, beside its binary's index
+SYMBOLS_FORMAT = 1
+
+
+class SymbolStore:
+    """A binary's function symbols (name, address, size, sorted by address) and the addresses of
+    its other symbols by name, as GoBinary reads them from its symbol table: every command that
+    names a function looks it up among them, and decoding 30,000 ELF symbols costs more than
+    reading them back. One file beside the binary's index, written once: a header line (the
+    index's identity and the SHA-256 of the rest) and the table as JSON. A file of another
+    binary, a stale, truncated or corrupt one (its digest or its shape wrong) is a miss, and
+    the table is read from the binary again and the file rewritten."""
+
+    def __init__(self, index: IndexCache):
+        self.path = index.path.with_name(index.path.name[:-len(SUFFIX)] + SYMBOLS_SUFFIX)
+        self.identity = dict(index.identity, kind="symbols", symbols_format=SYMBOLS_FORMAT)
+
+    def get(self) -> tuple[list[str], list[int], list[int], dict[str, int | None]] | None:
+        """(names, addresses, sizes, other addresses by name: GoBinary's), or None when no valid
+        file is kept."""
+        try:
+            with open(self.path, "rb") as fh:
+                data = fh.read()
+        except OSError:
+            return None
+        head, sep, body = data.partition(b"\n")
+        try:
+            header = json.loads(head)
+            if (not sep or not isinstance(header, dict) or header.get("identity") != self.identity
+                    or header.get("sha256") != hashlib.sha256(body).hexdigest()):
+                return None
+            names, addresses, sizes, others = json.loads(body)
+        except (ValueError, TypeError):  # not JSON, or not four parts
+            return None
+        if not (isinstance(names, list) and isinstance(addresses, list) and isinstance(sizes, list)
+                and isinstance(others, dict) and len(names) == len(addresses) == len(sizes)
+                and set(map(type, names)) <= {str} and set(map(type, addresses)) <= {int}
+                and set(map(type, sizes)) <= {int} and set(map(type, others.values())) <= {int, type(None)}):
+            return None
+        return names, addresses, sizes, others
+
+    def put(self, names: list[str], addresses: list[int], sizes: list[int], others: dict[str, int | None]) -> None:
+        body = json.dumps([names, addresses, sizes, others], separators=(",", ":"))
+        header = json.dumps({"identity": self.identity,
+                             "sha256": hashlib.sha256(body.encode()).hexdigest()}, separators=(",", ":"))
+        _write_text_atomically(self.path, header + "\n" + body)
 
 
 def _code_identity() -> str:
@@ -384,6 +442,7 @@ def summary() -> CacheSummary:
     d = cache_dir()
     files = [f for f in d.glob("*" + SUFFIX) if not f.name.startswith(".")] if d.is_dir() else []
     results = [f for f in d.glob("*" + RESULTS_SUFFIX) if not f.name.startswith(".")] if d.is_dir() else []
+    results += [f for f in d.glob("*" + SYMBOLS_SUFFIX) if not f.name.startswith(".")] if d.is_dir() else []
     return CacheSummary(d, len(files), sum(f.stat().st_size for f in files + results if f.is_file()))
 
 
@@ -398,9 +457,11 @@ def clear() -> int:
         removed += not f.name.startswith(".")
     for f in d.glob("*" + RESULTS_SUFFIX):  # the stored results go with their index
         f.unlink(missing_ok=True)
+    for f in d.glob("*" + SYMBOLS_SUFFIX):  # the symbol tables go with their index too
+        f.unlink(missing_ok=True)
     for f in d.glob("*" + STACK_SUFFIX):  # bpftrace's stack verdicts on readable programs
         f.unlink(missing_ok=True)
     return removed
 
 
-__all__ = ["IndexCache", "ResultStore", "result_key", "stored_result", "StackVerdicts", "UnitRecord", "cache_dir", "summary", "clear", "FORMAT_VERSION"]
+__all__ = ["IndexCache", "ResultStore", "SymbolStore", "result_key", "stored_result", "StackVerdicts", "UnitRecord", "cache_dir", "summary", "clear", "FORMAT_VERSION"]
