@@ -71,20 +71,44 @@ class _LazyStream:
         return getattr(self._bytes, name)
 
 
+KEEP_INFLATED = 1 << 20  # a compressed DWARF section this large inflated is kept in the section store
+
+
 class _ELFFile(ELFFile):
     """pyelftools' ELFFile with a bounded inflation of `.zdebug_*` sections (pyelftools inflates
-    them without a limit, whatever size the header declares), and the DWARF sections a command
-    may not need read lazily."""
+    them without a limit, whatever size the header declares), the DWARF sections a command
+    may not need read lazily, and large compressed ones taken inflated from `inflated_store`
+    (an indexcache.SectionStore) when it keeps them (and put there when inflated)."""
 
     max_inflated = 16 << 30
+    inflated_store = None
 
     def _read_dwarf_section(self, section, relocate_dwarf_sections):
-        if (section.name.replace(".zdebug", ".debug", 1) not in _LAZY_DWARF or relocate_dwarf_sections
-                or self.has_phantom_bytes()):
+        if relocate_dwarf_sections or self.has_phantom_bytes():
             return super()._read_dwarf_section(section, relocate_dwarf_sections)
-        return DebugSectionDescriptor(stream=_LazyStream(section.data), name=section.name,
+        lazy = section.name.replace(".zdebug", ".debug", 1) in _LAZY_DWARF
+        if section.compressed:  # SHF_COMPRESSED
+            load = lambda: self._kept_inflated(section.name, section["sh_offset"], section["sh_size"],
+                                               section.data_size, section.data)
+        elif lazy:
+            load = section.data
+        else:
+            return super()._read_dwarf_section(section, relocate_dwarf_sections)
+        return DebugSectionDescriptor(stream=_LazyStream(load) if lazy else io.BytesIO(load()), name=section.name,
                                       global_offset=section["sh_offset"], size=section.data_size,
                                       address=section["sh_addr"])
+
+    def _kept_inflated(self, name: str, offset: int, stored_size: int, size: int, inflate) -> bytes:
+        """inflate()'s bytes (`size` of them), from the inflated store when it keeps them."""
+        store = self.inflated_store if size >= KEEP_INFLATED else None
+        if store is not None:
+            kept = store.get(name, offset, stored_size, size)
+            if kept is not None:
+                return kept
+        data = inflate()
+        if store is not None and len(data) == size:
+            store.put(name, offset, stored_size, size, data)
+        return data
 
     def _decompress_dwarf_section(self, section):
         section.stream.seek(0)
@@ -95,7 +119,8 @@ class _ELFFile(ELFFile):
         if size > self.max_inflated:
             raise ELFCompressionError(f"declares {size} bytes inflated, more than this file can hold")
         stream = section.stream
-        inflate = lambda: _inflate(stream.getvalue()[12:], size)
+        inflate = lambda: self._kept_inflated(section.name, section.global_offset, section.size, size,
+                                              lambda: _inflate(stream.getvalue()[12:], size))
         if isinstance(stream, _LazyStream):
             return section._replace(stream=_LazyStream(inflate), size=size)
         return section._replace(stream=io.BytesIO(inflate()), size=size)
@@ -149,9 +174,10 @@ class GoBinary:
             self.close()
             raise BinaryError(f"{self.path}: not a Go binary (no Go build info, pclntab or runtime symbols)")
         self._debug_file_arg = Path(debug_file) if debug_file else None
-        # what gives the store that keeps the symbol table between runs (an indexcache.SymbolStore,
-        # or None): set by GoProgram when it has a cache
+        # what give the stores that keep the symbol table and the inflated DWARF sections between
+        # runs (an indexcache.SymbolStore, SectionStore, or None): set by GoProgram when it has a cache
         self.symbol_store: Callable[[], object] | None = None
+        self.section_store: Callable[[], object] | None = None
 
     # ------------------------------------------------------------------ opening
     def _open_elf(self, path: Path) -> ELFFile:
@@ -521,6 +547,8 @@ class GoBinary:
         elf = self.debug_elf
         if not _has_dwarf_sections(elf):
             raise NoDwarfError(self.no_dwarf_advice())
+        if self.section_store is not None:
+            elf.inflated_store = self.section_store()
         with reading(self.path, "DWARF sections"):
             return elf.get_dwarf_info(relocate_dwarf_sections=False)
 

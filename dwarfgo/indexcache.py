@@ -244,6 +244,10 @@ def _write_atomically(path: Path, doc) -> None:
 
 
 def _write_text_atomically(path: Path, text: str) -> None:
+    _write_bytes_atomically(path, text.encode())
+
+
+def _write_bytes_atomically(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=SUFFIX, dir=path.parent)
@@ -252,8 +256,8 @@ def _write_text_atomically(path: Path, text: str) -> None:
                 f"cache (--no-cache to skip it, or set XDG_CACHE_HOME)")
         return
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)
     except OSError as e:
         _notice(f"cannot write the index cache {path} ({e.strerror or e}); working without a cache")
@@ -309,6 +313,54 @@ class SymbolStore:
         header = json.dumps({"identity": self.identity,
                              "sha256": hashlib.sha256(body.encode()).hexdigest()}, separators=(",", ":"))
         _write_text_atomically(self.path, header + "\n" + body)
+
+
+SECTION_SUFFIX = ".section.bin"  # a SectionStore's files, beside their binary's index
+SECTION_FORMAT = 1
+
+
+class SectionStore:
+    """A binary's large compressed DWARF sections (.debug_info, location lists), kept inflated:
+    inflating them is most of what a command on one function reads, and reading them back costs
+    a fifth of it. One file per section beside the binary's index: a header line (the index's
+    identity, the section's name, place and sizes, and the SHA-256 of the bytes) and the
+    inflated bytes. Another binary's file, a stale, truncated or corrupt one is a miss: the
+    section is inflated from the binary again and the file rewritten."""
+
+    def __init__(self, index: IndexCache):
+        self._stem = index.path.name[:-len(SUFFIX)]
+        self._dir = index.path.parent
+        self._identity = dict(index.identity, kind="section", section_format=SECTION_FORMAT)
+
+    def path(self, name: str) -> Path:
+        safe = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in name.lstrip("."))[:40]
+        return self._dir / f"{self._stem}.{safe}{SECTION_SUFFIX}"
+
+    def _identity_of(self, name: str, offset: int, stored_size: int, size: int) -> dict:
+        return dict(self._identity, section=name, offset=offset, stored_size=stored_size, inflated_size=size)
+
+    def get(self, name: str, offset: int, stored_size: int, size: int) -> bytes | None:
+        """The inflated bytes of the section `name` stored at `offset` (`stored_size` bytes in the
+        file, `size` inflated), or None when no valid file keeps them."""
+        try:
+            with open(self.path(name), "rb") as fh:
+                head = fh.readline(4096)
+                data = fh.read(size + 1)
+        except OSError:
+            return None
+        try:
+            header = json.loads(head)
+        except ValueError:
+            return None
+        if (not isinstance(header, dict) or header.get("identity") != self._identity_of(name, offset, stored_size, size)
+                or len(data) != size or header.get("sha256") != hashlib.sha256(data).hexdigest()):
+            return None
+        return data
+
+    def put(self, name: str, offset: int, stored_size: int, size: int, data: bytes) -> None:
+        header = json.dumps({"identity": self._identity_of(name, offset, stored_size, size),
+                             "sha256": hashlib.sha256(data).hexdigest()}, separators=(",", ":"))
+        _write_bytes_atomically(self.path(name), header.encode() + b"\n" + data)
 
 
 def _code_identity() -> str:
@@ -443,6 +495,7 @@ def summary() -> CacheSummary:
     files = [f for f in d.glob("*" + SUFFIX) if not f.name.startswith(".")] if d.is_dir() else []
     results = [f for f in d.glob("*" + RESULTS_SUFFIX) if not f.name.startswith(".")] if d.is_dir() else []
     results += [f for f in d.glob("*" + SYMBOLS_SUFFIX) if not f.name.startswith(".")] if d.is_dir() else []
+    results += [f for f in d.glob("*" + SECTION_SUFFIX) if not f.name.startswith(".")] if d.is_dir() else []
     return CacheSummary(d, len(files), sum(f.stat().st_size for f in files + results if f.is_file()))
 
 
@@ -457,11 +510,13 @@ def clear() -> int:
         removed += not f.name.startswith(".")
     for f in d.glob("*" + RESULTS_SUFFIX):  # the stored results go with their index
         f.unlink(missing_ok=True)
-    for f in d.glob("*" + SYMBOLS_SUFFIX):  # the symbol tables go with their index too
+    for f in d.glob("*" + SYMBOLS_SUFFIX):  # the symbol tables and inflated sections go with their index too
+        f.unlink(missing_ok=True)
+    for f in d.glob("*" + SECTION_SUFFIX):
         f.unlink(missing_ok=True)
     for f in d.glob("*" + STACK_SUFFIX):  # bpftrace's stack verdicts on readable programs
         f.unlink(missing_ok=True)
     return removed
 
 
-__all__ = ["IndexCache", "ResultStore", "SymbolStore", "result_key", "stored_result", "StackVerdicts", "UnitRecord", "cache_dir", "summary", "clear", "FORMAT_VERSION"]
+__all__ = ["IndexCache", "ResultStore", "SymbolStore", "SectionStore", "result_key", "stored_result", "StackVerdicts", "UnitRecord", "cache_dir", "summary", "clear", "FORMAT_VERSION"]

@@ -18,7 +18,7 @@ from .dwarf import DwarfIndex
 from .errors import DwarfgoError, TypeNotFound, reading
 from .functions import Function, FunctionTable
 from .gotypes import GoType
-from .indexcache import IndexCache, ResultStore, SymbolStore, result_key
+from .indexcache import IndexCache, ResultStore, SectionStore, SymbolStore, result_key
 from .arginfo import describe_words
 from .names import close_matches, compile_pattern, lookup, matching_names
 
@@ -65,6 +65,7 @@ class GoProgram:
         self._stores: list[ResultStore] = []  # results of map_matching kept in the cache
         if cache and not debug_from:  # (a twin's identity is not the cache's key: see remembered)
             self.binary.symbol_store = lambda: SymbolStore(self.cache) if self.cache is not None else None
+            self.binary.section_store = lambda: SectionStore(self.cache) if self.cache is not None else None
         if debug_from:
             from .twin import DwarfTwin
             self.twin = DwarfTwin(self.binary, debug_from)
