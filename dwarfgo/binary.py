@@ -361,20 +361,25 @@ class GoBinary:
 
     # ------------------------------------------------------------------ symbols
     @cached_property
-    def _symbol_table(self) -> tuple[list[Symbol], dict[str, int]]:
+    def _symbol_table(self) -> tuple[list[Symbol], dict[str, int] | None]:
         """The function symbols, sorted by address, and every symbol's address by name: from the
-        symbol store when it keeps this binary's (see indexcache.SymbolStore), else read."""
+        symbol store when it keeps this binary's (see indexcache.SymbolStore; the addresses by
+        name are then made when first asked for: None here), else read."""
         store = self.symbol_store() if self.symbol_store is not None else None
         kept = store.get() if store is not None else None
         if kept is not None:
-            names, addresses, sizes, others = kept
-            functions = list(map(Symbol, names, addresses, sizes))
-            return functions, _addresses_by_name(functions, others)
+            names, addresses, sizes, self._kept_other_addresses = kept
+            return list(map(Symbol, names, addresses, sizes)), None
         functions, by_name = self._read_symbol_table()
         if store is not None:
             store.put([s.name for s in functions], [s.address for s in functions], [s.size for s in functions],
                       _other_addresses(functions, by_name))
         return functions, by_name
+
+    @cached_property
+    def _address_of_name(self) -> dict[str, int]:
+        functions, by_name = self._symbol_table
+        return by_name if by_name is not None else _addresses_by_name(functions, self._kept_other_addresses)
 
     def _read_symbol_table(self) -> tuple[list[Symbol], dict[str, int]]:
         """One pass over the symbol table (read as one array, see _raw_symbols): the function symbols, sorted by address, and every symbol's address
@@ -416,7 +421,7 @@ class GoBinary:
     def data_symbol(self, name: str) -> int | None:
         """Address of any symbol (e.g. `runtime.types`), or None. A symbol of a separate debug file
         (or a DWARF twin) is placed in this binary by its section: same section, same offset."""
-        addr = self._symbol_table[1].get(name)
+        addr = self._address_of_name.get(name)
         if addr is None or self.symbols_from != "debug file":
             return addr
         return same_place(self.debug_elf, self.elf, addr)

@@ -143,9 +143,14 @@ class IndexCache:
         if units is not None:
             self._units = [UnitRecord(_int(u[0]), _str(u[1]), _str(u[2]), [(_int(lo), _int(hi)) for lo, hi in u[3]])
                            for u in units]
-        self._subprograms = {_int(int(k)): {_int(a): _int(o) for a, o in v} for k, v in doc["subprograms"].items()}
+        # the tables are checked a whole table at a time (set(map(type, ...)) runs in C): the index of
+        # a binary with every unit scanned holds some 30,000 subprograms and 10,000 types
+        self._subprograms = {_int(int(k)): _int_table(dict(v)) for k, v in doc["subprograms"].items()}
         types = doc["types"]
-        self._types = {_str(k): _int(v) for k, v in types.items()} if types is not None else None
+        if types is not None and not (isinstance(types, dict) and set(map(type, types)) <= {str}
+                                      and set(map(type, types.values())) <= {int}):
+            raise TypeError("a type table of other than names and offsets")
+        self._types = types
         self._loaded = True
 
     # ------------------------------------------------------------ filling
@@ -199,6 +204,7 @@ def _index_path(build_id: str, size: int) -> Path:
 
 
 STACK_SUFFIX = ".stack.json"  # a StackVerdicts file
+BPFTRACE_SUFFIX = ".bpftrace.json"  # a BpftraceVersions file
 
 
 class StackVerdicts:
@@ -229,6 +235,40 @@ class StackVerdicts:
 
     def put(self, over: bool) -> None:
         _write_atomically(self.path, {"over": over})
+
+
+class BpftraceVersions:
+    """What `bpftrace --version` said, kept by the bpftrace binary (real path, size, mtime): a
+    probe of a new function does not start bpftrace again (some 50 ms of CPU) to learn the same
+    version. One small file per bpftrace binary; an unreadable or foreign file is a miss."""
+
+    def __init__(self, bpftrace: str):
+        try:
+            st = os.stat(bpftrace)
+        except OSError:
+            self.path = None
+            return
+        self.identity = [os.path.realpath(bpftrace), st.st_size, st.st_mtime_ns]
+        digest = hashlib.sha256(json.dumps(self.identity).encode("utf-8", "surrogateescape")).hexdigest()[:40]
+        self.path = cache_dir() / f"{digest}{BPFTRACE_SUFFIX}"
+
+    def get(self) -> str | None:
+        """The version line kept for this bpftrace, or None."""
+        if self.path is None:
+            return None
+        try:
+            with open(self.path, "rb") as fh:
+                doc = json.load(fh)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(doc, dict) or doc.get("identity") != self.identity:
+            return None
+        said = doc.get("version")
+        return said if isinstance(said, str) else None
+
+    def put(self, version_line: str) -> None:
+        if self.path is not None:
+            _write_atomically(self.path, {"identity": self.identity, "version": version_line})
 
 
 def _write_atomically(path: Path, doc) -> None:
@@ -469,6 +509,12 @@ def _thaw(value):
     return value
 
 
+def _int_table(table: dict) -> dict[int, int]:
+    if not (set(map(type, table)) <= {int} and set(map(type, table.values())) <= {int}):
+        raise TypeError("a table of other than integers")
+    return table
+
+
 def _int(value) -> int:
     if type(value) is not int:
         raise TypeError("not an integer")
@@ -516,7 +562,9 @@ def clear() -> int:
         f.unlink(missing_ok=True)
     for f in d.glob("*" + STACK_SUFFIX):  # bpftrace's stack verdicts on readable programs
         f.unlink(missing_ok=True)
+    for f in d.glob("*" + BPFTRACE_SUFFIX):  # bpftrace's versions
+        f.unlink(missing_ok=True)
     return removed
 
 
-__all__ = ["IndexCache", "ResultStore", "SymbolStore", "SectionStore", "result_key", "stored_result", "StackVerdicts", "UnitRecord", "cache_dir", "summary", "clear", "FORMAT_VERSION"]
+__all__ = ["IndexCache", "ResultStore", "SymbolStore", "SectionStore", "result_key", "stored_result", "StackVerdicts", "BpftraceVersions", "UnitRecord", "cache_dir", "summary", "clear", "FORMAT_VERSION"]
