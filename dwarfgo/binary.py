@@ -178,6 +178,8 @@ class GoBinary:
         # runs (an indexcache.SymbolStore, SectionStore, or None): set by GoProgram when it has a cache
         self.symbol_store: Callable[[], object] | None = None
         self.section_store: Callable[[], object] | None = None
+        # what Capstone says of iced-x86's instructions may be kept in the cache directory (verify.machine)
+        self.keeps_decoder_facts = False
 
     # ------------------------------------------------------------------ opening
     def _open_elf(self, path: Path) -> ELFFile:

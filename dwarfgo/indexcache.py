@@ -271,6 +271,81 @@ class BpftraceVersions:
             _write_atomically(self.path, {"identity": self.identity, "version": version_line})
 
 
+DECODERS_SUFFIX = ".decoders.json"  # a DecoderFacts file
+DECODERS_FORMAT = 1
+
+
+class DecoderFacts:
+    """What Capstone says of iced-x86's instructions (verify.machine: whether it decodes an
+    instruction code alike, its mnemonic, whether a return's bytes are `ret`, its operand type
+    numbers), kept by the installed files of both decoders (`identity`). A header line (the
+    identity and the SHA-256 of the rest) and the facts as JSON; another decoders' file, a
+    stale, truncated or corrupt one is a miss (the facts are asked of Capstone again)."""
+
+    def __init__(self, identity: list):
+        self.identity = {"kind": "decoders", "format": DECODERS_FORMAT, "decoders": identity}
+        digest = hashlib.sha256(json.dumps(identity).encode("utf-8", "surrogateescape")).hexdigest()[:40]
+        self.path = cache_dir() / f"{digest}{DECODERS_SUFFIX}"
+
+    def get(self) -> dict | None:
+        """{"agrees": {code: bool}, "ret_named": {bytes: bool}, "mnemonics": {code: str},
+        "x86_op": [REG, IMM, MEM] or None, "sampled": bool (verify.machine._learn_from_sample ran)},
+        or None when no valid file is kept."""
+        body = _read_digested(self.path, self.identity)
+        if body is None:
+            return None
+        try:
+            doc = json.loads(body)
+            agrees = {int(k): v for k, v in doc["agrees"].items()}
+            ret_named = {bytes.fromhex(k): v for k, v in doc["ret_named"].items()}
+            mnemonics = {int(k): v for k, v in doc["mnemonics"].items()}
+            x86_op, sampled = doc["x86_op"], doc["sampled"]
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+        if not (set(map(type, agrees.values())) <= {bool} and set(map(type, ret_named.values())) <= {bool}
+                and set(map(type, mnemonics.values())) <= {str} and isinstance(sampled, bool)
+                and (x86_op is None or (isinstance(x86_op, list) and len(x86_op) == 3
+                                        and set(map(type, x86_op)) <= {int}))):
+            return None
+        return {"agrees": agrees, "ret_named": ret_named, "mnemonics": mnemonics, "x86_op": x86_op,
+                "sampled": sampled}
+
+    def put(self, agrees: dict[int, bool], ret_named: dict[bytes, bool], mnemonics: dict[int, str],
+            x86_op, sampled: bool = False) -> None:
+        body = json.dumps({"agrees": {str(k): v for k, v in agrees.items()},
+                           "ret_named": {k.hex(): v for k, v in ret_named.items()},
+                           "mnemonics": {str(k): v for k, v in mnemonics.items()},
+                           "x86_op": list(x86_op) if x86_op is not None else None, "sampled": sampled},
+                          separators=(",", ":"))
+        _write_digested(self.path, self.identity, body)
+
+
+def _read_digested(path: Path, identity) -> bytes | None:
+    """The body of a file _write_digested wrote for `identity`, or None (none, unreadable,
+    another's, or its bytes not those the header's digest names)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    head, sep, body = data.partition(b"\n")
+    try:
+        header = json.loads(head)
+    except ValueError:
+        return None
+    if (not sep or not isinstance(header, dict) or header.get("identity") != identity
+            or header.get("sha256") != hashlib.sha256(body).hexdigest()):
+        return None
+    return body
+
+
+def _write_digested(path: Path, identity, body: str) -> None:
+    """`body` under a header line: `identity` and the SHA-256 of the body (see _read_digested)."""
+    header = json.dumps({"identity": identity, "sha256": hashlib.sha256(body.encode()).hexdigest()},
+                        separators=(",", ":"))
+    _write_text_atomically(path, header + "\n" + body)
+
+
 def _write_atomically(path: Path, doc) -> None:
     """`doc` as JSON in a temporary file renamed over `path`; an unwritable directory is said once
     (a value JSON cannot hold: nothing is written)."""
@@ -327,17 +402,10 @@ class SymbolStore:
     def get(self) -> tuple[list[str], list[int], list[int], dict[str, int | None]] | None:
         """(names, addresses, sizes, other addresses by name: GoBinary's), or None when no valid
         file is kept."""
-        try:
-            with open(self.path, "rb") as fh:
-                data = fh.read()
-        except OSError:
+        body = _read_digested(self.path, self.identity)
+        if body is None:
             return None
-        head, sep, body = data.partition(b"\n")
         try:
-            header = json.loads(head)
-            if (not sep or not isinstance(header, dict) or header.get("identity") != self.identity
-                    or header.get("sha256") != hashlib.sha256(body).hexdigest()):
-                return None
             names, addresses, sizes, others = json.loads(body)
         except (ValueError, TypeError):  # not JSON, or not four parts
             return None
@@ -349,10 +417,7 @@ class SymbolStore:
         return names, addresses, sizes, others
 
     def put(self, names: list[str], addresses: list[int], sizes: list[int], others: dict[str, int | None]) -> None:
-        body = json.dumps([names, addresses, sizes, others], separators=(",", ":"))
-        header = json.dumps({"identity": self.identity,
-                             "sha256": hashlib.sha256(body.encode()).hexdigest()}, separators=(",", ":"))
-        _write_text_atomically(self.path, header + "\n" + body)
+        _write_digested(self.path, self.identity, json.dumps([names, addresses, sizes, others], separators=(",", ":")))
 
 
 SECTION_SUFFIX = ".section.bin"  # a SectionStore's files, beside their binary's index
@@ -564,7 +629,9 @@ def clear() -> int:
         f.unlink(missing_ok=True)
     for f in d.glob("*" + BPFTRACE_SUFFIX):  # bpftrace's versions
         f.unlink(missing_ok=True)
+    for f in d.glob("*" + DECODERS_SUFFIX):  # what Capstone says of iced-x86's instructions
+        f.unlink(missing_ok=True)
     return removed
 
 
-__all__ = ["IndexCache", "ResultStore", "SymbolStore", "SectionStore", "result_key", "stored_result", "StackVerdicts", "BpftraceVersions", "UnitRecord", "cache_dir", "summary", "clear", "FORMAT_VERSION"]
+__all__ = ["IndexCache", "ResultStore", "SymbolStore", "SectionStore", "result_key", "stored_result", "StackVerdicts", "BpftraceVersions", "DecoderFacts", "UnitRecord", "cache_dir", "summary", "clear", "FORMAT_VERSION"]

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from functools import cached_property
 
@@ -66,6 +67,7 @@ class GoProgram:
         if cache and not debug_from:  # (a twin's identity is not the cache's key: see remembered)
             self.binary.symbol_store = lambda: SymbolStore(self.cache) if self.cache is not None else None
             self.binary.section_store = lambda: SectionStore(self.cache) if self.cache is not None else None
+            self.binary.keeps_decoder_facts = True
         if debug_from:
             from .twin import DwarfTwin
             self.twin = DwarfTwin(self.binary, debug_from)
@@ -107,6 +109,9 @@ class GoProgram:
             cache.save()
         for store in self._stores:
             store.save()
+        machine = sys.modules.get(f"{__package__}.verify.machine")  # (imported by what read machine code)
+        if machine is not None and self.binary.keeps_decoder_facts:
+            machine.save_decoder_facts()
         self.binary.close()
         if self.twin is not None:
             self.twin.close()
@@ -184,8 +189,8 @@ class GoProgram:
     def probe_function(self, query: str) -> Function:
         """The function `query` names, for probe and trace: from DWARF (or the twin's), or on a
         binary with neither, a method whose signature the runtime type tables give (tablesig)."""
-        from .tablesig import probe_function_from_tables
         if tables_only(self):
+            from .tablesig import probe_function_from_tables  # (and the runtime type tables: only here)
             fn = probe_function_from_tables(self, query)
             if self._shares_name(fn.symbol):  # its events say which one: `main.Max[...]@0x4b4b60`
                 fn.symbol = replace(fn.symbol, name=f"{fn.symbol.name}@{fn.symbol.address:#x}")

@@ -187,3 +187,53 @@ def test_bpftrace_version_is_asked_once_per_bpftrace(cache_home, tmp_path):
     assert runs() == 4
     indexcache.clear()
     assert not list(cache_home.glob("*" + indexcache.BPFTRACE_SUFFIX))
+
+
+def _fresh_decoders(monkeypatch, capstone_imports: list | None = None) -> None:
+    """verify.machine as in a new process: no facts learnt, Capstone not imported (its imports
+    counted in `capstone_imports`)."""
+    from dwarfgo.verify import machine
+
+    for table in ("_ICED_AGREES", "_ICED_RET_NAMED", "_ICED_MNEMONICS", "_FACTS"):
+        monkeypatch.setattr(machine, table, {})
+    monkeypatch.setattr(machine, "_FACTS_STATE", {"store": None, "sizes": None})
+    for name in ("capstone", "x86_const", "arm64_const", "iced_x86"):
+        monkeypatch.setattr(machine, name, None)
+    if capstone_imports is not None:
+        real = machine._import_capstone
+
+        def counted():
+            if machine.capstone is None:
+                capstone_imports.append(True)
+            real()
+
+        monkeypatch.setattr(machine, "_import_capstone", counted)
+
+
+def _reports(path, cache: bool) -> list:
+    from dwarfgo.verify.machine import analyze
+
+    with GoProgram(path, cache=cache) as prog:
+        fns = [s for s in prog.binary.function_symbols if s.name.startswith("main.") and s.size][:20]
+        return [analyze(prog.binary, s.address, s.size) for s in fns]
+
+
+def test_decoder_facts_stand_for_capstone(demo, cache_home, monkeypatch):
+    """What Capstone says of iced-x86's instructions, kept: a later process analyses the same
+    machine code to the same reports (prologue, stack check, frame, spills, RETs) without
+    importing Capstone; a corrupt facts file is a miss."""
+    _fresh_decoders(monkeypatch)
+    reference = _reports(demo, cache=False)  # every fact asked of Capstone
+    assert not list(cache_home.glob("*" + indexcache.DECODERS_SUFFIX))
+    _fresh_decoders(monkeypatch)
+    assert _reports(demo, cache=True) == reference  # learns the facts (and a sample's), keeps them
+    [facts] = cache_home.glob("*" + indexcache.DECODERS_SUFFIX)
+    imports: list = []
+    _fresh_decoders(monkeypatch, imports)
+    assert _reports(demo, cache=True) == reference
+    assert imports == []
+    facts.write_bytes(facts.read_bytes()[:-3])  # truncated: asked of Capstone again
+    again: list = []
+    _fresh_decoders(monkeypatch, again)
+    assert _reports(demo, cache=True) == reference
+    assert again
