@@ -708,13 +708,14 @@ def analyze(binary: GoBinary, address: int, size: int) -> MachineReport:
         raise NotImplementedError(f"machine-code check for {binary.arch}")
     code = binary.read_memory(address, size)
     if binary.arch == "amd64":
-        if binary.keeps_decoder_facts:
+        keeps_facts = getattr(binary, "keeps_decoder_facts", False)  # (a GoBinary's; tests pass stand-ins)
+        if keeps_facts:
             _load_decoder_facts()
         try:
             body = _iced_body(code, address)
             if body is not None:
                 report = _analyze(binary, body, address)
-                if binary.keeps_decoder_facts and capstone is not None and not _FACTS.get("sampled"):
+                if keeps_facts and capstone is not None and not _FACTS.get("sampled"):
                     _learn_from_sample(binary)
                 return report
         except _DecodersDisagree:
