@@ -363,25 +363,30 @@ class GoBinary:
 
     # ------------------------------------------------------------------ symbols
     @cached_property
-    def _symbol_table(self) -> tuple[list[Symbol], dict[str, int] | None]:
-        """The function symbols, sorted by address, and every symbol's address by name: from the
-        symbol store when it keeps this binary's (see indexcache.SymbolStore; the addresses by
-        name are then made when first asked for: None here), else read."""
+    def _symbol_columns(self) -> tuple[list[str], list[int], list[int]]:
+        """The function symbols' names, addresses and sizes, sorted by address: from the symbol
+        store when it keeps this binary's (see indexcache.SymbolStore), else read (and kept). A
+        command on one function makes Symbol objects of only the few it uses (symbol_named,
+        symbol_at); function_symbols makes them all."""
         store = self.symbol_store() if self.symbol_store is not None else None
         kept = store.get() if store is not None else None
         if kept is not None:
             names, addresses, sizes, self._kept_other_addresses = kept
-            return list(map(Symbol, names, addresses, sizes)), None
+            return names, addresses, sizes
         functions, by_name = self._read_symbol_table()
+        self.__dict__["function_symbols"] = functions
+        self.__dict__["_address_of_name"] = by_name
+        columns = [s.name for s in functions], [s.address for s in functions], [s.size for s in functions]
         if store is not None:
-            store.put([s.name for s in functions], [s.address for s in functions], [s.size for s in functions],
-                      _other_addresses(functions, by_name))
-        return functions, by_name
+            store.put(*columns, _other_addresses(functions, by_name))
+        return columns
 
     @cached_property
     def _address_of_name(self) -> dict[str, int]:
-        functions, by_name = self._symbol_table
-        return by_name if by_name is not None else _addresses_by_name(functions, self._kept_other_addresses)
+        self._symbol_columns  # (read from the file, it sets this)
+        if "_address_of_name" in self.__dict__:
+            return self.__dict__["_address_of_name"]
+        return _addresses_by_name(self.function_symbols, self._kept_other_addresses)
 
     def _read_symbol_table(self) -> tuple[list[Symbol], dict[str, int]]:
         """One pass over the symbol table (read as one array, see _raw_symbols): the function symbols, sorted by address, and every symbol's address
@@ -415,10 +420,27 @@ class GoBinary:
                 functions[addr] = Symbol(name, addr, size)
         return sorted(functions.values(), key=lambda s: s.address), addresses
 
-    @property
+    @cached_property
     def function_symbols(self) -> list[Symbol]:
         """Every STT_FUNC symbol with an address, sorted by address."""
-        return self._symbol_table[0]
+        columns = self._symbol_columns  # (read from the file, it sets this)
+        if "function_symbols" in self.__dict__:
+            return self.__dict__["function_symbols"]
+        return list(map(Symbol, *columns))
+
+    def symbol_named(self, name: str) -> Symbol | None:
+        """The function symbol named `name` when exactly one is (None: none, or several)."""
+        names = self._symbol_columns[0]
+        if names.count(name) != 1:
+            return None
+        return self._symbol(names.index(name))
+
+    def _symbol(self, i: int) -> Symbol:
+        made = self.__dict__.get("function_symbols")
+        if made is not None:
+            return made[i]
+        names, addresses, sizes = self._symbol_columns
+        return Symbol(names[i], addresses[i], sizes[i])
 
     def data_symbol(self, name: str) -> int | None:
         """Address of any symbol (e.g. `runtime.types`), or None. A symbol of a separate debug file
@@ -449,9 +471,9 @@ class GoBinary:
         tab = dbg.get_section_by_name(".symtab")
         return tab if isinstance(tab, SymbolTableSection) else None
 
-    @cached_property
+    @property
     def _symbol_addresses(self) -> list[int]:
-        return [s.address for s in self.function_symbols]
+        return self._symbol_columns[1]
 
     @cached_property
     def symbols_by_name(self) -> dict[str, Symbol]:
@@ -462,7 +484,7 @@ class GoBinary:
         i = bisect.bisect_right(self._symbol_addresses, address) - 1
         if i < 0:
             return None
-        sym = self.function_symbols[i]
+        sym = self._symbol(i)
         if sym.address <= address < sym.address + max(sym.size, 1):
             return sym
         return None

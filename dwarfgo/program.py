@@ -144,6 +144,11 @@ class GoProgram:
         """The function symbol `query` names (names.lookup); functions that share a name are
         listed with what tells them apart (`explain=False`: errors without suggestions or
         the listing)."""
+        # a full symbol name that only one function has is that function (as names.lookup finds it),
+        # without making every symbol of the binary an object first
+        only = self.binary.symbol_named(query.strip()) if query.strip() else None
+        if only is not None:
+            return only
         return lookup(self.binary.function_symbols, query, explain, detail=self._instance_detail)
 
     def _instance_detail(self, sym) -> str | None:
