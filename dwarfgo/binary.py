@@ -72,6 +72,9 @@ class _LazyStream:
 
 
 KEEP_INFLATED = 1 << 20  # a compressed DWARF section this large inflated is kept in the section store
+# the sections a command on one function reads on a warm index (the units' ranges, lines and frames
+# are not read then): only these are kept
+KEPT_SECTIONS = {".debug_info", ".debug_loc", ".debug_loclists"}
 
 
 class _ELFFile(ELFFile):
@@ -100,7 +103,8 @@ class _ELFFile(ELFFile):
 
     def _kept_inflated(self, name: str, offset: int, stored_size: int, size: int, inflate) -> bytes:
         """inflate()'s bytes (`size` of them), from the inflated store when it keeps them."""
-        store = self.inflated_store if size >= KEEP_INFLATED else None
+        kept = size >= KEEP_INFLATED and name.replace(".zdebug", ".debug", 1) in KEPT_SECTIONS
+        store = self.inflated_store if kept else None
         if store is not None:
             kept = store.get(name, offset, stored_size, size)
             if kept is not None:
