@@ -390,7 +390,8 @@ class GoBinary:
         self._symbol_columns  # (read from the file, it sets this)
         if "_address_of_name" in self.__dict__:
             return self.__dict__["_address_of_name"]
-        return _addresses_by_name(self.function_symbols, self._kept_other_addresses)
+        names, addresses, _ = self._symbol_columns
+        return _addresses_by_name(names, addresses, self._kept_other_addresses)
 
     def _read_symbol_table(self) -> tuple[list[Symbol], dict[str, int]]:
         """One pass over the symbol table (read as one array, see _raw_symbols): the function symbols, sorted by address, and every symbol's address
@@ -586,13 +587,11 @@ class GoBinary:
             return elf.get_dwarf_info(relocate_dwarf_sections=False)
 
 
-def _addresses_by_name(functions: list[Symbol], others: dict[str, int | None]) -> dict[str, int]:
-    """Every symbol's address by name, from the function symbols (the first of a name) and
-    what _other_addresses kept: the names whose address is another, or that have none (None)."""
-    by_name: dict[str, int] = {}
-    keep = by_name.setdefault
-    for s in functions:
-        keep(s.name, s.address)
+def _addresses_by_name(names: list[str], addresses: list[int], others: dict[str, int | None]) -> dict[str, int]:
+    """Every symbol's address by name, from the function symbols' names and addresses (the first
+    of a name) and what _other_addresses kept: the names whose address is another, or that have
+    none (None)."""
+    by_name = dict(zip(reversed(names), reversed(addresses)))  # (the first of a name is put last)
     for name, address in others.items():
         if address is None:
             by_name.pop(name, None)
@@ -604,7 +603,7 @@ def _addresses_by_name(functions: list[Symbol], others: dict[str, int | None]) -
 def _other_addresses(functions: list[Symbol], by_name: dict[str, int]) -> dict[str, int | None]:
     """What _addresses_by_name needs besides the function symbols to give `by_name` again (a
     stripped binary's functions, named by its function table, have no address by name)."""
-    rebuilt = _addresses_by_name(functions, {})
+    rebuilt = _addresses_by_name([s.name for s in functions], [s.address for s in functions], {})
     others: dict[str, int | None] = {name: address for name, address in by_name.items()
                                      if rebuilt.get(name) != address}
     others.update((name, None) for name in rebuilt if name not in by_name)
