@@ -17,6 +17,7 @@ import zlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Callable
 
 from elftools.common.exceptions import ELFCompressionError
 from elftools.dwarf.dwarfinfo import DebugSectionDescriptor
@@ -70,20 +71,48 @@ class _LazyStream:
         return getattr(self._bytes, name)
 
 
+KEEP_INFLATED = 1 << 20  # a compressed DWARF section this large inflated is kept in the section store
+# the sections a command on one function reads on a warm index (the units' ranges, lines and frames
+# are not read then): only these are kept
+KEPT_SECTIONS = {".debug_info", ".debug_loc", ".debug_loclists"}
+
+
 class _ELFFile(ELFFile):
     """pyelftools' ELFFile with a bounded inflation of `.zdebug_*` sections (pyelftools inflates
-    them without a limit, whatever size the header declares), and the DWARF sections a command
-    may not need read lazily."""
+    them without a limit, whatever size the header declares), the DWARF sections a command
+    may not need read lazily, and large compressed ones taken inflated from `inflated_store`
+    (an indexcache.SectionStore) when it keeps them (and put there when inflated)."""
 
     max_inflated = 16 << 30
+    inflated_store = None
 
     def _read_dwarf_section(self, section, relocate_dwarf_sections):
-        if (section.name.replace(".zdebug", ".debug", 1) not in _LAZY_DWARF or relocate_dwarf_sections
-                or self.has_phantom_bytes()):
+        if relocate_dwarf_sections or self.has_phantom_bytes():
             return super()._read_dwarf_section(section, relocate_dwarf_sections)
-        return DebugSectionDescriptor(stream=_LazyStream(section.data), name=section.name,
+        lazy = section.name.replace(".zdebug", ".debug", 1) in _LAZY_DWARF
+        if section.compressed:  # SHF_COMPRESSED
+            load = lambda: self._kept_inflated(section.name, section["sh_offset"], section["sh_size"],
+                                               section.data_size, section.data)
+        elif lazy:
+            load = section.data
+        else:
+            return super()._read_dwarf_section(section, relocate_dwarf_sections)
+        return DebugSectionDescriptor(stream=_LazyStream(load) if lazy else io.BytesIO(load()), name=section.name,
                                       global_offset=section["sh_offset"], size=section.data_size,
                                       address=section["sh_addr"])
+
+    def _kept_inflated(self, name: str, offset: int, stored_size: int, size: int, inflate) -> bytes:
+        """inflate()'s bytes (`size` of them), from the inflated store when it keeps them."""
+        kept = size >= KEEP_INFLATED and name.replace(".zdebug", ".debug", 1) in KEPT_SECTIONS
+        store = self.inflated_store if kept else None
+        if store is not None:
+            kept = store.get(name, offset, stored_size, size)
+            if kept is not None:
+                return kept
+        data = inflate()
+        if store is not None and len(data) == size:
+            store.put(name, offset, stored_size, size, data)
+        return data
 
     def _decompress_dwarf_section(self, section):
         section.stream.seek(0)
@@ -94,7 +123,8 @@ class _ELFFile(ELFFile):
         if size > self.max_inflated:
             raise ELFCompressionError(f"declares {size} bytes inflated, more than this file can hold")
         stream = section.stream
-        inflate = lambda: _inflate(stream.getvalue()[12:], size)
+        inflate = lambda: self._kept_inflated(section.name, section.global_offset, section.size, size,
+                                              lambda: _inflate(stream.getvalue()[12:], size))
         if isinstance(stream, _LazyStream):
             return section._replace(stream=_LazyStream(inflate), size=size)
         return section._replace(stream=io.BytesIO(inflate()), size=size)
@@ -148,6 +178,12 @@ class GoBinary:
             self.close()
             raise BinaryError(f"{self.path}: not a Go binary (no Go build info, pclntab or runtime symbols)")
         self._debug_file_arg = Path(debug_file) if debug_file else None
+        # what give the stores that keep the symbol table and the inflated DWARF sections between
+        # runs (an indexcache.SymbolStore, SectionStore, or None): set by GoProgram when it has a cache
+        self.symbol_store: Callable[[], object] | None = None
+        self.section_store: Callable[[], object] | None = None
+        # what Capstone says of iced-x86's instructions may be kept in the cache directory (verify.machine)
+        self.keeps_decoder_facts = False
 
     # ------------------------------------------------------------------ opening
     def _open_elf(self, path: Path) -> ELFFile:
@@ -331,7 +367,33 @@ class GoBinary:
 
     # ------------------------------------------------------------------ symbols
     @cached_property
-    def _symbol_table(self) -> tuple[list[Symbol], dict[str, int]]:
+    def _symbol_columns(self) -> tuple[list[str], list[int], list[int]]:
+        """The function symbols' names, addresses and sizes, sorted by address: from the symbol
+        store when it keeps this binary's (see indexcache.SymbolStore), else read (and kept). A
+        command on one function makes Symbol objects of only the few it uses (symbol_named,
+        symbol_at); function_symbols makes them all."""
+        store = self.symbol_store() if self.symbol_store is not None else None
+        kept = store.get() if store is not None else None
+        if kept is not None:
+            names, addresses, sizes, self._kept_other_addresses = kept
+            return names, addresses, sizes
+        functions, by_name = self._read_symbol_table()
+        self.__dict__["function_symbols"] = functions
+        self.__dict__["_address_of_name"] = by_name
+        columns = [s.name for s in functions], [s.address for s in functions], [s.size for s in functions]
+        if store is not None:
+            store.put(*columns, _other_addresses(functions, by_name))
+        return columns
+
+    @cached_property
+    def _address_of_name(self) -> dict[str, int]:
+        self._symbol_columns  # (read from the file, it sets this)
+        if "_address_of_name" in self.__dict__:
+            return self.__dict__["_address_of_name"]
+        names, addresses, _ = self._symbol_columns
+        return _addresses_by_name(names, addresses, self._kept_other_addresses)
+
+    def _read_symbol_table(self) -> tuple[list[Symbol], dict[str, int]]:
         """One pass over the symbol table (read as one array, see _raw_symbols): the function symbols, sorted by address, and every symbol's address
         by name."""
         tab = self.elf.get_section_by_name(".symtab")
@@ -363,15 +425,32 @@ class GoBinary:
                 functions[addr] = Symbol(name, addr, size)
         return sorted(functions.values(), key=lambda s: s.address), addresses
 
-    @property
+    @cached_property
     def function_symbols(self) -> list[Symbol]:
         """Every STT_FUNC symbol with an address, sorted by address."""
-        return self._symbol_table[0]
+        columns = self._symbol_columns  # (read from the file, it sets this)
+        if "function_symbols" in self.__dict__:
+            return self.__dict__["function_symbols"]
+        return list(map(Symbol, *columns))
+
+    def symbol_named(self, name: str) -> Symbol | None:
+        """The function symbol named `name` when exactly one is (None: none, or several)."""
+        names = self._symbol_columns[0]
+        if names.count(name) != 1:
+            return None
+        return self._symbol(names.index(name))
+
+    def _symbol(self, i: int) -> Symbol:
+        made = self.__dict__.get("function_symbols")
+        if made is not None:
+            return made[i]
+        names, addresses, sizes = self._symbol_columns
+        return Symbol(names[i], addresses[i], sizes[i])
 
     def data_symbol(self, name: str) -> int | None:
         """Address of any symbol (e.g. `runtime.types`), or None. A symbol of a separate debug file
         (or a DWARF twin) is placed in this binary by its section: same section, same offset."""
-        addr = self._symbol_table[1].get(name)
+        addr = self._address_of_name.get(name)
         if addr is None or self.symbols_from != "debug file":
             return addr
         return same_place(self.debug_elf, self.elf, addr)
@@ -397,9 +476,9 @@ class GoBinary:
         tab = dbg.get_section_by_name(".symtab")
         return tab if isinstance(tab, SymbolTableSection) else None
 
-    @cached_property
+    @property
     def _symbol_addresses(self) -> list[int]:
-        return [s.address for s in self.function_symbols]
+        return self._symbol_columns[1]
 
     @cached_property
     def symbols_by_name(self) -> dict[str, Symbol]:
@@ -410,7 +489,7 @@ class GoBinary:
         i = bisect.bisect_right(self._symbol_addresses, address) - 1
         if i < 0:
             return None
-        sym = self.function_symbols[i]
+        sym = self._symbol(i)
         if sym.address <= address < sym.address + max(sym.size, 1):
             return sym
         return None
@@ -502,8 +581,33 @@ class GoBinary:
         elf = self.debug_elf
         if not _has_dwarf_sections(elf):
             raise NoDwarfError(self.no_dwarf_advice())
+        if self.section_store is not None:
+            elf.inflated_store = self.section_store()
         with reading(self.path, "DWARF sections"):
             return elf.get_dwarf_info(relocate_dwarf_sections=False)
+
+
+def _addresses_by_name(names: list[str], addresses: list[int], others: dict[str, int | None]) -> dict[str, int]:
+    """Every symbol's address by name, from the function symbols' names and addresses (the first
+    of a name) and what _other_addresses kept: the names whose address is another, or that have
+    none (None)."""
+    by_name = dict(zip(reversed(names), reversed(addresses)))  # (the first of a name is put last)
+    for name, address in others.items():
+        if address is None:
+            by_name.pop(name, None)
+        else:
+            by_name[name] = address
+    return by_name
+
+
+def _other_addresses(functions: list[Symbol], by_name: dict[str, int]) -> dict[str, int | None]:
+    """What _addresses_by_name needs besides the function symbols to give `by_name` again (a
+    stripped binary's functions, named by its function table, have no address by name)."""
+    rebuilt = _addresses_by_name([s.name for s in functions], [s.address for s in functions], {})
+    others: dict[str, int | None] = {name: address for name, address in by_name.items()
+                                     if rebuilt.get(name) != address}
+    others.update((name, None) for name in rebuilt if name not in by_name)
+    return others
 
 
 STT_FUNC = 2

@@ -554,7 +554,7 @@ def _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, m
     from .emit.dialect import detect
     from .emit.probe import ProbeOptions, generate_fitting
 
-    dialect, path = detect(bpftrace, bpftrace_version)
+    dialect, path = detect(bpftrace, bpftrace_version, cached=prog.cache is not None)
     if record_slots:
         dialect = replace(dialect, record_slots=record_slots)
     fns = [prog.probe_function(f) for f in funcs]
@@ -572,7 +572,7 @@ def _readable_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str
     from .emit.probe import ProbeOptions
     from .emit.readable import generate_readable
 
-    dialect, path = detect(bpftrace, bpftrace_version)
+    dialect, path = detect(bpftrace, bpftrace_version, cached=prog.cache is not None)
     fns = [prog.probe_function(f) for f in funcs]
     _say_sources(fns)
     opts = ProbeOptions(ret=ret, depth=depth, max_str=max_str, max_items=max_items, pid=pid, filter=filter_expr)

@@ -15,6 +15,7 @@ supported: finding a key needs Go's hash function.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -66,9 +67,13 @@ def map_index_error(text: str, map_path: str) -> DwarfgoError:
     return DwarfgoError(f"--args {text}: {_MAP_INDEX.format(map_path)}")
 
 
-_TOKEN = re.compile(r"\s*(?:(?P<ident>~?[A-Za-z_\u00c0-\uffff][\w\u00c0-\uffff]*)|(?P<int>0[xX][0-9a-fA-F]+|\d+)"
-                    r"|(?P<key>\"(?:[^\"\\]|\\.)*\"|`[^`]*`|'(?:[^'\\]|\\.)+')"
-                    r"|(?P<punct>[.\[\]()*]))")
+@functools.cache
+def _token() -> re.Pattern:
+    """The tokens of an expression (compiled when first used: the ranges of non-ASCII letters take
+    re some 10 ms to compile, which a probe without --args need not pay)."""
+    return re.compile(r"\s*(?:(?P<ident>~?[A-Za-z_\u00c0-\uffff][\w\u00c0-\uffff]*)|(?P<int>0[xX][0-9a-fA-F]+|\d+)"
+                      r"|(?P<key>\"(?:[^\"\\]|\\.)*\"|`[^`]*`|'(?:[^'\\]|\\.)+')"
+                      r"|(?P<punct>[.\[\]()*]))")
 _WANT = {"ident": "a name", "int": "an integer index"}
 MAX_NESTING = 64  # parentheses and `*` in one expression
 MAX_INDEX = (1 << 31) - 1
@@ -84,7 +89,7 @@ class _Parser:
         stripped = text.rstrip()
         pos = 0
         while pos < len(stripped):
-            m = _TOKEN.match(stripped, pos)
+            m = _token().match(stripped, pos)
             if not m or m.end() == pos:
                 at = len(stripped) - len(stripped[pos:].lstrip())
                 self.fail(f"unexpected {stripped[at:at + 10]!r} at column {at + 1} ({_HINT})")

@@ -143,9 +143,14 @@ class IndexCache:
         if units is not None:
             self._units = [UnitRecord(_int(u[0]), _str(u[1]), _str(u[2]), [(_int(lo), _int(hi)) for lo, hi in u[3]])
                            for u in units]
-        self._subprograms = {_int(int(k)): {_int(a): _int(o) for a, o in v} for k, v in doc["subprograms"].items()}
+        # the tables are checked a whole table at a time (set(map(type, ...)) runs in C): the index of
+        # a binary with every unit scanned holds some 30,000 subprograms and 10,000 types
+        self._subprograms = {_int(int(k)): _int_table(dict(v)) for k, v in doc["subprograms"].items()}
         types = doc["types"]
-        self._types = {_str(k): _int(v) for k, v in types.items()} if types is not None else None
+        if types is not None and not (isinstance(types, dict) and set(map(type, types)) <= {str}
+                                      and set(map(type, types.values())) <= {int}):
+            raise TypeError("a type table of other than names and offsets")
+        self._types = types
         self._loaded = True
 
     # ------------------------------------------------------------ filling
@@ -199,6 +204,7 @@ def _index_path(build_id: str, size: int) -> Path:
 
 
 STACK_SUFFIX = ".stack.json"  # a StackVerdicts file
+BPFTRACE_SUFFIX = ".bpftrace.json"  # a BpftraceVersions file
 
 
 class StackVerdicts:
@@ -232,8 +238,132 @@ class StackVerdicts:
         _write_atomically(self.path, {"verdict": verdict})
 
 
+class BpftraceVersions:
+    """What `bpftrace --version` said, kept by the bpftrace binary (real path, size, mtime): a
+    probe of a new function does not start bpftrace again (some 50 ms of CPU) to learn the same
+    version. One small file per bpftrace binary; an unreadable or foreign file is a miss."""
+
+    def __init__(self, bpftrace: str):
+        try:
+            st = os.stat(bpftrace)
+        except OSError:
+            self.path = None
+            return
+        self.identity = [os.path.realpath(bpftrace), st.st_size, st.st_mtime_ns]
+        digest = hashlib.sha256(json.dumps(self.identity).encode("utf-8", "surrogateescape")).hexdigest()[:40]
+        self.path = cache_dir() / f"{digest}{BPFTRACE_SUFFIX}"
+
+    def get(self) -> str | None:
+        """The version line kept for this bpftrace, or None."""
+        if self.path is None:
+            return None
+        try:
+            with open(self.path, "rb") as fh:
+                doc = json.load(fh)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(doc, dict) or doc.get("identity") != self.identity:
+            return None
+        said = doc.get("version")
+        return said if isinstance(said, str) else None
+
+    def put(self, version_line: str) -> None:
+        if self.path is not None:
+            _write_atomically(self.path, {"identity": self.identity, "version": version_line})
+
+
+DECODERS_SUFFIX = ".decoders.json"  # a DecoderFacts file
+DECODERS_FORMAT = 1
+
+
+class DecoderFacts:
+    """What Capstone says of iced-x86's instructions (verify.machine: whether it decodes an
+    instruction code alike, its mnemonic, whether a return's bytes are `ret`, its operand type
+    numbers), kept by the installed files of both decoders (`identity`). A header line (the
+    identity and the SHA-256 of the rest) and the facts as JSON; another decoders' file, a
+    stale, truncated or corrupt one is a miss (the facts are asked of Capstone again)."""
+
+    def __init__(self, identity: list):
+        self.identity = {"kind": "decoders", "format": DECODERS_FORMAT, "decoders": identity}
+        digest = hashlib.sha256(json.dumps(identity).encode("utf-8", "surrogateescape")).hexdigest()[:40]
+        self.path = cache_dir() / f"{digest}{DECODERS_SUFFIX}"
+
+    def get(self) -> dict | None:
+        """{"agrees": {code: bool}, "ret_named": {bytes: bool}, "mnemonics": {code: str},
+        "x86_op": [REG, IMM, MEM] or None, "sampled": bool (verify.machine._learn_from_sample ran)},
+        or None when no valid file is kept."""
+        body = _read_digested(self.path, self.identity)
+        if body is None:
+            return None
+        try:
+            doc = json.loads(body)
+            agrees = {int(k): v for k, v in doc["agrees"].items()}
+            ret_named = {bytes.fromhex(k): v for k, v in doc["ret_named"].items()}
+            mnemonics = {int(k): v for k, v in doc["mnemonics"].items()}
+            x86_op, sampled = doc["x86_op"], doc["sampled"]
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+        if not (set(map(type, agrees.values())) <= {bool} and set(map(type, ret_named.values())) <= {bool}
+                and set(map(type, mnemonics.values())) <= {str} and isinstance(sampled, bool)
+                and (x86_op is None or (isinstance(x86_op, list) and len(x86_op) == 3
+                                        and set(map(type, x86_op)) <= {int}))):
+            return None
+        return {"agrees": agrees, "ret_named": ret_named, "mnemonics": mnemonics, "x86_op": x86_op,
+                "sampled": sampled}
+
+    def put(self, agrees: dict[int, bool], ret_named: dict[bytes, bool], mnemonics: dict[int, str],
+            x86_op, sampled: bool = False) -> None:
+        body = json.dumps({"agrees": {str(k): v for k, v in agrees.items()},
+                           "ret_named": {k.hex(): v for k, v in ret_named.items()},
+                           "mnemonics": {str(k): v for k, v in mnemonics.items()},
+                           "x86_op": list(x86_op) if x86_op is not None else None, "sampled": sampled},
+                          separators=(",", ":"))
+        _write_digested(self.path, self.identity, body)
+
+
+def _read_digested(path: Path, identity) -> bytes | None:
+    """The body of a file _write_digested wrote for `identity`, or None (none, unreadable,
+    another's, or its bytes not those the header's digest names)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    head, sep, body = data.partition(b"\n")
+    try:
+        header = json.loads(head)
+    except ValueError:
+        return None
+    if (not sep or not isinstance(header, dict) or header.get("identity") != identity
+            or header.get("sha256") != hashlib.sha256(body).hexdigest()):
+        return None
+    return body
+
+
+def _write_digested(path: Path, identity, body: str) -> None:
+    """`body` under a header line: `identity` and the SHA-256 of the body (see _read_digested)."""
+    header = json.dumps({"identity": identity, "sha256": hashlib.sha256(body.encode()).hexdigest()},
+                        separators=(",", ":"))
+    _write_text_atomically(path, header + "\n" + body)
+
+
 def _write_atomically(path: Path, doc) -> None:
-    """`doc` as JSON in a temporary file renamed over `path`; an unwritable directory is said once."""
+    """`doc` as JSON in a temporary file renamed over `path`; an unwritable directory is said once
+    (a value JSON cannot hold: nothing is written)."""
+    try:
+        # json.dumps, not json.dump: dump writes through the pure-Python encoder (ten times slower
+        # on an index with a few large units scanned)
+        text = json.dumps(doc, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return
+    _write_text_atomically(path, text)
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    _write_bytes_atomically(path, text.encode())
+
+
+def _write_bytes_atomically(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=SUFFIX, dir=path.parent)
@@ -242,16 +372,101 @@ def _write_atomically(path: Path, doc) -> None:
                 f"cache (--no-cache to skip it, or set XDG_CACHE_HOME)")
         return
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, separators=(",", ":"))
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)
-    except (OSError, TypeError, ValueError) as e:  # (TypeError, ValueError: a value JSON cannot hold)
-        if isinstance(e, OSError):
-            _notice(f"cannot write the index cache {path} ({e.strerror or e}); working without a cache")
+    except OSError as e:
+        _notice(f"cannot write the index cache {path} ({e.strerror or e}); working without a cache")
         try:
             os.unlink(tmp)
         except OSError:
             pass
+
+
+SYMBOLS_SUFFIX = ".symbols.json"  # a SymbolStore's file, beside its binary's index
+SYMBOLS_FORMAT = 1
+
+
+class SymbolStore:
+    """A binary's function symbols (name, address, size, sorted by address) and the addresses of
+    its other symbols by name, as GoBinary reads them from its symbol table: every command that
+    names a function looks it up among them, and decoding 30,000 ELF symbols costs more than
+    reading them back. One file beside the binary's index, written once: a header line (the
+    index's identity and the SHA-256 of the rest) and the table as JSON. A file of another
+    binary, a stale, truncated or corrupt one (its digest or its shape wrong) is a miss, and
+    the table is read from the binary again and the file rewritten."""
+
+    def __init__(self, index: IndexCache):
+        self.path = index.path.with_name(index.path.name[:-len(SUFFIX)] + SYMBOLS_SUFFIX)
+        self.identity = dict(index.identity, kind="symbols", symbols_format=SYMBOLS_FORMAT)
+
+    def get(self) -> tuple[list[str], list[int], list[int], dict[str, int | None]] | None:
+        """(names, addresses, sizes, other addresses by name: GoBinary's), or None when no valid
+        file is kept."""
+        body = _read_digested(self.path, self.identity)
+        if body is None:
+            return None
+        try:
+            names, addresses, sizes, others = json.loads(body)
+        except (ValueError, TypeError):  # not JSON, or not four parts
+            return None
+        if not (isinstance(names, list) and isinstance(addresses, list) and isinstance(sizes, list)
+                and isinstance(others, dict) and len(names) == len(addresses) == len(sizes)
+                and set(map(type, names)) <= {str} and set(map(type, addresses)) <= {int}
+                and set(map(type, sizes)) <= {int} and set(map(type, others.values())) <= {int, type(None)}):
+            return None
+        return names, addresses, sizes, others
+
+    def put(self, names: list[str], addresses: list[int], sizes: list[int], others: dict[str, int | None]) -> None:
+        _write_digested(self.path, self.identity, json.dumps([names, addresses, sizes, others], separators=(",", ":")))
+
+
+SECTION_SUFFIX = ".section.bin"  # a SectionStore's files, beside their binary's index
+SECTION_FORMAT = 1
+
+
+class SectionStore:
+    """A binary's large compressed DWARF sections (.debug_info, location lists), kept inflated:
+    inflating them is most of what a command on one function reads, and reading them back costs
+    a fifth of it. One file per section beside the binary's index: a header line (the index's
+    identity, the section's name, place and sizes, and the SHA-256 of the bytes) and the
+    inflated bytes. Another binary's file, a stale, truncated or corrupt one is a miss: the
+    section is inflated from the binary again and the file rewritten."""
+
+    def __init__(self, index: IndexCache):
+        self._stem = index.path.name[:-len(SUFFIX)]
+        self._dir = index.path.parent
+        self._identity = dict(index.identity, kind="section", section_format=SECTION_FORMAT)
+
+    def path(self, name: str) -> Path:
+        safe = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in name.lstrip("."))[:40]
+        return self._dir / f"{self._stem}.{safe}{SECTION_SUFFIX}"
+
+    def _identity_of(self, name: str, offset: int, stored_size: int, size: int) -> dict:
+        return dict(self._identity, section=name, offset=offset, stored_size=stored_size, inflated_size=size)
+
+    def get(self, name: str, offset: int, stored_size: int, size: int) -> bytes | None:
+        """The inflated bytes of the section `name` stored at `offset` (`stored_size` bytes in the
+        file, `size` inflated), or None when no valid file keeps them."""
+        try:
+            with open(self.path(name), "rb") as fh:
+                head = fh.readline(4096)
+                data = fh.read(size + 1)
+        except OSError:
+            return None
+        try:
+            header = json.loads(head)
+        except ValueError:
+            return None
+        if (not isinstance(header, dict) or header.get("identity") != self._identity_of(name, offset, stored_size, size)
+                or len(data) != size or header.get("sha256") != hashlib.sha256(data).hexdigest()):
+            return None
+        return data
+
+    def put(self, name: str, offset: int, stored_size: int, size: int, data: bytes) -> None:
+        header = json.dumps({"identity": self._identity_of(name, offset, stored_size, size),
+                             "sha256": hashlib.sha256(data).hexdigest()}, separators=(",", ":"))
+        _write_bytes_atomically(self.path(name), header.encode() + b"\n" + data)
 
 
 def _code_identity() -> str:
@@ -360,6 +575,12 @@ def _thaw(value):
     return value
 
 
+def _int_table(table: dict) -> dict[int, int]:
+    if not (set(map(type, table)) <= {int} and set(map(type, table.values())) <= {int}):
+        raise TypeError("a table of other than integers")
+    return table
+
+
 def _int(value) -> int:
     if type(value) is not int:
         raise TypeError("not an integer")
@@ -385,6 +606,8 @@ def summary() -> CacheSummary:
     d = cache_dir()
     files = [f for f in d.glob("*" + SUFFIX) if not f.name.startswith(".")] if d.is_dir() else []
     results = [f for f in d.glob("*" + RESULTS_SUFFIX) if not f.name.startswith(".")] if d.is_dir() else []
+    results += [f for f in d.glob("*" + SYMBOLS_SUFFIX) if not f.name.startswith(".")] if d.is_dir() else []
+    results += [f for f in d.glob("*" + SECTION_SUFFIX) if not f.name.startswith(".")] if d.is_dir() else []
     return CacheSummary(d, len(files), sum(f.stat().st_size for f in files + results if f.is_file()))
 
 
@@ -399,9 +622,17 @@ def clear() -> int:
         removed += not f.name.startswith(".")
     for f in d.glob("*" + RESULTS_SUFFIX):  # the stored results go with their index
         f.unlink(missing_ok=True)
+    for f in d.glob("*" + SYMBOLS_SUFFIX):  # the symbol tables and inflated sections go with their index too
+        f.unlink(missing_ok=True)
+    for f in d.glob("*" + SECTION_SUFFIX):
+        f.unlink(missing_ok=True)
     for f in d.glob("*" + STACK_SUFFIX):  # bpftrace's stack verdicts on readable programs
+        f.unlink(missing_ok=True)
+    for f in d.glob("*" + BPFTRACE_SUFFIX):  # bpftrace's versions
+        f.unlink(missing_ok=True)
+    for f in d.glob("*" + DECODERS_SUFFIX):  # what Capstone says of iced-x86's instructions
         f.unlink(missing_ok=True)
     return removed
 
 
-__all__ = ["IndexCache", "ResultStore", "result_key", "stored_result", "StackVerdicts", "UnitRecord", "cache_dir", "summary", "clear", "FORMAT_VERSION"]
+__all__ = ["IndexCache", "ResultStore", "SymbolStore", "SectionStore", "result_key", "stored_result", "StackVerdicts", "BpftraceVersions", "DecoderFacts", "UnitRecord", "cache_dir", "summary", "clear", "FORMAT_VERSION"]

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from functools import cached_property
 
@@ -18,7 +19,7 @@ from .dwarf import DwarfIndex
 from .errors import DwarfgoError, TypeNotFound, reading
 from .functions import Function, FunctionTable
 from .gotypes import GoType
-from .indexcache import IndexCache, ResultStore, result_key
+from .indexcache import IndexCache, ResultStore, SectionStore, SymbolStore, result_key
 from .arginfo import describe_words
 from .names import close_matches, compile_pattern, lookup, matching_names
 
@@ -63,6 +64,10 @@ class GoProgram:
         self.twin = None
         self.twin_refusals: list[tuple[str, str]] = []  # (function, why) left out of matching()
         self._stores: list[ResultStore] = []  # results of map_matching kept in the cache
+        if cache and not debug_from:  # (a twin's identity is not the cache's key: see remembered)
+            self.binary.symbol_store = lambda: SymbolStore(self.cache) if self.cache is not None else None
+            self.binary.section_store = lambda: SectionStore(self.cache) if self.cache is not None else None
+            self.binary.keeps_decoder_facts = True
         if debug_from:
             from .twin import DwarfTwin
             self.twin = DwarfTwin(self.binary, debug_from)
@@ -104,6 +109,9 @@ class GoProgram:
             cache.save()
         for store in self._stores:
             store.save()
+        machine = sys.modules.get(f"{__package__}.verify.machine")  # (imported by what read machine code)
+        if machine is not None and self.binary.keeps_decoder_facts:
+            machine.save_decoder_facts()
         self.binary.close()
         if self.twin is not None:
             self.twin.close()
@@ -136,6 +144,11 @@ class GoProgram:
         """The function symbol `query` names (names.lookup); functions that share a name are
         listed with what tells them apart (`explain=False`: errors without suggestions or
         the listing)."""
+        # a full symbol name that only one function has is that function (as names.lookup finds it),
+        # without making every symbol of the binary an object first
+        only = self.binary.symbol_named(query.strip()) if query.strip() else None
+        if only is not None:
+            return only
         return lookup(self.binary.function_symbols, query, explain, detail=self._instance_detail)
 
     def _instance_detail(self, sym) -> str | None:
@@ -181,8 +194,8 @@ class GoProgram:
     def probe_function(self, query: str) -> Function:
         """The function `query` names, for probe and trace: from DWARF (or the twin's), or on a
         binary with neither, a method whose signature the runtime type tables give (tablesig)."""
-        from .tablesig import probe_function_from_tables
         if tables_only(self):
+            from .tablesig import probe_function_from_tables  # (and the runtime type tables: only here)
             fn = probe_function_from_tables(self, query)
             if self._shares_name(fn.symbol):  # its events say which one: `main.Max[...]@0x4b4b60`
                 fn.symbol = replace(fn.symbol, name=f"{fn.symbol.name}@{fn.symbol.address:#x}")

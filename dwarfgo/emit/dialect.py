@@ -193,8 +193,10 @@ def bpftrace_identity(bpftrace: str | None = None, version: str | None = None) -
     return [version, found, os.cpu_count()]
 
 
-def detect(bpftrace: str | None = None, version: str | None = None) -> tuple[Dialect, str | None]:
-    """The dialect to generate for: an explicit --bpftrace-version, or what `bpftrace --version` says."""
+def detect(bpftrace: str | None = None, version: str | None = None, cached: bool = False) -> tuple[Dialect, str | None]:
+    """The dialect to generate for: an explicit --bpftrace-version, or what `bpftrace --version`
+    says (with `cached`, what it said is kept in the cache directory by the bpftrace binary's real
+    path, size and mtime, and not asked again: indexcache.BpftraceVersions)."""
     if version is not None:
         if not _VERSION_OPTION.fullmatch(version):
             raise DwarfgoError(f"--bpftrace-version {version!r} is not a version (like 0.23 or 0.27.1)")
@@ -203,6 +205,14 @@ def detect(bpftrace: str | None = None, version: str | None = None) -> tuple[Dia
     if path is None:
         raise DwarfgoError("bpftrace not found; install it (apt-get install bpftrace), "
                            "or name it with --bpftrace PATH, or say --bpftrace-version V to only generate")
+    kept = None
+    if cached:
+        from ..indexcache import BpftraceVersions
+        kept = BpftraceVersions(path)
+        said = kept.get()
+        m = _VERSION_LINE.match(said) if said is not None else None
+        if m:
+            return Dialect(parse_version(m.group(1))), path
     try:
         out = subprocess.run([path, "--version"], capture_output=True, text=True, errors="replace", timeout=30,
                              stdin=subprocess.DEVNULL)
@@ -213,6 +223,8 @@ def detect(bpftrace: str | None = None, version: str | None = None) -> tuple[Dia
     for line in (out.stdout + "\n" + out.stderr).splitlines():
         m = _VERSION_LINE.match(line.strip())
         if m and out.returncode == 0:
+            if kept is not None:
+                kept.put(line.strip())
             return Dialect(parse_version(m.group(1))), path
     said = " ".join((out.stdout + out.stderr).split())[:60]
     raise DwarfgoError(f"{path} is not bpftrace: `{path} --version` exited {out.returncode} and printed "

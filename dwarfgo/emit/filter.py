@@ -30,6 +30,7 @@ not counted as lost) under `if (condition) { … }`. Only numbers and the progra
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -114,14 +115,24 @@ def _roots(c, out: set[str]) -> None:
 
 
 # ------------------------------------------------------------------ parsing
-_TOKEN = re.compile(r"""\s*(?:
+# (compiled when first used: the ranges of non-ASCII letters take re some 10 ms each to compile,
+# which a probe without --filter need not pay)
+@functools.cache
+def _token() -> re.Pattern:
+    return re.compile(r"""\s*(?:
     (?P<string>"(?:[^"\\\n]|\\.)*"|`[^`]*`)
   | (?P<int>0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|\d[\d_]*)
   | (?P<ident>~?[A-Za-z_\u00c0-\uffff][\w\u00c0-\uffff]*)
   | (?P<op>==|!=|<=|>=|&&|\|\||[<>!*.\[\]()-])
 )""", re.X)
+
+
 _SIMPLE_ESCAPES = {"a": 7, "b": 8, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11, "\\": 92, '"': 34, "'": 39}
-_FUNC_PREFIX = re.compile(r"^\s*([\w.()*/\[\],\u00c0-\uffff-]+)\s*:\s*(.*)$", re.S)
+
+
+@functools.cache
+def _func_prefix() -> re.Pattern:
+    return re.compile(r"^\s*([\w.()*/\[\],\u00c0-\uffff-]+)\s*:\s*(.*)$", re.S)
 
 
 def _unquote(text: str) -> bytes:
@@ -166,7 +177,7 @@ class _Parser:
         body = text.rstrip()
         pos = 0
         while pos < len(body):
-            m = _TOKEN.match(body, pos)
+            m = _token().match(body, pos)
             if not m or m.end() == pos:
                 at = len(body) - len(body[pos:].lstrip())
                 self.fail(f"unexpected {body[at:at + 10]!r} at column {at + 1}")
@@ -352,7 +363,7 @@ class _Parser:
 def parse(text: str) -> Filter:
     """Parse one `--filter` (syntax only; types are checked per function by compile_filter)."""
     function = None
-    m = _FUNC_PREFIX.match(text)
+    m = _func_prefix().match(text)
     body = text
     if m:
         function, body = m.group(1), m.group(2)

@@ -609,10 +609,14 @@ def _generate_readable(prog, functions, dialect: Dialect, options, budget: int |
     if options.max_str > dialect.max_strlen:
         raise DwarfgoError(f"--max-str {options.max_str} exceeds bpftrace {dialect.version_text}'s limit of {dialect.max_strlen}")
     from .probe import table_source
-    from ..wordprobe import WordFunction
-    # layouts from the runtime type tables, no DWARF (untyped argument words need no C layout)
-    tables = any(table_source(fn) and not isinstance(fn, WordFunction) for fn in functions)
-    words_only = bool(functions) and all(isinstance(fn, WordFunction) for fn in functions)
+    # layouts from the runtime type tables, no DWARF (untyped argument words need no C layout);
+    # wordprobe (and the type tables it reads) is imported only for functions that do not come from DWARF
+    tabled = [fn for fn in functions if table_source(fn)]
+    tables = words_only = False
+    if tabled:
+        from ..wordprobe import WordFunction
+        tables = any(not isinstance(fn, WordFunction) for fn in tabled)
+        words_only = len(tabled) == len(functions) and all(isinstance(fn, WordFunction) for fn in tabled)
     source = ("the runtime type tables, no DWARF (source: runtime type table)" if tables else
               "no DWARF and no type: untyped argument words only" if words_only else "DWARF")
     header = CHeaderWriter(ptr_size=prog.binary.ptr_size, source=source, layouts=not words_only)

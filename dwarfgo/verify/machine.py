@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import ctypes
 import itertools
+import os
 import re
 import struct
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ iced_x86 = None
 
 from ..abi.assign import FunctionLayout, RegisterPiece
 from ..binary import GoBinary
+from ..errors import DwarfgoError
 
 
 @dataclass(frozen=True)
@@ -371,13 +373,107 @@ _ICED_RETURNS: frozenset[int] = frozenset()  # the iced-x86 Codes of near return
 def _import_iced() -> None:
     global iced_x86, _ICED_RETURNS
     if iced_x86 is None:
-        _import_capstone()
+        _x86_operand_types()
         import iced_x86 as ix
         code = ix.Code
         _ICED_RETURNS = frozenset((code.RETNW, code.RETNW_IMM16, code.RETND, code.RETND_IMM16,
                                    code.RETNQ, code.RETNQ_IMM16))
         iced_x86 = ix
         _iced_tables()
+
+
+class _X86OperandTypes(NamedTuple):
+    """Capstone's x86 operand type numbers (capstone.x86_const's X86_OP_*), as the decoder facts
+    keep them: what the iced-x86 path reads of Capstone when nothing else of it is needed."""
+    X86_OP_REG: int
+    X86_OP_IMM: int
+    X86_OP_MEM: int
+
+
+def _x86_operand_types() -> None:
+    """x86_const with Capstone's operand types: from the decoder facts, else Capstone's own."""
+    global x86_const
+    if x86_const is None:
+        kept = _FACTS.get("x86_op")
+        if kept is not None:
+            x86_const = _X86OperandTypes(*kept)
+        else:
+            _import_capstone()
+
+
+# What Capstone says of iced-x86's instructions (_ICED_AGREES, _ICED_RET_NAMED, _ICED_MNEMONICS and
+# the operand types), kept between runs in the cache directory by the two decoders' installed
+# files (indexcache.DecoderFacts): a command on a function not seen before then mostly reads its
+# machine code without importing Capstone (a tenth of a second). Loaded once per process by
+# analyze() for a binary whose program keeps a cache; written back by save_decoder_facts().
+_FACTS: dict = {}
+_FACTS_STATE = {"store": None, "sizes": None}
+
+
+def _decoder_identity() -> list | None:
+    """The installed files of Capstone and iced-x86 (name, size, mtime): other decoders, other facts."""
+    import importlib.util
+    out = []
+    for package in ("capstone", "iced_x86"):
+        try:
+            spec = importlib.util.find_spec(package)
+        except (ImportError, ValueError):
+            return None
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        root = list(spec.submodule_search_locations)[0]
+        for folder in (root, os.path.join(root, "lib")):
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError:
+                continue
+            for e in entries:
+                if e.is_file():
+                    st = e.stat()
+                    out.append([package, os.path.relpath(e.path, root), st.st_size, st.st_mtime_ns])
+    return out
+
+
+def _fact_sizes() -> tuple[int, int, int, bool, bool]:
+    return len(_ICED_AGREES), len(_ICED_RET_NAMED), len(_ICED_MNEMONICS), "x86_op" in _FACTS, bool(_FACTS.get("sampled"))
+
+
+def _load_decoder_facts() -> None:
+    if _FACTS_STATE["store"] is not None:
+        return
+    from ..indexcache import DecoderFacts
+    identity = _decoder_identity()
+    if identity is None:
+        _FACTS_STATE["store"] = False
+        return
+    store = _FACTS_STATE["store"] = DecoderFacts(identity)
+    kept = store.get()
+    if kept is not None:
+        # what this process learnt first stays (the same decoders say the same)
+        for table, values in ((_ICED_AGREES, kept["agrees"]), (_ICED_RET_NAMED, kept["ret_named"]),
+                              (_ICED_MNEMONICS, kept["mnemonics"])):
+            for key, value in values.items():
+                table.setdefault(key, value)
+        if kept["x86_op"] is not None:
+            _FACTS.setdefault("x86_op", tuple(kept["x86_op"]))
+        if kept["sampled"]:
+            _FACTS["sampled"] = True
+    _FACTS_STATE["sizes"] = _fact_sizes()
+
+
+def save_decoder_facts() -> None:
+    """Write the decoder facts back when this process learnt more of them."""
+    store = _FACTS_STATE["store"]
+    if not store:
+        return
+    if x86_const is not None and "x86_op" not in _FACTS:
+        _FACTS["x86_op"] = (x86_const.X86_OP_REG, x86_const.X86_OP_IMM, x86_const.X86_OP_MEM)
+    sizes = _fact_sizes()
+    if sizes == _FACTS_STATE["sizes"]:
+        return
+    store.put(dict(_ICED_AGREES), dict(_ICED_RET_NAMED), dict(_ICED_MNEMONICS), _FACTS.get("x86_op"),
+              bool(_FACTS.get("sampled")))
+    _FACTS_STATE["sizes"] = sizes
 
 
 def iced_sweep(code: bytes, address: int, keep: int = 0):
@@ -612,13 +708,63 @@ def analyze(binary: GoBinary, address: int, size: int) -> MachineReport:
         raise NotImplementedError(f"machine-code check for {binary.arch}")
     code = binary.read_memory(address, size)
     if binary.arch == "amd64":
+        keeps_facts = getattr(binary, "keeps_decoder_facts", False)  # (a GoBinary's; tests pass stand-ins)
+        if keeps_facts:
+            _load_decoder_facts()
         try:
             body = _iced_body(code, address)
             if body is not None:
-                return _analyze(binary, body, address)
+                report = _analyze(binary, body, address)
+                if keeps_facts and capstone is not None and not _FACTS.get("sampled"):
+                    _learn_from_sample(binary)
+                return report
         except _DecodersDisagree:
             pass  # Capstone sweeps it (the reference's decoder)
     return _analyze(binary, _light_body(binary, address, size, code), address)
+
+
+SAMPLE_BYTES = 256 << 10  # of machine code _learn_from_sample decodes
+SAMPLE_FUNCTIONS = 512
+
+
+def _learn_from_sample(binary: GoBinary) -> None:
+    """Once per decoder facts file, in a process that imported Capstone anyway: the facts of
+    the instruction codes of a sample of the binary's functions (evenly spread, 256 KiB), so
+    that later commands seldom meet an instruction code whose facts are not kept (which costs
+    them Capstone's import). As the sweep and the checks learn them: whether Capstone decodes
+    the code alike, the mnemonic of an instruction without printed prefixes, whether a
+    return's bytes are `ret`."""
+    _FACTS["sampled"] = True
+    symbols = [s for s in binary.function_symbols if s.size]
+    if not symbols:
+        return
+    step = max(1, len(symbols) // SAMPLE_FUNCTIONS)
+    budget = SAMPLE_BYTES
+    for sym in symbols[::step]:
+        if budget <= 0:
+            break
+        try:
+            code = binary.read_memory(sym.address, min(sym.size, 4096))
+        except DwarfgoError:
+            continue
+        budget -= len(code)
+        for insn in iced_x86.Decoder(64, code, ip=sym.address):
+            kind = insn.code
+            if kind == iced_x86.Code.INVALID:
+                break  # (a body read short ends in the middle of an instruction)
+            if kind not in _ICED_AGREES:
+                _ICED_AGREES[kind] = _capstone_agrees(insn, code, sym.address)
+            if not _ICED_AGREES[kind]:
+                continue
+            start = insn.ip - sym.address
+            if kind in _ICED_RETURNS:
+                _capstone_names_ret(code[start:start + insn.len])
+            if kind not in _ICED_MNEMONICS and not (
+                    insn.has_rep_prefix or insn.has_repne_prefix or insn.has_lock_prefix or insn.has_segment_prefix
+                    or insn.has_xacquire_prefix or insn.has_xrelease_prefix):
+                decoded = list(_decoder("amd64", False).disasm_lite(code[start:start + insn.len], insn.ip, 1))
+                if len(decoded) == 1 and decoded[0][1] == insn.len:
+                    _ICED_MNEMONICS[kind] = decoded[0][2]
 
 
 def analyze_fully(binary: GoBinary, address: int, size: int) -> MachineReport:
