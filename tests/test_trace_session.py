@@ -121,6 +121,19 @@ def test_missing_events_are_counted_in_events_from_bpftrace_exit_counters(demo):
     assert d.lost == 42
 
 
+def test_an_event_whose_first_line_is_cut_short_is_counted_missing(demo):
+    """A first line that ends inside its header (bpftrace stopped mid-line) names no event: not
+    shown, and counted against the program's counter as missing (one emitted, none shown)."""
+    _, fn, program = demo
+    d = Decoder(program.probes)
+    whole = _call_lines(program, fn, 10, 5000, 5000)
+    header = whole[0].split(" ")
+    for line in [" ".join(header[:6]), *whole[1:]]:  # `@dg 10 5000 call 0 5000`: no g, goid, ...
+        assert d.feed(line) is None
+    d.feed("@dg_n: 1")
+    assert d.calls_shown == 0 and d.counts_exact and d.events_lost == 1
+
+
 def test_an_output_without_exit_counters_says_losses_cannot_be_counted(demo):
     """The program's event counter (printed by bpftrace at exit) is the only way to know how many
     events were never printed. An output that ends without them (bpftrace killed while printing

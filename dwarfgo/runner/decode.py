@@ -376,7 +376,7 @@ class Decoder:
         try:
             ev = self._decode_event(tid, seq, pend, cut)
         except (ValueError, IndexError, KeyError):
-            self.seen[tid] = self.seen.get(tid, 1) - 1  # a first line cut short: the event is lost
+            self.seen -= 1  # a first line cut short: the event is lost
             return None
         if cut:
             self._incomplete(ev, cut)
