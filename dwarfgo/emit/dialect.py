@@ -150,17 +150,6 @@ class Dialect:
         return 9 if self.version < (0, 23, 0) else 1
 
     @property
-    def coalesced_reads(self) -> int:
-        """Most 8-byte words the raw program reads with one memory read when a struct's words
-        follow each other (bpftrace.ProgramWriter._coalesce), 0: one read per word. 0.23+: 4. Each
-        memory read is a helper call that costs the traced thread about 135 ns (main.Hot on 0.27:
-        1.31x a bare uprobe with its 7 reads, 1.07-1.09x with none); its item's three words in one
-        read: 1.26-1.27x. Before 0.23 not done: there one output record costs the traced thread
-        1.8-1.9x a bare uprobe and the reads do not show, and a struct variable takes room on the
-        512-byte stack that the printf's arguments need."""
-        return 4 if self.version >= (0, 23, 0) else 0
-
-    @property
     def read_error_flags(self) -> list[str]:
         """Command-line flags that make bpftrace report a failed memory read (with the program
         line and column) instead of silently giving zeros: `-kk` before 0.23, `-k` from 0.23
