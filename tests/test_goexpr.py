@@ -162,7 +162,7 @@ def test_selected_results_are_shown_by_expression():
     site = ret.ret_sites[0]
     decoder = Decoder(program.probes)
     lines = [f"@dg 7 1 call 0 100 c000 1 {call.attach_address:x}", "@dg 7 1 0,1 c0001000 1", "@dg 7 1 end 3",
-             f"@dg 7 2 ret 1 900 c000 {site:#x} 800 {(7 << 32) | 1} {site:x}", "@dg 7 2 0,1 6 c0002000",
+             f"@dg 7 2 ret 1 900 c000 {site:#x} 800 100 {site:x}", "@dg 7 2 0,1 6 c0002000",
              "@dg 7 2 2 5", "@dg 7 2 end 4"]
     events = [e for e in map(decoder.feed, lines) if e is not None]
     assert [e.text() for e in events] == ["main.List(head.Val=1)",

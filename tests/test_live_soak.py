@@ -3,8 +3,8 @@
 shown exactly once, and every event the probes emitted is either shown or counted as missing.
 
 What is independent of dwarfgo's decoder here: the test counts the events in bpftrace's own output
-(saved with --raw-output) and reads bpftrace's per-thread counters of emitted events from that
-output (`@dg_seq[tid]: N`, printed by bpftrace at exit), then checks dwarfgo's events and its
+(saved with --raw-output) and reads the program's counter of emitted events from that output
+(`@dg_n: N`, printed by bpftrace at exit), then checks dwarfgo's events and its
 "N missing" figure against them. Runs that end with the program (the -p process exits, which
 must end the trace) are also compared value by value with the fixture's report.
 
@@ -42,11 +42,11 @@ FUNCS = ["main.(*BarrierView).Put", "main.(*BarrierView).Get", "main.(*BarrierVi
          "main.(*BarrierView).List"]
 SOAK = []  # (bpftrace, mode, calls reported, events shown, missing) per run, for the summary
 _HEADER = re.compile(r"^@dg (\d+) (\d+) (call|ret) ")
-_EMITTED = re.compile(r"^@dg_seq\[(\d+)\]: (\d+)$")
+_EMITTED = re.compile(r"^@dg_n: (\d+)$")
 
 
 def _raw_counts(path: str) -> tuple[int, int, set]:
-    """(event first lines in bpftrace's output, events emitted per bpftrace's counters, duplicate keys)."""
+    """(event first lines in bpftrace's output, events emitted per the program's counter, duplicate keys)."""
     headers, emitted, seen, dup = 0, 0, set(), set()
     with open(path, errors="replace") as f:
         for line in f:
@@ -60,7 +60,7 @@ def _raw_counts(path: str) -> tuple[int, int, set]:
                 continue
             m = _EMITTED.match(line.strip())
             if m:
-                emitted += int(m.group(2))
+                emitted += int(m.group(1))
     return headers, emitted, dup
 
 
@@ -138,7 +138,7 @@ def test_soak_no_event_lost_by_dwarfgo():
             if emitted and missing != emitted - headers:
                 problems.append(f"says {missing} missing; bpftrace emitted {emitted}, printed {headers}")
             if not emitted and headers:
-                problems.append("bpftrace's per-thread counters were not printed at exit")
+                problems.append("the program's event counter was not printed at exit")
             SOAK.append((version, mode, len(report), len(events), missing))
         if mode == "end":
             # the program ran to its end under the trace: every call shown with exact values,
@@ -215,7 +215,7 @@ def summary_lines() -> list[str]:
 @pytest.mark.live
 @pytest.mark.parametrize("bt", ["0.17", "newest"])
 def test_a_stop_while_bpftrace_prints_its_maps_does_not_cut_them(bt):
-    """bpftrace prints its maps (the per-thread event counters among them) after its main loop has
+    """bpftrace prints its maps (the program's event counter among them) after its main loop has
     returned: after a stop, or by itself when the -p process exits. A stop request can come right
     then. Here bpftrace ends by itself (exit(); its END block prints the program's END line) and
     then blocks writing an 800-entry map into a one-page pipe; the stop comes while it is stuck

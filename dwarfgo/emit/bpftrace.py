@@ -5,26 +5,28 @@ For each traced function: an entry uprobe attached by address (a quoted Go name 
 call gives one event), and prints every planned read; with --ret, one uprobe on each
 RET instruction reading the results where the ABI leaves them.
 
-Every output line starts with `@dg`, then the thread id and a per-thread event number,
-so the decoder can group lines of one event even when CPUs interleave. An event is as few
+Every output line starts with `@dg`, then the thread id and the event's time (<ts>, nsecs at
+the probe's start: a thread's events are each a trap apart, so no two share one), so the
+decoder can group lines of one event even when CPUs interleave. An event is as few
 printfs (output records) as the bpftrace version's record budget allows (Dialect.printf_batch):
 one when its values fit, its header riding in front of its first values:
 
-    @dg <tid> <seq> call <probe> <nsecs> <g> <goid> <pc> <pid> <cpu> : <values or end>
-    @dg <tid> <seq> ret <probe> <nsecs> <g> <site> <latency-ns> <call> <pc> <pid> <cpu> : <values or end>
-                                (call: tid<<32 | seq of its call; pc: the probed address at run time)
-    @dg <tid> <seq> call|ret ... <cpu>            the header alone, first, when the event's first
+    @dg <tid> <ts> call <probe> <ts> <g> <goid> <pc> <pid> <cpu> : <values or end>
+    @dg <tid> <ts> ret <probe> <ts> <g> <site> <latency-ns> <call> <pc> <pid> <cpu> : <values or end>
+                                (call: the <ts> of the call it ends, 0 when unknown: with <pid> and
+                                <g> it names that call; pc: the probed address at run time)
+    @dg <tid> <ts>  call|ret ... <cpu>            the header alone, first, when the event's first
                                                   values would be printed inside an `if`
-    @dg <tid> <seq> <read>[,<read>...] <value>... values (see plan.py) that did not fit the end line;
+    @dg <tid> <ts>  <read>[,<read>...] <value>... values (see plan.py) that did not fit the end line;
                                                   a byte copy (%rx: four characters `\\xNN` per byte) is a value
-    @dg <tid> <seq> end <lines> [<read>,... <value>...]
+    @dg <tid> <ts>  end <lines> [<read>,... <value>...]
                                                   event complete, with its last values; <lines>
                                                   printed in all, so the decoder knows when
                                                   bpftrace dropped some
     @dg 0 0 attached <identity>                   every probe is attached (see _attach_markers)
     @dg 0 0 identity <identity>                   from the END block: which program this was (identity.py)
-    @dg_seq[<tid>]: <n>                           printed by bpftrace at exit: events emitted on
-                                                  each thread (the decoder counts what is missing)
+    @dg_n: <n>                                    printed by bpftrace at exit: events the probes
+                                                  emitted (the decoder counts what is missing)
 
 Only numbers come from dwarfgo into the program; names from the binary stay in the
 decoder, so no symbol or type name can change what the program does.
@@ -207,7 +209,7 @@ class ProgramWriter:
 
     @staticmethod
     def _line(seq_var: str, rest_fmt: str, args: list[str]) -> str:
-        fmt = "@dg %d %ld " + rest_fmt + "\\n"
+        fmt = "@dg %d %lu " + rest_fmt + "\\n"
         return f'printf("{fmt}", ' + ", ".join(["tid", seq_var] + args) + ");"
 
     # ------------------------------------------------------------- entry
@@ -229,20 +231,18 @@ class ProgramWriter:
         body = [f"// dg probe {probe.probe_id}"] + self._event_start(g_expr) + [
             self._goid(g_expr),
             _Header(f"call {probe.probe_id} %lu %lx %ld %lx %lu %d",
-                    ("nsecs", "$g", "$goid", self.pc, "(uint64)pid", "cpu")),
+                    ("$ts", "$g", "$goid", self.pc, "(uint64)pid", "cpu")),
         ]
-        if g_expr and returns:  # for the return probes: latency, and the call this return ends
-            key = _call_key(probe)
-            body.append(f"@dg_start[{key}] = nsecs;")
-            body.append(f"@dg_call[{key}] = (uint64)tid * 4294967296 + (uint64)$seq;")
+        if g_expr and returns:  # for the return probes: the call this return ends (its time: latency)
+            body.append(f"@dg_start[{_call_key(probe)}] = $ts;")
         for v in values:
-            body += self._node(v.node, "$seq")
-        body = self._pack(body, "$seq")
+            body += self._node(v.node, "$ts")
+        body = self._pack(body, "$ts")
         if filter_code is not None:
             probe.filtered = True
             body = filter_code.statements + [f"if ({filter_code.condition}) {{", *body]
             if g_expr and returns:
-                body += ["} else {", f"$gk = {_u64(g_expr)};", f"@dg_call[pid, $gk, {probe.probe_id}] = 0;"]
+                body += ["} else {", f"$gk = {_u64(g_expr)};", f"@dg_start[pid, $gk, {probe.probe_id}] = 0;"]
             body.append("}")
         if reentry is not None and g_expr:
             body = self._unless_reentry(probe, reentry, g_expr, body)
@@ -337,22 +337,20 @@ class ProgramWriter:
         for site in sites:
             body = [f"// dg probe {probe.probe_id}"] + self._event_start(g_expr) + [
                 f"$t0 = @dg_start[{key}];",
-                f"$c = @dg_call[{key}];",
                 self._delete(f"@dg_start[{key}]"),
-                self._delete(f"@dg_call[{key}]"),
                 # a difference is signed in bpftrace 0.27 (it warns on unsigned operands): say so
                 _Header(f"ret {probe.probe_id} %lu %lx {site:#x} %ld %lu %lx %lu %d",
-                        ("nsecs", "$g", "($t0 > 0 ? (int64)nsecs - (int64)$t0 : (int64)0)", "$c", self.pc,
+                        ("$ts", "$g", "($t0 > 0 ? (int64)$ts - (int64)$t0 : (int64)0)", "$t0", self.pc,
                          "(uint64)pid", "cpu")),
             ]
             for v in values:
-                body += self._node(v.node, "$seq")
-            body = self._pack(body, "$seq")
+                body += self._node(v.node, "$ts")
+            body = self._pack(body, "$ts")
             if entry_probe.filtered:  # only the returns of calls that passed (marked at entry)
                 probe.filtered = True
                 gk = f"pid, $gk, {entry_probe.probe_id}"
-                body = [f"$gk = {_u64(g_expr or '0')};", f"$keep = @dg_call[{gk}];", "if ($keep != 0) {", *body,
-                        "} else {", self._delete(f"@dg_call[{gk}]"), "}"]
+                body = [f"$gk = {_u64(g_expr or '0')};", f"$keep = @dg_start[{gk}];", "if ($keep != 0) {", *body,
+                        "} else {", self._delete(f"@dg_start[{gk}]"), "}"]
             self.blocks.append(self._block(self._attach(site), None, body))
         return probe
 
@@ -363,10 +361,20 @@ class ProgramWriter:
 
     @staticmethod
     def _event_start(g_expr: str | None) -> list[str]:
-        """Every event: the next number of this thread's events, and the goroutine (g) pointer."""
+        """Every event: counted in @dg_n (count(): without a key a per-CPU array that the program
+        only adds to, with no lock and no lookup of the thread; bpftrace prints the sum at exit,
+        which tells the decoder how many events never reached it), its time, which with the
+        thread names the event on each of its lines (a thread's events cannot share a
+        nanosecond: each is a trap apart), and the goroutine (g) pointer. Was a per-thread
+        number in a hash map (@dg_seq[tid], a lookup and an update with the bucket's lock), and
+        a return found its call through a second map (@dg_call): main.Hot of scripts/bench-trace,
+        old and new programs alternating in one run (5 rounds, medians), cost 1.37x -> 1.32x a
+        bare uprobe on 0.27, and with --ret 1.40x -> 1.24x the bare entry and RET probes; on 0.17
+        no change shows (1.8-2.0x either way: there a probe that prints only a constant already
+        costs 1.8-1.9x, each perf-buffer record waking bpftrace)."""
         return [
-            "$seq = @dg_seq[tid] + 1;",
-            "@dg_seq[tid] = $seq;",
+            "@dg_n = count();",
+            "$ts = nsecs;",
             f"$g = {_u64(g_expr or '0')};",
         ]
 
@@ -657,10 +665,10 @@ def _attach_markers() -> tuple[str, str]:
 
 
 _MARKER_MS = 20
-# At exit bpftrace prints every map: only @dg_seq is wanted (each thread's count of events the probes
-# emitted, which tells the decoder how many never reached it); the rest is cleared first.
+# At exit bpftrace prints every map: only @dg_n is wanted (the count of events the probes emitted,
+# which tells the decoder how many never reached it); the rest is cleared first.
 def _end_block(text: str) -> str:
-    maps = ["@dg_live_first", "@dg_live_last"] + [m for m in ("@dg_reenter", "@dg_start", "@dg_call")
+    maps = ["@dg_live_first", "@dg_live_last"] + [m for m in ("@dg_reenter", "@dg_start")
                                                   if m + "[" in text]
     return ("END\n{\n" + "".join(f"\tclear({m});\n" for m in maps) +
             f"\tprintf(\"@dg 0 0 identity {PLACEHOLDER}\\n\");\n}}\n")
@@ -695,7 +703,7 @@ def _read_lines(text: str) -> dict[int, tuple[int, int]]:
     return out
 
 
-_VALUE_PRINTF = re.compile(r'printf\("@dg %d %ld (?:(?:call|ret) [^"]*? : )?(?:end %ld )?([\d,]+) ([^"]*?)\\n"')
+_VALUE_PRINTF = re.compile(r'printf\("@dg %d %lu (?:(?:call|ret) [^"]*? : )?(?:end %ld )?([\d,]+) ([^"]*?)\\n"')
 
 
 def _read_spots(text: str) -> dict[tuple[int, int], tuple[int, int]]:
@@ -748,7 +756,7 @@ def _block_lines(text: str):
             continue
         if probe is not None:
             yield number, probe, line, early
-            if stripped.startswith('printf("@dg %d %ld '):
+            if stripped.startswith('printf("@dg %d %lu '):
                 early = False
 
 

@@ -23,7 +23,7 @@ filter is false: the call is not printed.
 
 `compile_filter` gives a `FilterCode`: bpftrace statements that compute the decision, and the
 condition that holds when the call passes. Any program writer puts the statements at the top of
-the entry probe and its whole body (event numbering included, so that a filtered-out call is
+the entry probe and its whole body (event counting included, so that a filtered-out call is
 not counted as lost) under `if (condition) { … }`. Only numbers and the program's own variables
 (`$dgf_…`) enter the statements; the literal's bytes are compared as integers.
 """

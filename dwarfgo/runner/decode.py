@@ -1,6 +1,6 @@
 """Layer 5: decode the program's `@dg` lines back into Go values.
 
-Lines are grouped per (thread, event number) until the event's `end` line; then the
+Lines are grouped per (thread, event time) until the event's `end` line; then the
 probe's read plan is walked to turn raw words into JSON-ready values and Go syntax.
 """
 
@@ -36,7 +36,7 @@ class Event:
     latency_ns: int | None = None
     args_text: str | None = None  # for returns: the matching call's arguments
     call_args: dict | None = None  # for returns: the matching call's argument values
-    call_id: tuple[int, int] | None = None  # (tid, seq) of the call event (for a return: of its call)
+    call_id: tuple | None = None  # (pid, g, ts) of the call event (for a return: of its call)
     incomplete: str | None = None  # bpftrace dropped some of this event's lines
     pid: int | None = None  # the traced process (several when tracing a binary system-wide)
 
@@ -107,9 +107,9 @@ class _Pending:
 # 0.23+ with -k, two lines (the first alone is also the shape of compile-time warnings)
 #   /tmp/x.bt:29:12-30: WARNING: Bad address
 #   Additional Info - helper: probe_read_user, retcode: -14
-# bpftrace prints every map when it exits: the program's per-thread event counter is the number of
-# events its probes emitted on each thread, printed or not (`@dg_seq[12345]: 17`)
-_EMITTED = re.compile(r"^@dg_seq\[(\d+)\]: (\d+)$")
+# bpftrace prints every map when it exits: the program's event counter is the number of events its
+# probes emitted, printed or not (`@dg_n: 17`)
+_EMITTED = re.compile(r"^@dg_n: (\d+)$")
 _CARET = re.compile(r"^\s*[~^]+\s*$")
 _LOST = re.compile(r"(?:WARNING: )?Lost (\d+) events")  # bpftrace's count of records it dropped
 _LOCATED_WARNING = re.compile(r"^\S*?:(\d+):(\d+)(?:-\d+)?: WARNING: (.*)$")
@@ -150,8 +150,8 @@ class Decoder:
         self.max_str = max_str
         self.pending: dict[tuple[int, int], _Pending] = {}
         self.lost = 0
-        self.calls: dict[tuple[int, int], Event] = {}  # (tid, seq) -> call event awaiting its return
-        self.early_returns: dict[tuple[int, int], Event] = {}  # returns that arrived before their call
+        self.calls: dict[tuple, Event] = {}  # (pid, g, ts) -> call event awaiting its return
+        self.early_returns: dict[tuple, Event] = {}  # returns that arrived before their call
         self.incomplete = 0
         self.held: list[Event] = []
         self.unparsed: list[str] = []
@@ -164,9 +164,8 @@ class Decoder:
         # writes them one by one to the stream the command shares); None: by position
         self.program_lines = program_lines
         self._warning_source: list[str] | None = None  # the words of the line the last warning names
-        self.seen: dict[int, int] = {}  # thread -> events whose first line arrived
-        self.last_seq: dict[int, int] = {}  # thread -> highest event number seen
-        self.emitted: dict[int, int] | None = None  # thread -> events the probes emitted (from the exit map)
+        self.seen = 0  # events whose first line arrived
+        self.emitted: int | None = None  # events the probes emitted (from the exit map)
         self.calls_shown = 0
         self.returns_shown = 0
 
@@ -182,11 +181,9 @@ class Decoder:
     @property
     def events_lost(self) -> int:
         """Events the probes emitted that never reached the decoder: their first line (or every
-        line) was lost by bpftrace, or bpftrace never printed it (stopped first). Exact when
-        bpftrace printed its per-thread counters at exit; otherwise the gaps in each thread's
-        event numbers (which cannot see a loss after a thread's last event that arrived)."""
-        totals = self.emitted if self.emitted is not None else self.last_seq
-        return sum(max(0, n - self.seen.get(tid, 0)) for tid, n in totals.items())
+        line) was lost by bpftrace, or bpftrace never printed it (stopped first). Known when
+        bpftrace printed its event counter at exit (0 otherwise: counts_exact says so)."""
+        return max(0, self.emitted - self.seen) if self.emitted is not None else 0
 
     @property
     def counts_exact(self) -> bool:
@@ -201,12 +198,10 @@ class Decoder:
         if m:
             self.lost += int(m.group(1))
             return None
-        if line.startswith("@dg_seq["):
+        if line.startswith("@dg_n: "):
             m = _EMITTED.match(line)
             if m:
-                if self.emitted is None:
-                    self.emitted = {}
-                self.emitted[int(m.group(1))] = int(m.group(2))
+                self.emitted = int(m.group(1))
                 return None
         if not line.startswith("@dg "):
             held, self._held_warning = self._held_warning, None
@@ -257,13 +252,11 @@ class Decoder:
             if what in ("interval", "identity"):  # the END block's line: the maps printed at exit follow
                 self.tables_done(final=False)
             return None
-        if seq > self.last_seq.get(tid, 0):
-            self.last_seq[tid] = seq
         if what in ("call", "ret"):
             # `<header>` alone, or `<header> : <values or end>` (the event's first printf of values)
             header, colon, tail = rest.partition(" : ")
             if key not in self.pending:
-                self.seen[tid] = self.seen.get(tid, 0) + 1
+                self.seen += 1
             pend = _Pending([what] + header.split(" "))
             pend.cpu = _cpu_of(pend.header)
             self.pending[key] = pend
@@ -383,7 +376,7 @@ class Decoder:
         try:
             ev = self._decode_event(tid, seq, pend, cut)
         except (ValueError, IndexError, KeyError):
-            self.seen[tid] = self.seen.get(tid, 1) - 1  # a first line cut short: the event is lost
+            self.seen -= 1  # a first line cut short: the event is lost
             return None
         if cut:
             self._incomplete(ev, cut)
@@ -415,10 +408,10 @@ class Decoder:
         pid = int(h[pid_field]) if len(h) > pid_field else None
         if kind == "call":
             goid = int(h[4]) if len(h) > 4 and int(h[4]) >= 0 else None
-            return Event("call", probe, tid, ts, g, goid, values, texts, call_id=(tid, seq), pid=pid)
+            return Event("call", probe, tid, ts, g, goid, values, texts, call_id=(pid, g, ts), pid=pid)
         site, latency = int(h[4], 16), int(h[5])
-        packed = int(h[6]) if len(h) > 6 else 0
-        call_id = (packed >> 32, packed & 0xFFFFFFFF) if packed > 0 else None
+        call_ts = int(h[6]) if len(h) > 6 else 0  # the time of the call this return ends (0: unknown)
+        call_id = (pid, g, call_ts) if call_ts > 0 else None
         return Event("ret", probe, tid, ts, g, None, values, texts, site, latency or None, call_id=call_id, pid=pid)
 
     def _deliver(self, ev: Event) -> Event | None:

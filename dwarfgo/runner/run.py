@@ -105,7 +105,7 @@ class BpftraceRun:
         Why SIGTERM and not SIGINT: bpftrace handles both alike while it traces, but once its
         main loop has returned (it was stopped, or, with -p, it noticed the process exit by
         itself) it restores SIGINT's default action before printing its maps. A SIGINT that lands
-        then kills it before the per-thread event counters are printed, and the number of events
+        then kills it before the event counter is printed, and the number of events
         never printed can no longer be known (seen in CI: 0.27 with -p, the stop arriving just
         as the traced process exited). Its SIGTERM handler stays in place to the end, but a
         SIGTERM that interrupts 0.27 while it waits to write into a full pipe still cuts the

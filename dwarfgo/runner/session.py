@@ -12,7 +12,7 @@ event accounted for.
   timestamp minus the event's) and shown in timestamp order; when the output goes quiet for
   that long, everything held is shown.
 * **Accounting.** At the end: calls and returns shown, events the probes emitted that never
-  reached dwarfgo (from bpftrace's per-thread counters, printed when it exits), output records
+  reached dwarfgo (from the program's event counter, which bpftrace prints when it exits), output records
   bpftrace said it lost, and events cut short.
 """
 

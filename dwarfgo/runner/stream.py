@@ -26,7 +26,7 @@ class TraceOutcome:
     calls: int = 0
     returns: int = 0
     lost_events: int = 0  # emitted by the probes, never decoded
-    lost_exact: bool = False  # lost_events from bpftrace's own counters (else: gaps in event numbers)
+    lost_exact: bool = False  # lost_events from the program's event counter (else: unknown, 0)
     lost_records: int = 0  # output records bpftrace reported lost
     incomplete: int = 0
     undecoded_lines: int = 0  # left in the queue by a second Ctrl-C
@@ -144,9 +144,9 @@ def loss_lines(o: TraceOutcome, buffer_hint: str) -> list[str]:
     elif o.lost_records:
         out.append(f"dwarfgo: warning: bpftrace reported {o.lost_records} lost output record(s){buffer_hint}")
     if not o.lost_exact and not o.interrupted and (o.calls or o.returns):
-        out.append("dwarfgo: warning: bpftrace's output ends without its per-thread event counters (printed "
-                   "when it exits): events emitted after the last one shown on a thread, if any, cannot be "
-                   "counted as missing")
+        out.append("dwarfgo: warning: bpftrace's output ends without its event counter (printed when it "
+                   "exits): events the probes emitted that never reached dwarfgo, if any, cannot be counted as "
+                   "missing")
     if o.incomplete:
         out.append(f"dwarfgo: warning: {o.incomplete} event(s) cut short (output dropped by bpftrace, or the stop "
                    f"came first); their values are shown as unavailable")
