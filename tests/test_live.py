@@ -224,6 +224,37 @@ def test_one_event_per_call(fixture, bt):
         _values_exact(binary, path, version != "0.17", f"{fixture} go{go}/bpftrace{version}", version)
 
 
+@pytest.mark.live
+@pytest.mark.parametrize("bt", ["0.17", "0.23", "newest"])
+def test_each_event_carries_its_goroutine(bt):
+    """The goroutine id of every call and return is read from its g: each of the concurrent
+    fixture's workers is one goroutine calling main.Work, so the calls of one worker share an id
+    and two workers never do. bpftrace 0.23 with -k gave the id's conditional read -1 (shown as
+    null) on every event."""
+    version, path = installed_bpftrace(bt)
+    ret = version != "0.17"
+    versions = go_versions() or ["1.22"]
+    for go in (versions[0], versions[-1]):
+        binary = FIXTURES / f"go{go}" / "amd64" / "default" / "concurrent"
+        _live_preconditions(binary)
+        report, events, errors, rc = trace_fixture(binary, ["main.Work"], path, ret=ret,
+                                                   fixture_args=("-workers", "4", "-calls", "5"))
+        assert rc == 0, "\n".join(errors[-20:])
+        calls = [e for e in events if e["event"] == "call"]
+        assert len(calls) == len(report) == 20, (go, version, len(calls), len(report))
+        by_worker: dict[int, set] = {}
+        for ev in calls:
+            assert isinstance(ev["goroutine"], int) and ev["goroutine"] > 0, (go, version, ev["goroutine"])
+            by_worker.setdefault(ev["args"]["worker"], set()).add(ev["goroutine"])
+        assert sorted(by_worker) == [0, 1, 2, 3] and all(len(ids) == 1 for ids in by_worker.values()), by_worker
+        assert len(set().union(*by_worker.values())) == 4, by_worker
+        if ret:
+            returns = [e for e in events if e["event"] == "ret"]
+            assert len(returns) == 20, (go, version, len(returns))
+            for ev in returns:  # main.Work returns worker*100000 + ...: its worker, its goroutine
+                assert {ev["goroutine"]} == by_worker[ev["results"]["result"] // 100000], (go, version, ev)
+
+
 def summary_lines() -> list[str]:
     """What the live runs checked, for the end of the pytest report (conftest.py prints it)."""
     lines = [f"{name}: {c} values exact, {u} unavailable (with reason), {t} truncated by limits"

@@ -229,7 +229,7 @@ class ProgramWriter:
                           selected=selections is not None)
         self.probes.append(probe)
         body = [f"// dg probe {probe.probe_id}"] + self._event_start(g_expr) + [
-            self._goid(g_expr),
+            *goid_statements(g_expr, self.goid_offset),
             _Header(f"call {probe.probe_id} %lu %lx %ld %lx %lu %d",
                     ("$ts", "$g", "$goid", self.pc, "(uint64)pid", "cpu")),
         ]
@@ -377,11 +377,6 @@ class ProgramWriter:
             "$ts = nsecs;",
             f"$g = {_u64(g_expr or '0')};",
         ]
-
-    def _goid(self, g_expr: str | None) -> str:
-        if g_expr and self.goid_offset is not None:
-            return f"$goid = $g != 0 ? *(int64*)($g + {self.goid_offset}) : (int64)-1;"
-        return "$goid = (int64)-1;"
 
     def _block(self, attach: str, cond: str | None, body: list[str]) -> str:
         return attach + self._predicate(cond) + "\n{\n" + "\n".join("\t" + line for line in _indent(body)) + "\n}\n"
@@ -758,6 +753,16 @@ def _block_lines(text: str):
             yield number, probe, line, early
             if stripped.startswith('printf("@dg %d %lu '):
                 early = False
+
+
+def goid_statements(g_expr: str | None, goid_offset: int | None) -> list[str]:
+    """$goid: the goroutine id read from $g, or -1. An `if`, not a conditional expression:
+    bpftrace 0.23 with -k gives `$g != 0 ? *(int64*)($g + 152) : (int64)-1` the value of the
+    branch without the read (-1 for every event, main.Hot of scripts/bench-trace; 0.17 with -kk
+    and 0.27 with -k read it)."""
+    if not (g_expr and goid_offset is not None):
+        return ["$goid = (int64)-1;"]
+    return ["$goid = (int64)-1;", "if ($g != 0) {", f"$goid = *(int64*)($g + {goid_offset});", "}"]
 
 
 def _indent(lines: list[str]) -> list[str]:

@@ -29,7 +29,7 @@ from ..errors import DwarfgoError
 from ..functions import Function
 from ..gotypes import GoType, Kind
 from ..verify.machine import MachineReport
-from .bpftrace import ProbePlan, ProgramWriter, _call_key, _cast, _config_block, _u64
+from .bpftrace import ProbePlan, ProgramWriter, _call_key, _cast, _config_block, _u64, goid_statements
 from .dialect import Dialect
 from .probe import _comment_safe as comment_safe
 from .stackcheck import CompileVerdict, compile_verdict
@@ -476,7 +476,7 @@ class ReadableWriter(ProgramWriter):
     def _prelude(self, g_expr: str | None) -> list[str]:
         lines = [f"$g = {_u64(g_expr)};"] if g_expr else []
         if g_expr and self.goid_offset is not None:
-            lines.append(f"$goid = $g != 0 ? *(int64*)($g + {self.goid_offset}) : (int64)-1;")
+            lines += goid_statements(g_expr, self.goid_offset)
         return lines
 
     def _who(self, g_expr: str | None) -> tuple[str, list[str]]:
