@@ -18,6 +18,7 @@ from . import __version__
 from elftools.common.exceptions import DWARFError, ELFError
 
 from .errors import DwarfgoError, describe
+from .jsontext import dumps_indent1
 from . import indexcache
 
 # what only some commands need is imported by them (a warm run is mostly start-up): the library
@@ -195,7 +196,7 @@ def _listing(prog, pattern: Optional[str], regex: bool, as_json: bool) -> Option
             typer.echo(f"dwarfgo: note: {len(prog.twin_refusals) - 3} more function(s) left out: their code "
                        f"is not the twin's", err=True)
         if as_json:
-            text = json.dumps(list(found), indent=1) + "\n"
+            text = dumps_indent1(list(found)) + "\n"
             typer.echo(text, nl=False)
             return text
         lines = []
@@ -385,11 +386,11 @@ def _abi_listing(prog, items, as_json: bool) -> str:
     """`abi`'s output for (unit, consistent, record or text) items."""
     units = sorted({tuple(unit) for unit, _, _ in items if unit is not None})
     if as_json:
-        return json.dumps({
+        return dumps_indent1({
             "binary": str(prog.binary.path), "go_version": prog.binary.go_version, "arch": prog.binary.arch,
             "units": [{"name": n, "producer": p, "regabi": "regabi" in p.split()} for n, p in units],
             "functions": [record for _, _, record in items],
-        }, indent=1) + "\n"
+        }) + "\n"
     out = [_safe(f"{prog.binary.path}: {prog.binary.go_version} {prog.binary.arch}")]
     for name, producer in units:
         out.append(_safe(f"  unit {name}: {producer}"))
