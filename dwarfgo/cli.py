@@ -338,7 +338,9 @@ def abi(
       dwarfgo abi ./server '(*BarrierView).Put' --json
     """
     kind = "abi-one-json" if as_json else "abi-one"
-    hit, one = _stored(binary, debug_file, debug_from, no_cache, kind, [pattern, regex]) if pattern else (False, None)
+    # a pattern of stars (`*`, every function) names no one function: not looked up as one
+    single = pattern is not None and (regex or pattern.strip().strip("*") != "")
+    hit, one = _stored(binary, debug_file, debug_from, no_cache, kind, [pattern, regex]) if single else (False, None)
     if hit and one is not None:
         typer.echo(one[0], nl=False)
         if not one[1]:
@@ -346,7 +348,7 @@ def abi(
         return
     with _open(binary, debug_file, debug_from, no_cache) as prog:
         task = _abi_json if as_json else _abi_text
-        if pattern is not None and not hit:
+        if single and not hit:
             # one function's report is computed once per binary (and dwarfgo build), then read
             # from the index cache; None: the pattern names no one function
             one = prog.remembered(kind, [pattern, regex], lambda: _abi_one(prog, pattern, task, as_json))

@@ -470,6 +470,8 @@ _ICED_REG_NAMES: dict[int, str] = {}  # iced-x86 Register -> Capstone's name
 _ICED_IMMEDIATE_BITS: dict[int, int] = {}  # iced-x86 OpKind of an immediate -> its width as encoded
 _ICED_BRANCH_KINDS: frozenset[int] = frozenset()
 _ICED_REGISTER = _ICED_MEMORY = _ICED_RIP = _ICED_LEGACY = -1  # OpKind.REGISTER, OpKind.MEMORY, Register.RIP, EncodingKind.LEGACY
+_ICED_MEMORY_BYTES: dict[int, int] = {}  # iced-x86 MemorySize -> its width in bytes
+_X86_OP_REG = _X86_OP_IMM = _X86_OP_MEM = -1  # Capstone's operand types (x86_const)
 
 
 def _iced_tables() -> None:
@@ -477,8 +479,9 @@ def _iced_tables() -> None:
     top bit is clear is the same number to both)."""
     if _ICED_REG_NAMES:
         return
-    global _ICED_BRANCH_KINDS, _ICED_REGISTER, _ICED_MEMORY, _ICED_RIP, _ICED_LEGACY
+    global _ICED_BRANCH_KINDS, _ICED_REGISTER, _ICED_MEMORY, _ICED_RIP, _ICED_LEGACY, _X86_OP_REG, _X86_OP_IMM, _X86_OP_MEM
     from iced_x86 import EncodingKind, OpKind, Register
+    _X86_OP_REG, _X86_OP_IMM, _X86_OP_MEM = x86_const.X86_OP_REG, x86_const.X86_OP_IMM, x86_const.X86_OP_MEM
     _ICED_REGISTER, _ICED_MEMORY, _ICED_RIP = OpKind.REGISTER, OpKind.MEMORY, Register.RIP
     _ICED_LEGACY = EncodingKind.LEGACY
     for name in dir(Register):
@@ -490,6 +493,10 @@ def _iced_tables() -> None:
                                  OpKind.IMMEDIATE64: 64, OpKind.IMMEDIATE8TO16: 8, OpKind.IMMEDIATE8TO32: 8,
                                  OpKind.IMMEDIATE8TO64: 8, OpKind.IMMEDIATE32TO64: 32})
     _ICED_BRANCH_KINDS = frozenset((OpKind.NEAR_BRANCH16, OpKind.NEAR_BRANCH32, OpKind.NEAR_BRANCH64))
+
+
+# operand-size, address-size, lock, repne, rep and segment override prefixes
+_LEGACY_PREFIX_BYTES = frozenset((0x66, 0x67, 0xF0, 0xF2, 0xF3, 0x2E, 0x36, 0x3E, 0x26, 0x64, 0x65))
 
 
 def _signed(value: int, bits: int) -> int:
@@ -522,8 +529,11 @@ class _IcedInsn:
     def mnemonic(self) -> str:
         if self._mnemonic is None:
             insn = self._insn
-            if insn.has_rep_prefix or insn.has_repne_prefix or insn.has_lock_prefix or insn.has_segment_prefix \
-                    or insn.has_xacquire_prefix or insn.has_xrelease_prefix:
+            # those prefixes are legacy prefix bytes, which come first: an instruction that does not
+            # start with one has none (most do not: iced-x86 is not asked)
+            if self._code[self.address - self._base] in _LEGACY_PREFIX_BYTES and (
+                    insn.has_rep_prefix or insn.has_repne_prefix or insn.has_lock_prefix or insn.has_segment_prefix
+                    or insn.has_xacquire_prefix or insn.has_xrelease_prefix):
                 self._mnemonic, self._op_str = self._capstone_text()
             else:
                 code = insn.code
@@ -577,10 +587,11 @@ class _IcedInsn:
         if insn.encoding != _ICED_LEGACY:
             # VEX/EVEX forms: Capstone lists an opmask, folds a comparison's predicate into the mnemonic
             raise _DecodersDisagree(f"the operands of the instruction at {self.address:#x}")
+        new = tuple.__new__  # the named tuples made without their Python-level constructor
         for k in range(insn.op_count):
             kind = insn.op_kind(k)
             if kind == _ICED_REGISTER:
-                out.append(_IcedOperand(x86_const.X86_OP_REG, insn.op_register(k), 0, _NO_MEM, 0))
+                out.append(new(_IcedOperand, (_X86_OP_REG, insn.op_register(k), 0, _NO_MEM, 0)))
             elif kind in _ICED_IMMEDIATE_BITS:
                 value = insn.immediate(k)
                 bits = _ICED_IMMEDIATE_BITS[kind]
@@ -588,17 +599,21 @@ class _IcedInsn:
                     # Capstone makes the value signed or not by instruction (`add eax, -1` but `and ebx,
                     # 0xfffffff8`, both sign-extended bytes): asked of Capstone
                     value = self._capstone_immediate(k)
-                out.append(_IcedOperand(x86_const.X86_OP_IMM, 0, value, _NO_MEM, 0))
+                out.append(new(_IcedOperand, (_X86_OP_IMM, 0, value, _NO_MEM, 0)))
             elif kind in _ICED_BRANCH_KINDS:
-                out.append(_IcedOperand(x86_const.X86_OP_IMM, 0, insn.near_branch_target, _NO_MEM, 0))
+                out.append(new(_IcedOperand, (_X86_OP_IMM, 0, insn.near_branch_target, _NO_MEM, 0)))
             elif kind == _ICED_MEMORY:
                 base = insn.memory_base
                 if base == _ICED_RIP:  # Capstone keeps the displacement, iced-x86 gives the address
                     disp = _signed(insn.memory_displacement - insn.next_ip, 64)
                 else:
                     disp = _signed(insn.memory_displacement, 64)
-                mem = _X86Mem(0, base, insn.memory_index, insn.memory_index_scale, disp)
-                out.append(_IcedOperand(x86_const.X86_OP_MEM, 0, 0, mem, iced_x86.MemorySizeExt.size(insn.memory_size)))
+                mem = new(_X86Mem, (0, base, insn.memory_index, insn.memory_index_scale, disp))
+                size = insn.memory_size
+                width = _ICED_MEMORY_BYTES.get(size)
+                if width is None:
+                    width = _ICED_MEMORY_BYTES[size] = iced_x86.MemorySizeExt.size(size)
+                out.append(new(_IcedOperand, (_X86_OP_MEM, 0, 0, mem, width)))
             else:  # string, far-branch operands: not read by the checks the way Capstone gives them
                 raise _DecodersDisagree(f"an operand of the instruction at {self.address:#x}")
         return out
