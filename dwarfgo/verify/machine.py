@@ -391,13 +391,14 @@ def iced_sweep(code: bytes, address: int, keep: int = 0):
     lack some newer instructions). A return's bytes are named by Capstone once per process
     (`repz ret` and `bnd ret` are not "ret" to it).
 
-    (starts, rets), or with `keep`, (starts, rets, the first `keep` iced-x86 instructions)."""
+    (starts, rets), or with `keep`, (starts, rets, the first `keep` iced-x86 instructions; all of
+    them when `keep` is negative)."""
     _import_iced()
     agrees, returns = _ICED_AGREES, _ICED_RETURNS
     starts: list[int] = []
     rets: list[int] = []
     decoder = iced_x86.Decoder(64, code, ip=address)
-    first = list(itertools.islice(decoder, keep))
+    first = list(decoder) if keep < 0 else list(itertools.islice(decoder, keep))
     add, known_code = starts.append, agrees.get
     for insn in itertools.chain(first, decoder):
         kind = insn.code
@@ -435,21 +436,17 @@ def _iced_body(code: bytes, address: int) -> _Body | None:
     Capstone's): the instructions the checks read (the first HEAD, and from the morestack tail
     on) are iced-x86's too, seen as Capstone sees them (`_IcedInsn`): Capstone decodes only
     what they cannot say alike (an instruction with printed prefixes, an operand text asked for)."""
-    swept = iced_sweep(code, address, HEAD)
+    swept = iced_sweep(code, address, -1)  # every instruction kept: the tail is read from them
     if swept is None:
         return None
-    starts, rets, first = swept
-    end = address + len(code)
-    head = [_IcedInsn(insn, code, address) for insn in first]
+    starts, rets, insns = swept
+    head = [_IcedInsn(insn, code, address) for insn in insns[:HEAD]]
 
     def from_address(at: int):
         k = bisect.bisect_left(starts, at)
         if k == len(starts) or starts[k] != at:
             raise KeyError(at)  # as the other bodies: only an instruction start has instructions from it
-        decoder = iced_x86.Decoder(64, code[at - address:], ip=at)
-        for insn in decoder:
-            if insn.ip >= end:
-                break
+        for insn in itertools.islice(insns, k, None):  # the sweep's, as a sweep from `at` decodes them
             yield _IcedInsn(insn, code, address)
 
     return _Body(starts, rets, head, from_address)
