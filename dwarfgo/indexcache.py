@@ -242,7 +242,9 @@ def _write_atomically(path: Path, doc) -> None:
         return
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, separators=(",", ":"))
+            # dumps, not dump: only a one-shot encoding uses the C encoder (json.dump writes
+            # through the pure-Python one: 0.2 s for the 7.7 MB of abi '*' over cmd/compile)
+            fh.write(json.dumps(doc, separators=(",", ":")))
         os.replace(tmp, path)
     except (OSError, TypeError, ValueError) as e:  # (TypeError, ValueError: a value JSON cannot hold)
         if isinstance(e, OSError):
