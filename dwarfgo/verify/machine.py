@@ -468,6 +468,8 @@ _ICED_IMMEDIATE_BITS: dict[int, int] = {}  # iced-x86 OpKind of an immediate -> 
 _ICED_BRANCH_KINDS: frozenset[int] = frozenset()
 _ICED_REGISTER = _ICED_MEMORY = _ICED_RIP = _ICED_LEGACY = -1  # OpKind.REGISTER, OpKind.MEMORY, Register.RIP, EncodingKind.LEGACY
 _ICED_MEMORY_BYTES: dict[int, int] = {}  # iced-x86 MemorySize -> its width in bytes
+_ICED_FLOW_NEXT = -1  # FlowControl.NEXT: an instruction that does not branch
+_CAPSTONE_TEXTS: dict[bytes, tuple[str, str]] = {}  # an encoding -> Capstone's (mnemonic, operands), where fixed
 _X86_OP_REG = _X86_OP_IMM = _X86_OP_MEM = -1  # Capstone's operand types (x86_const)
 
 
@@ -477,7 +479,9 @@ def _iced_tables() -> None:
     if _ICED_REG_NAMES:
         return
     global _ICED_BRANCH_KINDS, _ICED_REGISTER, _ICED_MEMORY, _ICED_RIP, _ICED_LEGACY, _X86_OP_REG, _X86_OP_IMM, _X86_OP_MEM
-    from iced_x86 import EncodingKind, OpKind, Register
+    global _ICED_FLOW_NEXT
+    from iced_x86 import EncodingKind, FlowControl, OpKind, Register
+    _ICED_FLOW_NEXT = FlowControl.NEXT
     _X86_OP_REG, _X86_OP_IMM, _X86_OP_MEM = x86_const.X86_OP_REG, x86_const.X86_OP_IMM, x86_const.X86_OP_MEM
     _ICED_REGISTER, _ICED_MEMORY, _ICED_RIP = OpKind.REGISTER, OpKind.MEMORY, Register.RIP
     _ICED_LEGACY = EncodingKind.LEGACY
@@ -517,10 +521,21 @@ class _IcedInsn:
 
     def _capstone_text(self) -> tuple[str, str]:
         offset = self.address - self._base
-        decoded = list(_decoder("amd64", False).disasm_lite(self._code[offset:offset + self.size], self.address, 1))
-        if len(decoded) != 1 or decoded[0][1] != self.size:
-            raise _DecodersDisagree(f"the instruction at {self.address:#x}")
-        return decoded[0][2], decoded[0][3]
+        encoding = self._code[offset:offset + self.size]
+        insn = self._insn
+        # the text of an instruction that neither branches nor addresses memory relative to its
+        # own address does not depend on where it is: asked of Capstone once per encoding (Go
+        # 1.15's `mov rcx, qword ptr fs:[0xfffffffffffffff8]` begins most functions)
+        fixed = insn.flow_control == _ICED_FLOW_NEXT and not insn.is_ip_rel_memory_operand
+        text = _CAPSTONE_TEXTS.get(encoding) if fixed else None
+        if text is None:
+            decoded = list(_decoder("amd64", False).disasm_lite(encoding, self.address, 1))
+            if len(decoded) != 1 or decoded[0][1] != self.size:
+                raise _DecodersDisagree(f"the instruction at {self.address:#x}")
+            text = decoded[0][2], decoded[0][3]
+            if fixed:
+                _CAPSTONE_TEXTS[encoding] = text
+        return text
 
     @property
     def mnemonic(self) -> str:
