@@ -366,7 +366,12 @@ class DieScanner:
         name = low_pc = base = origin = None
         for attr, form, size in abbrev.attributes:
             start = pos
-            pos = self._apply(size, pos)
+            if size >= 0:
+                pos += size
+            elif size == _CSTRING:
+                pos = data.index(0, pos) + 1
+            else:
+                pos = self._apply(size, pos)
             if attr == DW_AT_name:
                 name = self._name(form, start, pos)
             elif attr == DW_AT_low_pc:
@@ -445,9 +450,15 @@ class DieScanner:
         """The attributes (all, or the `wanted` ones) of the DIE whose attributes start at `pos`,
         and where it ends."""
         values: dict[int, object] = {}
+        data = self.info
         for attr, form, size in abbrev.attributes:
             start = pos
-            pos = pos + size if size >= 0 else self._apply(size, pos)
+            if size >= 0:
+                pos += size
+            elif size == _CSTRING:  # a name: the common variable size, without a call
+                pos = data.index(0, pos) + 1
+            else:
+                pos = self._apply(size, pos)
             if wanted is None or attr in wanted:
                 values[attr] = self._value(form, start, pos, unit)
         return values, pos

@@ -239,6 +239,7 @@ def _split_unnamed_type_method(name: str) -> tuple[str, str | None, str]:
 _CLOSURE_PART = re.compile(r"(?:func|gowrap|deferwrap)\d+")
 
 
+@lru_cache(maxsize=16384)  # asked several times of each function's name while it is modelled
 def is_closure_rest(rest: str) -> bool:
     """Whether the function part of a symbol (split_symbol's third) names a closure: a function
     literal (`F.func1`, nested `F.func1.2`, `F.gowrap1`, `F.deferwrap1`, `glob..func1`), a method
@@ -307,9 +308,12 @@ def _local_type_receiver(parts: tuple[str, ...]) -> str | None:
     return None
 
 
+_LOCAL_TYPE_SUFFIX = re.compile(r"\.(\d+)$")
+
+
 def _local_type_spelling(symbol_type: str) -> str:
     """DWARF's name of a type the symbol names: `*net.dialResult·1` for `*net.dialResult.1`."""
-    return re.sub(r"\.(\d+)$", r"·\1", symbol_type)
+    return _LOCAL_TYPE_SUFFIX.sub(r"·\1", symbol_type)
 
 
 _RANGE_BODY = re.compile(r"-range\d+(?:$|\.)")
@@ -325,9 +329,13 @@ def _same_type_name(type_name: str, spellings: list[str]) -> bool:
     """A DWARF type name is the one a symbol spells. A type declared inside a function is `T·1` in
     DWARF and `T.1` in the symbol (`mime/multipart.(*writerOnly.1).Write`, whose receiver was
     once added a second time on Go 1.22+)."""
-    def norm(n: str) -> str:
-        return _LOCAL_TYPE.sub(r".\1", _strip_brackets(n))
+    norm = _symbol_spelling
     return norm(type_name) in {norm(s) for s in spellings}
+
+
+@lru_cache(maxsize=16384)  # the same receiver types are compared for many methods
+def _symbol_spelling(type_name: str) -> str:
+    return _LOCAL_TYPE.sub(r".\1", _strip_brackets(type_name))
 
 
 def _strip_abi0(name: str) -> str:

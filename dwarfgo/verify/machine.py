@@ -487,13 +487,14 @@ def iced_sweep(code: bytes, address: int, keep: int = 0):
     lack some newer instructions). A return's bytes are named by Capstone once per process
     (`repz ret` and `bnd ret` are not "ret" to it).
 
-    (starts, rets), or with `keep`, (starts, rets, the first `keep` iced-x86 instructions)."""
+    (starts, rets), or with `keep`, (starts, rets, the first `keep` iced-x86 instructions; all of
+    them when `keep` is negative)."""
     _import_iced()
     agrees, returns = _ICED_AGREES, _ICED_RETURNS
     starts: list[int] = []
     rets: list[int] = []
     decoder = iced_x86.Decoder(64, code, ip=address)
-    first = list(itertools.islice(decoder, keep))
+    first = list(decoder) if keep < 0 else list(itertools.islice(decoder, keep))
     add, known_code = starts.append, agrees.get
     for insn in itertools.chain(first, decoder):
         kind = insn.code
@@ -531,21 +532,17 @@ def _iced_body(code: bytes, address: int) -> _Body | None:
     Capstone's): the instructions the checks read (the first HEAD, and from the morestack tail
     on) are iced-x86's too, seen as Capstone sees them (`_IcedInsn`): Capstone decodes only
     what they cannot say alike (an instruction with printed prefixes, an operand text asked for)."""
-    swept = iced_sweep(code, address, HEAD)
+    swept = iced_sweep(code, address, -1)  # every instruction kept: the tail is read from them
     if swept is None:
         return None
-    starts, rets, first = swept
-    end = address + len(code)
-    head = [_IcedInsn(insn, code, address) for insn in first]
+    starts, rets, insns = swept
+    head = [_IcedInsn(insn, code, address) for insn in insns[:HEAD]]
 
     def from_address(at: int):
         k = bisect.bisect_left(starts, at)
         if k == len(starts) or starts[k] != at:
             raise KeyError(at)  # as the other bodies: only an instruction start has instructions from it
-        decoder = iced_x86.Decoder(64, code[at - address:], ip=at)
-        for insn in decoder:
-            if insn.ip >= end:
-                break
+        for insn in itertools.islice(insns, k, None):  # the sweep's, as a sweep from `at` decodes them
             yield _IcedInsn(insn, code, address)
 
     return _Body(starts, rets, head, from_address)
@@ -566,6 +563,10 @@ _ICED_REG_NAMES: dict[int, str] = {}  # iced-x86 Register -> Capstone's name
 _ICED_IMMEDIATE_BITS: dict[int, int] = {}  # iced-x86 OpKind of an immediate -> its width as encoded
 _ICED_BRANCH_KINDS: frozenset[int] = frozenset()
 _ICED_REGISTER = _ICED_MEMORY = _ICED_RIP = _ICED_LEGACY = -1  # OpKind.REGISTER, OpKind.MEMORY, Register.RIP, EncodingKind.LEGACY
+_ICED_MEMORY_BYTES: dict[int, int] = {}  # iced-x86 MemorySize -> its width in bytes
+_ICED_FLOW_NEXT = -1  # FlowControl.NEXT: an instruction that does not branch
+_CAPSTONE_TEXTS: dict[bytes, tuple[str, str]] = {}  # an encoding -> Capstone's (mnemonic, operands), where fixed
+_X86_OP_REG = _X86_OP_IMM = _X86_OP_MEM = -1  # Capstone's operand types (x86_const)
 
 
 def _iced_tables() -> None:
@@ -573,8 +574,11 @@ def _iced_tables() -> None:
     top bit is clear is the same number to both)."""
     if _ICED_REG_NAMES:
         return
-    global _ICED_BRANCH_KINDS, _ICED_REGISTER, _ICED_MEMORY, _ICED_RIP, _ICED_LEGACY
-    from iced_x86 import EncodingKind, OpKind, Register
+    global _ICED_BRANCH_KINDS, _ICED_REGISTER, _ICED_MEMORY, _ICED_RIP, _ICED_LEGACY, _X86_OP_REG, _X86_OP_IMM, _X86_OP_MEM
+    global _ICED_FLOW_NEXT
+    from iced_x86 import EncodingKind, FlowControl, OpKind, Register
+    _ICED_FLOW_NEXT = FlowControl.NEXT
+    _X86_OP_REG, _X86_OP_IMM, _X86_OP_MEM = x86_const.X86_OP_REG, x86_const.X86_OP_IMM, x86_const.X86_OP_MEM
     _ICED_REGISTER, _ICED_MEMORY, _ICED_RIP = OpKind.REGISTER, OpKind.MEMORY, Register.RIP
     _ICED_LEGACY = EncodingKind.LEGACY
     for name in dir(Register):
@@ -586,6 +590,10 @@ def _iced_tables() -> None:
                                  OpKind.IMMEDIATE64: 64, OpKind.IMMEDIATE8TO16: 8, OpKind.IMMEDIATE8TO32: 8,
                                  OpKind.IMMEDIATE8TO64: 8, OpKind.IMMEDIATE32TO64: 32})
     _ICED_BRANCH_KINDS = frozenset((OpKind.NEAR_BRANCH16, OpKind.NEAR_BRANCH32, OpKind.NEAR_BRANCH64))
+
+
+# operand-size, address-size, lock, repne, rep and segment override prefixes
+_LEGACY_PREFIX_BYTES = frozenset((0x66, 0x67, 0xF0, 0xF2, 0xF3, 0x2E, 0x36, 0x3E, 0x26, 0x64, 0x65))
 
 
 def _signed(value: int, bits: int) -> int:
@@ -609,17 +617,31 @@ class _IcedInsn:
 
     def _capstone_text(self) -> tuple[str, str]:
         offset = self.address - self._base
-        decoded = list(_decoder("amd64", False).disasm_lite(self._code[offset:offset + self.size], self.address, 1))
-        if len(decoded) != 1 or decoded[0][1] != self.size:
-            raise _DecodersDisagree(f"the instruction at {self.address:#x}")
-        return decoded[0][2], decoded[0][3]
+        encoding = self._code[offset:offset + self.size]
+        insn = self._insn
+        # the text of an instruction that neither branches nor addresses memory relative to its
+        # own address does not depend on where it is: asked of Capstone once per encoding (Go
+        # 1.15's `mov rcx, qword ptr fs:[0xfffffffffffffff8]` begins most functions)
+        fixed = insn.flow_control == _ICED_FLOW_NEXT and not insn.is_ip_rel_memory_operand
+        text = _CAPSTONE_TEXTS.get(encoding) if fixed else None
+        if text is None:
+            decoded = list(_decoder("amd64", False).disasm_lite(encoding, self.address, 1))
+            if len(decoded) != 1 or decoded[0][1] != self.size:
+                raise _DecodersDisagree(f"the instruction at {self.address:#x}")
+            text = decoded[0][2], decoded[0][3]
+            if fixed:
+                _CAPSTONE_TEXTS[encoding] = text
+        return text
 
     @property
     def mnemonic(self) -> str:
         if self._mnemonic is None:
             insn = self._insn
-            if insn.has_rep_prefix or insn.has_repne_prefix or insn.has_lock_prefix or insn.has_segment_prefix \
-                    or insn.has_xacquire_prefix or insn.has_xrelease_prefix:
+            # those prefixes are legacy prefix bytes, which come first: an instruction that does not
+            # start with one has none (most do not: iced-x86 is not asked)
+            if self._code[self.address - self._base] in _LEGACY_PREFIX_BYTES and (
+                    insn.has_rep_prefix or insn.has_repne_prefix or insn.has_lock_prefix or insn.has_segment_prefix
+                    or insn.has_xacquire_prefix or insn.has_xrelease_prefix):
                 self._mnemonic, self._op_str = self._capstone_text()
             else:
                 code = insn.code
@@ -673,10 +695,11 @@ class _IcedInsn:
         if insn.encoding != _ICED_LEGACY:
             # VEX/EVEX forms: Capstone lists an opmask, folds a comparison's predicate into the mnemonic
             raise _DecodersDisagree(f"the operands of the instruction at {self.address:#x}")
+        new = tuple.__new__  # the named tuples made without their Python-level constructor
         for k in range(insn.op_count):
             kind = insn.op_kind(k)
             if kind == _ICED_REGISTER:
-                out.append(_IcedOperand(x86_const.X86_OP_REG, insn.op_register(k), 0, _NO_MEM, 0))
+                out.append(new(_IcedOperand, (_X86_OP_REG, insn.op_register(k), 0, _NO_MEM, 0)))
             elif kind in _ICED_IMMEDIATE_BITS:
                 value = insn.immediate(k)
                 bits = _ICED_IMMEDIATE_BITS[kind]
@@ -684,17 +707,21 @@ class _IcedInsn:
                     # Capstone makes the value signed or not by instruction (`add eax, -1` but `and ebx,
                     # 0xfffffff8`, both sign-extended bytes): asked of Capstone
                     value = self._capstone_immediate(k)
-                out.append(_IcedOperand(x86_const.X86_OP_IMM, 0, value, _NO_MEM, 0))
+                out.append(new(_IcedOperand, (_X86_OP_IMM, 0, value, _NO_MEM, 0)))
             elif kind in _ICED_BRANCH_KINDS:
-                out.append(_IcedOperand(x86_const.X86_OP_IMM, 0, insn.near_branch_target, _NO_MEM, 0))
+                out.append(new(_IcedOperand, (_X86_OP_IMM, 0, insn.near_branch_target, _NO_MEM, 0)))
             elif kind == _ICED_MEMORY:
                 base = insn.memory_base
                 if base == _ICED_RIP:  # Capstone keeps the displacement, iced-x86 gives the address
                     disp = _signed(insn.memory_displacement - insn.next_ip, 64)
                 else:
                     disp = _signed(insn.memory_displacement, 64)
-                mem = _X86Mem(0, base, insn.memory_index, insn.memory_index_scale, disp)
-                out.append(_IcedOperand(x86_const.X86_OP_MEM, 0, 0, mem, iced_x86.MemorySizeExt.size(insn.memory_size)))
+                mem = new(_X86Mem, (0, base, insn.memory_index, insn.memory_index_scale, disp))
+                size = insn.memory_size
+                width = _ICED_MEMORY_BYTES.get(size)
+                if width is None:
+                    width = _ICED_MEMORY_BYTES[size] = iced_x86.MemorySizeExt.size(size)
+                out.append(new(_IcedOperand, (_X86_OP_MEM, 0, 0, mem, width)))
             else:  # string, far-branch operands: not read by the checks the way Capstone gives them
                 raise _DecodersDisagree(f"an operand of the instruction at {self.address:#x}")
         return out
