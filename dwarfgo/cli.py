@@ -836,8 +836,10 @@ def trace(
 
         # SIGINT and SIGTERM (Ctrl-C, kill, systemd, a CI timeout) ask bpftrace to stop; the session
         # decodes to the end of its output (a second Ctrl-C quits at once)
-        if command:  # the command's own output comes through bpftrace's: it goes to stderr
+        if command:  # the command's own output (on a pipe of its own, or through bpftrace's): to stderr
             decoder.on_other_output = lambda line: typer.echo(line, err=True)
+            if run.command_output is not None:
+                run.command_output.on_line = lambda line: typer.echo(line, err=True)
         session = TraceSession(run, decoder, _shower(as_json, pid), say=lambda m: typer.echo(m, err=True), pid=pid,
                                raw_output=raw)
         try:

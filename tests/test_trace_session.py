@@ -474,3 +474,27 @@ def test_a_commands_line_between_a_warnings_lines_is_the_commands(version, where
     assert passed == [command], (passed, out)
     assert len(events) == 1 and d.failed_reads == 1 and not d.untied_failures, (d.untied_failures, out)
     assert "memory read failed" in str(_at(events[0].values, _copy_names(probe)[failed])), events[0].values
+
+
+def test_a_commands_output_comes_on_its_own_pipe_with_its_pid(tmp_path):
+    """trace -c: bpftrace runs `/bin/sh WRAPPER CMD ARGS` (it splits -c's text at spaces, as it
+    would the command's), and the command's stdout and stderr reach dwarfgo through a FIFO,
+    apart from bpftrace's stream, from the process bpftrace started (exec: cpid is the
+    command's pid); nothing is left behind."""
+    import subprocess
+
+    from dwarfgo.runner.run import CommandOutput
+
+    script = tmp_path / "cmd.sh"
+    script.write_text('echo "out $$"\necho "err $$" >&2\n')
+    out = CommandOutput.for_command(f"/bin/sh {script}")
+    assert out is not None
+    lines: list[str] = []
+    out.on_line = lines.append
+    child = subprocess.Popen(out.command.split(" "), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out.started()
+    said, _ = child.communicate(timeout=30)
+    out.close()
+    assert said == b""  # nothing of the command in the stream bpftrace's own output takes
+    assert sorted(lines) == sorted([f"out {child.pid}", f"err {child.pid}"])
+    assert not os.path.exists(out.command.split(" ")[1])

@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -37,8 +38,10 @@ class BpftraceRun:
         self._file.write(program_text)
         self._file.close()
         argv = [opts.bpftrace, "-B", "none", *opts.flags]  # unbuffered: "line" is not known to 0.17
+        # the command's own output (-c), read apart from bpftrace's: see CommandOutput
+        self.command_output = CommandOutput.for_command(opts.command) if opts.command else None
         if opts.command:
-            argv += ["-c", opts.command]
+            argv += ["-c", self.command_output.command if self.command_output else opts.command]
         argv.append(self._file.name)
         # per-CPU output buffer: 64 pages by default, too few for bursts from many goroutines
         env = {"BPFTRACE_PERF_RB_PAGES": str(opts.buffer_pages or PERF_RB_PAGES), **os.environ, **(opts.extra_env or {})}
@@ -49,7 +52,11 @@ class BpftraceRun:
                                          env=env, start_new_session=True, preexec_fn=_stop_when_parent_dies)
         except OSError as e:
             os.unlink(self._file.name)
+            if self.command_output is not None:
+                self.command_output.close()
             raise DwarfgoError(f"cannot run {opts.bpftrace}: {e.strerror or e}") from None
+        if self.command_output is not None:
+            self.command_output.started()
         self.stderr_lines: list[str] = []
         self.probe_count = program_text.count("\nuprobe:") + program_text.startswith("uprobe:")
         self.stop_requested: float | None = None
@@ -177,6 +184,8 @@ class BpftraceRun:
             os.unlink(self._file.name)
         except OSError:
             pass
+        if self.command_output is not None:
+            self.command_output.close()
         return rc
 
     @property
@@ -239,3 +248,81 @@ def _process_state(pid: int) -> str:
     except OSError:
         return ""
     return ", ".join(parts)
+
+
+class CommandOutput:
+    """The output of the command bpftrace runs for `-c`, on a pipe of its own: the command runs as
+    `/bin/sh WRAPPER CMD ARGS`, whose `exec` sends its stdout and stderr to a FIFO that dwarfgo
+    reads (same pid: bpftrace's cpid is the command's). Through bpftrace's own stream, a line of
+    the command could land inside one of bpftrace's warnings, which bpftrace 0.17 writes a piece
+    at a time (`/tmp/dwarfgo-x.bt` + the command's line + `:16:1-16: WARNING: ...`): the line was
+    lost (3 of 12 runs of a traced stackgrowth fixture), and a read failure's warning cut that way
+    would no longer be known for one. Each line read is handed to `on_line` (stderr unless set)."""
+
+    def __init__(self, command: str, folder: str, read_fd: int, keep_fd: int):
+        self.command = command
+        self._folder = folder
+        self._read_fd: int | None = read_fd
+        self._keep_fd: int | None = keep_fd  # a writer of ours: no end of file before bpftrace's end
+        self.on_line = lambda line: print(line, file=sys.stderr, flush=True)
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def for_command(cls, command: str) -> "CommandOutput | None":
+        """None when the wrapper cannot be made (bpftrace splits -c's text at spaces: its path
+        must hold none): the command's output then comes through bpftrace's."""
+        shell = "/bin/sh"
+        if not os.access(shell, os.X_OK):
+            return None
+        folder = tempfile.mkdtemp(prefix="dwarfgo-")
+        wrapper, fifo = os.path.join(folder, "command.sh"), os.path.join(folder, "output")
+        if any(ch.isspace() or ch in "'\\" for ch in folder):
+            os.rmdir(folder)
+            return None
+        try:
+            os.mkfifo(fifo, 0o600)
+            with open(wrapper, "w") as f:
+                f.write(f"exec \"$@\" >'{fifo}' 2>&1\n")
+            read_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+            keep_fd = os.open(fifo, os.O_WRONLY)
+            os.set_blocking(read_fd, True)
+        except OSError:
+            _remove_folder(folder)
+            return None
+        return cls(f"{shell} {wrapper} {command}", folder, read_fd, keep_fd)
+
+    def started(self) -> None:
+        """bpftrace is running: pass the command's lines on as they come."""
+        self._thread = threading.Thread(target=self._pass_on, name="dwarfgo-command-output", daemon=True)
+        self._thread.start()
+
+    def _pass_on(self) -> None:
+        fd, self._read_fd = self._read_fd, None
+        with open(fd, "rb", closefd=True) as pipe:
+            for raw in pipe:
+                self.on_line(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    def close(self, timeout: float = 2) -> None:
+        """Once bpftrace has exited (and so its command): the command's last lines are passed on,
+        the FIFO and wrapper removed."""
+        if self._keep_fd is not None:
+            os.close(self._keep_fd)
+            self._keep_fd = None
+        if self._thread is not None:
+            self._thread.join(timeout)
+        elif self._read_fd is not None:
+            os.close(self._read_fd)
+            self._read_fd = None
+        _remove_folder(self._folder)
+
+
+def _remove_folder(folder: str) -> None:
+    for name in ("command.sh", "output"):
+        try:
+            os.unlink(os.path.join(folder, name))
+        except OSError:
+            pass
+    try:
+        os.rmdir(folder)
+    except OSError:
+        pass
