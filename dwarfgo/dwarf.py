@@ -134,9 +134,6 @@ class DwarfIndex:
         # unit offset -> {subprogram DIE offset -> its formal parameters' (offset, tag, values)}, from
         # the units' scans (_scan_subprograms); each taken once (a whole-binary run asks once)
         self._scanned_parameters: dict[int, dict[int, list]] = {}
-        # units whose subprogram table this process's raw scan made (not the cache, not pyelftools):
-        # each offset in it is a subprogram DIE whose low_pc is its key, as _subprogram_die checks
-        self._scanned_units: set[int] = set()
 
     @cached_property
     def _scanner(self) -> DieScanner:
@@ -240,7 +237,6 @@ class DwarfIndex:
             return table
         if self.cache is not None and key in self.cache.subprograms:
             table = self.cache.subprograms[key]
-            self._scanned_units.discard(key)
         else:
             table = self._scan_subprograms(unit)
             if self.cache is not None:
@@ -257,7 +253,6 @@ class DwarfIndex:
         except ScanUnsupported:
             return self._parse_subprograms(unit)  # pyelftools says what is wrong if it is damaged
         self._scanned_parameters[unit.offset] = {d.offset: params for d, params in found if params is not None}
-        self._scanned_units.add(unit.offset)
         return {d.low_pc: d.offset for d, _ in found if d.low_pc is not None}
 
     def _parse_subprograms(self, unit: CompileUnit) -> dict[int, int]:
@@ -270,8 +265,6 @@ class DwarfIndex:
         return table
 
     def _subprogram_die(self, unit: CompileUnit, address: int, offset: int):
-        if unit.offset in self._scanned_units:
-            return LazyDIE(self.dwarf, unit.offset, offset)  # the scan read its tag and low_pc just now
         try:
             tag, values = self._scanner.attributes(offset, unit.offset, _LOW_PC)
             low = values.get(DW_AT_low_pc)
@@ -300,8 +293,6 @@ class DwarfIndex:
             if self.cache is not None and self.cache.loaded:
                 self.cache.discard()
                 self._subprograms_by_unit.clear()
-                self._scanned_units.clear()
-            self._scanned_units.discard(unit.offset)
             table = self._subprograms_by_unit[unit.offset] = self._parse_subprograms(unit)
             if self.cache is not None:
                 self.cache.store_subprograms(unit.offset, table)
