@@ -177,15 +177,16 @@ def generate_fitting(prog, functions, dialect: Dialect, options: ProbeOptions, b
                        "or fewer functions a program")
 
 
-def too_large(functions, dialect: Dialect, depth: int) -> DwarfgoError:
+def too_large(functions, dialect: Dialect, depth: int, args: bool = True) -> DwarfgoError:
     """The error for a program bpftrace cannot compile for its size (a jump inside a probe
     beyond the 32,767 instructions a BPF jump reaches: cmd/compile 1.27's ConstOffPtrSP at
     --depth 2 with --ret, each RET a probe that reads every result at depth 2)."""
     names = ", ".join(fn.name for fn in functions[:3]) + (", ..." if len(functions) > 3 else "")
-    lower = f"--depth {depth - 1}, " if depth > 0 else ""
+    fewer = [f"--depth {depth - 1}"] if depth > 0 else []
+    fewer += ["--args to print fewer values"] if args else ["--format raw"]
     return DwarfgoError(f"the program for {names} is too large for bpftrace {dialect.version_text} to compile (a "
-                        f"probe's code outgrows the reach of a BPF jump): use {lower}--args to print fewer values, "
-                        "or trace fewer functions at once")
+                        f"probe's code outgrows the reach of a BPF jump): use {', '.join(fewer)}, "
+                        "or fewer functions at once")
 
 
 def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Program:

@@ -596,7 +596,7 @@ def generate_readable(prog, functions, dialect: Dialect, options, bpftrace: str 
             return program
         if verdict is CompileVerdict.TOO_LARGE:
             from .probe import too_large
-            raise too_large(functions, dialect, options.depth)
+            raise too_large(functions, dialect, options.depth, args=False)  # (readable: no --args)
         budget = min(budget or _STACK_BUDGET_017, peak) - _STACK_STEP
     raise DwarfgoError(f"the readable program does not fit bpftrace {dialect.version_text}'s 512-byte BPF stack even "
                        f"with {budget} bytes per record: use --depth 0, fewer functions, or --format raw")
