@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -287,7 +288,7 @@ class CommandOutput:
             keep_fd = os.open(fifo, os.O_WRONLY)
             os.set_blocking(read_fd, True)
         except OSError:
-            _remove_folder(folder)
+            shutil.rmtree(folder, ignore_errors=True)
             return None
         return cls(f"{shell} {wrapper} {command}", folder, read_fd, keep_fd)
 
@@ -313,16 +314,4 @@ class CommandOutput:
         elif self._read_fd is not None:
             os.close(self._read_fd)
             self._read_fd = None
-        _remove_folder(self._folder)
-
-
-def _remove_folder(folder: str) -> None:
-    for name in ("command.sh", "output"):
-        try:
-            os.unlink(os.path.join(folder, name))
-        except OSError:
-            pass
-    try:
-        os.rmdir(folder)
-    except OSError:
-        pass
+        shutil.rmtree(self._folder, ignore_errors=True)
