@@ -89,25 +89,34 @@ def shortest_unique(name: str, symbols: list[Symbol]) -> str:
     return name
 
 
-def _ambiguous(query: str, found: list[Symbol], symbols: list[Symbol], detail=None) -> AmbiguousFunction:
+def _ambiguous(query: str, found: list[Symbol], symbols: list[Symbol], detail=None,
+               names_from: str = "symbol table") -> AmbiguousFunction:
     names = sorted(s.name for s in found)
     if len(set(names)) < len(names):
-        return _same_name(query, found, detail)
+        return _same_name(query, found, detail, names_from)
     return AmbiguousFunction(query, names, [shortest_unique(n, symbols) for n in names[:12]])
 
 
-def _same_name(query: str, found: list[Symbol], detail=None) -> AmbiguousFunction:
-    """Functions that share a name (Go 1.18-1.19's function table names every instance of a
-    generic function `F[...]`): each is listed by its `NAME@0xADDR` selector, with its size and
-    what else tells it apart (`detail(symbol)`, e.g. its argument words)."""
+def _same_name(query: str, found: list[Symbol], detail=None,
+               names_from: str = "symbol table") -> AmbiguousFunction:
+    """Functions that share a name: each is listed by its `NAME@0xADDR` selector, with its size
+    and what else tells it apart (`detail(symbol)`, e.g. its argument words). Why they share it
+    depends on where the names come from (`Binary.symbols_from`): Go 1.18-1.19's function table
+    names every instance of a generic function `F[...]`, and without .abi0 a wrapper's; a symbol
+    table keeps local symbols of one name (a closure compiled again where its function was
+    inlined, in another package, is a local `F.func1` as the first is)."""
     found = sorted(found, key=lambda s: s.address)
     shown = []
     for s in found[:12]:
         extra = detail(s) if detail is not None else None
         shown.append(f"{s.name}@{s.address:#x} ({s.size} bytes" + (f", {extra})" if extra else ")"))
-    generic = (" (a stripped Go 1.18-1.19 binary writes the contents of every bracket as [...])"
-               if any(GENERIC_ELIDED in s.name for s in found) else
-               " (without a symbol table, a function and its ABI wrapper share a name)")
+    if any(GENERIC_ELIDED in s.name for s in found):
+        generic = " (a stripped Go 1.18-1.19 binary writes the contents of every bracket as [...])"
+    elif names_from == "function table":
+        generic = " (without a symbol table, a function and its ABI wrapper share a name)"
+    else:
+        generic = (f" (local symbols of its {names_from}, such as a closure compiled again where its "
+                   "function was inlined)")
     more = f" and {len(found) - len(shown)} more" if len(found) > len(shown) else ""
     err = AmbiguousFunction(query, [s.name for s in found], shown)
     err.args = (f"{query!r} names {len(found)} functions{generic}; choose one by its entry address, "
@@ -179,7 +188,8 @@ def _by_erased_name(symbols: list[Symbol], query: str) -> list[Symbol]:
     return _by_rewritten_name(symbols, query, erase_type_arguments)
 
 
-def _at_address(symbols: list[Symbol], name: str, address: int, detail=None) -> Symbol:
+def _at_address(symbols: list[Symbol], name: str, address: int, detail=None,
+                names_from: str = "symbol table") -> Symbol:
     """`NAME@0xADDR`: the function whose entry is ADDR, which NAME must name (any form lookup
     takes; `[...]` stands for any type arguments)."""
     query = f"{name}@{address:#x}"
@@ -196,12 +206,13 @@ def _at_address(symbols: list[Symbol], name: str, address: int, detail=None) -> 
     if len(named) == 1:
         return named[0]
     if named:
-        raise _ambiguous(query, named, there, detail)
+        raise _ambiguous(query, named, there, detail, names_from)
     raise DwarfgoError(f"{query}: the function at {address:#x} is {' / '.join(s.name for s in there)}, "
                        f"which {name!r} does not name")
 
 
-def lookup(symbols: list[Symbol], query: str, explain: bool = True, detail=None) -> Symbol:
+def lookup(symbols: list[Symbol], query: str, explain: bool = True, detail=None,
+           names_from: str = "symbol table") -> Symbol:
     """The one function `query` names; AmbiguousFunction / FunctionNotFound otherwise.
 
     Short forms: `Put`, `(*BarrierView).Put`, `BarrierView.Put`, `vault.(*BarrierView).Put`,
@@ -213,13 +224,14 @@ def lookup(symbols: list[Symbol], query: str, explain: bool = True, detail=None)
     `NAME@0xADDR` chooses the function whose entry is ADDR (NAME must name it); `[...]` in a
     name stands for any type arguments (`main.Max[...]@0x4b4b60` names the same function in a
     stripped Go 1.19 binary and in its DWARF build). `detail(symbol)`: what tells functions of
-    the same name apart, for the error that lists them."""
+    the same name apart, for the error that lists them; `names_from`: where the names come from
+    (`Binary.symbols_from`), which says why several functions may share one."""
     query = query.strip()
     if not query:
         raise DwarfgoError("empty function name")
     at = _AT_ADDRESS.fullmatch(query)
     if at is not None and not any(s.name == query for s in symbols):
-        return _at_address(symbols, at["name"], int(at["address"], 16), detail)
+        return _at_address(symbols, at["name"], int(at["address"], 16), detail, names_from)
     exact = [s for s in symbols if s.name == query]
     if not exact:
         exact = [s for s in symbols if s.go_name == query]
@@ -231,7 +243,7 @@ def lookup(symbols: list[Symbol], query: str, explain: bool = True, detail=None)
         if len(bodies) == 1:
             return bodies[0]
         if explain and len({s.name for s in exact}) < len(exact):
-            raise _same_name(query, bodies or exact, detail)
+            raise _same_name(query, bodies or exact, detail, names_from)
         raise AmbiguousFunction(query, [s.name for s in exact])
     precise, loose = _matches(symbols, query)
     found = precise or loose
@@ -247,7 +259,7 @@ def lookup(symbols: list[Symbol], query: str, explain: bool = True, detail=None)
     if found:
         if not explain:
             raise AmbiguousFunction(query, sorted(s.name for s in bodies or found))
-        raise _ambiguous(query, bodies or found, symbols, detail)
+        raise _ambiguous(query, bodies or found, symbols, detail, names_from)
     raise FunctionNotFound(query, suggest(query, [s.name for s in symbols]) if explain else [])
 
 

@@ -149,7 +149,8 @@ class GoProgram:
         only = self.binary.symbol_named(query.strip()) if query.strip() else None
         if only is not None:
             return only
-        return lookup(self.binary.function_symbols, query, explain, detail=self._instance_detail)
+        return lookup(self.binary.function_symbols, query, explain, detail=self._instance_detail,
+                      names_from=self.binary.symbols_from)
 
     def _instance_detail(self, sym) -> str | None:
         """What tells a function apart from others of its name (a stripped Go 1.18-1.19 binary's

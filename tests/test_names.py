@@ -327,3 +327,23 @@ def test_a_misspelled_full_name_suggests_the_function(tmp_path):
     assert proc.stderr.startswith("dwarfgo: error: no function matches 'main.(*BarrierView).Pt'; did you mean: "
                                   "main.(*BarrierView).Put, ")
     assert proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("names_from, why", [
+    # cmd/compile 1.27's symbol table has two local `ir.(*Func).DeclareParams.func1` (0x6a6600,
+    # 0xfa76c0): the closure compiled again where DeclareParams was inlined
+    ("symbol table", "local symbols of its symbol table"),
+    ("debug file", "local symbols of its debug file"),
+    # a stripped binary's function table writes a wrapper without `.abi0`
+    ("function table", "without a symbol table, a function and its ABI wrapper share a name"),
+])
+def test_functions_of_one_name_say_why_by_where_the_names_come_from(names_from, why):
+    syms = [Symbol("p.(*Func).DeclareParams.func1", 0x6a6600, 781),
+            Symbol("p.(*Func).DeclareParams.func1", 0xfa76c0, 549)]
+    with pytest.raises(AmbiguousFunction) as caught:
+        lookup(syms, "p.(*Func).DeclareParams.func1", names_from=names_from)
+    message = str(caught.value)
+    assert why in message
+    assert "@0x6a6600 (781 bytes)" in message and "@0xfa76c0 (549 bytes)" in message
+    if names_from != "function table":
+        assert "without a symbol table" not in message
