@@ -1,0 +1,85 @@
+"""The process `trace -p PID` follows: it must exist and run the traced binary.
+
+A uprobe sits on a file (its inode), and bpftrace's `-p` only filters hits by process: a PID
+that does not map the traced file gets no event at all, ever, and a trace of it would sit
+"tracing" and show nothing. So before anything is attached, the process is checked: it exists
+(and is not a zombie), and its executable, or one of the files it maps, is the traced file,
+compared by device and inode as the kernel does (a path seen through /proc/PID/root, a bind
+mount or a symlink is the same file; a copy is not)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ..errors import DwarfgoError
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """A file as the kernel tells it apart: device and inode."""
+
+    device: int
+    inode: int
+
+    @classmethod
+    def of(cls, path: str) -> "FileIdentity":
+        st = os.stat(path)
+        return cls(st.st_dev, st.st_ino)
+
+
+def check_traced_process(pid: int, binary_path: str, proc: str = "/proc") -> None:
+    """DwarfgoError (one line) when process `pid` does not exist or does not run `binary_path`.
+    What cannot be read (another user's process without privileges) is not judged: bpftrace
+    says what it can."""
+    where = f"{proc}/{pid}"
+    try:
+        with open(f"{where}/stat") as f:
+            stat = f.read()
+    except FileNotFoundError:
+        raise DwarfgoError(f"-p {pid}: no such process") from None
+    except OSError:
+        return
+    name, _, rest = stat.partition(" (")[2].rpartition(")")
+    state = rest.split()[0] if rest.split() else ""
+    if state in ("Z", "X"):
+        raise DwarfgoError(f"-p {pid}: the process ({name}) has exited (a zombie waiting for its parent)")
+    try:
+        wanted = FileIdentity.of(binary_path)
+    except OSError:
+        return
+    try:
+        runs = os.readlink(f"{where}/exe")
+        if FileIdentity.of(f"{where}/exe") == wanted:
+            return
+    except FileNotFoundError:
+        raise DwarfgoError(f"-p {pid}: the process ({name}) has no executable file (a kernel thread), "
+                           f"so no uprobe can see it") from None
+    except OSError:
+        return
+    if _maps_file(where, wanted):
+        return
+    raise DwarfgoError(f"-p {pid}: the process runs {runs}, not {binary_path}, so no probe on {binary_path} "
+                       f"can see its calls (to a uprobe, a copy of a binary is another file: give the path of "
+                       f"the file the process runs)")
+
+
+def _maps_file(where: str, wanted: FileIdentity) -> bool:
+    """Whether the process maps the file (started through the dynamic loader, `ld.so ./prog`,
+    its executable is the loader)."""
+    try:
+        with open(f"{where}/maps") as f:
+            for line in f:
+                fields = line.split(maxsplit=5)
+                if len(fields) < 5 or fields[4] == "0":
+                    continue
+                major, _, minor = fields[3].partition(":")
+                try:
+                    device = os.makedev(int(major, 16), int(minor, 16))
+                    if FileIdentity(device, int(fields[4])) == wanted:
+                        return True
+                except ValueError:
+                    continue
+    except OSError:
+        return True  # cannot tell: not judged
+    return False

@@ -1,0 +1,114 @@
+"""`trace -p PID` checks the process before attaching: a PID that does not exist, has exited, is
+a kernel thread, or does not map the traced file (a uprobe sits on an inode; a copy is another
+file) is a one-line error, where a trace used to say "tracing" and show nothing, ever."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import FIXTURES, require_file
+from dwarfgo.errors import DwarfgoError
+from dwarfgo.runner.target import check_traced_process
+
+SHAPES = FIXTURES / "go1.27" / "amd64" / "default" / "shapes"
+
+
+@pytest.fixture
+def waiting_fixture():
+    """The shapes fixture, started and waiting on its stdin (as the live tests trace it)."""
+    require_file(SHAPES, "the Go 1.27 shapes fixture")
+    proc = subprocess.Popen([str(SHAPES), "-report", "-wait"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr.readline().startswith("READY")
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_the_process_running_the_binary_passes_by_any_path_to_the_same_file(waiting_fixture, tmp_path):
+    check_traced_process(waiting_fixture.pid, str(SHAPES))
+    link = tmp_path / "shapes-link"
+    link.symlink_to(SHAPES)
+    check_traced_process(waiting_fixture.pid, str(link))
+    check_traced_process(waiting_fixture.pid, f"/proc/{waiting_fixture.pid}/exe")
+
+
+def test_a_copy_of_the_binary_is_another_file(waiting_fixture, tmp_path):
+    copy = tmp_path / "shapes-copy"
+    shutil.copy(SHAPES, copy)
+    with pytest.raises(DwarfgoError, match=rf"-p {waiting_fixture.pid}: the process runs {SHAPES}, not {copy}"):
+        check_traced_process(waiting_fixture.pid, str(copy))
+
+
+def test_the_cli_refuses_before_attaching(waiting_fixture, tmp_path):
+    """One line, status 1, and bpftrace never started ("attaching" is not said)."""
+    copy = tmp_path / "shapes-copy"
+    shutil.copy(SHAPES, copy)
+    out = subprocess.run([sys.executable, "-m", "dwarfgo", "trace", str(copy), "main.Strings", "-p",
+                          str(waiting_fixture.pid), "--duration", "5"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert out.stderr.splitlines() == [f"dwarfgo: error: -p {waiting_fixture.pid}: the process runs {SHAPES}, "
+                                       f"not {copy}, so no probe on {copy} can see its calls (to a uprobe, a copy of "
+                                       f"a binary is another file: give the path of the file the process runs)"]
+    assert out.stdout == ""
+
+
+def test_a_process_that_is_gone_or_a_zombie():
+    done = subprocess.Popen(["true"])
+    done.wait()
+    with pytest.raises(DwarfgoError, match=rf"^-p {done.pid}: no such process$"):
+        check_traced_process(done.pid, str(SHAPES))
+    zombie = subprocess.Popen(["true"])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # exited, not reaped: state Z
+            with open(f"/proc/{zombie.pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            time.sleep(0.01)
+        with pytest.raises(DwarfgoError, match=rf"-p {zombie.pid}: the process \(true\) has exited"):
+            check_traced_process(zombie.pid, "/bin/true")
+    finally:
+        zombie.wait()
+
+
+def test_a_kernel_thread_has_no_executable():
+    # kthreadd is pid 2 in the root pid namespace; elsewhere find any kernel thread we can see
+    threads = [p for p in os.listdir("/proc") if p.isdigit() and _is_kernel_thread(p)]
+    if not threads:
+        pytest.skip("no kernel thread is visible in this pid namespace")
+    with pytest.raises(DwarfgoError, match=r"has no executable file \(a kernel thread\)"):
+        check_traced_process(int(threads[0]), "/bin/true")
+
+
+def _is_kernel_thread(pid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            flags = int(f.read().rsplit(")", 1)[1].split()[6])
+    except (OSError, ValueError, IndexError):
+        return False
+    return bool(flags & 0x00200000)  # PF_KTHREAD
+
+
+def test_a_binary_mapped_by_the_loader_passes(tmp_path):
+    """A program started as `ld.so ./prog` runs the loader; the traced file is among its maps.
+    Checked on a /proc of our own making: /proc/N/exe is the loader, /proc/N/maps names the binary
+    by device and inode as the kernel writes them (hex major:minor)."""
+    binary = tmp_path / "prog"
+    binary.write_bytes(b"\x7fELF")
+    st = os.stat(binary)
+    proc = tmp_path / "proc"
+    (proc / "77").mkdir(parents=True)
+    (proc / "77" / "stat").write_text("77 (ld-linux-x86-64) S 1 77 77 0 -1 4194560 0 0\n")
+    (proc / "77" / "exe").symlink_to("/bin/true")
+    line = (f"00400000-00401000 r-xp 00000000 {os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x} "
+            f"{st.st_ino}    {binary}\n")
+    (proc / "77" / "maps").write_text("7f0000000000-7f0000001000 r--p 00000000 00:00 0 \n" + line)
+    check_traced_process(77, str(binary), proc=str(proc))
+    (proc / "77" / "maps").write_text("7f0000000000-7f0000001000 r--p 00000000 00:00 0 \n")
+    with pytest.raises(DwarfgoError, match=rf"-p 77: the process runs /bin/true, not {binary}"):
+        check_traced_process(77, str(binary), proc=str(proc))
