@@ -814,11 +814,15 @@ def trace(
     from .runner.run import BpftraceRun, RunOptions
     from .runner.session import TraceSession, exit_status_ok
     from .runner.stream import decoder_for, report_lines
-    from .runner.target import check_traced_process
+    from .runner.target import check_command, check_traced_process
 
+    if pid is not None and command is not None:
+        _fail("-p and -c: trace a running process (-p) or a command it starts (-c), not both", 2)
     with _open(binary, debug_file, debug_from, no_cache) as prog:
         if pid is not None:
             check_traced_process(pid, binary)
+        if command is not None:
+            check_command(command)
         program, path = _probe_setup(prog, funcs, bpftrace, None, ret, depth, max_str, max_items, pid, buffer_pages,
                                      _arg_selection(print_all_args, args), filter_expr,
                                      _aggregate_options(count_by, sums, hists, interval), child=bool(command))

@@ -3,6 +3,7 @@ a kernel thread, or does not map the traced file (a uprobe sits on an inode; a c
 file) is a one-line error, where a trace used to say "tracing" and show nothing, ever."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 
 from conftest import FIXTURES, require_file
 from dwarfgo.errors import DwarfgoError
-from dwarfgo.runner.target import check_traced_process
+from dwarfgo.runner.target import check_command, check_traced_process
 
 SHAPES = FIXTURES / "go1.27" / "amd64" / "default" / "shapes"
 
@@ -112,3 +113,40 @@ def test_a_binary_mapped_by_the_loader_passes(tmp_path):
     (proc / "77" / "maps").write_text("7f0000000000-7f0000001000 r--p 00000000 00:00 0 \n")
     with pytest.raises(DwarfgoError, match=rf"-p 77: the process runs /bin/true, not {binary}"):
         check_traced_process(77, str(binary), proc=str(proc))
+
+
+@pytest.mark.parametrize("command, said", [
+    ("", "-c: the command is empty"),
+    ("   ", "-c: the command is empty"),
+    ("/nonexistent/prog -n 3", "-c: /nonexistent/prog: no such file"),
+    ("dwarfgo-no-such-command --x", "-c: dwarfgo-no-such-command: command not found (in PATH)"),
+])
+def test_a_command_that_cannot_start_is_refused(command, said):
+    """A misspelt -c used to print "tracing", the shell's "not found", and end with status 0."""
+    with pytest.raises(DwarfgoError, match=f"^{re.escape(said)}$"):
+        check_command(command)
+
+
+def test_a_file_without_execute_permission_is_refused(tmp_path):
+    script = tmp_path / "prog"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o644)
+    with pytest.raises(DwarfgoError, match=f"^-c: {re.escape(str(script))}: not executable$"):
+        check_command(f"{script} -x")
+
+
+def test_a_command_that_can_start_passes():
+    check_command("true")
+    check_command(f"{SHAPES} -report")  # a path with a slash, arguments after it
+
+
+def test_the_cli_refuses_a_bad_command_and_p_with_c_before_attaching():
+    require_file(SHAPES, "the Go 1.27 shapes fixture")
+    base = [sys.executable, "-m", "dwarfgo", "trace", str(SHAPES), "main.Strings", "--duration", "5"]
+    out = subprocess.run(base + ["-c", "/nonexistent/prog"], capture_output=True, text=True, timeout=120)
+    assert (out.returncode, out.stderr) == (1, "dwarfgo: error: -c: /nonexistent/prog: no such file\n")
+    out = subprocess.run(base + ["-c", str(SHAPES), "-p", str(os.getpid())], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 2
+    assert out.stderr == ("dwarfgo: error: -p and -c: trace a running process (-p) or a command it starts (-c), "
+                          "not both\n")

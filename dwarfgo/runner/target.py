@@ -1,4 +1,5 @@
-"""The process `trace -p PID` follows: it must exist and run the traced binary.
+"""What `trace` follows: the process `-p PID` names must exist and run the traced binary, and the
+command `-c CMD` runs must be one that can start.
 
 A uprobe sits on a file (its inode), and bpftrace's `-p` only filters hits by process: a PID
 that does not map the traced file gets no event at all, ever, and a trace of it would sit
@@ -10,6 +11,7 @@ mount or a symlink is the same file; a copy is not)."""
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 
 from ..errors import DwarfgoError
@@ -83,3 +85,21 @@ def _maps_file(where: str, wanted: FileIdentity) -> bool:
     except OSError:
         return True  # cannot tell: not judged
     return False
+
+
+def check_command(command: str) -> None:
+    """DwarfgoError (one line) when `trace -c`'s command cannot start: empty, or its program not
+    found (bpftrace splits the text at spaces; the first word is run as a shell's `exec` runs it,
+    through PATH unless it holds a slash). Without this, a misspelt command printed "tracing",
+    a shell's "not found", and ended with status 0."""
+    words = command.split()
+    if not words:
+        raise DwarfgoError("-c: the command is empty")
+    program = words[0]
+    if "/" in program:
+        if not os.path.isfile(program):
+            raise DwarfgoError(f"-c: {program}: no such file")
+        if not os.access(program, os.X_OK):
+            raise DwarfgoError(f"-c: {program}: not executable")
+    elif shutil.which(program) is None:
+        raise DwarfgoError(f"-c: {program}: command not found (in PATH)")
