@@ -15,6 +15,7 @@ cache, said once on stderr.
 
 from __future__ import annotations
 
+import array
 import hashlib
 import json
 import os
@@ -340,11 +341,12 @@ def _read_digested(path: Path, identity) -> bytes | None:
     return body
 
 
-def _write_digested(path: Path, identity, body: str) -> None:
-    """`body` under a header line: `identity` and the SHA-256 of the body (see _read_digested)."""
-    header = json.dumps({"identity": identity, "sha256": hashlib.sha256(body.encode()).hexdigest()},
-                        separators=(",", ":"))
-    _write_text_atomically(path, header + "\n" + body)
+def _write_digested(path: Path, identity, body: str | bytes) -> None:
+    """`body` (text is written as UTF-8) under a header line: `identity` and the SHA-256 of the
+    body (see _read_digested)."""
+    data = body.encode() if isinstance(body, str) else body
+    header = json.dumps({"identity": identity, "sha256": hashlib.sha256(data).hexdigest()}, separators=(",", ":"))
+    _write_bytes_atomically(path, header.encode() + b"\n" + data)
 
 
 def _write_atomically(path: Path, doc) -> None:
@@ -383,8 +385,9 @@ def _write_bytes_atomically(path: Path, data: bytes) -> None:
             pass
 
 
-SYMBOLS_SUFFIX = ".symbols.json"  # a SymbolStore's file, beside its binary's index
-SYMBOLS_FORMAT = 1
+SYMBOLS_SUFFIX = ".symbols.bin"  # a SymbolStore's file, beside its binary's index
+SYMBOLS_FORMAT = 2
+_OLD_SYMBOLS_SUFFIX = ".symbols.json"  # format 1 (all JSON): removed by clear()
 
 
 class SymbolStore:
@@ -392,9 +395,11 @@ class SymbolStore:
     its other symbols by name, as GoBinary reads them from its symbol table: every command that
     names a function looks it up among them, and decoding 30,000 ELF symbols costs more than
     reading them back. One file beside the binary's index, written once: a header line (the
-    index's identity and the SHA-256 of the rest) and the table as JSON. A file of another
-    binary, a stale, truncated or corrupt one (its digest or its shape wrong) is a miss, and
-    the table is read from the binary again and the file rewritten."""
+    index's identity and the SHA-256 of the rest), then a JSON line (the counts, and the names
+    without an address), then the names (UTF-8, NUL-separated) and the integers (unsigned 64-bit,
+    little-endian) of each column: read back a fifth as slowly as the same table in JSON. A file
+    of another binary, a stale, truncated or corrupt one (its digest or its shape wrong) is a
+    miss, and the table is read from the binary again and the file rewritten."""
 
     def __init__(self, index: IndexCache):
         self.path = index.path.with_name(index.path.name[:-len(SUFFIX)] + SYMBOLS_SUFFIX)
@@ -406,19 +411,62 @@ class SymbolStore:
         body = _read_digested(self.path, self.identity)
         if body is None:
             return None
+        head, _, rest = body.partition(b"\n")
         try:
-            names, addresses, sizes, others = json.loads(body)
-        except (ValueError, TypeError):  # not JSON, or not four parts
+            shape = json.loads(head)
+            count, other_count, without = shape["functions"], shape["others"], shape["without_address"]
+            if not (type(count) is int and type(other_count) is int and isinstance(without, list)
+                    and set(map(type, without)) <= {str}):
+                return None
+            names = _names(rest, shape["names_bytes"], count)
+            rest = rest[shape["names_bytes"]:]
+            other_names = _names(rest, shape["other_names_bytes"], other_count)
+            rest = rest[shape["other_names_bytes"]:]
+            if len(rest) != 8 * (2 * count + other_count):
+                return None
+            numbers = array.array("Q")
+            numbers.frombytes(rest)
+            if sys.byteorder != "little":
+                numbers.byteswap()
+            numbers = numbers.tolist()
+        except (ValueError, TypeError, KeyError):  # not JSON, a count not a number, names not UTF-8
             return None
-        if not (isinstance(names, list) and isinstance(addresses, list) and isinstance(sizes, list)
-                and isinstance(others, dict) and len(names) == len(addresses) == len(sizes)
-                and set(map(type, names)) <= {str} and set(map(type, addresses)) <= {int}
-                and set(map(type, sizes)) <= {int} and set(map(type, others.values())) <= {int, type(None)}):
+        if names is None or other_names is None:
             return None
-        return names, addresses, sizes, others
+        others: dict[str, int | None] = dict(zip(other_names, numbers[2 * count:]))
+        others.update((name, None) for name in without)
+        return names, numbers[:count], numbers[count:2 * count], others
 
     def put(self, names: list[str], addresses: list[int], sizes: list[int], others: dict[str, int | None]) -> None:
-        _write_digested(self.path, self.identity, json.dumps([names, addresses, sizes, others], separators=(",", ":")))
+        with_address = [(name, address) for name, address in others.items() if address is not None]
+        try:
+            blob = _names_blob(names)
+            other_blob = _names_blob([name for name, _ in with_address])
+            numbers = array.array("Q", [*addresses, *sizes, *(address for _, address in with_address)])
+        except (ValueError, OverflowError, TypeError):  # a name with a NUL, a number not a 64-bit one
+            return
+        if sys.byteorder != "little":
+            numbers.byteswap()
+        shape = json.dumps({"functions": len(names), "others": len(with_address), "names_bytes": len(blob),
+                            "other_names_bytes": len(other_blob),
+                            "without_address": [name for name, address in others.items() if address is None]},
+                           separators=(",", ":"))
+        _write_digested(self.path, self.identity, shape.encode() + b"\n" + blob + other_blob + numbers.tobytes())
+
+
+def _names_blob(names: list[str]) -> bytes:
+    """The names NUL-separated, as UTF-8 (a lone surrogate kept: `surrogatepass`)."""
+    if any("\0" in name for name in names):
+        raise ValueError("a name with a NUL")
+    return "\0".join(names).encode("utf-8", "surrogatepass")
+
+
+def _names(data: bytes, size, count: int) -> list[str] | None:
+    """The `count` names _names_blob wrote in the first `size` bytes of `data` (None: not those)."""
+    if type(size) is not int or not 0 <= size <= len(data):
+        return None
+    names = data[:size].decode("utf-8", "surrogatepass").split("\0") if count else []
+    return names if len(names) == count and (count or size == 0) else None
 
 
 SECTION_SUFFIX = ".section.bin"  # a SectionStore's files, beside their binary's index
@@ -622,8 +670,8 @@ def clear() -> int:
         removed += not f.name.startswith(".")
     for f in d.glob("*" + RESULTS_SUFFIX):  # the stored results go with their index
         f.unlink(missing_ok=True)
-    for f in d.glob("*" + SYMBOLS_SUFFIX):  # the symbol tables and inflated sections go with their index too
-        f.unlink(missing_ok=True)
+    for f in [*d.glob("*" + SYMBOLS_SUFFIX), *d.glob("*" + _OLD_SYMBOLS_SUFFIX)]:  # the symbol tables and
+        f.unlink(missing_ok=True)  # inflated sections go with their index too
     for f in d.glob("*" + SECTION_SUFFIX):
         f.unlink(missing_ok=True)
     for f in d.glob("*" + STACK_SUFFIX):  # bpftrace's stack verdicts on readable programs
