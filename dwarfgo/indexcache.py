@@ -71,6 +71,7 @@ class IndexCache:
         self._read = False
         self._dirty = False
         self._discarded = False
+        self._seen: tuple[int, int, int] | None = None  # the file as _load found it (_file_version)
 
     def _ensure(self) -> None:
         if not self._read:
@@ -125,6 +126,7 @@ class IndexCache:
 
     # ------------------------------------------------------------ reading
     def _load(self) -> None:
+        self._seen = _file_version(self.path)
         try:
             with open(self.path, "rb") as fh:
                 doc = json.load(fh)
@@ -185,7 +187,7 @@ class IndexCache:
         if not self._dirty:
             return
         self._dirty = False
-        if not self._discarded:
+        if not self._discarded and _file_version(self.path) != self._seen:
             other = IndexCache(self.path, self.identity)  # another process's additions, if any
             for offset, table in other.subprograms.items():
                 self._subprograms.setdefault(offset, table)
@@ -198,6 +200,16 @@ class IndexCache:
                "subprograms": {str(k): sorted(v.items()) for k, v in self._subprograms.items()},
                "types": self._types}
         _write_atomically(self.path, doc)
+
+
+def _file_version(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size, mtime) of the file at `path`, None when there is none: a writer renames a
+    new file over it (another inode), so the same triple later means nothing was written since."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _index_path(build_id: str, size: int) -> Path:
@@ -517,16 +529,28 @@ class SectionStore:
         _write_bytes_atomically(self.path(name), header.encode() + b"\n" + data)
 
 
+_CODE_IDENTITY: list[str] = []  # _code_identity's answer, once per process
+
+
 def _code_identity() -> str:
     """Which dwarfgo computed a stored result: its version and the size and mtime of every
     module of the package (a result made by other code, even an uninstalled edit, is not used)."""
+    if _CODE_IDENTITY:
+        return _CODE_IDENTITY[0]
     from . import __version__
-    root = Path(__file__).resolve().parent
+    root = os.path.dirname(os.path.realpath(__file__))
+    modules = []  # (path relative to the package, size, mtime)
+    for folder, subfolders, files in os.walk(root):
+        subfolders.sort()
+        for name in sorted(files):
+            if name.endswith(".py"):
+                st = os.stat(os.path.join(folder, name))
+                modules.append((os.path.relpath(os.path.join(folder, name), root), st.st_size, st.st_mtime_ns))
     h = hashlib.sha256(__version__.encode())
-    for f in sorted(root.rglob("*.py")):
-        st = f.stat()
-        h.update(f"{f.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode("utf-8", "replace"))
-    return h.hexdigest()[:32]
+    for relative, size, mtime in sorted(modules):
+        h.update(f"{relative}\0{size}\0{mtime}\0".encode("utf-8", "replace"))
+    _CODE_IDENTITY.append(h.hexdigest()[:32])
+    return _CODE_IDENTITY[0]
 
 
 class ResultStore:
