@@ -22,6 +22,7 @@ import os
 import stat
 import sys
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -482,15 +483,15 @@ def _names(data: bytes, size, count: int) -> list[str] | None:
 
 
 SECTION_SUFFIX = ".section.bin"  # a SectionStore's files, beside their binary's index
-SECTION_FORMAT = 1
+SECTION_FORMAT = 2
 
 
 class SectionStore:
     """A binary's large compressed DWARF sections (.debug_info, location lists), kept inflated:
     inflating them is most of what a command on one function reads, and reading them back costs
     a fifth of it. One file per section beside the binary's index: a header line (the index's
-    identity, the section's name, place and sizes, and the SHA-256 of the bytes) and the
-    inflated bytes. Another binary's file, a stale, truncated or corrupt one is a miss: the
+    identity, the section's name, place and sizes, and the CRC-32 of the bytes: a flipped bit, a torn
+    or mixed write is found in half the time SHA-256 takes over 14 MB) and the inflated bytes. Another binary's file, a stale, truncated or corrupt one is a miss: the
     section is inflated from the binary again and the file rewritten."""
 
     def __init__(self, index: IndexCache):
@@ -519,13 +520,13 @@ class SectionStore:
         except ValueError:
             return None
         if (not isinstance(header, dict) or header.get("identity") != self._identity_of(name, offset, stored_size, size)
-                or len(data) != size or header.get("sha256") != hashlib.sha256(data).hexdigest()):
+                or len(data) != size or header.get("crc32") != zlib.crc32(data)):
             return None
         return data
 
     def put(self, name: str, offset: int, stored_size: int, size: int, data: bytes) -> None:
         header = json.dumps({"identity": self._identity_of(name, offset, stored_size, size),
-                             "sha256": hashlib.sha256(data).hexdigest()}, separators=(",", ":"))
+                             "crc32": zlib.crc32(data)}, separators=(",", ":"))
         _write_bytes_atomically(self.path(name), header.encode() + b"\n" + data)
 
 
