@@ -68,6 +68,9 @@ class IndexCache:
         self._units: list[UnitRecord] | None = None
         self._subprograms: dict[int, dict[int, int]] = {}  # unit offset -> {entry address: DIE offset}
         self._types: dict[str, int] | None = None
+        # type DIE offsets of single names, found without making the whole table (`types`): the
+        # first DIE of the name, as the table would have it
+        self._types_found: dict[str, int] = {}
         self._loaded = False  # a valid file of this binary was read
         self._read = False
         self._dirty = False
@@ -93,6 +96,11 @@ class IndexCache:
     def types(self) -> dict[str, int] | None:
         self._ensure()
         return self._types
+
+    @property
+    def types_found(self) -> dict[str, int]:
+        self._ensure()
+        return self._types_found
 
     @property
     def loaded(self) -> bool:
@@ -139,6 +147,7 @@ class IndexCache:
             self._take(doc)
         except (TypeError, ValueError, KeyError, AttributeError):
             self._units, self._subprograms, self._types = None, {}, None  # a corrupt file: rebuilt
+            self._types_found = {}
 
     def _take(self, doc) -> None:
         if not isinstance(doc, dict) or doc.get("identity") != self.identity:
@@ -154,7 +163,11 @@ class IndexCache:
         if types is not None and not (isinstance(types, dict) and set(map(type, types)) <= {str}
                                       and set(map(type, types.values())) <= {int}):
             raise TypeError("a type table of other than names and offsets")
+        found = doc.get("types_found", {})  # (not in files written before it was kept)
+        if not (isinstance(found, dict) and set(map(type, found)) <= {str} and set(map(type, found.values())) <= {int}):
+            raise TypeError("found types of other than names and offsets")
         self._types = types
+        self._types_found = found
         self._loaded = True
 
     # ------------------------------------------------------------ filling
@@ -173,10 +186,16 @@ class IndexCache:
         self._types = types
         self._dirty = True
 
+    def store_type_found(self, name: str, offset: int) -> None:
+        self._ensure()
+        self._types_found[name] = offset
+        self._dirty = True
+
     def discard(self) -> None:
         """Forget everything: a looked-up DIE did not match what the index said it is."""
         self._read = True
         self._units, self._subprograms, self._types = None, {}, None
+        self._types_found = {}
         self._loaded = False
         self._dirty = True
         self._discarded = True
@@ -194,12 +213,14 @@ class IndexCache:
                 self._subprograms.setdefault(offset, table)
             if self._types is None:
                 self._types = other.types
+            for name, offset in other.types_found.items():
+                self._types_found.setdefault(name, offset)
             if self._units is None:
                 self._units = other.units
         doc = {"identity": self.identity,
                "units": None if self._units is None else [[u.offset, u.name, u.producer, u.ranges] for u in self._units],
                "subprograms": {str(k): sorted(v.items()) for k, v in self._subprograms.items()},
-               "types": self._types}
+               "types": self._types, "types_found": self._types_found}
         _write_atomically(self.path, doc)
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from conftest import FIXTURES, REPO, require_file
 from dwarfgo import indexcache
+from dwarfgo.errors import DwarfgoError
 from dwarfgo.diescan import DW_TAG_subprogram, DW_TAG_typedef, DieScanner
 from dwarfgo.program import GoProgram
 
@@ -118,21 +119,29 @@ def test_a_corrupt_index_is_ignored_and_rebuilt(demo, cache_home, content):
     assert json.loads(index.read_text())["identity"]["size"] == demo.stat().st_size
 
 
-@pytest.mark.parametrize("lie", ["subprograms", "types"])
+@pytest.mark.parametrize("lie", ["subprograms", "types", "types_found"])
 def test_an_index_whose_offsets_lie_is_a_miss(demo, cache_home, lie):
     """A well-formed file of this binary whose DIE offsets point at other DIEs: each lookup checks
-    the DIE it lands on (a subprogram with that entry, a type of that name)."""
+    the DIE it lands on (a subprogram with that entry, a type of that name, from the table of
+    every type name or from the names found one at a time)."""
     _signatures(demo)
+    with GoProgram(demo) as prog, pytest.raises(DwarfgoError):
+        prog.type_named("main.NotAType")  # not found: every type name is read, and their table kept
     [index] = _index_files(cache_home)
     doc = json.loads(index.read_text())
+    assert doc["types"]["main.BarrierView"] == doc["types_found"]["main.BarrierView"]
     if lie == "subprograms":  # each function's DIE offset -> the next function's
         every_offset = sorted({o for table in doc["subprograms"].values() for _, o in table})
         for table in doc["subprograms"].values():
             for row in table:
                 row[1] = every_offset[(every_offset.index(row[1]) + 1) % len(every_offset)]
-    else:  # each type name -> the next name's DIE
+    elif lie == "types":  # each type name -> the next name's DIE
         names = sorted(doc["types"])
         doc["types"] = {n: doc["types"][names[(i + 1) % len(names)]] for i, n in enumerate(names)}
+    else:  # no table, and the name found before -> another name's DIE
+        doc["types_found"]["main.BarrierView"] = doc["types"]["main.checkKey" if "main.checkKey" in doc["types"]
+                                                              else "main.Pair" if "main.Pair" in doc["types"] else "int"]
+        doc["types"] = None
     index.write_text(json.dumps(doc))
     with GoProgram(demo) as prog:
         assert prog.cache.loaded
