@@ -155,6 +155,27 @@ def test_an_index_whose_offsets_lie_is_a_miss(demo, cache_home, lie):
         assert prog.type_named("main.BarrierView").name == "main.BarrierView"
 
 
+def test_a_type_asked_by_its_full_name_is_kept_without_the_table_of_every_name(demo, cache_home):
+    """type_named with a full name reads the runtime units only up to that type (the table of
+    every name is not made), and the index keeps where it is: the first DIE of that name, as
+    pyelftools walks the runtime units."""
+    from dwarfgo.binary import GoBinary
+
+    with GoProgram(demo) as prog:
+        bv = prog.type_named("main.BarrierView")
+        assert bv.name == "main.BarrierView" and bv.kind.value == "struct"  # fixtures/demo: type BarrierView struct
+    [index] = _index_files(cache_home)
+    doc = json.loads(index.read_text())
+    assert doc["types"] is None
+    with GoBinary(demo) as binary:
+        first = next(die.offset for cu in binary.dwarf.iter_CUs() if cu.get_top_DIE().attributes["DW_AT_name"].value == b"runtime"
+                     for die in cu.get_top_DIE().iter_children()
+                     if "DW_AT_name" in die.attributes and die.attributes["DW_AT_name"].value == b"main.BarrierView")
+    assert doc["types_found"] == {"main.BarrierView": first}
+    with GoProgram(demo) as prog:  # read back from the index
+        assert prog.type_named("main.BarrierView").name == "main.BarrierView" and prog.cache.loaded
+
+
 def test_an_unwritable_cache_directory_means_no_cache_said_once(demo, tmp_path):
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")  # the cache directory would be under a file (root ignores file modes)
