@@ -23,6 +23,7 @@ from .indexcache import IndexCache, ResultStore, SectionStore, SymbolStore, resu
 from .arginfo import describe_words
 from .names import close_matches, compile_pattern, lookup, matching_names
 
+_TYPE_SEARCHES = 3  # type names a process finds by a search (_first_type_named) before it makes the table of all
 _TYPE_TAG_NUMBERS = frozenset({DW_TAG_typedef, DW_TAG_base_type, DW_TAG_structure_type, DW_TAG_pointer_type,
                                DW_TAG_array_type, DW_TAG_subroutine_type})
 _TYPE_TAGS = {"DW_TAG_typedef", "DW_TAG_base_type", "DW_TAG_structure_type", "DW_TAG_pointer_type",
@@ -64,6 +65,8 @@ class GoProgram:
         self.twin = None
         self.twin_refusals: list[tuple[str, str]] = []  # (function, why) left out of matching()
         self._stores: list[ResultStore] = []  # results of map_matching kept in the cache
+        self._types_found_here: dict[str, int] = {}  # what _first_type_named found (also without a cache)
+        self._type_searches = 0  # _first_type_named's searches
         if cache and not debug_from:  # (a twin's identity is not the cache's key: see remembered)
             self.binary.symbol_store = lambda: SymbolStore(self.cache) if self.cache is not None else None
             self.binary.section_store = lambda: SectionStore(self.cache) if self.cache is not None else None
@@ -300,14 +303,18 @@ class GoProgram:
         lacks it: what the index kept of an earlier search, else the units holding types read
         up to the first type DIE of that name (runtime.g, which every probe reads, is the 311th
         of the 11,243 of cmd/compile 1.27; the table takes a tenth of a second), kept in the
-        index. A search that reads every unit to the end has read the table, and makes it. None
-        where the table decides (not found so, or a unit the raw scan does not read)."""
+        index. A search that reads every unit to the end has read the table, and makes it; a
+        process that asks more than a few names makes it too (one walk costs less than several).
+        None where the table decides (not found so, or a unit the raw scan does not read)."""
         cache = self.cache
         if "_types_by_name" in self.__dict__ or (cache is not None and cache.types is not None):
             return None  # (the table is at hand)
-        kept = cache.types_found.get(name) if cache is not None else None
+        kept = cache.types_found.get(name) if cache is not None else self._types_found_here.get(name)
         if kept is not None:
             return kept
+        self._type_searches += 1
+        if self._type_searches > _TYPE_SEARCHES:
+            return None  # name after name: one walk to make the table costs less than more searches
         read = []
         for unit in self.index.units:
             if unit.name != "runtime":
@@ -317,6 +324,7 @@ class GoProgram:
             except ScanUnsupported:
                 return None
             if found and found[-1].name == name:
+                self._types_found_here[name] = found[-1].offset
                 if cache is not None:
                     cache.store_type_found(name, found[-1].offset)
                 return found[-1].offset
