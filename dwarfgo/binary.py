@@ -71,6 +71,7 @@ class _LazyStream:
         return getattr(self._bytes, name)
 
 
+_NAMES_SEARCHED = 8  # names _address_named finds by a search before it makes the table of every name
 KEEP_INFLATED = 1 << 20  # a compressed DWARF section this large inflated is kept in the section store
 # the sections a command on one function reads on a warm index (the units' ranges, lines and frames
 # are not read then): only these are kept
@@ -171,6 +172,7 @@ class GoBinary:
     def __init__(self, path: str | os.PathLike, debug_file: str | os.PathLike | None = None):
         self.path = Path(path)
         self._files = []
+        self._names_searched = 0  # _address_named's searches
         self.elf = self._open_elf(self.path)
         self.arch = self._detect_arch(self.elf)
         self.ptr_size = 8 if self.elf.elfclass == 64 else 4
@@ -393,6 +395,22 @@ class GoBinary:
         names, addresses, _ = self._symbol_columns
         return _addresses_by_name(names, addresses, self._kept_other_addresses)
 
+    def _address_named(self, name: str) -> int | None:
+        """_address_of_name.get(name); the first few without making that table (a command on
+        one function asks a name or two: the table of 30,000 names costs more than a search)."""
+        if "_address_of_name" not in self.__dict__:
+            names, addresses, _ = self._symbol_columns
+            if "_address_of_name" not in self.__dict__ and self._names_searched < _NAMES_SEARCHED:
+                self._names_searched += 1
+                others = self._kept_other_addresses
+                if name in others:
+                    return others[name]
+                try:
+                    return addresses[names.index(name)]  # the first of a name, as _addresses_by_name
+                except ValueError:
+                    return None
+        return self._address_of_name.get(name)
+
     def _read_symbol_table(self) -> tuple[list[Symbol], dict[str, int]]:
         """One pass over the symbol table (read as one array, see _raw_symbols): the function symbols, sorted by address, and every symbol's address
         by name."""
@@ -450,7 +468,7 @@ class GoBinary:
     def data_symbol(self, name: str) -> int | None:
         """Address of any symbol (e.g. `runtime.types`), or None. A symbol of a separate debug file
         (or a DWARF twin) is placed in this binary by its section: same section, same offset."""
-        addr = self._address_of_name.get(name)
+        addr = self._address_named(name)
         if addr is None or self.symbols_from != "debug file":
             return addr
         return same_place(self.debug_elf, self.elf, addr)

@@ -26,7 +26,7 @@ from . import indexcache
 # (and pyelftools) when the answer is not already stored, the runtime type tables (binaries
 # without DWARF), the ABI witnesses and machine code, the reports
 
-app = typer.Typer(
+_APP_SETTINGS = dict(
     name="dwarfgo",
     help=(
         "Turn a Go binary's DWARF into correct bpftrace probes.\n\n"
@@ -40,6 +40,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+app = typer.Typer(**_APP_SETTINGS)
+
+
+def _one_command_group() -> None:
+    """(The callback that keeps _app_for's one-command app a group, as `app` is.)"""
+
+
+def _app_for(args: list[str]) -> typer.Typer:
+    """`app`, or for `dwarfgo COMMAND ...` an app of that one command, with the same settings and
+    still a group (`dwarfgo COMMAND` in its usage, help and errors): Typer makes a Click command
+    of every registered command's parameters at each start, some 20 ms of a warm run, and only
+    one runs. Anything else (no command, `--help`, an unknown name) goes to the whole app."""
+    if args:
+        for info in app.registered_commands:
+            if (info.name or typer.main.get_command_name(info.callback.__name__)) == args[0]:
+                one = typer.Typer(**_APP_SETTINGS, callback=_one_command_group)
+                one.registered_commands.append(info)
+                return one
+    return app
 
 
 def _safe(text: str) -> str:
@@ -1002,7 +1021,7 @@ def _usage_error(e) -> None:
 
 def main() -> None:
     try:
-        rc = app(standalone_mode=False)
+        rc = _app_for(sys.argv[1:])(standalone_mode=False)
         if isinstance(rc, int) and rc:
             sys.exit(rc)
     except _CLICK_ERROR as e:

@@ -233,9 +233,11 @@ class DieScanner:
             table[code] = _Abbrev(tag, has_children, tuple(skip), tuple(attributes))
 
     # ------------------------------------------------------------ the walk
-    def top_level(self, cu_offset: int, tags: frozenset[int] | set[int]) -> list[ScannedDIE]:
-        """The direct children of the unit's top DIE whose tag is in `tags`, in order."""
-        return self._scan(cu_offset, None, tags, False)
+    def top_level(self, cu_offset: int, tags: frozenset[int] | set[int], stop_at: str | None = None
+                  ) -> list[ScannedDIE]:
+        """The direct children of the unit's top DIE whose tag is in `tags`, in order; with
+        `stop_at`, only up to the first one of that name (the rest of the unit is not read)."""
+        return self._scan(cu_offset, None, tags, False, stop_at=stop_at)
 
     def top_level_with_children(self, cu_offset: int, tags: frozenset[int] | set[int],
                                 child_tags: frozenset[int] | set[int], wanted: frozenset[int]
@@ -262,10 +264,11 @@ class DieScanner:
         return self._scan(cu_offset, die_offset, tags, nested, wanted)
 
     def _scan(self, cu_offset: int, die_offset: int | None, tags, nested: bool,
-              wanted: frozenset[int] | None = None) -> list:
+              wanted: frozenset[int] | None = None, stop_at: str | None = None) -> list:
         try:
             unit = self._unit(cu_offset)
-            return self._walk(unit, unit.first if die_offset is None else die_offset, tags, nested, wanted)
+            return self._walk(unit, unit.first if die_offset is None else die_offset, tags, nested, wanted,
+                              stop_at=stop_at)
         except (IndexError, ValueError, KeyError) as e:
             raise ScanUnsupported(f"unit at {cu_offset:#x} does not parse: {type(e).__name__}") from None
 
@@ -282,10 +285,11 @@ class DieScanner:
         return unit
 
     def _walk(self, unit: "_Unit", start: int, tags, nested: bool, wanted: frozenset[int] | None = None,
-              children: tuple | None = None) -> list:
+              children: tuple | None = None, stop_at: str | None = None) -> list:
         """The DIEs found: ScannedDIE, or with `wanted` (offset, tag, values); with `children`
         (child tags, wanted attributes), (ScannedDIE, [(offset, tag, values) of its children of
-        those tags]) of the top-level DIEs found (see top_level_with_children)."""
+        those tags]) of the top-level DIEs found (see top_level_with_children). `stop_at`: the
+        walk ends at the first ScannedDIE of that name found (the last of the list)."""
         data, table, end = self.info, unit.table, unit.end
         if not unit.first <= start < end:
             raise ScanUnsupported(f"DIE offset {start:#x} is not in the unit at {unit.offset:#x}")
@@ -319,6 +323,8 @@ class DieScanner:
                         out.append((scanned, found_children))
                     else:
                         out.append(scanned)
+                        if stop_at is not None and scanned.name == stop_at:
+                            return out
                 else:
                     values, pos = self._values(abbrev, pos, unit, wanted)
                     if pos > end:

@@ -128,7 +128,7 @@ class DwarfIndex:
         self.binary = binary
         self.dwarf = binary.dwarf
         self.cache = cache
-        self.types = TypeReader(self.dwarf, binary.ptr_size, str(binary.path))
+        self.types = TypeReader(self.dwarf, binary.ptr_size, str(binary.path), unit_of=self._unit_holding)
         self._subprograms_by_unit: dict[int, dict[int, int]] = {}
         self._origin_names: dict[int, str | None] = {}  # abstract origin offset -> its declaration's name
         # unit offset -> {subprogram DIE offset -> its formal parameters' (offset, tag, values)}, from
@@ -138,6 +138,15 @@ class DwarfIndex:
     @cached_property
     def _scanner(self) -> DieScanner:
         return DieScanner.of(self.dwarf)
+
+    def _unit_holding(self, offset: int) -> int | None:
+        """The offset of the unit holding the DIE at `offset`, from the unit headers the raw scan
+        reads one after the other (None when it does not read them, or `offset` is past them)."""
+        try:
+            unit = self._scanner.unit_of(offset)
+        except ScanUnsupported:
+            return None
+        return unit if 0 <= offset < len(self._scanner.info) else None
 
     @cached_property
     def raw_locations(self) -> RawLocations:

@@ -15,12 +15,14 @@ cache, said once on stderr.
 
 from __future__ import annotations
 
+import array
 import hashlib
 import json
 import os
 import stat
 import sys
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,10 +68,14 @@ class IndexCache:
         self._units: list[UnitRecord] | None = None
         self._subprograms: dict[int, dict[int, int]] = {}  # unit offset -> {entry address: DIE offset}
         self._types: dict[str, int] | None = None
+        # type DIE offsets of single names, found without making the whole table (`types`): the
+        # first DIE of the name, as the table would have it
+        self._types_found: dict[str, int] = {}
         self._loaded = False  # a valid file of this binary was read
         self._read = False
         self._dirty = False
         self._discarded = False
+        self._seen: tuple[int, int, int] | None = None  # the file as _load found it (_file_version)
 
     def _ensure(self) -> None:
         if not self._read:
@@ -90,6 +96,11 @@ class IndexCache:
     def types(self) -> dict[str, int] | None:
         self._ensure()
         return self._types
+
+    @property
+    def types_found(self) -> dict[str, int]:
+        self._ensure()
+        return self._types_found
 
     @property
     def loaded(self) -> bool:
@@ -124,6 +135,7 @@ class IndexCache:
 
     # ------------------------------------------------------------ reading
     def _load(self) -> None:
+        self._seen = _file_version(self.path)
         try:
             with open(self.path, "rb") as fh:
                 doc = json.load(fh)
@@ -135,6 +147,7 @@ class IndexCache:
             self._take(doc)
         except (TypeError, ValueError, KeyError, AttributeError):
             self._units, self._subprograms, self._types = None, {}, None  # a corrupt file: rebuilt
+            self._types_found = {}
 
     def _take(self, doc) -> None:
         if not isinstance(doc, dict) or doc.get("identity") != self.identity:
@@ -150,7 +163,11 @@ class IndexCache:
         if types is not None and not (isinstance(types, dict) and set(map(type, types)) <= {str}
                                       and set(map(type, types.values())) <= {int}):
             raise TypeError("a type table of other than names and offsets")
+        found = doc.get("types_found", {})  # (not in files written before it was kept)
+        if not (isinstance(found, dict) and set(map(type, found)) <= {str} and set(map(type, found.values())) <= {int}):
+            raise TypeError("found types of other than names and offsets")
         self._types = types
+        self._types_found = found
         self._loaded = True
 
     # ------------------------------------------------------------ filling
@@ -169,10 +186,16 @@ class IndexCache:
         self._types = types
         self._dirty = True
 
+    def store_type_found(self, name: str, offset: int) -> None:
+        self._ensure()
+        self._types_found[name] = offset
+        self._dirty = True
+
     def discard(self) -> None:
         """Forget everything: a looked-up DIE did not match what the index said it is."""
         self._read = True
         self._units, self._subprograms, self._types = None, {}, None
+        self._types_found = {}
         self._loaded = False
         self._dirty = True
         self._discarded = True
@@ -184,19 +207,31 @@ class IndexCache:
         if not self._dirty:
             return
         self._dirty = False
-        if not self._discarded:
+        if not self._discarded and _file_version(self.path) != self._seen:
             other = IndexCache(self.path, self.identity)  # another process's additions, if any
             for offset, table in other.subprograms.items():
                 self._subprograms.setdefault(offset, table)
             if self._types is None:
                 self._types = other.types
+            for name, offset in other.types_found.items():
+                self._types_found.setdefault(name, offset)
             if self._units is None:
                 self._units = other.units
         doc = {"identity": self.identity,
                "units": None if self._units is None else [[u.offset, u.name, u.producer, u.ranges] for u in self._units],
                "subprograms": {str(k): sorted(v.items()) for k, v in self._subprograms.items()},
-               "types": self._types}
+               "types": self._types, "types_found": self._types_found}
         _write_atomically(self.path, doc)
+
+
+def _file_version(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size, mtime) of the file at `path`, None when there is none: a writer renames a
+    new file over it (another inode), so the same triple later means nothing was written since."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _index_path(build_id: str, size: int) -> Path:
@@ -340,11 +375,12 @@ def _read_digested(path: Path, identity) -> bytes | None:
     return body
 
 
-def _write_digested(path: Path, identity, body: str) -> None:
-    """`body` under a header line: `identity` and the SHA-256 of the body (see _read_digested)."""
-    header = json.dumps({"identity": identity, "sha256": hashlib.sha256(body.encode()).hexdigest()},
-                        separators=(",", ":"))
-    _write_text_atomically(path, header + "\n" + body)
+def _write_digested(path: Path, identity, body: str | bytes) -> None:
+    """`body` (text is written as UTF-8) under a header line: `identity` and the SHA-256 of the
+    body (see _read_digested)."""
+    data = body.encode() if isinstance(body, str) else body
+    header = json.dumps({"identity": identity, "sha256": hashlib.sha256(data).hexdigest()}, separators=(",", ":"))
+    _write_bytes_atomically(path, header.encode() + b"\n" + data)
 
 
 def _write_atomically(path: Path, doc) -> None:
@@ -383,8 +419,9 @@ def _write_bytes_atomically(path: Path, data: bytes) -> None:
             pass
 
 
-SYMBOLS_SUFFIX = ".symbols.json"  # a SymbolStore's file, beside its binary's index
-SYMBOLS_FORMAT = 1
+SYMBOLS_SUFFIX = ".symbols.bin"  # a SymbolStore's file, beside its binary's index
+SYMBOLS_FORMAT = 2
+_OLD_SYMBOLS_SUFFIX = ".symbols.json"  # format 1 (all JSON): removed by clear()
 
 
 class SymbolStore:
@@ -392,9 +429,11 @@ class SymbolStore:
     its other symbols by name, as GoBinary reads them from its symbol table: every command that
     names a function looks it up among them, and decoding 30,000 ELF symbols costs more than
     reading them back. One file beside the binary's index, written once: a header line (the
-    index's identity and the SHA-256 of the rest) and the table as JSON. A file of another
-    binary, a stale, truncated or corrupt one (its digest or its shape wrong) is a miss, and
-    the table is read from the binary again and the file rewritten."""
+    index's identity and the SHA-256 of the rest), then a JSON line (the counts, and the names
+    without an address), then the names (UTF-8, NUL-separated) and the integers (unsigned 64-bit,
+    little-endian) of each column: read back a fifth as slowly as the same table in JSON. A file
+    of another binary, a stale, truncated or corrupt one (its digest or its shape wrong) is a
+    miss, and the table is read from the binary again and the file rewritten."""
 
     def __init__(self, index: IndexCache):
         self.path = index.path.with_name(index.path.name[:-len(SUFFIX)] + SYMBOLS_SUFFIX)
@@ -406,31 +445,74 @@ class SymbolStore:
         body = _read_digested(self.path, self.identity)
         if body is None:
             return None
+        head, _, rest = body.partition(b"\n")
         try:
-            names, addresses, sizes, others = json.loads(body)
-        except (ValueError, TypeError):  # not JSON, or not four parts
+            shape = json.loads(head)
+            count, other_count, without = shape["functions"], shape["others"], shape["without_address"]
+            if not (type(count) is int and type(other_count) is int and isinstance(without, list)
+                    and set(map(type, without)) <= {str}):
+                return None
+            names = _names(rest, shape["names_bytes"], count)
+            rest = rest[shape["names_bytes"]:]
+            other_names = _names(rest, shape["other_names_bytes"], other_count)
+            rest = rest[shape["other_names_bytes"]:]
+            if len(rest) != 8 * (2 * count + other_count):
+                return None
+            numbers = array.array("Q")
+            numbers.frombytes(rest)
+            if sys.byteorder != "little":
+                numbers.byteswap()
+            numbers = numbers.tolist()
+        except (ValueError, TypeError, KeyError):  # not JSON, a count not a number, names not UTF-8
             return None
-        if not (isinstance(names, list) and isinstance(addresses, list) and isinstance(sizes, list)
-                and isinstance(others, dict) and len(names) == len(addresses) == len(sizes)
-                and set(map(type, names)) <= {str} and set(map(type, addresses)) <= {int}
-                and set(map(type, sizes)) <= {int} and set(map(type, others.values())) <= {int, type(None)}):
+        if names is None or other_names is None:
             return None
-        return names, addresses, sizes, others
+        others: dict[str, int | None] = dict(zip(other_names, numbers[2 * count:]))
+        others.update((name, None) for name in without)
+        return names, numbers[:count], numbers[count:2 * count], others
 
     def put(self, names: list[str], addresses: list[int], sizes: list[int], others: dict[str, int | None]) -> None:
-        _write_digested(self.path, self.identity, json.dumps([names, addresses, sizes, others], separators=(",", ":")))
+        with_address = [(name, address) for name, address in others.items() if address is not None]
+        try:
+            blob = _names_blob(names)
+            other_blob = _names_blob([name for name, _ in with_address])
+            numbers = array.array("Q", [*addresses, *sizes, *(address for _, address in with_address)])
+        except (ValueError, OverflowError, TypeError):  # a name with a NUL, a number not a 64-bit one
+            return
+        if sys.byteorder != "little":
+            numbers.byteswap()
+        shape = json.dumps({"functions": len(names), "others": len(with_address), "names_bytes": len(blob),
+                            "other_names_bytes": len(other_blob),
+                            "without_address": [name for name, address in others.items() if address is None]},
+                           separators=(",", ":"))
+        _write_digested(self.path, self.identity, shape.encode() + b"\n" + blob + other_blob + numbers.tobytes())
+
+
+def _names_blob(names: list[str]) -> bytes:
+    """The names NUL-separated, as UTF-8 (a lone surrogate kept: `surrogatepass`)."""
+    if any("\0" in name for name in names):
+        raise ValueError("a name with a NUL")
+    return "\0".join(names).encode("utf-8", "surrogatepass")
+
+
+def _names(data: bytes, size, count: int) -> list[str] | None:
+    """The `count` names _names_blob wrote in the first `size` bytes of `data` (None: not those)."""
+    if type(size) is not int or not 0 <= size <= len(data):
+        return None
+    names = data[:size].decode("utf-8", "surrogatepass").split("\0") if count else []
+    return names if len(names) == count and (count or size == 0) else None
 
 
 SECTION_SUFFIX = ".section.bin"  # a SectionStore's files, beside their binary's index
-SECTION_FORMAT = 1
+SECTION_FORMAT = 2
 
 
 class SectionStore:
     """A binary's large compressed DWARF sections (.debug_info, location lists), kept inflated:
     inflating them is most of what a command on one function reads, and reading them back costs
     a fifth of it. One file per section beside the binary's index: a header line (the index's
-    identity, the section's name, place and sizes, and the SHA-256 of the bytes) and the
-    inflated bytes. Another binary's file, a stale, truncated or corrupt one is a miss: the
+    identity, the section's name, place and sizes, and the CRC-32 of the bytes: a flipped bit, a torn
+    or mixed write is found in half the time SHA-256 takes over 14 MB) and the inflated bytes. Another binary's file, a stale, truncated or corrupt one is a miss: the
     section is inflated from the binary again and the file rewritten."""
 
     def __init__(self, index: IndexCache):
@@ -459,26 +541,38 @@ class SectionStore:
         except ValueError:
             return None
         if (not isinstance(header, dict) or header.get("identity") != self._identity_of(name, offset, stored_size, size)
-                or len(data) != size or header.get("sha256") != hashlib.sha256(data).hexdigest()):
+                or len(data) != size or header.get("crc32") != zlib.crc32(data)):
             return None
         return data
 
     def put(self, name: str, offset: int, stored_size: int, size: int, data: bytes) -> None:
         header = json.dumps({"identity": self._identity_of(name, offset, stored_size, size),
-                             "sha256": hashlib.sha256(data).hexdigest()}, separators=(",", ":"))
+                             "crc32": zlib.crc32(data)}, separators=(",", ":"))
         _write_bytes_atomically(self.path(name), header.encode() + b"\n" + data)
+
+
+_CODE_IDENTITY: list[str] = []  # _code_identity's answer, once per process
 
 
 def _code_identity() -> str:
     """Which dwarfgo computed a stored result: its version and the size and mtime of every
     module of the package (a result made by other code, even an uninstalled edit, is not used)."""
+    if _CODE_IDENTITY:
+        return _CODE_IDENTITY[0]
     from . import __version__
-    root = Path(__file__).resolve().parent
+    root = os.path.dirname(os.path.realpath(__file__))
+    modules = []  # (path relative to the package, size, mtime)
+    for folder, subfolders, files in os.walk(root):
+        subfolders.sort()
+        for name in sorted(files):
+            if name.endswith(".py"):
+                st = os.stat(os.path.join(folder, name))
+                modules.append((os.path.relpath(os.path.join(folder, name), root), st.st_size, st.st_mtime_ns))
     h = hashlib.sha256(__version__.encode())
-    for f in sorted(root.rglob("*.py")):
-        st = f.stat()
-        h.update(f"{f.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode("utf-8", "replace"))
-    return h.hexdigest()[:32]
+    for relative, size, mtime in sorted(modules):
+        h.update(f"{relative}\0{size}\0{mtime}\0".encode("utf-8", "replace"))
+    _CODE_IDENTITY.append(h.hexdigest()[:32])
+    return _CODE_IDENTITY[0]
 
 
 class ResultStore:
@@ -622,8 +716,8 @@ def clear() -> int:
         removed += not f.name.startswith(".")
     for f in d.glob("*" + RESULTS_SUFFIX):  # the stored results go with their index
         f.unlink(missing_ok=True)
-    for f in d.glob("*" + SYMBOLS_SUFFIX):  # the symbol tables and inflated sections go with their index too
-        f.unlink(missing_ok=True)
+    for f in [*d.glob("*" + SYMBOLS_SUFFIX), *d.glob("*" + _OLD_SYMBOLS_SUFFIX)]:  # the symbol tables and
+        f.unlink(missing_ok=True)  # inflated sections go with their index too
     for f in d.glob("*" + SECTION_SUFFIX):
         f.unlink(missing_ok=True)
     for f in d.glob("*" + STACK_SUFFIX):  # bpftrace's stack verdicts on readable programs

@@ -122,6 +122,9 @@ def read_table(binary) -> PclnTable | None:
         return _parse(data, address, binary, where)
 
 
+_LOOKUPS_IN_PLACE = 16  # index_of searches the table in place this many times before reading every entry
+
+
 class _Functab:
     """The header and function index of one table, read in place: entry and `_func` record of the
     i-th function (the index is sorted by entry), and the record's fields."""
@@ -143,6 +146,7 @@ class _Functab:
         self._u32, self._i32 = struct.Struct(order + "I"), struct.Struct(order + "i")
         self._pair = struct.Struct(order + "II")
         self.nfunc = self.word(8)
+        self._lookups = 0  # index_of calls (see there)
         self.old = magic in (_MAGIC_12, _MAGIC_116)  # uintptr entries and funcoffs, fields after a uintptr entry
         if magic == _MAGIC_12:
             self.tab, self.names, self.pctab, self.base, self.text = 8 + ptr, 0, 0, 0, 0
@@ -189,8 +193,11 @@ class _Functab:
         return self.pctab + off if off else 0
 
     def index_of(self, entry: int) -> int | None:
-        """The index of the function whose entry is `entry` (a binary search), or None."""
-        entries = self._entries
+        """The index of the function whose entry is `entry` (a binary search), or None. The first
+        few lookups search the table in place (a command on one function reads some 15 entries);
+        later ones read every entry once (_entries), as a whole-binary run looks up each."""
+        self._lookups += 1
+        entries = self._entries if self._lookups > _LOOKUPS_IN_PLACE else None
         if entries is not None:
             i = bisect.bisect_left(entries, entry)
             return i if i < len(entries) and entries[i] == entry else None

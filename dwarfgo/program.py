@@ -23,6 +23,7 @@ from .indexcache import IndexCache, ResultStore, SectionStore, SymbolStore, resu
 from .arginfo import describe_words
 from .names import close_matches, compile_pattern, lookup, matching_names
 
+_TYPE_SEARCHES = 3  # type names a process finds by a search (_first_type_named) before it makes the table of all
 _TYPE_TAG_NUMBERS = frozenset({DW_TAG_typedef, DW_TAG_base_type, DW_TAG_structure_type, DW_TAG_pointer_type,
                                DW_TAG_array_type, DW_TAG_subroutine_type})
 _TYPE_TAGS = {"DW_TAG_typedef", "DW_TAG_base_type", "DW_TAG_structure_type", "DW_TAG_pointer_type",
@@ -64,6 +65,8 @@ class GoProgram:
         self.twin = None
         self.twin_refusals: list[tuple[str, str]] = []  # (function, why) left out of matching()
         self._stores: list[ResultStore] = []  # results of map_matching kept in the cache
+        self._types_found_here: dict[str, int] = {}  # what _first_type_named found (also without a cache)
+        self._type_searches = 0  # _first_type_named's searches
         if cache and not debug_from:  # (a twin's identity is not the cache's key: see remembered)
             self.binary.symbol_store = lambda: SymbolStore(self.cache) if self.cache is not None else None
             self.binary.section_store = lambda: SectionStore(self.cache) if self.cache is not None else None
@@ -296,6 +299,48 @@ class GoProgram:
             cache.store_types(names)
         return names
 
+    def _first_type_named(self, name: str) -> int | None:
+        """The offset _types_by_name gives `name`, without making that table where the index
+        lacks it: what the index kept of an earlier search, else the units holding types read
+        up to the first type DIE of that name (runtime.g, which every probe reads, is the 311th
+        of the 11,243 of cmd/compile 1.27; the table takes a tenth of a second), kept in the
+        index. A search that reads every unit to the end has read the table, and makes it; a
+        process that asks more than a few names makes it too (one walk costs less than several).
+        None where the table decides (not found so, or a unit the raw scan does not read)."""
+        cache = self.cache
+        if "_types_by_name" in self.__dict__ or (cache is not None and cache.types is not None):
+            return None  # (the table is at hand)
+        kept = cache.types_found.get(name) if cache is not None else self._types_found_here.get(name)
+        if kept is not None:
+            return kept
+        self._type_searches += 1
+        if self._type_searches > _TYPE_SEARCHES:
+            return None  # name after name: one walk to make the table costs less than more searches
+        read = []
+        for unit in self.index.units:
+            if unit.name != "runtime":
+                continue
+            try:
+                found = self.index._scanner.top_level(unit.offset, _TYPE_TAG_NUMBERS, stop_at=name)
+            except ScanUnsupported:
+                return None
+            if found and found[-1].name == name:
+                self._types_found_here[name] = found[-1].offset
+                if cache is not None:
+                    cache.store_type_found(name, found[-1].offset)
+                return found[-1].offset
+            read.append(found)
+        names: dict[str, int] = {}
+        for found in read:
+            for d in found:
+                if d.name is not None:
+                    names.setdefault(d.name, d.offset)
+        if names:  # (none: _types_by_name reads every unit)
+            self.__dict__["_types_by_name"] = names
+            if cache is not None:
+                cache.store_types(names)
+        return None
+
     def _type_names(self, units) -> dict[str, int]:
         names: dict[str, int] = {}
         for unit in units:
@@ -346,10 +391,16 @@ class GoProgram:
         return self.index.types.type_at(offset)
     def _type_or_none(self, name: str) -> GoType | None:
         """The type of exactly this name (no short forms), or None."""
+        offset = self._first_type_named(name)
+        if offset is not None:
+            return self._type_at(name, offset)
         offset = self._types_by_name.get(name)
         return self._type_at(name, offset) if offset is not None else None
 
     def type_named(self, name: str) -> GoType:
+        offset = self._first_type_named(name)
+        if offset is not None:
+            return self._type_at(name, offset)
         names = self._types_by_name
         if name in names:
             return self._type_at(name, names[name])

@@ -19,6 +19,7 @@ import pytest
 
 from conftest import FIXTURES, REPO, require_file
 from dwarfgo import indexcache
+from dwarfgo.errors import DwarfgoError
 from dwarfgo.diescan import DW_TAG_subprogram, DW_TAG_typedef, DieScanner
 from dwarfgo.program import GoProgram
 
@@ -118,21 +119,29 @@ def test_a_corrupt_index_is_ignored_and_rebuilt(demo, cache_home, content):
     assert json.loads(index.read_text())["identity"]["size"] == demo.stat().st_size
 
 
-@pytest.mark.parametrize("lie", ["subprograms", "types"])
+@pytest.mark.parametrize("lie", ["subprograms", "types", "types_found"])
 def test_an_index_whose_offsets_lie_is_a_miss(demo, cache_home, lie):
     """A well-formed file of this binary whose DIE offsets point at other DIEs: each lookup checks
-    the DIE it lands on (a subprogram with that entry, a type of that name)."""
+    the DIE it lands on (a subprogram with that entry, a type of that name, from the table of
+    every type name or from the names found one at a time)."""
     _signatures(demo)
+    with GoProgram(demo) as prog, pytest.raises(DwarfgoError):
+        prog.type_named("main.NotAType")  # not found: every type name is read, and their table kept
     [index] = _index_files(cache_home)
     doc = json.loads(index.read_text())
+    assert doc["types"]["main.BarrierView"] == doc["types_found"]["main.BarrierView"]
     if lie == "subprograms":  # each function's DIE offset -> the next function's
         every_offset = sorted({o for table in doc["subprograms"].values() for _, o in table})
         for table in doc["subprograms"].values():
             for row in table:
                 row[1] = every_offset[(every_offset.index(row[1]) + 1) % len(every_offset)]
-    else:  # each type name -> the next name's DIE
+    elif lie == "types":  # each type name -> the next name's DIE
         names = sorted(doc["types"])
         doc["types"] = {n: doc["types"][names[(i + 1) % len(names)]] for i, n in enumerate(names)}
+    else:  # no table, and the name found before -> another name's DIE
+        doc["types_found"]["main.BarrierView"] = doc["types"]["main.checkKey" if "main.checkKey" in doc["types"]
+                                                              else "main.Pair" if "main.Pair" in doc["types"] else "int"]
+        doc["types"] = None
     index.write_text(json.dumps(doc))
     with GoProgram(demo) as prog:
         assert prog.cache.loaded
@@ -144,6 +153,27 @@ def test_an_index_whose_offsets_lie_is_a_miss(demo, cache_home, lie):
         assert prog.cache.loaded
         assert prog.function("main.checkKey").signature() == CHECK_KEY
         assert prog.type_named("main.BarrierView").name == "main.BarrierView"
+
+
+def test_a_type_asked_by_its_full_name_is_kept_without_the_table_of_every_name(demo, cache_home):
+    """type_named with a full name reads the runtime units only up to that type (the table of
+    every name is not made), and the index keeps where it is: the first DIE of that name, as
+    pyelftools walks the runtime units."""
+    from dwarfgo.binary import GoBinary
+
+    with GoProgram(demo) as prog:
+        bv = prog.type_named("main.BarrierView")
+        assert bv.name == "main.BarrierView" and bv.kind.value == "struct"  # fixtures/demo: type BarrierView struct
+    [index] = _index_files(cache_home)
+    doc = json.loads(index.read_text())
+    assert doc["types"] is None
+    with GoBinary(demo) as binary:
+        first = next(die.offset for cu in binary.dwarf.iter_CUs() if cu.get_top_DIE().attributes["DW_AT_name"].value == b"runtime"
+                     for die in cu.get_top_DIE().iter_children()
+                     if "DW_AT_name" in die.attributes and die.attributes["DW_AT_name"].value == b"main.BarrierView")
+    assert doc["types_found"] == {"main.BarrierView": first}
+    with GoProgram(demo) as prog:  # read back from the index
+        assert prog.type_named("main.BarrierView").name == "main.BarrierView" and prog.cache.loaded
 
 
 def test_an_unwritable_cache_directory_means_no_cache_said_once(demo, tmp_path):

@@ -44,7 +44,6 @@ from ..functions import Function
 from ..goexpr import ArgExpr
 from ..verify.machine import MachineReport, MorestackCall
 from .dialect import Dialect
-from .filter import FilterCode
 from .identity import PLACEHOLDER, ProgramIdentity, plan_digest, safe_token
 from .plan import (BYTES, ArrayNode, ChanNode, ComplexNode, FuncNode, GuardNode, InterfaceNode, MapNode, Node,
                    PlanBuilder, PointerNode, Read, RuntimeLayout, Scalar, SliceNode, StringNode, StructNode,
@@ -52,6 +51,7 @@ from .plan import (BYTES, ArrayNode, ChanNode, ComplexNode, FuncNode, GuardNode,
 
 if TYPE_CHECKING:
     from .aggregate import AggregateCode
+    from .filter import FilterCode
 
 # characters a path may not have inside bpftrace's quoted attach point: the quote and the escape
 # (no escaping there on 0.17, 0.23 or 0.27), wildcards and positional parameters

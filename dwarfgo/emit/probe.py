@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from .. import __version__, goexpr
 from ..errors import DwarfgoError
@@ -16,12 +17,13 @@ from ..goexpr import ArgExpr
 from ..verify.evidence import trusted_layout
 from ..verify.machine import MachineReport, MorestackCall
 from .bpftrace import Program, ProgramWriter, runtime_layout
-from . import filter as filter_syntax
-from .aggregate import AggregateOptions, check_aggregates, compile_aggregates
 from .dialect import Dialect
 from .identity import PLACEHOLDER
 from .plan import PlanBuilder
 from .stackcheck import CompileVerdict, compile_verdict
+
+if TYPE_CHECKING:
+    from .aggregate import AggregateOptions
 
 
 @dataclass
@@ -190,6 +192,10 @@ def too_large(functions, dialect: Dialect, depth: int, args: bool = True) -> Dwa
 
 
 def generate(prog, functions, dialect: Dialect, options: ProbeOptions) -> Program:
+    # (the filter and aggregate compilers are imported by the programs that may use them: a
+    # readable program without --filter reads neither)
+    from . import filter as filter_syntax
+    from .aggregate import check_aggregates, compile_aggregates
     if options.max_str > dialect.max_strlen:
         raise DwarfgoError(f"--max-str {options.max_str} exceeds bpftrace {dialect.version_text}'s limit of {dialect.max_strlen}")
     attach_flags = _attach_flags(prog, dialect)
@@ -287,6 +293,7 @@ def decode_command(prog, functions, dialect: Dialect, options: ProbeOptions) -> 
         argv.append("--ret")
     for f in options.filter or []:
         argv += ["--filter", f]
+    from .aggregate import AggregateOptions
     agg = options.aggregate or AggregateOptions()
     argv += [a for g in agg.count_by for a in ("--count-by", ",".join(g))]
     argv += [a for e in agg.sums for a in ("--sum", e)] + [a for e in agg.hists for a in ("--hist", e)]

@@ -631,9 +631,11 @@ def _generate_readable(prog, functions, dialect: Dialect, options, budget: int |
     if budget is not None:
         builder.budget = budget
     from .bpftrace import runtime_layout
-    from .filter import FilterSet
-    filters = FilterSet.parse(prog, options.filter, functions)
-    runtime = runtime_layout(prog) if options.filter else None
+    filters = runtime = None  # (the filter compiler is imported only for a program with --filter)
+    if options.filter:
+        from .filter import FilterSet
+        filters = FilterSet.parse(prog, options.filter, functions)
+        runtime = runtime_layout(prog)
     abis = set()
     for fn in functions:
         layout, machine = trusted_layout(prog, fn)
