@@ -16,6 +16,7 @@ every worker would otherwise read for itself (tables, imports) is read once and 
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from typing import Callable, Iterator, TypeVar
@@ -63,14 +64,21 @@ def map_symbols(prog, symbols: list[Symbol], task: Callable, workers: int | None
     ctx = multiprocessing.get_context("fork")
     done = 0
     chunk = max(1, len(runs) // (workers * CHUNKS_PER_WORKER))
-    with ctx.Pool(workers, initializer=_take_program, initargs=(prog,),
-                  maxtasksperchild=max(1, RUNS_PER_WORKER // chunk)) as pool:
-        for run, results in zip(runs, pool.imap(_run, [(task, run) for run in runs], chunk)):
-            done += len(run)
-            for sym, (usable_, result) in zip(run, results):
-                yield sym, usable_, result
-            if progress:
-                progress(done, len(symbols))
+    # what the parent holds now (the opened program: symbols, units, index, sections) lives as long
+    # as the run: kept out of the garbage collector's passes, in the workers (which inherit it: a
+    # pass would also touch, and so copy, its pages) and in the parent while the results come in
+    gc.freeze()
+    try:
+        with ctx.Pool(workers, initializer=_take_program, initargs=(prog,),
+                      maxtasksperchild=max(1, RUNS_PER_WORKER // chunk)) as pool:
+            for run, results in zip(runs, pool.imap(_run, [(task, run) for run in runs], chunk)):
+                done += len(run)
+                for sym, (usable_, result) in zip(run, results):
+                    yield sym, usable_, result
+                if progress:
+                    progress(done, len(symbols))
+    finally:
+        gc.unfreeze()
 
 
 def _sequential(prog, symbols, task, progress) -> Iterator:
