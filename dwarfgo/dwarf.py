@@ -26,7 +26,7 @@ _ORIGIN_ATTRIBUTES = frozenset({DW_AT_name, DW_AT_abstract_origin})
 _LOW_PC = frozenset({DW_AT_low_pc})
 _TAG_NUMBERS = {"DW_TAG_formal_parameter": 0x05, "DW_TAG_inlined_subroutine": 0x1D, "DW_TAG_subprogram": 0x2E,
                 "DW_TAG_variable": 0x34, "DW_TAG_lexical_block": 0x0B}
-from .errors import reading
+from .errors import DwarfgoError, reading
 from .gotypes import TypeReader
 from .indexcache import IndexCache, UnitRecord
 from .locscan import RawLocations
@@ -243,6 +243,16 @@ class DwarfIndex:
                 self.cache.store_subprograms(key, table)
         self._subprograms_by_unit[key] = table
         return table
+
+    def read_subprograms(self, units: list[CompileUnit]) -> None:
+        """The subprogram tables of `units` read now (see _subprogram_offsets): before the work of a
+        whole-binary run is shared out, for the units whose functions go to more than one worker
+        process (each would walk the whole unit for itself)."""
+        for unit in units:
+            try:
+                self._subprogram_offsets(unit)
+            except DwarfgoError:
+                pass  # said by the worker that models a function of the unit, as without this
 
     def _scan_subprograms(self, unit: CompileUnit) -> dict[int, int]:
         """The walk over the unit that finds its subprograms also keeps their parameters' raw
