@@ -355,10 +355,24 @@ class GoProgram:
                 raise TypeNotFound(name, close_matches(name, list(names), n=5))
             offset = names[name]
         return self.index.types.type_at(offset)
+
+    @cached_property
+    def _named_types(self) -> dict[tuple[str, int], GoType]:
+        """(name, DIE offset) -> its type, once _type_at found the DIE there so named (modelling
+        a whole binary asks the same receiver types over and over)."""
+        return {}
+
     def _type_or_none(self, name: str) -> GoType | None:
         """The type of exactly this name (no short forms), or None."""
         offset = self._types_by_name.get(name)
-        return self._type_at(name, offset) if offset is not None else None
+        if offset is None:
+            return None
+        found = self._named_types.get((name, offset))
+        if found is None:
+            found = self._type_at(name, offset)
+            if self._types_by_name.get(name) == offset:  # (not after _type_at read the names afresh)
+                self._named_types[(name, offset)] = found
+        return found
 
     def type_named(self, name: str) -> GoType:
         names = self._types_by_name
