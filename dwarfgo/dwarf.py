@@ -26,7 +26,7 @@ _ORIGIN_ATTRIBUTES = frozenset({DW_AT_name, DW_AT_abstract_origin})
 _LOW_PC = frozenset({DW_AT_low_pc})
 _TAG_NUMBERS = {"DW_TAG_formal_parameter": 0x05, "DW_TAG_inlined_subroutine": 0x1D, "DW_TAG_subprogram": 0x2E,
                 "DW_TAG_variable": 0x34, "DW_TAG_lexical_block": 0x0B}
-from .errors import reading
+from .errors import DwarfgoError, reading
 from .gotypes import TypeReader
 from .indexcache import IndexCache, UnitRecord
 from .locscan import RawLocations
@@ -134,6 +134,9 @@ class DwarfIndex:
         # unit offset -> {subprogram DIE offset -> its formal parameters' (offset, tag, values)}, from
         # the units' scans (_scan_subprograms); each taken once (a whole-binary run asks once)
         self._scanned_parameters: dict[int, dict[int, list]] = {}
+        # units whose subprogram table this process's raw scan made (not the cache, not pyelftools):
+        # the scan read each subprogram's tag and low_pc, which _subprogram_die would read again
+        self._scanned_units: set[int] = set()
 
     @cached_property
     def _scanner(self) -> DieScanner:
@@ -246,12 +249,23 @@ class DwarfIndex:
             return table
         if self.cache is not None and key in self.cache.subprograms:
             table = self.cache.subprograms[key]
+            self._scanned_units.discard(key)
         else:
             table = self._scan_subprograms(unit)
             if self.cache is not None:
                 self.cache.store_subprograms(key, table)
         self._subprograms_by_unit[key] = table
         return table
+
+    def read_subprograms(self, units: list[CompileUnit]) -> None:
+        """The subprogram tables of `units` read now (see _subprogram_offsets): before the work of a
+        whole-binary run is shared out, for the units whose functions go to more than one worker
+        process (each would walk the whole unit for itself)."""
+        for unit in units:
+            try:
+                self._subprogram_offsets(unit)
+            except DwarfgoError:
+                pass  # said by the worker that models a function of the unit, as without this
 
     def _scan_subprograms(self, unit: CompileUnit) -> dict[int, int]:
         """The walk over the unit that finds its subprograms also keeps their parameters' raw
@@ -262,6 +276,7 @@ class DwarfIndex:
         except ScanUnsupported:
             return self._parse_subprograms(unit)  # pyelftools says what is wrong if it is damaged
         self._scanned_parameters[unit.offset] = {d.offset: params for d, params in found if params is not None}
+        self._scanned_units.add(unit.offset)
         return {d.low_pc: d.offset for d, _ in found if d.low_pc is not None}
 
     def _parse_subprograms(self, unit: CompileUnit) -> dict[int, int]:
@@ -274,6 +289,9 @@ class DwarfIndex:
         return table
 
     def _subprogram_die(self, unit: CompileUnit, address: int, offset: int):
+        if unit.offset in self._scanned_units:
+            # what the check below gives: the scan found a subprogram with this low_pc there
+            return LazyDIE(self.dwarf, unit.offset, offset)
         try:
             tag, values = self._scanner.attributes(offset, unit.offset, _LOW_PC)
             low = values.get(DW_AT_low_pc)
@@ -302,6 +320,8 @@ class DwarfIndex:
             if self.cache is not None and self.cache.loaded:
                 self.cache.discard()
                 self._subprograms_by_unit.clear()
+                self._scanned_units.clear()
+            self._scanned_units.discard(unit.offset)
             table = self._subprograms_by_unit[unit.offset] = self._parse_subprograms(unit)
             if self.cache is not None:
                 self.cache.store_subprograms(unit.offset, table)
@@ -417,7 +437,9 @@ class DwarfIndex:
             try:
                 offset, _ = self._raw_origin(die.offset)
             except ScanUnsupported:
-                return self.origin(die.parsed)
+                found = self.origin(die.parsed)
+                # a DIE without an abstract origin is its own (as below): `die`, not its parsed twin
+                return die if found.offset == die.offset else found
             if offset == die.offset:
                 return die
             return LazyDIE(self.dwarf, self._scanner.unit_of(offset), offset)

@@ -11,7 +11,8 @@ import re
 from urllib.parse import unquote
 
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property, lru_cache, partial
+from typing import Callable
 
 from .binary import GoBinary, Symbol
 from .dwarf import CompileUnit, DwarfIndex
@@ -60,10 +61,23 @@ class Function:
     results: list[Parameter]
     die: object = field(repr=False, default=None)
     receiver_name: str | None = None  # `(*Store)` / `Store` part of the name, if a method
-    # why the DWARF may lack this function's results, or None (see FunctionTable._results_note)
-    results_note: str | None = None
+    # results_note, or what works it out when first asked (it walks the function's body, and
+    # `funcs` and `abi` never ask)
+    _results_note: str | None | Callable[[], str | None] = field(repr=False, default=None)
     # why the DWARF may lack this function's parameters, or None (see FunctionTable._inputs_note)
     inputs_note: str | None = None
+
+    @property
+    def results_note(self) -> str | None:
+        """Why the DWARF may lack this function's results, or None (see FunctionTable._results_note)."""
+        note = self._results_note
+        if callable(note):
+            note = self._results_note = note()
+        return note
+
+    @results_note.setter
+    def results_note(self, note: str | None) -> None:
+        self._results_note = note
 
     @property
     def omitted_inputs(self) -> int:
@@ -397,10 +411,19 @@ class FunctionTable:
         fn.receiver_name = receiver_of(symbol.name, visible[0] if visible else None)
         if not results:
             first = visible[0] if visible else None
-            fn.results_note = self._results_note(symbol.name, die, first)
-            if fn.results_note is None:
-                fn.results, fn.results_note = self._promoted_wrapper_results(symbol.name, first)
+            if self._may_wrap_promoted_method(first):
+                fn.results_note = self._results_note(symbol.name, die, first)
+                if fn.results_note is None:
+                    fn.results, fn.results_note = self._promoted_wrapper_results(symbol.name, first)
+            else:  # the note changes nothing else: worked out when asked
+                fn.results_note = partial(self._results_note, symbol.name, die, first)
         return fn
+
+    def _may_wrap_promoted_method(self, first: Parameter | None) -> bool:
+        """Whether _promoted_wrapper_results may find results for a function whose first
+        parameter is `first` (a Go version that leaves them out, a receiver)."""
+        version = self.index.version_tuple
+        return first is not None and version is not None and (1, 20) <= version[:2] <= (1, 21)
 
     @cached_property
     def _symbol_names(self) -> set[str]:
@@ -414,8 +437,7 @@ class FunctionTable:
         wraps returns: (those results, without DIEs: their places follow from their types, and a
         note saying where they come from); or ([], a note) when the embedded field is an interface,
         whose methods DWARF does not describe; or ([], None)."""
-        version = self.index.version_tuple
-        if first is None or version is None or not (1, 20) <= version[:2] <= (1, 21):
+        if not self._may_wrap_promoted_method(first):
             return [], None
         pkg, recv, rest = split_symbol(_strip_abi0(name))
         method = _split_top_level(rest)[-1]

@@ -6,6 +6,10 @@ the same text from the plain data the records are made of (dict with str keys, l
 int, float, bool, None), strings through the standard library's C escaping; for anything else
 (another key type, a subclass of those types, or a cycle) it hands the whole value to json.dumps,
 so the text is always json.dumps's.
+
+A `Fragment` is a value's text written beforehand (by dumps_indent1, where the value was made: a
+worker process sends the parent a string, cheaper to pickle and to keep than the value), placed
+in a larger document as the value itself would be.
 """
 
 from __future__ import annotations
@@ -14,6 +18,15 @@ import json
 from json.encoder import encode_basestring_ascii as _string
 
 _SCALARS = {True: "true", False: "false", None: "null"}
+
+
+class Fragment:
+    """dumps_indent1(value)'s text, standing for `value` in a document dumps_indent1 writes."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
 
 
 class _Other(Exception):
@@ -25,7 +38,13 @@ def dumps_indent1(value) -> str:
     try:
         return _text(value, "\n")
     except (_Other, RecursionError):
-        return json.dumps(value, indent=1)
+        return json.dumps(value, indent=1, default=_fragment_value)
+
+
+def _fragment_value(value):
+    if type(value) is Fragment:
+        return json.loads(value.text)  # (written as it was: json.dumps's text of the same data)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _text(value, newline: str) -> str:
@@ -55,4 +74,8 @@ def _text(value, newline: str) -> str:
         return _SCALARS[value]
     if kind is float:
         return json.dumps(value)
+    if kind is Fragment:
+        # written at the top level: a newline in it is one of its own lines' (a string's newline
+        # is escaped), indented here as this level's
+        return value.text.replace("\n", newline)
     raise _Other

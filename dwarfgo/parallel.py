@@ -16,6 +16,7 @@ every worker would otherwise read for itself (tables, imports) is read once and 
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from typing import Callable, Iterator, TypeVar
@@ -63,14 +64,24 @@ def map_symbols(prog, symbols: list[Symbol], task: Callable, workers: int | None
     ctx = multiprocessing.get_context("fork")
     done = 0
     chunk = max(1, len(runs) // (workers * CHUNKS_PER_WORKER))
-    with ctx.Pool(workers, initializer=_take_program, initargs=(prog,),
-                  maxtasksperchild=max(1, RUNS_PER_WORKER // chunk)) as pool:
-        for run, results in zip(runs, pool.imap(_run, [(task, run) for run in runs], chunk)):
-            done += len(run)
-            for sym, (usable_, result) in zip(run, results):
-                yield sym, usable_, result
-            if progress:
-                progress(done, len(symbols))
+    # a unit whose runs fall in several stretches (cmd/compile's ssa package: a third of the
+    # functions) would be walked by every worker that gets one of them: walked once, here
+    prog.index.read_subprograms(_units_shared(prog, runs, chunk))
+    # what the parent holds now (the opened program: symbols, units, index, sections) lives as long
+    # as the run: kept out of the garbage collector's passes, in the workers (which inherit it: a
+    # pass would also touch, and so copy, its pages) and in the parent while the results come in
+    gc.freeze()
+    try:
+        with ctx.Pool(workers, initializer=_take_program, initargs=(prog,),
+                      maxtasksperchild=max(1, RUNS_PER_WORKER // chunk)) as pool:
+            for run, results in zip(runs, pool.imap(_run, [(task, run) for run in runs], chunk)):
+                done += len(run)
+                for sym, (usable_, result) in zip(run, results):
+                    yield sym, usable_, result
+                if progress:
+                    progress(done, len(symbols))
+    finally:
+        gc.unfreeze()
 
 
 def _sequential(prog, symbols, task, progress) -> Iterator:
@@ -95,6 +106,20 @@ def _runs(prog, symbols: list[Symbol]) -> list[list[Symbol]]:
         runs[-1].append(sym)
         last = key
     return runs
+
+
+def _units_shared(prog, runs: list[list[Symbol]], chunk: int) -> list:
+    """The units with runs in more than one stretch of `chunk` consecutive runs (what the pool
+    hands a worker at a time)."""
+    index = prog.index
+    stretches: dict[int, set[int]] = {}
+    units = {}
+    for k, run in enumerate(runs):
+        unit = index.unit_for_address(run[0].address)
+        if unit is not None:
+            stretches.setdefault(unit.offset, set()).add(k // chunk)
+            units[unit.offset] = unit
+    return [units[offset] for offset, seen in stretches.items() if len(seen) > 1]
 
 
 def _take_program(parent) -> None:

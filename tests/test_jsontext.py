@@ -8,7 +8,7 @@ from enum import IntEnum
 
 import pytest
 
-from dwarfgo.jsontext import dumps_indent1
+from dwarfgo.jsontext import Fragment, dumps_indent1
 
 
 class _Number(IntEnum):
@@ -37,3 +37,13 @@ def test_same_text_as_json_dumps(value):
 def test_an_unencodable_value_raises_as_json_dumps_does():
     with pytest.raises(TypeError):
         dumps_indent1({"a": object()})
+
+
+@pytest.mark.parametrize("value", [RECORD["functions"][0], {"a": "line\nbreak"}, [], {}, [[1, [2]]], "s", 3, None])
+@pytest.mark.parametrize("where", ["top", "in a list", "deep", "beside a key json.dumps writes"])
+def test_a_fragment_stands_for_its_value(value, where):
+    """A value's text written beforehand, placed at any depth: json.dumps's text of the value there
+    (also where the document is handed to json.dumps: a key of another type)."""
+    place = {"top": lambda v: v, "in a list": lambda v: [v, 1], "deep": lambda v: {"a": [{"b": v}]},
+             "beside a key json.dumps writes": lambda v: {1: [v]}}[where]
+    assert dumps_indent1(place(Fragment(dumps_indent1(value)))) == json.dumps(place(value), indent=1)
