@@ -413,6 +413,31 @@ def test_a_read_failed_before_its_events_first_line_is_the_next_event_its_cpu_pr
     assert d.failed_reads == 1 and not d.untied_failures
 
 
+def test_a_failed_read_of_a_structs_words_makes_each_word_unavailable():
+    """On 0.23+ the consecutive words of a struct are one memory read (`$dgwK = *(struct dg_wN
+    *)(...)`), each field then taking its word from that copy: bpftrace names that one line when
+    the read fails, and every word it reads is unavailable in the event (not the zeros bpftrace
+    gives), while the next event keeps them."""
+    with GoProgram(DEMO) as prog:
+        program = generate(prog, [prog.function(PUT)], Dialect((0, 27, 1)), ProbeOptions())
+    probe = program.probes[0]
+    lines = program.text.splitlines()
+    number, reads = next((n, w[1:]) for n, w in sorted(program.read_lines.items()) if len(w) > 2)
+    assert "struct dg_w" in lines[number - 1] and len(reads) >= 2
+    column = lines[number - 1].index("$dgw") + 1
+    words = _words(probe)
+    zeros = {**words, **{i: "0" for i in reads}}
+    d = Decoder(program.probes, read_lines=program.read_lines, read_spots=program.read_spots,
+                early_reads=program.early_reads)
+    feed = (_warning((0, 27, 1), number, column) + _printed_lines(program, 0, 10, 1, 0, zeros)
+            + _printed_lines(program, 0, 10, 2, 0, words))
+    events = [e for l in feed if (e := d.feed(l)) is not None]
+    assert len(events) == 2 and d.failed_reads == len(reads) and not d.untied_failures
+    failed = json.dumps(events[0].values)
+    assert failed.count("memory read failed") >= 1 and "memory read failed" not in json.dumps(events[1].values)
+    assert events[0].values != events[1].values
+
+
 @pytest.mark.parametrize("go", ["1.15", "1.27"])
 def test_an_event_that_fits_one_top_level_printf_is_one_record_on_0_17(go):
     """bpftrace 0.17 wakes its reader for every output record (about 5 us of the traced thread's
