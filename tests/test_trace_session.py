@@ -439,6 +439,37 @@ def test_a_failed_read_of_a_structs_words_makes_each_word_unavailable():
 
 
 @pytest.mark.parametrize("go", ["1.15", "1.27"])
+def test_consecutive_words_are_one_read_on_0_23_and_one_read_each_on_0_17_or_when_refitted(go):
+    """On 0.23+ a struct's consecutive words (fields of the demo's *BarrierView and *Entry) are one
+    read into a struct variable, and on Go 1.15 (stack ABI) the argument words at the stack
+    pointer too (Put's ctx data word and entry pointer at sp+24); the line of that read
+    names each read index it makes. On 0.17, or refitted to the stack (record_slots), every word
+    is a read of its own."""
+    binary = FIXTURES / f"go{go}" / "amd64" / "default" / "demo"
+    require_file(binary, "demo fixture")
+    with GoProgram(binary) as prog:
+        fn = prog.function(PUT)
+        made = {d: generate(prog, [fn], d, ProbeOptions())
+                for d in (Dialect((0, 27, 0)), Dialect((0, 17, 0)), Dialect((0, 27, 0), record_slots=24))}
+    coalesced, old, refitted = made.values()
+    copies = re.findall(r"\$dgw(\d+) = \*\(struct dg_w(\d) \*\)\((\$r\d+|reg\(\"sp\"\))", coalesced.text)
+    assert copies and "struct dg_w" not in old.text and "struct dg_w" not in refitted.text
+    assert (go == "1.15") == any(base == 'reg("sp")' for _, _, base in copies), copies
+    lines = coalesced.text.splitlines()
+    for number, (probe, *reads) in coalesced.read_lines.items():
+        m = re.match(r"\$dgw(\d+) = \*\(struct dg_w(\d) \*\)", lines[number - 1].strip())
+        if m:
+            assert reads == list(range(int(m[1]), int(m[1]) + int(m[2]))), (lines[number - 1], reads)
+            for k, index in enumerate(reads):  # each read takes its word from the copy
+                assert re.search(rf"\$r{index} = (\(int64\))?\$dgw{m[1]}\.w{k};", coalesced.text), index
+        else:  # a read of its own (or a variable's zero or word: no read, so bpftrace names no failure)
+            assert len(reads) == 1, lines[number - 1]
+    assert sum(len(r) - 2 for r in coalesced.read_lines.values()) == sum(int(n) - 1 for _, n, _ in copies)
+    # the same reads in all
+    assert {i for _, *r in coalesced.read_lines.values() for i in r} == {i for _, *r in old.read_lines.values() for i in r}
+
+
+@pytest.mark.parametrize("go", ["1.15", "1.27"])
 def test_an_event_that_fits_one_top_level_printf_is_one_record_on_0_17(go):
     """bpftrace 0.17 wakes its reader for every output record (about 5 us of the traced thread's
     time each on 2 vCPUs), so an event whose header and values fit one printf at the top level of
