@@ -154,7 +154,7 @@ def _most_variables_a_probe(text: str) -> int:
 def _needs_stack_check(text: str) -> bool:
     """Whether bpftrace must compile the program to know that it fits the 512-byte BPF stack: a
     probe keeps _CHECK_FROM_VARIABLES read variables, or the program reads a struct's words at
-    once (0.23+). Such a copy stays on the stack for the whole probe, and what LLVM then keeps
+    once. Such a copy stays on the stack for the whole probe, and what LLVM then keeps
     there does not follow any count: on bpftrace 0.27, the demo's (*BarrierView).SetReadOnly with
     --max-str 56 (7 read variables, one copy of 3 words) exceeded the stack, with --max-str 64 it
     fit; (*BarrierView).Put with --max-str 40, 44, 48 or 56 exceeded it, with 64 it fit; both fit
