@@ -16,8 +16,8 @@ import sys
 
 import pytest
 
-from conftest import gofmt_binary
-from test_live import _live_preconditions, installed_bpftrace, private_copy
+from conftest import FIXTURES, gofmt_binary
+from test_live import _live_preconditions, _need, installed_bpftrace, private_copy
 
 FUNC = "go/parser.(*parser).shortVarDecl"
 
@@ -160,3 +160,36 @@ def test_a_027_program_over_the_stack_is_made_to_fit_and_traces_every_call(tmp_p
     assert too_big.returncode == 1, too_big.stderr[-2000:]
     said = too_big.stderr.strip().splitlines()
     assert len(said) == 1 and "too large for bpftrace" in said[0] and "--depth 1" in said[0], said
+
+
+@pytest.mark.live
+def test_a_program_that_reads_a_structs_words_at_once_is_compiled_and_refitted_when_over_the_stack(tmp_path):
+    """On 0.23+ a struct's consecutive words are one memory read into a struct variable (each read
+    costs the traced thread ~150 ns), and that variable sits on the 512-byte BPF stack for the
+    whole probe: the demo's (*BarrierView).SetReadOnly with --max-str 56 (7 read variables) goes
+    over it on bpftrace 0.27, which no count of variables foresees. Such a program is always
+    compiled first, and made again reading one word at a time (--record-slots 24 in its decode
+    command); one that fits keeps its struct reads (--max-str 64)."""
+    version, bpftrace = installed_bpftrace("0.27")
+    binary = FIXTURES / "go1.27" / "amd64" / "default" / "demo"
+    _need(binary.exists(), f"{binary} not built")
+    from dwarfgo.emit.dialect import Dialect
+    from dwarfgo.emit.probe import ProbeOptions, generate, generate_fitting
+    from dwarfgo.program import GoProgram
+
+    def refused(program) -> bool:  # bpftrace's own verdict on the program as it stands
+        file = tmp_path / "p.bt"
+        file.write_text(program.text)
+        run = subprocess.run([bpftrace, "-k", "--mode", "codegen", str(file)], capture_output=True, text=True,
+                             timeout=300, env={**os.environ, **program.run_env})
+        assert run.returncode == 0 or "stack limit" in run.stderr, run.stderr[-500:]
+        return "stack limit" in run.stderr
+
+    with GoProgram(binary, cache=False) as prog:
+        fn = prog.function("(*BarrierView).SetReadOnly")
+        made = generate(prog, [fn], Dialect((0, 27, 0)), ProbeOptions(max_str=56))
+        fitted = generate_fitting(prog, [fn], Dialect((0, 27, 0)), ProbeOptions(max_str=56), bpftrace)
+        kept = generate_fitting(prog, [fn], Dialect((0, 27, 0)), ProbeOptions(max_str=64), bpftrace)
+    assert "struct dg_w3 *" in made.text and refused(made)
+    assert "struct dg_w" not in fitted.text and "--record-slots 24" in fitted.text and not refused(fitted)
+    assert "struct dg_w3 *" in kept.text and "--record-slots" not in kept.text and not refused(kept)

@@ -413,6 +413,64 @@ def test_a_read_failed_before_its_events_first_line_is_the_next_event_its_cpu_pr
     assert d.failed_reads == 1 and not d.untied_failures
 
 
+def test_a_failed_read_of_a_structs_words_makes_each_word_unavailable():
+    """On 0.23+ the consecutive words of a struct are one memory read (`$dgwK = *(struct dg_wN
+    *)(...)`), each field then taking its word from that copy: bpftrace names that one line when
+    the read fails, and every word it reads is unavailable in the event (not the zeros bpftrace
+    gives), while the next event keeps them."""
+    with GoProgram(DEMO) as prog:
+        program = generate(prog, [prog.function(PUT)], Dialect((0, 27, 1)), ProbeOptions())
+    probe = program.probes[0]
+    lines = program.text.splitlines()
+    number, reads = next((n, w[1:]) for n, w in sorted(program.read_lines.items()) if len(w) > 2)
+    assert "struct dg_w" in lines[number - 1] and len(reads) >= 2
+    column = lines[number - 1].index("$dgw") + 1
+    words = _words(probe)
+    zeros = {**words, **{i: "0" for i in reads}}
+    d = Decoder(program.probes, read_lines=program.read_lines, read_spots=program.read_spots,
+                early_reads=program.early_reads)
+    feed = (_warning((0, 27, 1), number, column) + _printed_lines(program, 0, 10, 1, 0, zeros)
+            + _printed_lines(program, 0, 10, 2, 0, words))
+    events = [e for l in feed if (e := d.feed(l)) is not None]
+    assert len(events) == 2 and d.failed_reads == len(reads) and not d.untied_failures
+    failed = json.dumps(events[0].values)
+    assert failed.count("memory read failed") >= 1 and "memory read failed" not in json.dumps(events[1].values)
+    assert events[0].values != events[1].values
+
+
+@pytest.mark.parametrize("go", ["1.15", "1.27"])
+@pytest.mark.parametrize("version", [(0, 23, 0), (0, 27, 0)])
+def test_consecutive_words_are_one_read_and_one_read_each_when_refitted(go, version):
+    """A struct's consecutive words (fields of the demo's *BarrierView and *Entry) are one read
+    into a struct variable, and on Go 1.15 (stack ABI) the argument words at the stack pointer
+    too (Put's ctx data word and entry pointer at sp+24); the line of that read names each read
+    index it makes. Refitted to the stack (record_slots), or on 0.17 (which reads a struct
+    variable's field when it is used), every word is a read of its own."""
+    binary = FIXTURES / f"go{go}" / "amd64" / "default" / "demo"
+    require_file(binary, "demo fixture")
+    with GoProgram(binary) as prog:
+        fn = prog.function(PUT)
+        coalesced = generate(prog, [fn], Dialect(version), ProbeOptions())
+        refitted = generate(prog, [fn], Dialect(version, record_slots=24), ProbeOptions())
+        old = generate(prog, [fn], Dialect((0, 17, 0)), ProbeOptions())
+    assert "struct dg_w" not in old.text
+    copies = re.findall(r"\$dgw(\d+) = \*\(struct dg_w(\d) \*\)\((\$r\d+|reg\(\"sp\"\))", coalesced.text)
+    assert copies and "struct dg_w" not in refitted.text
+    assert (go == "1.15") == any(base == 'reg("sp")' for _, _, base in copies), copies
+    lines = coalesced.text.splitlines()
+    for number, (probe, *reads) in coalesced.read_lines.items():
+        m = re.match(r"\$dgw(\d+) = \*\(struct dg_w(\d) \*\)", lines[number - 1].strip())
+        if m:
+            assert reads == list(range(int(m[1]), int(m[1]) + int(m[2]))), (lines[number - 1], reads)
+            for k, index in enumerate(reads):  # each read takes its word from the copy
+                assert re.search(rf"\$r{index} = (\(int64\))?\$dgw{m[1]}\.w{k};", coalesced.text), index
+        else:  # a read of its own (or a variable's zero or word: no read, so bpftrace names no failure)
+            assert len(reads) == 1, lines[number - 1]
+    assert sum(len(r) - 2 for r in coalesced.read_lines.values()) == sum(int(n) - 1 for _, n, _ in copies)
+    # the same reads in all
+    assert {i for _, *r in coalesced.read_lines.values() for i in r} == {i for _, *r in refitted.read_lines.values() for i in r}
+
+
 @pytest.mark.parametrize("go", ["1.15", "1.27"])
 def test_an_event_that_fits_one_top_level_printf_is_one_record_on_0_17(go):
     """bpftrace 0.17 wakes its reader for every output record (about 5 us of the traced thread's

@@ -124,6 +124,9 @@ class _HeaderInBlock(Exception):
     """The event's first printf of values would be inside an `if`: print the header alone."""
 
 
+# a scalar read of one 8-byte word at a constant offset from a variable or from the stack pointer
+# (a stack-ABI function's arguments at entry) (_coalesce)
+_WORD_READ = re.compile(r"\$r(\d+) = \*\((int64|uint64)\*\)\((\$r\d+|reg\(\"sp\"\))(?: \+ (\d+))?\);")
 _FMT = {"int": "%ld", "uint": "%lu", "bool": "%lu", "hex": "%lx", "f32": "%lx", "f64": "%lx"}
 _COPY_OPERAND = re.compile(r"\$r(\d+)")
 
@@ -151,9 +154,9 @@ class Program:
     text: str
     probes: list[ProbePlan]
     warnings: list[str]
-    # program line (1-based) -> (probe id, read index) done on it: bpftrace's failed-read
-    # warnings name the line
-    read_lines: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # program line (1-based) -> (probe id, read index, ...) done on it (several: a struct's words
+    # read at once, ProgramWriter._coalesce): bpftrace's failed-read warnings name the line
+    read_lines: dict[int, tuple[int, ...]] = field(default_factory=dict)
     run_flags: list[str] = field(default_factory=list)  # bpftrace flags the decoder relies on
     run_env: dict[str, str] = field(default_factory=dict)  # environment bpftrace needs for it
     buffer_pages: int | None = None  # the output buffer the program asks for (BPFTRACE_PERF_RB_PAGES too)
@@ -188,6 +191,7 @@ class ProgramWriter:
         # added to a code address in an attach point: bpftrace takes the number of `uprobe:PATH:N`
         # as a file offset when the binary has no symbol table (see probe.attach_delta)
         self.attach_delta = 0
+        self.word_structs: set[int] = set()  # N of each `struct dg_wN` the probes copy into (_coalesce)
 
     # ------------------------------------------------------------- helpers
     def _attach(self, address: int) -> str:
@@ -237,7 +241,7 @@ class ProgramWriter:
             body.append(f"@dg_start[{_call_key(probe)}] = $ts;")
         for v in values:
             body += self._node(v.node, "$ts")
-        body = self._pack(body, "$ts")
+        body = self._pack(self._coalesce(body), "$ts")
         if filter_code is not None:
             probe.filtered = True
             body = filter_code.statements + [f"if ({filter_code.condition}) {{", *body]
@@ -345,7 +349,7 @@ class ProgramWriter:
             ]
             for v in values:
                 body += self._node(v.node, "$ts")
-            body = self._pack(body, "$ts")
+            body = self._pack(self._coalesce(body), "$ts")
             if entry_probe.filtered:  # only the returns of calls that passed (marked at entry)
                 probe.filtered = True
                 gk = f"pid, $gk, {entry_probe.probe_id}"
@@ -393,6 +397,47 @@ class ProgramWriter:
             return [_Print(r.index, "%rx", BYTES, f"buf({r.expr}, {r.length})", needs)]
         # the print itself is batched with its neighbours by _pack
         return [f"$r{r.index} = {_as_printed(r)};", _Print(r.index, _FMT[r.kind], r.kind)]
+
+    def _coalesce(self, body: list) -> list:
+        """Consecutive 8-byte reads of one block at consecutive offsets from one base (a struct's
+        words: main.Hot's item.ID, item.Name's pointer and length; a stack-ABI function's
+        argument words at the stack pointer) made by one memory read of
+        them all into a `struct dg_wN` variable, each read then taking its word from it
+        (Dialect.coalesced_reads). The struct copy's line names every read it makes (_read_lines),
+        so a failure there marks each of them unavailable."""
+        limit = self.dialect.coalesced_reads
+        if not limit:
+            return body
+        out: list = []
+        run: list[tuple[int, str, int, str, int]] = []  # (position in out, base, offset, type, read index)
+
+        def close() -> None:
+            if len(run) >= 2:
+                first, base, offset, _, index = run[0]
+                var = f"$dgw{index}"
+                self.word_structs.add(len(run))
+                for k, (at, _, _, ctype, i) in enumerate(run):
+                    word = f"{var}.w{k}"
+                    out[at] = f"$r{i} = {'(int64)' + word if ctype == 'int64' else word};"
+                where = f"{base} + {offset}" if offset else base
+                out.insert(first, f"{var} = *(struct dg_w{len(run)} *)({where});")
+            run.clear()
+
+        for item in body:
+            m = _WORD_READ.fullmatch(item) if isinstance(item, str) else None
+            if m is None:
+                if not isinstance(item, _Print):
+                    close()
+                out.append(item)
+                continue
+            index, ctype, base, offset = int(m.group(1)), m.group(2), m.group(3), int(m.group(4) or 0)
+            if run and not (base == run[-1][1] and offset == run[-1][2] + 8 and index == run[-1][4] + 1
+                            and len(run) < limit):
+                close()
+            run.append((len(out), base, offset, ctype, index))
+            out.append(item)
+        close()
+        return out
 
     def _pack(self, body: list, seq: str) -> list[str]:
         """Few output records per event: the event's header rides on its first printf of values,
@@ -578,7 +623,9 @@ class ProgramWriter:
         identity's text as PLACEHOLDER (for its comment)."""
         config = _config_block(self.dialect, self.buffer_pages, self.max_str)
         first, last = _attach_markers()
-        text = header + config + first + "\n".join(self.blocks) + "\n" + last
+        words = "".join(f"struct dg_w{n} {{ {' '.join(f'unsigned long w{k};' for k in range(n))} }}\n"
+                        for n in sorted(self.word_structs))
+        text = header + words + config + first + "\n".join(self.blocks) + "\n" + last
         text += _end_block(text)
         read_lines = _read_lines(text)  # the identity fills one line in place: the numbers stay
         read_spots = _read_spots(text)
@@ -687,15 +734,31 @@ def _values(builder: PlanBuilder, fn: Function, locs: list[Location], selections
     return [builder.selection(e, by_name[e.root], unknown=unknown) for e in selections if e.root in by_name]
 
 
-def _read_lines(text: str) -> dict[int, tuple[int, int]]:
-    """Which read each line of the program does, as (probe id, read index): `$rK = <expr>;` reads
-    K. (Byte copies are made inside printfs, beside other values: _read_spots.)"""
+def _read_lines(text: str) -> dict[int, tuple[int, ...]]:
+    """Which reads each line of the program does, as (probe id, read index, ...): `$rK = <expr>;`
+    reads K; `$dgwK = *(struct dg_wN *)(...)` reads K to K+N-1 (_coalesce). (Byte copies are made
+    inside printfs, beside other values: _read_spots.)"""
     out = {}
     for number, probe, line, _ in _block_lines(text):
-        m = re.match(r"\$r(\d+) = ", line.strip())
-        if m:
-            out[number] = (probe, int(m.group(1)))
+        reads = _reads_of_line(line)
+        if reads:
+            out[number] = (probe, *reads)
     return out
+
+
+_WORDS_LINE = re.compile(r"\$dgw(\d+) = \*\(struct dg_w(\d+) \*\)")
+
+
+def _reads_of_line(line: str) -> tuple[int, ...]:
+    """The read indices a program line makes (see _read_lines)."""
+    m = re.match(r"\$r(\d+) = ", line.strip())
+    if m:
+        return (int(m.group(1)),)
+    m = _WORDS_LINE.match(line.strip())
+    if m:
+        first = int(m.group(1))
+        return tuple(range(first, first + int(m.group(2))))
+    return ()
 
 
 _VALUE_PRINTF = re.compile(r'printf\("@dg %d %lu (?:(?:call|ret) [^"]*? : )?(?:end %ld )?([\d,]+) ([^"]*?)\\n"')
@@ -728,9 +791,8 @@ def _early_reads(text: str) -> set[tuple[int, int]]:
     for number, probe, line, early in _block_lines(text):
         if not early:
             continue
-        m = re.match(r"\$r(\d+) = ", line.strip())
-        if m:
-            out.add((probe, int(m.group(1))))
+        for index in _reads_of_line(line):
+            out.add((probe, index))
         out.update(where for (n, _), where in spots.items() if n == number)
     return out
 

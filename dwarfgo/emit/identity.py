@@ -72,7 +72,7 @@ OUTPUT_LAYOUT = 3  # 3: the header on the first printf of values, with the CPU; 
 # the printfs of other values; 1: a printf each
 
 
-def plan_digest(probes, read_lines: dict[int, tuple[int, int]],
+def plan_digest(probes, read_lines: dict[int, tuple[int, ...]],
                 read_spots: dict[tuple[int, int], tuple[int, int]] | None = None,
                 early_reads: set[tuple[int, int]] | None = None) -> str:
     """16 hex digits over the probes' decoding plans, the program line (and column, for a byte

@@ -135,18 +135,34 @@ def goid_offset(prog) -> int | None:
 
 
 # printf batch slots tried, in turn, when a program exceeds bpftrace's 512-byte BPF stack (a copy
-# takes Dialect.copy_slots, 9, so a printf keeps room for one and a scalar)
-_FITTING_SLOTS = (20, 16, 12, 10)
-# a program is compiled to check its stack only when a probe keeps this many read variables: every
-# function of the shapes fixture (up to 105 at --depth 4) fits as made, the programs seen over the
-# stack kept 64 to 3,072 (gofmt 1.15's parser.declare and shortVarDecl, gofmt 1.27's
+# takes Dialect.copy_slots, 9, so a printf keeps room for one and a scalar); 24, the default batch,
+# first where the program as made read a struct's words at once (Dialect.coalesced_reads: a refitted
+# program reads them one at a time)
+_FITTING_SLOTS = (24, 20, 16, 12, 10)
+# a program is compiled to check its stack only when a probe keeps this many read variables (or
+# copies a struct's words: _needs_stack_check): every function of the shapes fixture (up to 105 at
+# --depth 4) fits as made, the programs seen over the stack kept 64 to 3,072 (gofmt 1.15's parser.declare and shortVarDecl, gofmt 1.27's
 # resolver.declare at --depth 2), and a compile costs bpftrace 0.17 0.3-0.7 s (stackcheck)
 _CHECK_FROM_VARIABLES = 24
 _READ_VARIABLE = re.compile(r"\$r\d+\b")
+# a struct's words read at once into a variable (bpftrace.ProgramWriter._coalesce)
+_WORDS_COPY = re.compile(r"\$dgw\d+ = \*\(struct dg_w\d+ \*\)")
 
 
 def _most_variables_a_probe(text: str) -> int:
     return max((len(set(_READ_VARIABLE.findall(block))) for block in text.split("\nuprobe:")[1:]), default=0)
+
+
+def _needs_stack_check(text: str) -> bool:
+    """Whether bpftrace must compile the program to know that it fits the 512-byte BPF stack: a
+    probe keeps _CHECK_FROM_VARIABLES read variables, or the program reads a struct's words at
+    once. Such a copy stays on the stack for the whole probe, and what LLVM then keeps
+    there does not follow any count: on bpftrace 0.27, the demo's (*BarrierView).SetReadOnly with
+    --max-str 56 (7 read variables, one copy of 3 words) exceeded the stack, with --max-str 64 it
+    fit; (*BarrierView).Put with --max-str 40, 44, 48 or 56 exceeded it, with 64 it fit; both fit
+    reading one word at a time (demo and shapes fixtures, Go 1.27, every function at --depth 1
+    with --max-str 8 to 200)."""
+    return _most_variables_a_probe(text) >= _CHECK_FROM_VARIABLES or _WORDS_COPY.search(text) is not None
 
 
 def generate_fitting(prog, functions, dialect: Dialect, options: ProbeOptions, bpftrace: str | None) -> Program:
@@ -160,11 +176,12 @@ def generate_fitting(prog, functions, dialect: Dialect, options: ProbeOptions, b
     program = generate(prog, functions, dialect, options)
     if bpftrace is None or (options.aggregate is not None and options.aggregate.any):
         return program
-    if _most_variables_a_probe(program.text) < _CHECK_FROM_VARIABLES:
+    if not _needs_stack_check(program.text):
         return program
     cached = getattr(prog, "cache", None) is not None
     binary = str(prog.binary.path.resolve())
-    for slots in (*_FITTING_SLOTS, None):
+    coalesced = dialect.coalesced_reads > 0
+    for slots in (*(_FITTING_SLOTS if coalesced else _FITTING_SLOTS[1:]), None):
         verdict = compile_verdict(bpftrace, dialect, program, binary, cached=cached)
         if verdict is CompileVerdict.FITS:
             return program

@@ -127,7 +127,7 @@ class Decoder:
     another program (its attach marker or END block) raises ProgramMismatch."""
 
     def __init__(self, probes: list[ProbePlan], symbolize=None, type_name=None, max_str: int = 64,
-                 read_lines: dict[int, tuple[int, int]] | None = None, expect: ProgramIdentity | None = None,
+                 read_lines: dict[int, tuple[int, ...]] | None = None, expect: ProgramIdentity | None = None,
                  read_spots: dict[tuple[int, int], tuple[int, int]] | None = None,
                  early_reads: set[tuple[int, int]] | None = None, program_lines: list[str] | None = None):
         self.probes = {p.probe_id: p for p in probes}
@@ -135,7 +135,7 @@ class Decoder:
         self.identity: ProgramIdentity | None = None  # what the output said about its program
         self.aggregates = None  # an AggregateReader (runner/aggregates.py) when the program aggregates
         self.on_tables = None  # called with (tables, final) at each --interval mark and at the end
-        self.read_lines = read_lines or {}  # program line -> (probe id, read index)
+        self.read_lines = read_lines or {}  # program line -> (probe id, read index, ...)
         self.read_spots = read_spots or {}  # (program line, column) -> (probe id, read index): byte copies
         self.early_reads = early_reads or set()  # (probe id, read index) done before their event's first line
         # failed early reads awaiting their event: (probe id, read index) -> (CPUs that printed since, why)
@@ -353,20 +353,26 @@ class Decoder:
         if where is None:
             self.untied_failures.append(text)
             return
-        probe_id, index = where
+        probe_id, *indices = where  # several: one read of a struct's words (emit/bpftrace.py _coalesce)
         reason = f"memory read failed ({why}): page not resident, or not a valid address"
+        tied = [self._one_read_failed(probe_id, index, reason) for index in indices]
+        if not all(tied):
+            self.untied_failures.append(text)
+
+    def _one_read_failed(self, probe_id: int, index: int, reason: str) -> bool:
+        """False when no event could be given the failure of read `index`."""
+        where = (probe_id, index)
         if where in self.early_reads:
             # done before its event printed anything: the event comes later, as the next line its
             # CPU prints (which CPU is not said: the next first line of this probe from every CPU
             # loses the read). A later failure of the same read covers an earlier one's CPUs.
             self._armed[where] = (set(), reason)
-            return
+            return True
         candidates = [p for p in self.pending.values() if p.probe_id == probe_id and index not in p.raw]
-        if not candidates:
-            self.untied_failures.append(text)
         for p in candidates:
             p.failed[index] = reason
             self.failed_reads += 1
+        return bool(candidates)
 
     # ------------------------------------------------------------ events
     def _event(self, tid: int, seq: int, pend: _Pending, cut: str | None = None) -> Event | None:
