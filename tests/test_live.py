@@ -497,7 +497,7 @@ def test_a_byte_copy_takes_the_room_of_max_str_in_its_output_record(bt, tmp_path
     version, path = installed_bpftrace(bt)
     binary = FIXTURES / "go1.27" / "amd64" / "default" / "demo"
     _need(binary.exists(), f"{binary} not built")
-    max_str = 40
+    max_str = 100  # (above 64: bpftrace 0.27 needs max_strlen >= 61, see the test below)
     program = subprocess.run([sys.executable, "-m", "dwarfgo", "probe", str(binary), "(*BarrierView).Put",
                               "--format", "raw", "--max-str", str(max_str), "--bpftrace", path],
                              capture_output=True, text=True, timeout=300)
@@ -513,3 +513,24 @@ def test_a_byte_copy_takes_the_room_of_max_str_in_its_output_record(bt, tmp_path
     assert len(copies) >= 3, records
     # the copy's bytes and bpftrace's 4-byte length word, rounded up to 8; not 1024
     assert max(copies) <= max_str + 8, copies
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("bt", ["0.23", "newest"])
+def test_a_short_max_str_loads_and_cuts_each_string_at_it(bt):
+    """bpftrace 0.27 checks the string literals of its own library against the program's
+    max_strlen, and delete() (every --ret program deletes its call's start time) expands to a
+    61-byte message: with --max-str 56 or less, max_strlen was under 61 and 0.27 refused the
+    program ("String is too long (over 12 bytes)"); 0.23 took it. Every string of the shapes
+    fixture must show exactly its first 8 bytes and its true length, on both."""
+    binary = FIXTURES / "go1.27" / "amd64" / "default" / "shapes"
+    _live_preconditions(binary)
+    version, path = installed_bpftrace(bt)
+    funcs = _function_names(reported_calls(binary), binary)
+    report, events, errors, rc = trace_fixture(binary, funcs, path, ret=True, max_str=8)
+    assert rc == 0, "\n".join(errors[-20:])
+    assert not [e for e in errors if e.startswith("TEST:")], "\n".join(errors[-20:])
+    tally, problems = compare_run(report, events, with_results=True, max_str=8)
+    assert not tally.mismatches, "wrong values:\n" + "\n".join(tally.mismatches[:50])
+    assert not problems, "\n".join(problems[:50])
+    assert tally.truncated > 10 and tally.checked > 250, (tally.truncated, tally.checked)

@@ -154,3 +154,31 @@ def _check_copies(prog, fn) -> None:
     new = Dialect((0, 27, 0))
     assert "BPFTRACE_STRLEN" not in generate_readable(prog, [fn], new, ProbeOptions(max_str=100)).text
     assert not generate(prog, [fn], new, ProbeOptions(max_str=100)).warnings
+
+
+@pytest.mark.matrix
+def test_a_short_max_str_on_bpftrace_027_keeps_room_for_its_library():
+    """bpftrace 0.27 refuses a program whose max_strlen is under 61 when it deletes a map entry
+    (its library's delete() holds a 61-byte message; measured with `--mode codegen`): the config
+    block keeps 68, the raw program still clamps each copy to --max-str, and the readable one
+    (which has no clamp of its own) says it shows up to 64 bytes. 0.23 keeps max_str + 4."""
+    binary = FIXTURES / "go1.27" / "amd64" / "default" / "shapes"
+    require_file(binary, "fixture binary")
+    from dwarfgo.emit.readable import generate_readable
+
+    with GoProgram(binary) as prog:
+        fn = prog.probe_function("main.Strings")
+        new, old = Dialect((0, 27, 1)), Dialect((0, 23, 5))
+        raw = generate(prog, [fn], new, ProbeOptions(max_str=8, ret=True))
+        assert "\tmax_strlen = 68\n" in raw.text
+        assert re.search(r"buf\(\$r\d+, \(\$r\d+ > 8 \? 8 :", raw.text), raw.text
+        readable = generate_readable(prog, [fn], new, ProbeOptions(max_str=8, ret=True))
+        assert "\tmax_strlen = 68\n" in readable.text
+        assert "strings print their first 64 bytes" in readable.text
+        assert any(w.startswith("--max-str 8: bpftrace 0.27.1's own library needs room for 64 bytes")
+                   for w in readable.warnings), readable.warnings
+        for program in (generate(prog, [fn], old, ProbeOptions(max_str=8, ret=True)),
+                        generate_readable(prog, [fn], old, ProbeOptions(max_str=8, ret=True))):
+            assert "\tmax_strlen = 12\n" in program.text
+            assert not program.warnings
+        assert not generate_readable(prog, [fn], new, ProbeOptions(max_str=100)).warnings

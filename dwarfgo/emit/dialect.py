@@ -67,7 +67,20 @@ class Dialect:
         1 KiB output record, and 13 gofmt functions filled the 64 MiB ring buffer with them (a
         64-byte copy is refused by the verifier with max_strlen 64 or 65; 68 loads, and 9 for 5)."""
         header = self.buf_header_bytes
-        return None if header is None else max_str + header
+        return None if header is None else max(max_str, self.shortest_copy_room) + header
+
+    @property
+    def shortest_copy_room(self) -> int:
+        """The fewest bytes a copy's room (max_strlen less buf()'s header) may have. bpftrace 0.27
+        checks the string literals of its own library against max_strlen, and `delete()` and
+        `has_key()` expand to a 61-byte message: with max_strlen under 61 (--max-str 56 or less)
+        every program that deletes a map entry was refused ("String is too long (over 12 bytes):
+        call to %s expects a map with explicit keys"). The room is then that of the default
+        --max-str, 64 (68 with the header: the size every fixture's program was checked at; 40 to
+        56 also put some over 0.27's BPF stack). 0.23 takes max_strlen 12; 0.24-0.26 are not at
+        hand and get the floor. A raw program clamps each copy to --max-str itself; a readable
+        one shows up to this many bytes (readable.py says so)."""
+        return 64 if self.version >= (0, 24, 0) else 0
 
     @property
     def command_note(self) -> str | None:

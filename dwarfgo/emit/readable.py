@@ -153,6 +153,7 @@ class ReadableBuilder:
         self.cost = 0
         self.budget = _STACK_BUDGET if dialect.version >= (0, 23, 0) else _STACK_BUDGET_017
         self.peak = 0  # the largest record cost of a probe so far
+        self.copies = 0  # byte copies (strings, byte slices) made
         # record bytes kept for the values still to come on the line: their own words (a pointer's
         # address, a string's bytes), so that one value's fields cannot crowd out a later argument
         self.reserved = 0
@@ -353,6 +354,7 @@ class ReadableBuilder:
         # buf()'s own: with -k's read checks, gofmt's writeCommentPrefix (nine strings) went over
         # its million-instruction limit (E2BIG); without them it loads in 2 s.
         self.cost += cost
+        self.copies += 1
         return stmts, Text('\\"%r\\"', [f"buf({ptr}, {n})"], cost)
 
     def _string(self, src, path: str, t: GoType) -> list[Item]:
@@ -657,6 +659,12 @@ def _generate_readable(prog, functions, dialect: Dialect, options, budget: int |
         if options.ret:
             writer.add_returns_readable(fn, layout, machine.ret_sites if machine else [], builder, g, entry,
                                         filtered=code is not None)
+    shown = max(options.max_str, dialect.shortest_copy_room)
+    if builder.copies and dialect.buf_header_bytes is not None and shown > options.max_str:
+        # (no clamp of its own: see ReadableBuilder._bytes)
+        writer.warnings.append(f"--max-str {options.max_str}: bpftrace {dialect.version_text}'s own library needs "
+                               f"room for {shown} bytes a copy, so this program shows up to {shown} bytes of each "
+                               f"string or byte slice (and its length); --format raw keeps to {options.max_str}")
     env = "".join(f"{k}={v} " for k, v in writer.run_env.items())
     flags = " ".join(dialect.read_error_flags + attach_flags)
     lines = [
@@ -667,7 +675,8 @@ def _generate_readable(prog, functions, dialect: Dialect, options, budget: int |
         f"// {' '.join(dialect.read_error_flags)}: a memory read that fails (page not resident, bad pointer) is reported on stderr; "
         "the value printed for it is then 0.",
         "// One line per call (and per return with results); strings print their first "
-        f"{options.max_str} bytes and their length.",
+        f"{shown if builder.copies and dialect.buf_header_bytes is not None else options.max_str} bytes and their "
+        "length.",
     ]
     if attach_flags:
         lines.append("// --unsafe: the binary has no symbol table, so bpftrace cannot check that a probe sits on an "
