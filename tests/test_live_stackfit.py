@@ -192,9 +192,12 @@ def test_a_program_that_reads_a_structs_words_at_once_is_compiled_and_refitted_w
         fn = prog.function("main.Slices")
         made = generate(prog, [fn], Dialect((0, 27, 0)), ProbeOptions(max_str=64))
         fitted = generate_fitting(prog, [fn], Dialect((0, 27, 0)), ProbeOptions(max_str=64), bpftrace)
+        # only generating (--bpftrace-version, no bpftrace to ask): one read a word, no struct reads
+        unchecked = generate_fitting(prog, [fn], Dialect((0, 27, 0)), ProbeOptions(max_str=64), None)
     with GoProgram(demo, cache=False) as prog:
         fn = prog.function("(*BarrierView).SetReadOnly")
         kept = generate_fitting(prog, [fn], Dialect((0, 27, 0)), ProbeOptions(max_str=64), bpftrace)
     assert "*(struct dg_w3 *)" in made.text and refused(made)
     assert "struct dg_w" not in fitted.text and "--record-slots 24" in fitted.text and not refused(fitted)
+    assert "struct dg_w" not in unchecked.text and "--record-slots 24" in unchecked.text and not refused(unchecked)
     assert "struct dg_w3 *" in kept.text and "--record-slots" not in kept.text and not refused(kept)

@@ -172,10 +172,18 @@ def generate_fitting(prog, functions, dialect: Dialect, options: ProbeOptions, b
     its records on that stack; 0.27 keeps the values waiting for a printf there (cmd/compile
     1.27's (*Block).NewValue3 at --depth 1, 125 read values, went over it with 24 slots and fit
     with 20; 0.23 took it as made). The verdicts are kept in the cache directory unless the
-    program was opened without a cache."""
+    program was opened without a cache. Without a bpftrace to compile with, a program that would
+    read a struct's words at once is made reading one word at a time (what fits follows no count)."""
     program = generate(prog, functions, dialect, options)
-    if bpftrace is None or (options.aggregate is not None and options.aggregate.any):
+    if options.aggregate is not None and options.aggregate.any:
         return program
+    if bpftrace is None:
+        # only generating (--bpftrace-version, no bpftrace to compile with): struct reads only where
+        # bpftrace has said they fit; one read a word, as a refitted program reads (Go 1.15 shapes'
+        # main.Slices with them went over 0.27's stack at the default --max-str)
+        if _WORDS_COPY.search(program.text) is None:
+            return program
+        return generate(prog, functions, replace(dialect, record_slots=_FITTING_SLOTS[0]), options)
     if not _needs_stack_check(program.text):
         return program
     cached = getattr(prog, "cache", None) is not None
