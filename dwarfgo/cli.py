@@ -594,7 +594,7 @@ def _say_sources(fns) -> None:
 
 
 def _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid, buffer_pages=None,
-                 args=None, filter_expr=None, aggregate=None, child=False, record_slots=None):
+                 args=None, filter_expr=None, aggregate=None, child=False, record_slots=None, reproducing=False):
     from dataclasses import replace
 
     from .emit.dialect import detect
@@ -609,7 +609,7 @@ def _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, m
                         filter=filter_expr, aggregate=aggregate, child=child)
     if buffer_pages:
         opts.buffer_pages = buffer_pages
-    return generate_fitting(prog, fns, dialect, opts, path), path
+    return generate_fitting(prog, fns, dialect, opts, path, reproducing=reproducing), path
 
 
 def _readable_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid, buffer_pages=None,
@@ -974,7 +974,8 @@ def decode(
     with _open(binary, debug_file, debug_from, no_cache) as prog:
         program, _ = _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items, pid,
                                   buffer_pages, _arg_selection(print_all_args, args), filter_expr,
-                                  _aggregate_options(count_by, sums, hists, interval), record_slots=record_slots)
+                                  _aggregate_options(count_by, sums, hists, interval), record_slots=record_slots,
+                                  reproducing=True)
         decoder = decoder_for(prog, program, max_str, expect=program.identity)
         decoder.on_tables = _table_shower(as_json)
         try:

@@ -165,7 +165,8 @@ def _needs_stack_check(text: str) -> bool:
     return _most_variables_a_probe(text) >= _CHECK_FROM_VARIABLES or _WORDS_COPY.search(text) is not None
 
 
-def generate_fitting(prog, functions, dialect: Dialect, options: ProbeOptions, bpftrace: str | None) -> Program:
+def generate_fitting(prog, functions, dialect: Dialect, options: ProbeOptions, bpftrace: str | None,
+                     reproducing: bool = False) -> Program:
     """generate(), and with the bpftrace at hand: compiled (stackcheck: nothing is loaded), and
     made again with fewer batch slots a printf (Dialect.record_slots, so more output records an
     event) while bpftrace refuses it for its 512-byte stack. Every version needs it: 0.17 builds
@@ -173,7 +174,9 @@ def generate_fitting(prog, functions, dialect: Dialect, options: ProbeOptions, b
     1.27's (*Block).NewValue3 at --depth 1, 125 read values, went over it with 24 slots and fit
     with 20; 0.23 took it as made). The verdicts are kept in the cache directory unless the
     program was opened without a cache. Without a bpftrace to compile with, a program that would
-    read a struct's words at once is made reading one word at a time (what fits follows no count)."""
+    read a struct's words at once is made reading one word at a time (what fits follows no count);
+    `reproducing` (decode: the program a header's decode command names, as made or with its
+    --record-slots) keeps it as made."""
     program = generate(prog, functions, dialect, options)
     if options.aggregate is not None and options.aggregate.any:
         return program
@@ -181,7 +184,7 @@ def generate_fitting(prog, functions, dialect: Dialect, options: ProbeOptions, b
         # only generating (--bpftrace-version, no bpftrace to compile with): struct reads only where
         # bpftrace has said they fit; one read a word, as a refitted program reads (Go 1.15 shapes'
         # main.Slices with them went over 0.27's stack at the default --max-str)
-        if _WORDS_COPY.search(program.text) is None:
+        if reproducing or _WORDS_COPY.search(program.text) is None:
             return program
         return generate(prog, functions, replace(dialect, record_slots=_FITTING_SLOTS[0]), options)
     if not _needs_stack_check(program.text):
