@@ -157,11 +157,10 @@ def _needs_stack_check(text: str) -> bool:
     """Whether bpftrace must compile the program to know that it fits the 512-byte BPF stack: a
     probe keeps _CHECK_FROM_VARIABLES read variables, or the program reads a struct's words at
     once. Such a copy stays on the stack for the whole probe, and what LLVM then keeps
-    there does not follow any count: on bpftrace 0.27, the demo's (*BarrierView).SetReadOnly with
-    --max-str 56 (7 read variables, one copy of 3 words) exceeded the stack, with --max-str 64 it
-    fit; (*BarrierView).Put with --max-str 40, 44, 48 or 56 exceeded it, with 64 it fit; both fit
-    reading one word at a time (demo and shapes fixtures, Go 1.27, every function at --depth 1
-    with --max-str 8 to 200)."""
+    there does not follow any count: on bpftrace 0.27, Go 1.15 shapes' main.Slices (its argument
+    words read at once) exceeded the stack at the default --max-str and fit reading one word at a
+    time (before short --max-str values kept the room of 64, Dialect.shortest_copy_room, the demo's
+    (*BarrierView).SetReadOnly and Put went over at --max-str 40 to 56 as well)."""
     return _most_variables_a_probe(text) >= _CHECK_FROM_VARIABLES or _WORDS_COPY.search(text) is not None
 
 
