@@ -115,7 +115,21 @@ class _ELFFile(ELFFile):
             store.put(name, offset, stored_size, size, data)
         return data
 
+    def get_section_by_name(self, name):
+        """A `.zdebug_X` that is not in the file is its `.debug_X` when that is: pyelftools asks for
+        every DWARF section by the `.zdebug_` name once `.zdebug_info` exists, but a file may mix
+        them. Go up to 1.16 compresses its own sections so when it links externally (cgo), and
+        leaves the C compiler's small DWARF 5 ones as they are (`.debug_line_str`,
+        `.debug_rnglists`): the C units' names, in `.debug_line_str`, then could not be read and
+        every command on such a binary failed."""
+        section = super().get_section_by_name(name)
+        if section is None and name.startswith(".zdebug_"):
+            section = super().get_section_by_name(".debug_" + name[len(".zdebug_"):])
+        return section
+
     def _decompress_dwarf_section(self, section):
+        if not section.name.startswith(".zdebug"):  # (a .debug_X standing for a .zdebug_X: as it is)
+            return section
         section.stream.seek(0)
         head = section.stream.read(12)
         if len(head) < 12 or head[:4] != b"ZLIB":
