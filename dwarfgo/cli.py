@@ -170,7 +170,7 @@ def funcs(
     kind = "funcs-pattern-json" if as_json else "funcs-pattern"
     hit, text = _stored(binary, debug_file, debug_from, no_cache, kind, [pattern, regex]) if pattern else (False, None)
     if hit:
-        _put_listing(pattern, text)
+        _put_listing(pattern, text, regex)
         return
     from .names import is_address_selector
     with _open(binary, debug_file, debug_from, no_cache) as prog:
@@ -194,12 +194,12 @@ def funcs(
 
             text = prog.remembered(kind, [pattern, regex], listing)
             if not printed:
-                _put_listing(pattern, text)
+                _put_listing(pattern, text, regex)
             elif text is None:
-                _fail(f"no function matches {pattern!r}")
+                _fail(_no_match(pattern, regex))
             return
         if _listing(prog, pattern, regex, as_json) is None:
-            _fail(f"no function matches {pattern!r}" if pattern else "no functions with DWARF found")
+            _fail(_no_match(pattern, regex) if pattern else "no functions with DWARF found")
 
 
 def _listing(prog, pattern: Optional[str], regex: bool, as_json: bool) -> Optional[str]:
@@ -242,9 +242,18 @@ def _listing(prog, pattern: Optional[str], regex: bool, as_json: bool) -> Option
     return "".join(lines) if lines else None
 
 
-def _put_listing(pattern: Optional[str], text: Optional[str]) -> None:
+def _no_match(pattern: str, regex: bool) -> str:
+    """What `funcs PATTERN` says when nothing matches: the pattern as typed (not Python's repr,
+    which doubled each backslash), and -E suggested when it reads as a regular expression."""
+    said = f"no function matches '{pattern}'" if "'" not in pattern else f'no function matches "{pattern}"'
+    if not regex and any(c in pattern for c in "\\^$|+"):
+        said += " (a substring or glob; -E makes it a regular expression)"
+    return said
+
+
+def _put_listing(pattern: Optional[str], text: Optional[str], regex: bool) -> None:
     if text is None:
-        _fail(f"no function matches {pattern!r}" if pattern else "no functions with DWARF found")
+        _fail(_no_match(pattern, regex) if pattern else "no functions with DWARF found")
     typer.echo(text, nl=False)
 
 
@@ -279,7 +288,7 @@ def _names_only(prog, pattern: Optional[str], regex: bool, as_json: bool) -> Non
             typer.echo(_safe(f"{s.address:#x}  {s.name}  ({s.size} bytes)"))
     typer.echo(_safe(f"dwarfgo: note: {prog.binary.no_dwarf_advice()}"), err=True)
     if not found:
-        _fail(f"no function matches {pattern!r}" if pattern else "no functions found")
+        _fail(_no_match(pattern, regex) if pattern else "no functions found")
 
 
 @app.command()

@@ -101,3 +101,18 @@ def test_args_errors_are_one_line():
                           "indexing a map needs Go's hash function; print len(m) or the map")
     assert_one_line_error(dwarfgo(*probe, "-a", "*head.Val", "--bpftrace-version", "0.27"),
                           "cannot indirect head.Val: it is int, not a pointer")
+
+
+def test_funcs_pattern_that_reads_as_a_regex_says_minus_e():
+    """`funcs BIN 'main\\.'` matches nothing (a substring: no name holds a backslash). It used to
+    say "no function matches 'main\\\\.'" (Python's repr doubled the backslash the user typed);
+    now the pattern as typed and the option that makes it a regular expression. Cold and again
+    from the index cache (the second run reads the stored answer)."""
+    for _ in range(2):
+        assert_one_line_error(dwarfgo("funcs", DEMO, "main\\."),
+                              "no function matches 'main\\.' (a substring or glob; -E makes it a regular "
+                              "expression)")
+    assert_one_line_error(dwarfgo("funcs", DEMO, "main.Nope"), "no function matches 'main.Nope'")
+    assert "-E" not in dwarfgo("funcs", DEMO, "main.Nope").stderr
+    listed = dwarfgo("funcs", DEMO, "-E", "main\\.\\(\\*BarrierView\\)\\.Put$")
+    assert listed.returncode == 0 and "main.(*BarrierView).Put  func" in listed.stdout, listed.stderr
