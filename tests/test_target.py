@@ -41,7 +41,7 @@ def test_the_process_running_the_binary_passes_by_any_path_to_the_same_file(wait
 def test_a_copy_of_the_binary_is_another_file(waiting_fixture, tmp_path):
     copy = tmp_path / "shapes-copy"
     shutil.copy(SHAPES, copy)
-    with pytest.raises(DwarfgoError, match=rf"-p {waiting_fixture.pid}: the process runs {SHAPES}, not {copy}"):
+    with pytest.raises(DwarfgoError, match=rf"-p {waiting_fixture.pid}: the process runs {os.path.realpath(SHAPES)}, not {copy}"):
         check_traced_process(waiting_fixture.pid, str(copy))
 
 
@@ -52,7 +52,7 @@ def test_the_cli_refuses_before_attaching(waiting_fixture, tmp_path):
     out = subprocess.run([sys.executable, "-m", "dwarfgo", "trace", str(copy), "main.Strings", "-p",
                           str(waiting_fixture.pid), "--duration", "5"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 1
-    assert out.stderr.splitlines() == [f"dwarfgo: error: -p {waiting_fixture.pid}: the process runs {SHAPES}, "
+    assert out.stderr.splitlines() == [f"dwarfgo: error: -p {waiting_fixture.pid}: the process runs {os.path.realpath(SHAPES)}, "
                                        f"not {copy}, so no probe on {copy} can see its calls (to a uprobe, a copy of "
                                        f"a binary is another file: give the path of the file the process runs)"]
     assert out.stdout == ""
@@ -150,3 +150,22 @@ def test_the_cli_refuses_a_bad_command_and_p_with_c_before_attaching():
     assert out.returncode == 2
     assert out.stderr == ("dwarfgo: error: -p and -c: trace a running process (-p) or a command it starts (-c), "
                           "not both\n")
+
+
+def test_a_process_name_with_parentheses_and_spaces_is_read_whole(tmp_path):
+    """/proc/PID/stat's command name may hold ") (" itself (a process may rename itself to
+    anything): its state is the field after the *last* ")". Both the -p check and the watch that
+    ends a trace when the process exits read it so."""
+    from dwarfgo.runner.target import ProcessStatus, process_alive
+
+    (tmp_path / "41").mkdir()
+    (tmp_path / "41" / "stat").write_text("41 (evil) R (x) 1 2 3) Z 1 41 41 0 -1 4194560\n")
+    status = ProcessStatus.read(str(tmp_path / "41" / "stat"))
+    assert (status.name, status.state, status.exited) == ("evil) R (x) 1 2 3", "Z", True)
+    assert process_alive(41, proc=str(tmp_path)) is False
+    with pytest.raises(DwarfgoError, match=r"-p 41: the process \(evil\) R \(x\) 1 2 3\) has exited"):
+        check_traced_process(41, sys.executable, proc=str(tmp_path))
+    (tmp_path / "42").mkdir()
+    (tmp_path / "42" / "stat").write_text("42 (sleepy) S 1 42 42 0 -1 4194560\n")
+    assert process_alive(42, proc=str(tmp_path)) is True
+    assert process_alive(43, proc=str(tmp_path)) is False

@@ -16,6 +16,7 @@ from typing import Iterator
 
 from ..emit.bpftrace import PERF_RB_PAGES
 from ..errors import DwarfgoError
+from .target import ProcessStatus
 
 
 @dataclass
@@ -239,8 +240,7 @@ def _process_state(pid: int) -> str:
     try:
         for tid in sorted(os.listdir(f"/proc/{pid}/task"), key=int):
             try:
-                with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                    state = f.read().rsplit(")", 1)[1].split()[0]
+                state = ProcessStatus.read(f"/proc/{pid}/task/{tid}/stat").state
                 with open(f"/proc/{pid}/task/{tid}/wchan") as f:
                     wchan = f.read().strip()
             except OSError:

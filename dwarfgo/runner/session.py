@@ -27,6 +27,7 @@ from typing import Callable
 from .decode import Decoder, Event
 from .run import BpftraceRun
 from .stream import DEFAULT_WINDOW, EventStream, TraceOutcome
+from .target import process_alive
 
 QUIET, DRAIN_MAX = 1.0, 60.0  # after the -p process exits: output quiet this long, or at most this
 _EOF = None
@@ -136,7 +137,7 @@ class TraceSession:
         printed when it stops): the stop waits until its output has been quiet for QUIET seconds
         (at most DRAIN_MAX)."""
         while not self._done.wait(0.5):
-            if not _alive(self.pid):
+            if not process_alive(self.pid):
                 self.outcome.process_exited = True
                 gone = time.monotonic()
                 while not self._done.wait(0.2):
@@ -145,16 +146,6 @@ class TraceSession:
                         break
                 self.request_stop(f"process {self.pid} exited")
                 return
-
-
-def _alive(pid: int) -> bool:
-    """The process exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def exit_status_ok(rc: int) -> bool:

@@ -18,6 +18,37 @@ from ..errors import DwarfgoError
 
 
 @dataclass(frozen=True)
+class ProcessStatus:
+    """What /proc/PID/stat (or /proc/PID/task/TID/stat) says of a process: its command name and
+    its one-letter state (R running, S sleeping, D in uninterruptible wait, Z zombie, X dead...)."""
+
+    name: str
+    state: str
+
+    @property
+    def exited(self) -> bool:
+        return self.state in ("Z", "X")
+
+    @classmethod
+    def read(cls, stat_path: str) -> "ProcessStatus":
+        """OSError when the file cannot be read (no such process, no permission). The name is
+        between the first "(" and the last ")": it may itself hold spaces and parentheses."""
+        with open(stat_path) as f:
+            stat = f.read()
+        name, _, rest = stat.partition(" (")[2].rpartition(")")
+        fields = rest.split()
+        return cls(name, fields[0] if fields else "")
+
+
+def process_alive(pid: int, proc: str = "/proc") -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        return not ProcessStatus.read(f"{proc}/{pid}/stat").exited
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
 class FileIdentity:
     """A file as the kernel tells it apart: device and inode."""
 
@@ -36,15 +67,13 @@ def check_traced_process(pid: int, binary_path: str, proc: str = "/proc") -> Non
     says what it can."""
     where = f"{proc}/{pid}"
     try:
-        with open(f"{where}/stat") as f:
-            stat = f.read()
+        status = ProcessStatus.read(f"{where}/stat")
     except FileNotFoundError:
         raise DwarfgoError(f"-p {pid}: no such process") from None
     except OSError:
         return
-    name, _, rest = stat.partition(" (")[2].rpartition(")")
-    state = rest.split()[0] if rest.split() else ""
-    if state in ("Z", "X"):
+    name = status.name
+    if status.exited:
         raise DwarfgoError(f"-p {pid}: the process ({name}) has exited (a zombie waiting for its parent)")
     try:
         wanted = FileIdentity.of(binary_path)
