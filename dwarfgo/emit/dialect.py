@@ -66,8 +66,15 @@ class Dialect:
         default (LLVM IR of 0.23 and 0.27: `[1024 x i8]`), however short the copy: each string was a
         1 KiB output record, and 13 gofmt functions filled the 64 MiB ring buffer with them (a
         64-byte copy is refused by the verifier with max_strlen 64 or 65; 68 loads, and 9 for 5)."""
-        header = self.buf_header_bytes
-        return None if header is None else max(max_str, self.shortest_copy_room) + header
+        room = self.copy_room(max_str)
+        return None if room is None else room + self.buf_header_bytes
+
+    def copy_room(self, max_str: int) -> int | None:
+        """How many bytes a byte copy of a program asking for `max_str` can hold on 0.23+ (its
+        `max_strlen` less buf()'s header): `max_str`, or more where this version's own library
+        needs the room (shortest_copy_room). None before 0.23: the program clamps each copy
+        itself."""
+        return None if self.buf_header_bytes is None else max(max_str, self.shortest_copy_room)
 
     @property
     def shortest_copy_room(self) -> int:

@@ -659,8 +659,9 @@ def _generate_readable(prog, functions, dialect: Dialect, options, budget: int |
         if options.ret:
             writer.add_returns_readable(fn, layout, machine.ret_sites if machine else [], builder, g, entry,
                                         filtered=code is not None)
-    shown = max(options.max_str, dialect.shortest_copy_room)
-    if builder.copies and dialect.buf_header_bytes is not None and shown > options.max_str:
+    room = dialect.copy_room(options.max_str)
+    shown = room if builder.copies and room is not None else options.max_str
+    if shown > options.max_str:
         # (no clamp of its own: see ReadableBuilder._bytes)
         writer.warnings.append(f"--max-str {options.max_str}: bpftrace {dialect.version_text}'s own library needs "
                                f"room for {shown} bytes a copy, so this program shows up to {shown} bytes of each "
@@ -675,7 +676,7 @@ def _generate_readable(prog, functions, dialect: Dialect, options, budget: int |
         f"// {' '.join(dialect.read_error_flags)}: a memory read that fails (page not resident, bad pointer) is reported on stderr; "
         "the value printed for it is then 0.",
         "// One line per call (and per return with results); strings print their first "
-        f"{shown if builder.copies and dialect.buf_header_bytes is not None else options.max_str} bytes and their "
+        f"{shown} bytes and their "
         "length.",
     ]
     if attach_flags:
