@@ -893,6 +893,21 @@ def analyze(binary: GoBinary, address: int, size: int) -> MachineReport:
     return _analyze(binary, _light_body(binary, address, size, code), address)
 
 
+def learn_decoder_facts(binary: GoBinary) -> None:
+    """What analyze() learns of the decoders on its first amd64 body, learnt now: the kept
+    decoder facts loaded and, where they were never sampled, a sample of the binary's code
+    decoded (Capstone is imported). Called before worker processes are forked, which then
+    inherit them: each worker sampled the binary again (and a replaced worker again), and what
+    they learnt was lost with them."""
+    if binary.arch != "amd64" or not getattr(binary, "keeps_decoder_facts", False):
+        return
+    _load_decoder_facts()
+    _import_iced()
+    _decoder("amd64", False)
+    if not _FACTS.get("sampled"):
+        _learn_from_sample(binary)
+
+
 SAMPLE_BYTES = 256 << 10  # of machine code _learn_from_sample decodes
 SAMPLE_FUNCTIONS = 512
 
