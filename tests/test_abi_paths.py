@@ -255,3 +255,51 @@ def test_iced_instructions_read_as_capstones(go):
             compared += 1
             memory += sum(o[0] == capstone.x86_const.X86_OP_MEM for o in expected[3])
     assert compared > 5000 and memory > 1000 and refused < compared // 100
+
+
+@pytest.mark.parametrize("go", ["1.15", "1.27"])
+def test_swept_starts_answer_as_the_list_of_starts(go):
+    """iced_sweep's starts (made into a list only when one is asked for) say of every address of
+    a body, its padding and the bytes around it whether an instruction starts there, and where
+    in the list, as the list of Capstone's sweep does; asked twice in a row, the same."""
+    path = FIXTURES / f"go{go}" / "amd64" / "default" / "shapes"
+    require_file(path, "fixture binary")
+    with GoBinary(path) as binary:
+        bodies = [(s.address, binary.read_memory(s.address, s.size)) for s in binary.function_symbols[::16] if s.size]
+    asked = 0
+    for address, code in bodies:
+        starts, _ = machine.iced_sweep(code, address)
+        expected = _capstone_sweep(code, address)[0]
+        for at in range(address - 2, address + len(code) + 2):
+            for _ in range(2):
+                assert (at in starts) == (at in expected), hex(at)
+                if at in expected:
+                    assert starts.index(at) == expected.index(at)
+                else:
+                    with pytest.raises(ValueError):
+                        starts.index(at)
+            asked += 1
+        assert list(starts) == expected and len(starts) == len(expected) and starts[-1] == expected[-1]
+    assert asked > 10000
+
+
+def test_an_encodings_operands_are_the_same_at_another_address():
+    """The operands kept per encoding: the same bytes at two addresses read as Capstone reads
+    them at each, RIP-relative memory (a displacement, not an address) and direct branches
+    (their target moves with them) among them."""
+    import iced_x86
+    md = machine._decoder("amd64", True)
+    machine._import_iced()
+    # mov rax, [rip+0x100]; lea rcx, [rip-0x20]; call .+0x1000; jmp .-0x40; mov [rsp+8], rbx; cmp rsp, [r14+16]
+    code = bytes.fromhex("488b0500010000" "488d0de0ffffff" "e8fb0f0000" "ebbe" "48895c2408" "493b6610")
+    for address in (ENTRY, ENTRY + 0x12345, ENTRY):
+        for insn, ours in zip(md.disasm(code, address), iced_x86.Decoder(64, code, ip=address)):
+            mine = machine._IcedInsn(ours, code, address)
+            view = [(o.type, o.imm if o.type == capstone.x86_const.X86_OP_IMM else None,
+                     (mine.reg_name(o.mem.base), o.mem.disp) if o.type == capstone.x86_const.X86_OP_MEM else None)
+                    for o in mine.operands]
+            expected = [(o.type, o.imm if o.type == capstone.x86_const.X86_OP_IMM else None,
+                         (insn.reg_name(o.mem.base), o.mem.disp) if o.type == capstone.x86_const.X86_OP_MEM else None)
+                        for o in insn.operands]
+            assert view == expected, (hex(address), insn.mnemonic, insn.op_str)
+            assert machine._branch_target(mine) == machine._branch_target(insn) or not insn.mnemonic.startswith(("call", "j"))

@@ -242,3 +242,37 @@ def test_decoder_facts_stand_for_capstone(demo, cache_home, monkeypatch):
     _fresh_decoders(monkeypatch, again)
     assert _reports(demo, cache=True) == reference
     assert again
+
+
+_SAMPLED_IN: list[int] = []  # the processes that sampled the binary's code (a worker inherits the parent's list)
+
+
+def _sampled_in(prog, fn):
+    from dwarfgo.verify.machine import analyze
+    analyze(prog.binary, fn.address, fn.symbol.size)
+    return os.getpid(), list(_SAMPLED_IN)
+
+
+def test_a_whole_binary_run_samples_the_decoders_once_before_its_workers(demo, cache_home, monkeypatch):
+    """A run over many functions in worker processes learns what Capstone says of the binary's
+    instructions once, in the parent before the workers are forked (they inherit it, none
+    samples the code again), and keeps it: the facts file is written when the program closes."""
+    from dwarfgo import parallel
+    from dwarfgo.verify import machine
+    from dwarfgo.verify.evidence import prepare_gather
+    _fresh_decoders(monkeypatch)
+    monkeypatch.setattr(parallel, "MIN_PARALLEL", 0)
+    monkeypatch.setattr(parallel, "RUN_LENGTH", 4)
+    real = machine._learn_from_sample
+
+    def counted(binary):
+        _SAMPLED_IN.append(os.getpid())
+        real(binary)
+
+    monkeypatch.setattr(machine, "_learn_from_sample", counted)
+    _SAMPLED_IN.clear()
+    with GoProgram(demo, cache=True) as prog:
+        got = list(prog.map_matching("strconv.", _sampled_in, workers=2, prepare=prepare_gather))
+    assert len(got) > 30 and os.getpid() not in {pid for pid, _ in got}
+    assert all(sampled == [os.getpid()] for _, sampled in got)
+    assert len(list(cache_home.glob("*" + indexcache.DECODERS_SUFFIX))) == 1

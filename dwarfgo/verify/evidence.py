@@ -119,7 +119,7 @@ def _dict_type(prog, fn: Function):
 def prepare_gather(prog) -> None:
     """Read once what gather() reads for every function of a whole-binary run, before the work is
     shared out to worker processes (see parallel): the runtime's function table located, the raw
-    location sections, the machine-code decoders."""
+    location sections, the machine-code decoders and what is known of them (machine.learn_decoder_facts)."""
     try:
         prog.functab._index  # the table's index located, which every worker searches
         prog.index.raw_locations
@@ -131,6 +131,7 @@ def prepare_gather(prog) -> None:
             machine._import_iced()
         machine._decoder(prog.binary.arch, False)
         machine._decoder(prog.binary.arch, True)
+        machine.learn_decoder_facts(prog.binary)
 
 
 def trusted_layout(prog, fn: Function) -> tuple[FunctionLayout, MachineReport | None]:
