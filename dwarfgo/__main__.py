@@ -1,8 +1,8 @@
 import sys
 
 try:
-    from .cli import main
+    from .cli import run
 except KeyboardInterrupt:  # Ctrl-C while starting: no traceback
     sys.exit(130)
 
-main()
+run()
