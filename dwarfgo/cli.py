@@ -685,6 +685,12 @@ def _aggregate_options(count_by, sums, hists, interval):
     return AggregateOptions([g for g in groups if g], list(sums or []), list(hists or []), interval)
 
 
+def _aggregating(count_by, sums, hists) -> bool:
+    """Whether any aggregation is asked for (the `any` of _aggregate_options' answer), without
+    importing the aggregation compiler: a readable program has no use for it (~9 ms of a warm run)."""
+    return any(e.strip() for g in count_by or [] for e in g.split(",")) or bool(sums) or bool(hists)
+
+
 def _table_shower(as_json: bool):
     """How trace and decode print the aggregation tables (runner/aggregates.py): text, or one JSON
     object per table."""
@@ -757,15 +763,15 @@ def probe(
       dwarfgo probe ./server main.handle --ret --count-by req.Method --hist latency --format raw
     """
     selection = _arg_selection(print_all_args, args)
-    aggregate = _aggregate_options(count_by, sums, hists, interval)
+    aggregating = _aggregating(count_by, sums, hists)
     if fmt is None:
-        fmt = "raw" if selection is not None or aggregate.any else "readable"
+        fmt = "raw" if selection is not None or aggregating else "readable"
     if fmt not in FORMATS:
         _fail(f"--format {_safe(fmt)!r}: choose {' or '.join(FORMATS)}", 2)
     if fmt == "readable" and selection is not None:
         _fail("--args/--no-args: the readable program prints every argument; use --format raw "
               "(and dwarfgo trace/decode) to print expressions", 2)
-    if fmt == "readable" and aggregate.any:
+    if fmt == "readable" and aggregating:
         _fail("--count-by/--sum/--hist: aggregations are in the raw program; use --format raw "
               "(and dwarfgo trace/decode to print them as tables)", 2)
     from .emit.dialect import bpftrace_identity
@@ -783,7 +789,8 @@ def probe(
                                           pid, buffer_pages, filter_expr)
             else:
                 program, _ = _probe_setup(prog, funcs, bpftrace, bpftrace_version, ret, depth, max_str, max_items,
-                                          pid, buffer_pages, selection, filter_expr, aggregate)
+                                          pid, buffer_pages, selection, filter_expr,
+                                          _aggregate_options(count_by, sums, hists, interval))
             return program.text, list(program.warnings)
 
         if generator is None or tables_only(prog):  # (a signature from the tables says so on stderr)

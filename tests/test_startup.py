@@ -66,3 +66,32 @@ def test_an_atexit_callback_still_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0] == "func checkKey(key string) error"
     assert proc.stderr.splitlines() == ["at exit", "torn down"]
+
+
+def _probe_modules(*options: str) -> tuple[list[str], bool]:
+    """(the program's lines, whether the aggregation compiler was imported) of a probe of Put."""
+    script = ("import json, sys\n"
+              "from dwarfgo.cli import app\n"
+              "try:\n"
+              f"    app(['probe', {str(DEMO)!r}, 'main.(*BarrierView).Put', '--bpftrace-version', '0.27', '--no-cache',"
+              f" *{list(options)!r}])\n"
+              "except SystemExit as e:\n"
+              "    assert not e.code, e.code\n"
+              "print(json.dumps('dwarfgo.emit.aggregate' in sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    return lines[:-1], json.loads(lines[-1])
+
+
+def test_readable_probe_imports_no_aggregation_compiler():
+    """A readable program (no --count-by/--sum/--hist) is made without importing the aggregation
+    compiler; --count-by still makes the raw program with its count map."""
+    lines, imported = _probe_modules()
+    assert not imported
+    assert any(line.startswith("uprobe:") for line in lines)
+    assert not any("count()" in line for line in lines)
+    lines, imported = _probe_modules("--count-by", "entry.Key")  # entry: Put's parameter (fixtures/demo/main.go)
+    assert imported
+    assert any("= count();" in line and "@dg_agg_0[" in line for line in lines)
