@@ -387,20 +387,38 @@ class GoBinary:
 
     # ------------------------------------------------------------------ symbols
     @cached_property
+    def _symbol_store(self):
+        return self.symbol_store() if self.symbol_store is not None else None
+
+    @cached_property
+    def _kept_symbols(self):
+        """The table the symbol store keeps for this binary (indexcache.KeptSymbols), or None."""
+        store = self._symbol_store
+        return store.get() if store is not None else None
+
+    @cached_property
+    def _kept_others(self) -> dict[str, int | None]:
+        return self._kept_symbols.others
+
+    def _in_place(self):
+        """The kept table, while the columns are not made: a few lookups are made in it."""
+        return self._kept_symbols if "_symbol_columns" not in self.__dict__ else None
+
+    @cached_property
     def _symbol_columns(self) -> tuple[list[str], list[int], list[int]]:
         """The function symbols' names, addresses and sizes, sorted by address: from the symbol
         store when it keeps this binary's (see indexcache.SymbolStore), else read (and kept). A
         command on one function makes Symbol objects of only the few it uses (symbol_named,
-        symbol_at); function_symbols makes them all."""
-        store = self.symbol_store() if self.symbol_store is not None else None
-        kept = store.get() if store is not None else None
+        symbol_at), looked up in the kept table without these columns; function_symbols makes
+        them all."""
+        kept = self._kept_symbols
         if kept is not None:
-            names, addresses, sizes, self._kept_other_addresses = kept
-            return names, addresses, sizes
+            return kept.names, kept.addresses, kept.sizes
         functions, by_name = self._read_symbol_table()
         self.__dict__["function_symbols"] = functions
         self.__dict__["_address_of_name"] = by_name
         columns = [s.name for s in functions], [s.address for s in functions], [s.size for s in functions]
+        store = self._symbol_store
         if store is not None:
             store.put(*columns, _other_addresses(functions, by_name))
         return columns
@@ -411,16 +429,26 @@ class GoBinary:
         if "_address_of_name" in self.__dict__:
             return self.__dict__["_address_of_name"]
         names, addresses, _ = self._symbol_columns
-        return _addresses_by_name(names, addresses, self._kept_other_addresses)
+        return _addresses_by_name(names, addresses, self._kept_others)
 
     def _address_named(self, name: str) -> int | None:
         """_address_of_name.get(name); the first few without making that table (a command on
         one function asks a name or two: the table of 30,000 names costs more than a search)."""
         if "_address_of_name" not in self.__dict__:
+            kept = self._in_place()
+            if kept is not None:
+                if self._names_searched < _NAMES_SEARCHED:
+                    self._names_searched += 1
+                    known, address = kept.other_address(name)
+                    if known:
+                        return address
+                    first = kept.positions(name, 1)  # the first of a name, as _addresses_by_name
+                    return kept.address(first[0]) if first else None
+                return self._address_of_name.get(name)
             names, addresses, _ = self._symbol_columns
             if "_address_of_name" not in self.__dict__ and self._names_searched < _NAMES_SEARCHED:
                 self._names_searched += 1
-                others = self._kept_other_addresses
+                others = self._kept_others
                 if name in others:
                     return others[name]
                 try:
@@ -471,6 +499,10 @@ class GoBinary:
 
     def symbol_named(self, name: str) -> Symbol | None:
         """The function symbol named `name` when exactly one is (None: none, or several)."""
+        kept = self._in_place()
+        if kept is not None:
+            found = kept.positions(name, 2)
+            return Symbol(name, kept.address(found[0]), kept.size(found[0])) if len(found) == 1 else None
         names = self._symbol_columns[0]
         if names.count(name) != 1:
             return None
@@ -480,6 +512,9 @@ class GoBinary:
         made = self.__dict__.get("function_symbols")
         if made is not None:
             return made[i]
+        kept = self._in_place()
+        if kept is not None:
+            return Symbol(kept.name(i), kept.address(i), kept.size(i))
         names, addresses, sizes = self._symbol_columns
         return Symbol(names[i], addresses[i], sizes[i])
 
@@ -513,8 +548,10 @@ class GoBinary:
         return tab if isinstance(tab, SymbolTableSection) else None
 
     @property
-    def _symbol_addresses(self) -> list[int]:
-        return self._symbol_columns[1]
+    def _symbol_addresses(self):
+        """The function symbols' addresses in order (a list, or the kept table's array)."""
+        kept = self._in_place()
+        return kept.address_column if kept is not None else self._symbol_columns[1]
 
     @cached_property
     def symbols_by_name(self) -> dict[str, Symbol]:
