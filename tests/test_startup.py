@@ -113,22 +113,27 @@ def test_a_command_on_one_function_makes_no_garbage_collection(tmp_path):
     assert proc.stderr.splitlines() == ["collections 0"]
 
 
-def test_sig_loads_neither_ctypes_nor_pdb():
-    """`sig` reads machine code with iced-x86 (ctypes comes with Capstone only) and pyelftools'
-    `import pdb` gets a stand-in that imports pdb only when something of it is used."""
+def test_sig_loads_neither_ctypes_nor_pdb(tmp_path):
+    """A warm `sig` reads machine code with iced-x86 (what Capstone says of its instructions kept:
+    ctypes comes with Capstone only), and pyelftools' `import pdb` gets a stand-in that imports
+    pdb only when something of it is used."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(tmp_path))
+    first = subprocess.run([sys.executable, "-m", "dwarfgo", "sig", str(DEMO), "main.checkKey"], capture_output=True,
+                           text=True, timeout=120, cwd=REPO, env=env)
+    assert first.returncode == 0, first.stderr
     script = ("import json, sys\n"
               "from dwarfgo.cli import app\n"
               "try:\n"
-              f"    app(['sig', {str(DEMO)!r}, 'main.checkKey', '--no-cache'])\n"
+              f"    app(['sig', {str(DEMO)!r}, 'main.(*BarrierView).Put'])\n"
               "except SystemExit as e:\n"
               "    assert not e.code, e.code\n"
               "stand_in = sys.modules['pdb']\n"
-              "loaded = ['ctypes' in sys.modules, 'capstone' in sys.modules, 'Pdb' in vars(stand_in), 'bdb' in sys.modules]\n"
+              "loaded = ['ctypes' in sys.modules, 'capstone' in sys.modules, 'iced_x86' in sys.modules,\n"
+              "          'Pdb' in vars(stand_in), 'bdb' in sys.modules]\n"
               "import pdb\n"
               "print(json.dumps(loaded + [pdb.Pdb.__name__, sys.modules['pdb'] is not stand_in]))\n")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO,
-                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout.splitlines()
-    assert out[0] == "func checkKey(key string) error"
-    assert json.loads(out[-1]) == [False, False, False, False, "Pdb", True]
+    assert out[0] == "func (v *main.BarrierView) Put(ctx context.Context, entry *main.StorageEntry) error"
+    assert json.loads(out[-1]) == [False, False, True, False, False, "Pdb", True]
