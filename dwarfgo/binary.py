@@ -8,16 +8,42 @@ function symbols. The DWARF itself is opened lazily, on first use.
 from __future__ import annotations
 
 import bisect
+import importlib
 import io
+import mmap
 import os
 import re
 import stat
 import struct
+import sys
+import types
 import zlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Callable
+
+
+
+def _deferred(name: str) -> None:
+    """Module `name` imported when one of its attributes is first used, not by an import statement
+    (a stand-in in sys.modules that imports it and hands the attribute on)."""
+    if name in sys.modules:
+        return
+    stand_in = types.ModuleType(name, f"(stands for {name} until it is used: see dwarfgo.binary._deferred)")
+
+    def __getattr__(attribute: str):
+        if sys.modules.get(name) is stand_in:
+            del sys.modules[name]
+        return getattr(importlib.import_module(name), attribute)
+
+    stand_in.__getattr__ = __getattr__
+    sys.modules[name] = stand_in
+
+
+# pyelftools' construct library imports pdb for a debugging aid dwarfgo never uses (its Debugger
+# construct): pdb, with cmd, bdb, code, glob and pprint, cost ~4 ms of every command's start
+_deferred("pdb")
 
 from elftools.common.exceptions import ELFCompressionError
 from elftools.dwarf.dwarfinfo import DebugSectionDescriptor
@@ -186,6 +212,7 @@ class GoBinary:
     def __init__(self, path: str | os.PathLike, debug_file: str | os.PathLike | None = None):
         self.path = Path(path)
         self._files = []
+        self._mapped: mmap.mmap | None = None  # the binary's file mapped (section_in_place)
         self._names_searched = 0  # _address_named's searches
         self.elf = self._open_elf(self.path)
         self.arch = self._detect_arch(self.elf)
@@ -269,9 +296,25 @@ class GoBinary:
                 os.close(fresh)
 
     def close(self) -> None:
+        if self._mapped is not None:
+            try:
+                self._mapped.close()
+            except BufferError:  # a view of it is still held: unmapped when the last one goes
+                pass
+            self._mapped = None
         for fh in self._files:
             fh.close()
         self._files.clear()
+
+    def section_in_place(self, section) -> memoryview:
+        """The bytes of one of the binary's own sections (not compressed, not SHT_NOBITS) as a
+        view of the file mapped into memory: only the pages used are read (a lookup in the 9 MB
+        function table of cmd/compile reads a few, where reading the section cost ~8 ms). The
+        section lies in the file (_check_sections)."""
+        if self._mapped is None:
+            self._mapped = mmap.mmap(self.elf.stream.fileno(), 0, access=mmap.ACCESS_READ)
+        start = section["sh_offset"]
+        return memoryview(self._mapped)[start:start + section["sh_size"]]
 
     def __enter__(self) -> "GoBinary":
         return self
@@ -383,20 +426,38 @@ class GoBinary:
 
     # ------------------------------------------------------------------ symbols
     @cached_property
+    def _symbol_store(self):
+        return self.symbol_store() if self.symbol_store is not None else None
+
+    @cached_property
+    def _kept_symbols(self):
+        """The table the symbol store keeps for this binary (indexcache.KeptSymbols), or None."""
+        store = self._symbol_store
+        return store.get() if store is not None else None
+
+    @cached_property
+    def _kept_others(self) -> dict[str, int | None]:
+        return self._kept_symbols.others
+
+    def _in_place(self):
+        """The kept table, while the columns are not made: a few lookups are made in it."""
+        return self._kept_symbols if "_symbol_columns" not in self.__dict__ else None
+
+    @cached_property
     def _symbol_columns(self) -> tuple[list[str], list[int], list[int]]:
         """The function symbols' names, addresses and sizes, sorted by address: from the symbol
         store when it keeps this binary's (see indexcache.SymbolStore), else read (and kept). A
         command on one function makes Symbol objects of only the few it uses (symbol_named,
-        symbol_at); function_symbols makes them all."""
-        store = self.symbol_store() if self.symbol_store is not None else None
-        kept = store.get() if store is not None else None
+        symbol_at), looked up in the kept table without these columns; function_symbols makes
+        them all."""
+        kept = self._kept_symbols
         if kept is not None:
-            names, addresses, sizes, self._kept_other_addresses = kept
-            return names, addresses, sizes
+            return kept.names, kept.addresses, kept.sizes
         functions, by_name = self._read_symbol_table()
         self.__dict__["function_symbols"] = functions
         self.__dict__["_address_of_name"] = by_name
         columns = [s.name for s in functions], [s.address for s in functions], [s.size for s in functions]
+        store = self._symbol_store
         if store is not None:
             store.put(*columns, _other_addresses(functions, by_name))
         return columns
@@ -407,16 +468,26 @@ class GoBinary:
         if "_address_of_name" in self.__dict__:
             return self.__dict__["_address_of_name"]
         names, addresses, _ = self._symbol_columns
-        return _addresses_by_name(names, addresses, self._kept_other_addresses)
+        return _addresses_by_name(names, addresses, self._kept_others)
 
     def _address_named(self, name: str) -> int | None:
         """_address_of_name.get(name); the first few without making that table (a command on
         one function asks a name or two: the table of 30,000 names costs more than a search)."""
         if "_address_of_name" not in self.__dict__:
+            kept = self._in_place()
+            if kept is not None:
+                if self._names_searched < _NAMES_SEARCHED:
+                    self._names_searched += 1
+                    known, address = kept.other_address(name)
+                    if known:
+                        return address
+                    first = kept.positions(name, 1)  # the first of a name, as _addresses_by_name
+                    return kept.address(first[0]) if first else None
+                return self._address_of_name.get(name)
             names, addresses, _ = self._symbol_columns
             if "_address_of_name" not in self.__dict__ and self._names_searched < _NAMES_SEARCHED:
                 self._names_searched += 1
-                others = self._kept_other_addresses
+                others = self._kept_others
                 if name in others:
                     return others[name]
                 try:
@@ -467,6 +538,10 @@ class GoBinary:
 
     def symbol_named(self, name: str) -> Symbol | None:
         """The function symbol named `name` when exactly one is (None: none, or several)."""
+        kept = self._in_place()
+        if kept is not None:
+            found = kept.positions(name, 2)
+            return Symbol(name, kept.address(found[0]), kept.size(found[0])) if len(found) == 1 else None
         names = self._symbol_columns[0]
         if names.count(name) != 1:
             return None
@@ -476,6 +551,9 @@ class GoBinary:
         made = self.__dict__.get("function_symbols")
         if made is not None:
             return made[i]
+        kept = self._in_place()
+        if kept is not None:
+            return Symbol(kept.name(i), kept.address(i), kept.size(i))
         names, addresses, sizes = self._symbol_columns
         return Symbol(names[i], addresses[i], sizes[i])
 
@@ -509,8 +587,10 @@ class GoBinary:
         return tab if isinstance(tab, SymbolTableSection) else None
 
     @property
-    def _symbol_addresses(self) -> list[int]:
-        return self._symbol_columns[1]
+    def _symbol_addresses(self):
+        """The function symbols' addresses in order (a list, or the kept table's array)."""
+        kept = self._in_place()
+        return kept.address_column if kept is not None else self._symbol_columns[1]
 
     @cached_property
     def symbols_by_name(self) -> dict[str, Symbol]:

@@ -68,14 +68,17 @@ class PclnTable:
     functions: list[PclnFunction]
 
 
-def locate(binary) -> tuple[int, bytes, str] | None:
+def locate(binary, in_place: bool = False) -> tuple[int, bytes, str] | None:
     """(address, bytes, where) of the function table: its section, else the runtime.pclntab
     symbol, else a scan of the read-only loaded data for a valid table header (a binary
-    whose section headers were stripped)."""
+    whose section headers were stripped). `in_place`: a section's bytes as a view of the mapped
+    file (GoBinary.section_in_place), for a reader that looks at a few of them."""
     elf = binary.elf
     for name in _SECTIONS:
         sec = elf.get_section_by_name(name)
         if sec is not None and sec["sh_type"] != "SHT_NOBITS":
+            if in_place and not sec.compressed:
+                return sec["sh_addr"], binary.section_in_place(sec), name
             return sec["sh_addr"], sec.data(), name
     addr = _symbol(binary, "runtime.pclntab")
     end = _symbol(binary, "runtime.epclntab")
@@ -129,7 +132,7 @@ class _Functab:
     """The header and function index of one table, read in place: entry and `_func` record of the
     i-th function (the index is sorted by entry), and the record's fields."""
 
-    def __init__(self, data: bytes, address: int, binary, where: str):
+    def __init__(self, data: bytes | memoryview, address: int, binary, where: str):
         path = binary.path
         self.data, self.path, self.where = data, path, where
         if len(data) < 16:
@@ -182,7 +185,7 @@ class _Functab:
 
     def name(self, f: int) -> str:
         off = self.names + self._i32.unpack_from(self.data, f + self._fields)[0]
-        return self.data[off:self.data.index(b"\0", off)].decode("utf-8", "replace")
+        return _c_string(self.data, off).decode("utf-8", "replace")
 
     def args(self, f: int) -> int:
         return self._i32.unpack_from(self.data, f + self._fields + 4)[0]
@@ -241,6 +244,21 @@ class _Functab:
                             f"of the function at {entry:#x} runs past the next function")
 
 
+def _c_string(data: bytes | memoryview, off: int) -> bytes:
+    """The bytes at `off` up to the next NUL (ValueError without one, as bytes.index)."""
+    if not isinstance(data, memoryview):
+        return data[off:data.index(b"\0", off)]
+    window = 256
+    while True:
+        chunk = bytes(data[off:off + window])
+        end = chunk.find(b"\0")
+        if end >= 0:
+            return chunk[:end]
+        if off + window >= len(data):
+            raise ValueError("subsection not found")
+        window *= 8
+
+
 def _parse(data: bytes, address: int, binary, where: str) -> PclnTable:
     tab = _Functab(data, address, binary, where)
     out: list[PclnFunction] = []
@@ -287,7 +305,7 @@ class FuncTable:
     @cached_property
     def _index(self) -> _Functab | None:
         with reading(self.binary.path, "function table (.gopclntab)"):
-            found = locate(self.binary)
+            found = locate(self.binary, in_place=True)
             return _Functab(found[1], found[0], self.binary, found[2]) if found else None
 
     def args_size(self, entry: int) -> int | None:

@@ -106,3 +106,31 @@ def test_an_answer_of_another_build_or_other_code_is_not_used(tmp_path, cache_ho
     abi = runner.invoke(app, ["abi", str(other), PUT])
     assert abi.stdout.startswith(f"{other}: go1.22")
     assert runner.invoke(app, ["abi", str(demo), PUT]).stdout.startswith(f"{demo}: go1.22")
+
+
+def test_goid_offset_is_found_once_per_binary(cache_home, monkeypatch):
+    """runtime.g's goid offset (every probe reads it) is modelled from DWARF once, then read from
+    the cache; another build of the binary (another mtime) models it again."""
+    from dwarfgo.emit.probe import goid_offset
+    from dwarfgo.program import GoProgram
+
+    binary = cache_home.parent / "demo"
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(DEMO, binary)
+    with GoProgram(binary, cache=False) as plain:
+        want = next(f.offset for f in plain.type_named("runtime.g").fields if f.name == "goid")
+    modelled = []
+    type_named = GoProgram.type_named
+
+    def counted(prog, name):
+        modelled.append(name)
+        return type_named(prog, name)
+
+    monkeypatch.setattr(GoProgram, "type_named", counted)
+    for round_, expected_models in enumerate((1, 0, 1)):
+        if round_ == 2:  # the binary touched: the same build ID, another mtime
+            os.utime(binary, ns=(binary.stat().st_atime_ns, binary.stat().st_mtime_ns + 10**9))
+        modelled.clear()
+        with GoProgram(binary) as prog:
+            assert goid_offset(prog) == want
+        assert modelled == ["runtime.g"] * expected_models

@@ -276,3 +276,57 @@ def test_a_whole_binary_run_samples_the_decoders_once_before_its_workers(demo, c
     assert len(got) > 30 and os.getpid() not in {pid for pid, _ in got}
     assert all(sampled == [os.getpid()] for _, sampled in got)
     assert len(list(cache_home.glob("*" + indexcache.DECODERS_SUFFIX))) == 1
+
+
+def _kept(cache_home, names, addresses, sizes, others) -> indexcache.KeptSymbols:
+    index = indexcache.IndexCache.keyed("a build id", os.stat(DEMO))
+    store = indexcache.SymbolStore(index)
+    store.put(names, addresses, sizes, others)
+    return store.get()
+
+
+def test_kept_symbols_looked_up_in_place_as_in_the_lists(cache_home):
+    """A lookup in the kept table (no lists made) answers as the lists and dict it keeps: names
+    that repeat (side by side too), an empty name, a name that is another's prefix or suffix,
+    non-ASCII names and a lone surrogate; names with no address among the others."""
+    names = ["main.a", "main.a", "", "x", "main.ab", "b.main.a", "é.f", "main.a", "s\udcff", "last"]
+    addresses = [0x1000 + 16 * i for i in range(len(names))]
+    sizes = [i * 3 for i in range(len(names))]
+    others = {"runtime.text": 0x1000, "go:buildid": 0x500, "main.a": 0x2000, "x": None, "é": 7}
+    kept = _kept(cache_home, names, addresses, sizes, others)
+    assert (kept.names, kept.addresses, kept.sizes, kept.others) == (names, addresses, sizes, others)
+    assert list(kept.address_column) == addresses
+    for i in range(len(names)):
+        assert (kept.name(i), kept.address(i), kept.size(i)) == (names[i], addresses[i], sizes[i])
+    for name in [*names, "main.", "a", "main.a\0", "ab", "nope", "\0", "main.a\0main.a"]:
+        where = [i for i, n in enumerate(names) if n == name]
+        assert kept.positions(name, 2) == where[:2] and kept.positions(name, 1) == where[:1], name
+    for name in [*others, *names, "runtime.tex", "text", "nope"]:
+        assert kept.other_address(name) == ((True, others[name]) if name in others else (False, None)), name
+    with pytest.raises(IndexError):
+        kept.name(len(names))
+    empty = _kept(cache_home, [], [], [], {})
+    assert (empty.names, empty.positions("", 2), empty.other_address("")) == ([], [], (False, None))
+    one_empty = _kept(cache_home, [""], [1], [2], {"": None})
+    assert one_empty.names == [""] and one_empty.positions("", 2) == [0] and one_empty.other_address("") == (True, None)
+
+
+def test_symbols_looked_up_in_the_kept_table_as_in_the_binary(demo, cache_home):
+    """Warm (the table kept), a function found by its name, the symbol at an address and a data
+    symbol's address are the ones the binary's own symbol table gives, without making the lists."""
+    _signatures(demo)
+    with GoBinary(demo) as plain:
+        symbols = plain.function_symbols
+        by_name = plain._read_symbol_table()[1]
+        names = [s.name for s in symbols]
+        queries = [symbols[0].name, symbols[len(symbols) // 2].name, symbols[-1].name, "main.checkKey",
+                   "runtime.memmove", "nope", "runtime.types", "runtime.text", "go:buildid"]
+        for query in queries:
+            with GoProgram(demo) as prog:
+                b = prog.binary
+                want = symbols[names.index(query)] if names.count(query) == 1 else None
+                assert b.symbol_named(query) == want, query
+                assert b.data_symbol(query) == plain.data_symbol(query) == by_name.get(query), query
+                for address in (symbols[1].address, symbols[1].address + 1, symbols[-1].address, 0, 1 << 40):
+                    assert b.symbol_at(address) == plain.symbol_at(address), hex(address)
+                assert "_symbol_columns" not in b.__dict__ and "function_symbols" not in b.__dict__

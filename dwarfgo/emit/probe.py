@@ -118,7 +118,13 @@ def entry_point(fn, machine: MachineReport | None, g_expr: str | None, dialect: 
 def goid_offset(prog) -> int | None:
     """The offset of the goroutine id in runtime.g: from DWARF, or on a binary with neither DWARF
     nor a twin from runtime.g's type descriptor (the runtime allocates g with it, so every Go
-    binary has it, field names and offsets included); None where neither has it."""
+    binary has it, field names and offsets included); None where neither has it. Found once per
+    binary (and dwarfgo code), then read from the index cache: modelling runtime.g (some 100
+    DIEs through pyelftools) cost ~20 ms of every probe of a new function."""
+    return prog.remembered("goid-offset", [], lambda: _goid_offset(prog))
+
+
+def _goid_offset(prog) -> int | None:
     from ..program import tables_only
     try:
         if tables_only(prog):

@@ -13,7 +13,6 @@ amd64 bodies).
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import operator
 import os
@@ -25,6 +24,7 @@ from typing import NamedTuple
 # capstone (and iced-x86, which sweeps amd64 bodies) are imported on first use: commands that
 # never read machine code (`funcs`, `structs`) do not pay for their import
 capstone = x86_const = arm64_const = None
+ctypes = None  # imported with Capstone (its binding's records are read with it): ~3 ms a process without it
 iced_x86 = None
 
 from ..abi.assign import FunctionLayout, RegisterPiece
@@ -108,11 +108,12 @@ def _arm64_reg(name: str) -> str:
 
 
 def _import_capstone() -> None:
-    global capstone, x86_const, arm64_const
+    global capstone, x86_const, arm64_const, ctypes
     if capstone is None:
+        import ctypes as c
         import capstone as cs
         from capstone import arm64_const as arm64, x86_const as x86
-        capstone, x86_const, arm64_const = cs, x86, arm64
+        ctypes, capstone, x86_const, arm64_const = c, cs, x86, arm64
 
 
 _DECODERS: dict[tuple[str, bool], object] = {}  # (arch, detail) -> Cs, made once per process
