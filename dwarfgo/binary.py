@@ -8,7 +8,6 @@ function symbols. The DWARF itself is opened lazily, on first use.
 from __future__ import annotations
 
 import bisect
-import importlib
 import io
 import mmap
 import os
@@ -16,34 +15,12 @@ import re
 import stat
 import struct
 import sys
-import types
 import zlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
-
-
-def _deferred(name: str) -> None:
-    """Module `name` imported when one of its attributes is first used, not by an import statement
-    (a stand-in in sys.modules that imports it and hands the attribute on)."""
-    if name in sys.modules:
-        return
-    stand_in = types.ModuleType(name, f"(stands for {name} until it is used: see dwarfgo.binary._deferred)")
-
-    def __getattr__(attribute: str):
-        if sys.modules.get(name) is stand_in:
-            del sys.modules[name]
-        return getattr(importlib.import_module(name), attribute)
-
-    stand_in.__getattr__ = __getattr__
-    sys.modules[name] = stand_in
-
-
-# pyelftools' construct library imports pdb for a debugging aid dwarfgo never uses (its Debugger
-# construct): pdb, with cmd, bdb, code, glob and pprint, cost ~4 ms of every command's start
-_deferred("pdb")
 
 from elftools.common.exceptions import ELFCompressionError
 from elftools.dwarf.dwarfinfo import DebugSectionDescriptor

@@ -1062,6 +1062,7 @@ def run() -> None:
     fails (a closed pipe, a full disk), or the status is not a number, the interpreter exits as
     it always did."""
     fewer_collections()
+    defer_unused_imports()
     try:
         main()
         status = 0
@@ -1076,6 +1077,28 @@ def run() -> None:
     except BaseException:
         sys.exit(status)  # (the interpreter's own flush at exit says what is wrong, as before)
     os._exit(status & 0xFF)
+
+
+def defer_unused_imports() -> None:
+    """pyelftools' construct library imports pdb for a debugging aid dwarfgo never uses (its
+    Debugger construct): pdb, with cmd, bdb, code, glob and pprint, cost ~4 ms of every command's
+    start. The command line puts a stand-in in sys.modules that imports pdb when one of its
+    attributes is first used. Only the command line: a program that imports dwarfgo as a library
+    keeps its modules as they are."""
+    name = "pdb"
+    if name in sys.modules:
+        return
+    import importlib
+    import types
+    stand_in = types.ModuleType(name, f"(stands for {name} until it is used: see dwarfgo.cli.defer_unused_imports)")
+
+    def __getattr__(attribute: str):
+        if sys.modules.get(name) is stand_in:
+            del sys.modules[name]
+        return getattr(importlib.import_module(name), attribute)
+
+    stand_in.__getattr__ = __getattr__
+    sys.modules[name] = stand_in
 
 
 YOUNG_OBJECTS = 100_000  # objects allocated between two collections of the youngest generation (Python's: 700)

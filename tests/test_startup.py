@@ -115,14 +115,20 @@ def test_a_command_on_one_function_makes_no_garbage_collection(tmp_path):
 
 def test_sig_loads_neither_ctypes_nor_pdb(tmp_path):
     """A warm `sig` reads machine code with iced-x86 (what Capstone says of its instructions kept:
-    ctypes comes with Capstone only), and pyelftools' `import pdb` gets a stand-in that imports
-    pdb only when something of it is used."""
+    ctypes comes with Capstone only), and, on the command line, pyelftools' `import pdb` gets a
+    stand-in that imports pdb only when something of it is used; a program importing dwarfgo as a
+    library gets pdb itself."""
     env = dict(os.environ, PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(tmp_path))
     first = subprocess.run([sys.executable, "-m", "dwarfgo", "sig", str(DEMO), "main.checkKey"], capture_output=True,
                            text=True, timeout=120, cwd=REPO, env=env)
     assert first.returncode == 0, first.stderr
+    library = subprocess.run([sys.executable, "-c", "import sys, dwarfgo.binary, dwarfgo.program, elftools.elf.elffile\n"
+                              "print(type(sys.modules['pdb'].__dict__.get('Pdb')).__name__)"],
+                             capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
+    assert library.stdout == "type\n", library.stderr  # imported as a library: pdb itself, as pyelftools asks
     script = ("import json, sys\n"
-              "from dwarfgo.cli import app\n"
+              "from dwarfgo.cli import app, defer_unused_imports\n"
+              "defer_unused_imports()  # (as the command line's entry, cli.run, does)\n"
               "try:\n"
               f"    app(['sig', {str(DEMO)!r}, 'main.(*BarrierView).Put'])\n"
               "except SystemExit as e:\n"
