@@ -31,6 +31,7 @@ class RuntimeTypeNames:
         self.prog = prog
         self.bias = 0  # load bias of a PIE process (runtime address - link address)
         self._cache: dict[int, str | None] = {}
+        self._itab_types: dict[tuple[int, int], int | None] = {}
         self._base: int | None = None
         self._varint: bool | None = None
 
@@ -47,6 +48,21 @@ class RuntimeTypeNames:
         if link not in self._cache:
             self._cache[link] = self._from_descriptor(link)
         return self._cache[link]
+
+    def itab_type(self, itab: int, type_offset: int) -> int | None:
+        """The type word of the itab at link address `itab` (at +type_offset) as the file holds it,
+        or None when the file does not hold it. What the process holds there too when the itab lies
+        in the read-only data of a binary loaded at its link addresses (static_itabs)."""
+        key = (itab, type_offset)
+        if key not in self._itab_types:
+            binary = self.prog.binary
+            try:
+                word = binary.read_memory(itab + type_offset, 8)
+            except (DwarfgoError, OSError):
+                word = None
+            self._itab_types[key] = (int.from_bytes(word, "little" if binary.elf.little_endian else "big")
+                                     if word is not None else None)
+        return self._itab_types[key]
 
     def _from_descriptor(self, addr: int) -> str | None:
         if not self._setup():
@@ -89,3 +105,35 @@ def _read_some(binary, address: int, size: int) -> bytes:
         except DwarfgoError:
             size -= 1
     return b""
+
+
+def static_itabs(binary, type_offset: int):
+    """The range of the itabs the linker laid out (`go:itab.*`, the module data's itab list), as a
+    plan.StaticItabs, when a probe need not follow an interface's itab word that lies in it: the
+    decoder reads that itab's type word from the file instead, and gets what the process holds
+    there, because the binary is loaded at its link addresses (ET_EXEC: a position-independent
+    one is relocated, its words are not the file's) and every byte from the first itab to the
+    last one's type word lies in one read-only segment's file bytes (nothing writes it at run
+    time). Itabs the runtime builds (a type asserted to an interface no code converts it to
+    statically) are allocated outside the binary's image, so they are never in the range, and
+    their type word is still read by the probe. None when any of that does not hold, or the
+    module data cannot be read (Go 1.16-1.17, 32-bit, damaged tables): then every itab is followed
+    in the probe."""
+    from .emit.plan import StaticItabs
+    from .rtypes import RuntimeTypes
+
+    try:
+        if binary.elf.header["e_type"] != "ET_EXEC" or binary.ptr_size != 8:
+            return None
+        tables = RuntimeTypes(binary)
+        itabs = tables.module.itabs
+    except (DwarfgoError, OSError, ValueError, IndexError):
+        return None
+    if not itabs:
+        return None
+    first, last = min(itabs), max(itabs)
+    end = last + type_offset + 8
+    for start, data, flags in tables.image.segments:
+        if start <= first and end <= start + len(data):
+            return None if flags & 2 else StaticItabs(first, last, type_offset)
+    return None

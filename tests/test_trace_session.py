@@ -14,14 +14,16 @@ import time
 from pathlib import Path
 
 import pytest
+from elftools.elf.elffile import ELFFile
 
 from dwarfgo.emit.dialect import Dialect
+from dwarfgo.emit.plan import InterfaceNode
 from dwarfgo.emit.probe import ProbeOptions, generate
 from dwarfgo.gotypes import DW_AT_GO_RUNTIME_TYPE
 from dwarfgo.program import GoProgram
 from dwarfgo.runner.decode import Decoder
 from dwarfgo.runner.session import TraceSession
-from dwarfgo.runner.stream import loss_lines
+from dwarfgo.runner.stream import decoder_for, loss_lines
 from dwarfgo.runtime_types import RuntimeTypeNames
 
 from conftest import FIXTURES, require_file
@@ -247,6 +249,78 @@ def test_dynamic_type_names_come_from_the_descriptor_not_a_dwarf_pass(demo):
     got = {addr: names(addr) for addr in expected}
     assert got == expected
     assert names(base + 0x7FFFFFF0) is None  # not a descriptor in the file: no name, no crash
+
+
+def _itab_symbols(path) -> dict[str, int]:
+    """The binary's own itabs from its symbol table (`go:itab.<type>,<interface>`): the dynamic type
+    each names, as %T prints it (package names, not import paths) -> the itab's address."""
+    with open(path, "rb") as f:
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        out = {}
+        for sym in symtab.iter_symbols():
+            for prefix in ("go:itab.", "go.itab."):
+                if sym.name.startswith(prefix) and sym.name.count(",") == 1:
+                    dynamic = sym.name[len(prefix):].split(",")[0]
+                    out[re.sub(r"[\w.-]+/", "", dynamic)] = sym["st_value"]
+    return out
+
+
+def _with_words(lines: list[str], words: dict[int, str], pc: int) -> list[str]:
+    """_call_lines' lines with read K's raw word replaced by words[K], and the probed address `pc`
+    (a process loaded at its link addresses)."""
+    head = lines[0].split(" ")
+    head[8] = f"{pc:x}"
+    out = []
+    for line in [" ".join(head)] + lines[1:]:
+        parts = line.split(" ")
+        if len(parts) == 5 and parts[3].isdigit() and int(parts[3]) in words:
+            parts[4] = words[int(parts[3])]
+        out.append(" ".join(parts))
+    return out
+
+
+def test_a_static_itab_is_named_from_the_file_without_a_read_in_the_probe(demo):
+    """Most itabs are the binary's own (`go:itab.<type>,<interface>`, laid out by the linker in
+    read-only data): the probe does not follow one (a memory read less per interface, about 150
+    ns of the traced thread), and the decoder takes its type word from the file. Every itab of the
+    demo's symbol table (an independent list: the probe's range comes from the module data) lies
+    in the range the probe skips and decodes to the type its symbol names, the probe's type word
+    left at its zero. An itab outside it (one the runtime built) is named from the probe's read."""
+    prog, fn, program = demo
+    probe = program.probes[0]
+    ctx = next(v.node for v in probe.values if v.name == "ctx")
+    assert isinstance(ctx, InterfaceNode) and ctx.static_itabs is not None
+    s, tab = ctx.static_itabs, f"$r{ctx.tab.index}"
+    assert f"if ({tab} > {s.last:#x} || ({tab} < {s.first:#x} && {tab} != 0)) {{" in program.text
+    itabs = _itab_symbols(DEMO)
+    assert len(itabs) >= 10 and "*context.valueCtx" in itabs and "*main.KeyError" in itabs, itabs
+    decoder = decoder_for(prog, program, 64)
+    for seq, (name, address) in enumerate(sorted(itabs.items()), 1):
+        assert s.first <= address <= s.last, (name, hex(address))
+        lines = _with_words(_call_lines(program, fn, 10, seq, seq * 1000),
+                            {ctx.tab.index: f"{address:x}", ctx.type_ptr.index: "0"}, probe.attach_address)
+        event = [e for l in lines if (e := decoder.feed(l)) is not None][0]
+        assert event.values["ctx"]["type"] == name, (name, event.values["ctx"])
+    # a runtime-built itab (on the heap): its type word is the one the probe read
+    key_error = prog.binary.read_memory(itabs["*main.KeyError"] + s.type_offset, 8)
+    lines = _with_words(_call_lines(program, fn, 10, 999, 999_000),
+                        {ctx.tab.index: "c000010000", ctx.type_ptr.index: key_error[::-1].hex()},
+                        probe.attach_address)
+    event = [e for l in lines if (e := decoder.feed(l)) is not None][0]
+    assert event.values["ctx"]["type"] == "*main.KeyError", event.values["ctx"]
+
+
+@pytest.mark.parametrize("go", ["1.15", "1.27"])
+def test_a_position_independent_binary_follows_every_itab_in_the_probe(go):
+    """A PIE is relocated when it loads: its itabs' type words in the process are not the file's,
+    so the probe reads every non-nil itab's type word, as before."""
+    binary = FIXTURES / f"go{go}" / "amd64" / "pie" / "shapes"
+    require_file(binary, "the shapes fixture's PIE build")
+    with GoProgram(binary) as prog:
+        program = generate(prog, [prog.function("main.Describe")], Dialect((0, 27, 0)), ProbeOptions())
+    s = program.probes[0].values[0].node
+    assert isinstance(s, InterfaceNode) and s.static_itabs is None
+    assert f"if ($r{s.tab.index} != 0) {{" in program.text
 
 
 def test_a_traced_commands_output_after_bpftrace_warnings_is_passed_on(demo):
