@@ -77,14 +77,16 @@ class PointerNode(Node):
 
 @dataclass(frozen=True)
 class StaticItabs:
-    """The itabs the linker laid out in the binary's read-only data (`go:itab.*`, listed by the
-    module data), as link addresses: an interface's itab word in [first, last] is one of them (or
-    points between them), and its type word (at +type_offset) is the same in the process as in
-    the file (see runtime_types.static_itabs)."""
+    """The itabs the linker laid out in the binary's data (`go:itab.*`, listed by the module data),
+    as link addresses: an interface's itab word in [first, last] (less the load bias) is one of
+    them, and its type word (at +type_offset) is known from the file: the file's word, or in a
+    position-independent executable (`relocated`) the addend of its relocation (see
+    runtime_types.static_itabs)."""
 
     first: int
     last: int
     type_offset: int
+    relocated: bool = False
 
 
 @dataclass

@@ -148,8 +148,8 @@ class Decoder:
         self._bias = 0  # of the event being decoded
         self.symbolize = symbolize or (lambda addr: None)  # code address -> function name
         self.type_name = type_name or (lambda addr: None)  # runtime type address -> Go type name
-        # (static itab's link address, offset of its type word) -> that word in the binary's file
-        self.itab_type = itab_type or (lambda itab, offset: None)
+        # (a static itab's link address, plan.StaticItabs) -> the link address its type word holds
+        self.itab_type = itab_type or (lambda itab, static: None)
         self.max_str = max_str
         self.pending: dict[tuple[int, int], _Pending] = {}
         self.lost = 0
@@ -612,9 +612,9 @@ class Decoder:
         elif (node.static_itabs is not None and tab is not None
               and node.static_itabs.first <= tab - self._bias <= node.static_itabs.last):
             # a static itab: the probe did not follow it; its type word is the file's
-            link = self.itab_type(tab - self._bias, node.static_itabs.type_offset)
+            link = self.itab_type(tab - self._bias, node.static_itabs)
             if link is None:
-                return _unavailable(f"itab {tab:#x}: its type word is not in the binary's file")
+                return _unavailable(f"itab {tab:#x}: its type word is not known from the binary's file")
             taddr = link + self._bias
         else:
             taddr = _hex(raw.get(node.type_ptr.index))
