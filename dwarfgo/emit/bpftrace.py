@@ -886,4 +886,4 @@ def runtime_layout(prog) -> RuntimeLayout:
     itab_off, _ = field_offset(["runtime.itab", "internal/abi.ITab"], ["_type", "Type"])
     itab_off = itab_off if itab_off is not None else 8
     from ..runtime_types import static_itabs
-    return RuntimeLayout(count_off, count_size, q_off, d_off, itab_off, static_itabs(prog.binary, itab_off))
+    return RuntimeLayout(count_off, count_size, q_off, d_off, itab_off, lambda: static_itabs(prog.binary, itab_off))

@@ -9,7 +9,9 @@ Names from the binary never enter the generated program: only numbers do.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from ..abi.assign import Location, RegisterPiece
 from ..errors import DwarfgoError
@@ -160,7 +162,13 @@ class RuntimeLayout:
     chan_qcount_offset: int | None  # runtime.hchan.qcount
     chan_dataqsiz_offset: int | None
     itab_type_offset: int  # offset of _type in runtime.itab / internal/abi.ITab
-    static_itabs: StaticItabs | None = None  # itabs whose type word the decoder reads from the file
+    # finds the itabs whose type word the decoder takes from the file (runtime_types.static_itabs:
+    # it reads the module data, 30-140 ms on cmd/compile), when a plan first holds an interface
+    static_itabs_finder: Callable[[], StaticItabs | None] | None = None
+
+    @cached_property
+    def static_itabs(self) -> StaticItabs | None:
+        return self.static_itabs_finder() if self.static_itabs_finder is not None else None
 
 
 _INT_CAST = {1: "int8", 2: "int16", 4: "int32", 8: "int64"}
