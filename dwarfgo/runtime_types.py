@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import struct
 
-from .errors import DwarfgoError
+from .errors import DwarfgoError, reading
 
 _TFLAG_EXTRA_STAR = 2  # the name is stored with a leading '*' that is not part of it
 _DESCRIPTOR_HEAD = 48
@@ -67,7 +67,11 @@ class RuntimeTypeNames:
         if static.relocated:
             if static not in self._relocations:
                 window = (static.first + static.type_offset, static.last + static.type_offset + 8)
-                self._relocations[static] = relative_relocations(binary, *window)
+                try:
+                    with reading(binary.path, "relocations"):
+                        self._relocations[static] = relative_relocations(binary, *window)
+                except DwarfgoError:
+                    self._relocations[static] = None
             return (self._relocations[static] or {}).get(slot)
         try:
             word = binary.read_memory(slot, 8)
@@ -133,33 +137,39 @@ def static_itabs(binary, type_offset: int):
     are allocated outside the binary's image, so they are never in the range, and their type word
     is still read by the probe. None when any of that does not hold, or the module data cannot be
     read (Go 1.16-1.17, 32-bit, damaged tables): then every itab is followed in the probe."""
+    try:
+        with reading(binary.path, "runtime itab list or relocations"):
+            return _static_itabs(binary, type_offset)
+    except DwarfgoError:
+        return None  # damaged: every itab followed in the probe, as without a range
+
+
+def _static_itabs(binary, type_offset: int):
+    """static_itabs, its reads of the file not guarded."""
     from .emit.plan import StaticItabs
     from .rtypes import RuntimeTypes
 
-    try:
-        kind = binary.elf.header["e_type"]
-        if kind not in ("ET_EXEC", "ET_DYN") or binary.ptr_size != 8:
-            return None
-        tables = RuntimeTypes(binary)
-        itabs = tables.module.itabs
-        if not itabs:
-            return None
-        first, last = min(itabs), max(itabs)
-        end = last + type_offset + 8
-        if kind == "ET_EXEC":
-            for start, data, flags in tables.image.segments:
-                if start <= first and end <= start + len(data):
-                    return None if flags & 2 else StaticItabs(first, last, type_offset)
-            return None
-        if not any(seg["p_type"] == "PT_GNU_RELRO" and seg["p_vaddr"] <= first
-                   and end <= seg["p_vaddr"] + seg["p_memsz"] for seg in binary.elf.iter_segments()):
-            return None
-        relocations = relative_relocations(binary, first + type_offset, end)
-        if relocations is None or any(itab + type_offset not in relocations for itab in itabs):
-            return None
-        return StaticItabs(first, last, type_offset, relocated=True)
-    except (DwarfgoError, OSError, ValueError, IndexError, KeyError):
+    kind = binary.elf.header["e_type"]
+    if kind not in ("ET_EXEC", "ET_DYN") or binary.ptr_size != 8:
         return None
+    tables = RuntimeTypes(binary)
+    itabs = tables.module.itabs
+    if not itabs:
+        return None
+    first, last = min(itabs), max(itabs)
+    end = last + type_offset + 8
+    if kind == "ET_EXEC":
+        for start, data, flags in tables.image.segments:
+            if start <= first and end <= start + len(data):
+                return None if flags & 2 else StaticItabs(first, last, type_offset)
+        return None
+    if not any(seg["p_type"] == "PT_GNU_RELRO" and seg["p_vaddr"] <= first
+               and end <= seg["p_vaddr"] + seg["p_memsz"] for seg in binary.elf.iter_segments()):
+        return None
+    relocations = relative_relocations(binary, first + type_offset, end)
+    if relocations is None or any(itab + type_offset not in relocations for itab in itabs):
+        return None
+    return StaticItabs(first, last, type_offset, relocated=True)
 
 
 # R_X86_64_RELATIVE, R_AARCH64_RELATIVE: the word is the load bias plus the addend

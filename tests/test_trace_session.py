@@ -340,6 +340,34 @@ def test_a_static_itab_of_a_position_independent_binary_is_named_from_its_reloca
             assert event.values["s"]["type"] == name, (name, event.values["s"])
 
 
+def test_a_pie_whose_itab_is_not_relocated_relatively_follows_every_itab(tmp_path):
+    """When an itab's type word is filled by another relocation than a relative one (here main.Rect's
+    Shape itab's, turned into R_X86_64_64: the symbol's value, which the decoder does not know),
+    the decoder could not know that static itab's type: the probe follows every non-nil itab, as it
+    does without a range."""
+    import struct
+
+    binary = FIXTURES / "go1.22" / "amd64" / "pie" / "shapes"
+    require_file(binary, "the shapes fixture's PIE build")
+    slot = _itab_symbols(binary)["main.Rect"] + 8
+    data = bytearray(binary.read_bytes())
+    with open(binary, "rb") as f:
+        rela = next(sec for sec in ELFFile(f).iter_sections() if sec["sh_type"] == "SHT_RELA" and sec["sh_size"])
+        start, size = rela["sh_offset"], rela["sh_size"]
+    entries = [start + i for i in range(0, size, 24) if struct.unpack_from("<Q", data, start + i)[0] == slot]
+    assert len(entries) == 1 and struct.unpack_from("<Q", data, entries[0] + 8)[0] == 8  # R_X86_64_RELATIVE
+    struct.pack_into("<Q", data, entries[0] + 8, 1)  # R_X86_64_64, symbol 0
+    copy = tmp_path / "shapes"
+    copy.write_bytes(bytes(data))
+    with GoProgram(binary) as prog:
+        intact = generate(prog, [prog.function("main.Describe")], Dialect((0, 27, 0)), ProbeOptions())
+    with GoProgram(copy) as prog:
+        program = generate(prog, [prog.function("main.Describe")], Dialect((0, 27, 0)), ProbeOptions())
+    assert intact.probes[0].values[0].node.static_itabs is not None
+    node = program.probes[0].values[0].node
+    assert node.static_itabs is None and f"if ($r{node.tab.index} != 0) {{" in program.text
+
+
 def test_a_traced_commands_output_after_bpftrace_warnings_is_passed_on(demo):
     """bpftrace 0.17 starts with located warnings (`file:L:C: WARNING: Failed to map_lookup_elem`,
     its source line, a caret line). A line of the -c command that came thousands of event lines
