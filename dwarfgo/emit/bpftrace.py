@@ -625,7 +625,7 @@ class ProgramWriter:
         itab is not nil, and not one of the binary's static itabs, whose type word the decoder
         takes from the file (plan.StaticItabs). Most itabs are static (every conversion the
         compiler sees); that read was one of main.Hot's five memory reads (scripts/bench-trace),
-        about 150 ns of the traced thread (its probe timed inside on 0.27: 1,041 -> 898 ns). In a
+        about 150 ns of the traced thread (its probe timed inside on 0.27: 968 -> 814 ns). In a
         PIE the itab's link address is its address less the load bias, the probed instruction's
         address less its link address."""
         tab = f"$r{node.tab.index}"
