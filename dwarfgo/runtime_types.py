@@ -17,7 +17,9 @@ Layout of the descriptor's start (the same from Go 1.14 to 1.27, 64-bit):
 
 from __future__ import annotations
 
-from .errors import DwarfgoError
+import struct
+
+from .errors import DwarfgoError, reading
 
 _TFLAG_EXTRA_STAR = 2  # the name is stored with a leading '*' that is not part of it
 _DESCRIPTOR_HEAD = 48
@@ -31,6 +33,8 @@ class RuntimeTypeNames:
         self.prog = prog
         self.bias = 0  # load bias of a PIE process (runtime address - link address)
         self._cache: dict[int, str | None] = {}
+        self._itab_types: dict[tuple, int | None] = {}
+        self._relocations: dict = {}  # StaticItabs -> relative_relocations of its type words
         self._base: int | None = None
         self._varint: bool | None = None
 
@@ -47,6 +51,33 @@ class RuntimeTypeNames:
         if link not in self._cache:
             self._cache[link] = self._from_descriptor(link)
         return self._cache[link]
+
+    def itab_type(self, itab: int, static) -> int | None:
+        """The link address held by the type word of the static itab at link address `itab`
+        (plan.StaticItabs `static`): the file's word, or in a PIE the addend of the relocation
+        that fills it; None when the file does not say (see static_itabs)."""
+        key = (itab, static)
+        if key not in self._itab_types:
+            self._itab_types[key] = self._itab_type(itab, static)
+        return self._itab_types[key]
+
+    def _itab_type(self, itab: int, static) -> int | None:
+        binary = self.prog.binary
+        slot = itab + static.type_offset
+        if static.relocated:
+            if static not in self._relocations:
+                window = (static.first + static.type_offset, static.last + static.type_offset + 8)
+                try:
+                    with reading(binary.path, "relocations"):
+                        self._relocations[static] = relative_relocations(binary, *window)
+                except DwarfgoError:
+                    self._relocations[static] = None
+            return (self._relocations[static] or {}).get(slot)
+        try:
+            word = binary.read_memory(slot, 8)
+        except (DwarfgoError, OSError):
+            return None
+        return int.from_bytes(word, "little" if binary.elf.little_endian else "big")
 
     def _from_descriptor(self, addr: int) -> str | None:
         if not self._setup():
@@ -89,3 +120,86 @@ def _read_some(binary, address: int, size: int) -> bytes:
         except DwarfgoError:
             size -= 1
     return b""
+
+
+def static_itabs(binary, type_offset: int):
+    """The range of the itabs the linker laid out (`go:itab.*`, the module data's itab list), as a
+    plan.StaticItabs, when a probe need not follow an interface's itab word that lies in it: the
+    decoder knows that itab's type word from the file, because nothing writes a static itab at
+    run time and every byte from the first itab to the last one's type word lies in data that is
+    read-only in the process:
+      - a binary loaded at its link addresses (ET_EXEC): a read-only segment's file bytes;
+      - a position-independent one (ET_DYN): data the loader relocates, then makes read-only
+        (PT_GNU_RELRO), where each itab's type word is filled by a relative relocation (the link
+        address of the type in its addend, plus the load bias); the probe compares the itab's
+        address less the load bias.
+    Itabs the runtime builds (a type asserted to an interface no code converts it to statically)
+    are allocated outside the binary's image, so they are never in the range, and their type word
+    is still read by the probe. None when any of that does not hold, or the module data cannot be
+    read (Go 1.16-1.17, 32-bit, damaged tables): then every itab is followed in the probe."""
+    try:
+        with reading(binary.path, "runtime itab list or relocations"):
+            return _static_itabs(binary, type_offset)
+    except DwarfgoError:
+        return None  # damaged: every itab followed in the probe, as without a range
+
+
+def _static_itabs(binary, type_offset: int):
+    """static_itabs, its reads of the file not guarded."""
+    from .emit.plan import StaticItabs
+    from .rtypes import RuntimeTypes
+
+    kind = binary.elf.header["e_type"]
+    if kind not in ("ET_EXEC", "ET_DYN") or binary.ptr_size != 8:
+        return None
+    tables = RuntimeTypes(binary)
+    itabs = tables.module.itabs
+    if not itabs:
+        return None
+    first, last = min(itabs), max(itabs)
+    end = last + type_offset + 8
+    if kind == "ET_EXEC":
+        for start, data, flags in tables.image.segments:
+            if start <= first and end <= start + len(data):
+                return None if flags & 2 else StaticItabs(first, last, type_offset)
+        return None
+    if not any(seg["p_type"] == "PT_GNU_RELRO" and seg["p_vaddr"] <= first
+               and end <= seg["p_vaddr"] + seg["p_memsz"] for seg in binary.elf.iter_segments()):
+        return None
+    relocations = relative_relocations(binary, first + type_offset, end)
+    if relocations is None or any(itab + type_offset not in relocations for itab in itabs):
+        return None
+    return StaticItabs(first, last, type_offset, relocated=True)
+
+
+# R_X86_64_RELATIVE, R_AARCH64_RELATIVE: the word is the load bias plus the addend
+_RELATIVE = {"EM_X86_64": 8, "EM_AARCH64": 1027}
+
+
+def relative_relocations(binary, start: int, end: int) -> dict[int, int] | None:
+    """The words in [start, end) (link addresses) that the loader fills with a relative relocation:
+    address -> its addend (a link address). None when another relocation touches a word there, or
+    the binary holds relocations this does not read (REL or RELR tables, a machine without a
+    known relative type), so that a word's value in the process is not known from this."""
+    elf = binary.elf
+    relative = _RELATIVE.get(elf.header["e_machine"])
+    if relative is None or not elf.little_endian:
+        return None
+    found: dict[int, int] = {}
+    for section in elf.iter_sections():
+        kind = section["sh_type"]
+        if not section["sh_flags"] & 2:  # SHF_ALLOC: what the loader applies
+            continue
+        if kind in ("SHT_REL", "SHT_RELR"):
+            return None
+        if kind != "SHT_RELA":
+            continue
+        if section["sh_entsize"] != 24:
+            return None
+        data = section.data()
+        for offset, info, addend in struct.iter_unpack("<QQq", data[:len(data) - len(data) % 24]):
+            if start - 7 <= offset < end:
+                if info & 0xFFFFFFFF != relative or offset < start or (offset - start) % 8:
+                    return None
+                found[offset] = addend
+    return found

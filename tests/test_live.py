@@ -309,6 +309,58 @@ def test_pie_values_exact(go):
     assert tally.checked > 250
 
 
+def _static_itab_pairs(binary) -> set[str]:
+    """`<type>,<interface>` of each itab the binary holds: its symbol table's go:itab.* symbols
+    (Go 1.27 writes none), and the runtime module data's itab list, each itab's interface and
+    type named from their descriptors."""
+    from elftools.elf.elffile import ELFFile
+
+    from dwarfgo.binary import GoBinary
+    from dwarfgo.rtypes import RuntimeTypes
+
+    pairs = set()
+    with open(binary, "rb") as f:
+        for sym in ELFFile(f).get_section_by_name(".symtab").iter_symbols():
+            for prefix in ("go:itab.", "go.itab."):
+                if sym.name.startswith(prefix):
+                    pairs.add(sym.name[len(prefix):])
+    with GoBinary(binary) as b:
+        tables = RuntimeTypes(b)
+        for itab in tables.module.itabs:
+            inter, dynamic = tables.image.word(itab), tables.image.word(itab + 8)
+            pairs.add(f"{tables.at(dynamic).string},{tables.at(inter).string}")
+    return pairs
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("bt", ["0.17", "newest"])
+def test_a_runtime_built_itab_is_followed_and_named_exactly(bt):
+    """The probe does not follow an itab of the binary's own (the decoder reads its type word from
+    the file), so one the runtime builds must still be followed in the probe and named exactly.
+    fixtures/shapes passes main.Describe a Square that only a type assertion makes a Shape: the
+    binary holds no itab for that pair (checked), so the runtime builds it while the program runs.
+    Every Go version of the matrix: each Describe call's dynamic type (main.Rect, *main.Circle,
+    nil, main.Square) as the fixture reports it."""
+    version, path = installed_bpftrace(bt)
+    ret = version != "0.17"
+    for go in go_versions() or ["1.22"]:
+        binary = FIXTURES / f"go{go}" / "amd64" / "default" / "shapes"
+        _live_preconditions(binary)
+        pairs = _static_itab_pairs(binary)
+        assert "main.Rect,main.Shape" in pairs and "main.Square,main.Shape" not in pairs, (go, sorted(pairs))
+        report, events, errors, rc = trace_fixture(binary, ["main.Describe"], path, ret=ret)
+        assert rc == 0, "\n".join(errors[-20:])
+        report = [r for r in report if r["func"] == "main.Describe"]
+        tally, problems = compare_run(report, events, with_results=ret)
+        assert not tally.mismatches and not problems, (go, tally.mismatches, problems)
+        calls = sorted((e for e in events if e["event"] == "call"), key=lambda e: e["ts"])
+        shown = [e["args"]["s"]["type"] if e["args"]["s"] else None for e in calls]
+        assert shown == [r["args"]["s"]["type"] if r["args"]["s"] else None for r in report], (go, shown)
+        assert shown == ["main.Rect", "*main.Circle", None, "main.Square"], (go, shown)
+        SUMMARY.append((f"runtime-built itab go{go}/bpftrace{version}", tally.checked, tally.unavailable_count(),
+                        tally.truncated))
+
+
 @pytest.mark.live
 def test_sigint_stops_trace_even_when_inherited_ignored(tmp_path):
     """A script that starts `dwarfgo trace ... &` hands it SIGINT ignored (POSIX shells do that to

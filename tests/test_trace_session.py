@@ -14,14 +14,16 @@ import time
 from pathlib import Path
 
 import pytest
+from elftools.elf.elffile import ELFFile
 
 from dwarfgo.emit.dialect import Dialect
+from dwarfgo.emit.plan import InterfaceNode
 from dwarfgo.emit.probe import ProbeOptions, generate
 from dwarfgo.gotypes import DW_AT_GO_RUNTIME_TYPE
 from dwarfgo.program import GoProgram
 from dwarfgo.runner.decode import Decoder
 from dwarfgo.runner.session import TraceSession
-from dwarfgo.runner.stream import loss_lines
+from dwarfgo.runner.stream import decoder_for, loss_lines
 from dwarfgo.runtime_types import RuntimeTypeNames
 
 from conftest import FIXTURES, require_file
@@ -249,6 +251,123 @@ def test_dynamic_type_names_come_from_the_descriptor_not_a_dwarf_pass(demo):
     assert names(base + 0x7FFFFFF0) is None  # not a descriptor in the file: no name, no crash
 
 
+def _itab_symbols(path) -> dict[str, int]:
+    """The binary's own itabs from its symbol table (`go:itab.<type>,<interface>`): the dynamic type
+    each names, as %T prints it (package names, not import paths) -> the itab's address."""
+    with open(path, "rb") as f:
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        out = {}
+        for sym in symtab.iter_symbols():
+            for prefix in ("go:itab.", "go.itab."):
+                if sym.name.startswith(prefix) and sym.name.count(",") == 1:
+                    dynamic = sym.name[len(prefix):].split(",")[0]
+                    out[re.sub(r"[\w.-]+/", "", dynamic)] = sym["st_value"]
+    return out
+
+
+def _with_words(lines: list[str], words: dict[int, str], pc: int) -> list[str]:
+    """_call_lines' lines with read K's raw word replaced by words[K], and the probed address `pc`
+    (a process loaded at its link addresses)."""
+    head = lines[0].split(" ")
+    head[8] = f"{pc:x}"
+    out = []
+    for line in [" ".join(head)] + lines[1:]:
+        parts = line.split(" ")
+        if len(parts) == 5 and parts[3].isdigit() and int(parts[3]) in words:
+            parts[4] = words[int(parts[3])]
+        out.append(" ".join(parts))
+    return out
+
+
+def test_a_static_itab_is_named_from_the_file_without_a_read_in_the_probe(demo):
+    """Most itabs are the binary's own (`go:itab.<type>,<interface>`, laid out by the linker in
+    read-only data): the probe does not follow one (a memory read less per interface, about 150
+    ns of the traced thread), and the decoder takes its type word from the file. Every itab of the
+    demo's symbol table (an independent list: the probe's range comes from the module data) lies
+    in the range the probe skips and decodes to the type its symbol names, the probe's type word
+    left at its zero. An itab outside it (one the runtime built) is named from the probe's read."""
+    prog, fn, program = demo
+    probe = program.probes[0]
+    ctx = next(v.node for v in probe.values if v.name == "ctx")
+    assert isinstance(ctx, InterfaceNode) and ctx.static_itabs is not None
+    s, tab = ctx.static_itabs, f"$r{ctx.tab.index}"
+    assert not s.relocated and f"if ({tab} != 0 && ({tab} < {s.first:#x} || {tab} > {s.last:#x})) {{" in program.text
+    itabs = _itab_symbols(DEMO)
+    assert len(itabs) >= 10 and "*context.valueCtx" in itabs and "*main.KeyError" in itabs, itabs
+    decoder = decoder_for(prog, program, 64)
+    for seq, (name, address) in enumerate(sorted(itabs.items()), 1):
+        assert s.first <= address <= s.last, (name, hex(address))
+        lines = _with_words(_call_lines(program, fn, 10, seq, seq * 1000),
+                            {ctx.tab.index: f"{address:x}", ctx.type_ptr.index: "0"}, probe.attach_address)
+        event = [e for l in lines if (e := decoder.feed(l)) is not None][0]
+        assert event.values["ctx"]["type"] == name, (name, event.values["ctx"])
+    # a runtime-built itab (on the heap): its type word is the one the probe read
+    key_error = prog.binary.read_memory(itabs["*main.KeyError"] + s.type_offset, 8)
+    lines = _with_words(_call_lines(program, fn, 10, 999, 999_000),
+                        {ctx.tab.index: "c000010000", ctx.type_ptr.index: key_error[::-1].hex()},
+                        probe.attach_address)
+    event = [e for l in lines if (e := decoder.feed(l)) is not None][0]
+    assert event.values["ctx"]["type"] == "*main.KeyError", event.values["ctx"]
+
+
+@pytest.mark.parametrize("go", ["1.15", "1.22"])
+def test_a_static_itab_of_a_position_independent_binary_is_named_from_its_relocation(go):
+    """A PIE's itabs are filled by the loader (a relative relocation: the type's link address plus
+    the load bias) in data it then makes read-only: the probe compares the itab's address less
+    the load bias (the probed instruction's address less its link address) with the range, and
+    the decoder takes the type from the relocation. Each itab of the symbol table, at a load bias
+    of 0x555555000000, decodes to the type its symbol names."""
+    binary = FIXTURES / f"go{go}" / "amd64" / "pie" / "shapes"
+    require_file(binary, "the shapes fixture's PIE build")
+    bias = 0x555555000000
+    with GoProgram(binary) as prog:
+        program = generate(prog, [prog.function("main.Describe")], Dialect((0, 27, 0)), ProbeOptions())
+        probe = program.probes[0]
+        node = probe.values[0].node
+        s, tab = node.static_itabs, f"$r{node.tab.index}"
+        assert isinstance(node, InterfaceNode) and s is not None and s.relocated
+        assert (f"$dgl{node.tab.index} = {tab} - (reg(\"ip\") - {probe.attach_address:#x});" in program.text
+                and f"if ({tab} != 0 && ($dgl{node.tab.index} < {s.first:#x} || $dgl{node.tab.index} > "
+                    f"{s.last:#x})) {{" in program.text), program.text
+        itabs = _itab_symbols(binary)
+        assert "main.Rect" in itabs and "*main.MyErr" in itabs, itabs
+        decoder = decoder_for(prog, program, 64)
+        for seq, (name, address) in enumerate(sorted(itabs.items()), 1):
+            assert s.first <= address <= s.last, (name, hex(address))
+            words = {**_words(probe), node.tab.index: f"{address + bias:x}", node.type_ptr.index: "0"}
+            lines = _printed_lines(program, 0, 10, seq, 0, words, pc=probe.attach_address + bias)
+            event = [e for l in lines if (e := decoder.feed(l)) is not None][0]
+            assert event.values["s"]["type"] == name, (name, event.values["s"])
+
+
+def test_a_pie_whose_itab_is_not_relocated_relatively_follows_every_itab(tmp_path):
+    """When an itab's type word is filled by another relocation than a relative one (here main.Rect's
+    Shape itab's, turned into R_X86_64_64: the symbol's value, which the decoder does not know),
+    the decoder could not know that static itab's type: the probe follows every non-nil itab, as it
+    does without a range."""
+    import struct
+
+    binary = FIXTURES / "go1.22" / "amd64" / "pie" / "shapes"
+    require_file(binary, "the shapes fixture's PIE build")
+    slot = _itab_symbols(binary)["main.Rect"] + 8
+    data = bytearray(binary.read_bytes())
+    with open(binary, "rb") as f:
+        rela = next(sec for sec in ELFFile(f).iter_sections() if sec["sh_type"] == "SHT_RELA" and sec["sh_size"])
+        start, size = rela["sh_offset"], rela["sh_size"]
+    entries = [start + i for i in range(0, size, 24) if struct.unpack_from("<Q", data, start + i)[0] == slot]
+    assert len(entries) == 1 and struct.unpack_from("<Q", data, entries[0] + 8)[0] == 8  # R_X86_64_RELATIVE
+    struct.pack_into("<Q", data, entries[0] + 8, 1)  # R_X86_64_64, symbol 0
+    copy = tmp_path / "shapes"
+    copy.write_bytes(bytes(data))
+    with GoProgram(binary) as prog:
+        intact = generate(prog, [prog.function("main.Describe")], Dialect((0, 27, 0)), ProbeOptions())
+    with GoProgram(copy) as prog:
+        program = generate(prog, [prog.function("main.Describe")], Dialect((0, 27, 0)), ProbeOptions())
+    assert intact.probes[0].values[0].node.static_itabs is not None
+    node = program.probes[0].values[0].node
+    assert node.static_itabs is None and f"if ($r{node.tab.index} != 0) {{" in program.text
+
+
 def test_a_traced_commands_output_after_bpftrace_warnings_is_passed_on(demo):
     """bpftrace 0.17 starts with located warnings (`file:L:C: WARNING: Failed to map_lookup_elem`,
     its source line, a caret line). A line of the -c command that came thousands of event lines
@@ -279,10 +398,11 @@ def test_a_traced_commands_output_after_bpftrace_warnings_is_passed_on(demo):
 
 
 def _printed_lines(program, probe_id: int, tid: int, seq: int, cpu: int, words: dict[int, str],
-                   before: dict[int, list[str]] | None = None) -> list[str]:
+                   before: dict[int, list[str]] | None = None, pc: int | None = None) -> list[str]:
     """What bpftrace prints for one run of probe `probe_id`'s block with every `if` taken: each
     printf of the block with its arguments filled in (a read K by words[K]); before[N]: lines
-    bpftrace prints just before the program's line N (a failed read's warning)."""
+    bpftrace prints just before the program's line N (a failed read's warning); `pc`: the probed
+    address at run time (default: its link address)."""
     lines = program.text.splitlines()
     first = [l.strip() for l in lines].index(f"// dg probe {probe_id}")
     out, printed = [], 0
@@ -315,7 +435,7 @@ def _printed_lines(program, probe_id: int, tid: int, seq: int, cpu: int, words: 
             elif a.startswith("buf("):
                 values.append(words[next(copies)])
             else:  # the probed address
-                values.append(f"{program.probes[probe_id].attach_address:x}")
+                values.append(f"{pc if pc is not None else program.probes[probe_id].attach_address:x}")
         it = iter(values)
         out.append(f"@dg {tid} {seq} " + re.sub(r"%[a-z]+", lambda _: next(it), m.group(1)))
     return out

@@ -9,7 +9,9 @@ Names from the binary never enter the generated program: only numbers do.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from ..abi.assign import Location, RegisterPiece
 from ..errors import DwarfgoError
@@ -75,12 +77,29 @@ class PointerNode(Node):
     unavailable: str | None = None
 
 
+@dataclass(frozen=True)
+class StaticItabs:
+    """The itabs the linker laid out in the binary's data (`go:itab.*`, listed by the module data),
+    as link addresses: an interface's itab word in [first, last] (less the load bias) is one of
+    them, and its type word (at +type_offset) is known from the file: the file's word, or in a
+    position-independent executable (`relocated`) the addend of its relocation (see
+    runtime_types.static_itabs)."""
+
+    first: int
+    last: int
+    type_offset: int
+    relocated: bool = False
+
+
 @dataclass
 class InterfaceNode(Node):
     tab: Read | None = None  # itab (non-empty) or *_type (empty)
-    type_ptr: Read | None = None  # non-empty interfaces: itab->_type, read when tab != 0
+    # non-empty interfaces: itab->_type, read when tab != 0 and, with static_itabs, tab is not in
+    # that range (the decoder then takes the type word from the file)
+    type_ptr: Read | None = None
     data: Read | None = None
     unavailable: str | None = None
+    static_itabs: StaticItabs | None = None
 
 
 @dataclass
@@ -143,6 +162,13 @@ class RuntimeLayout:
     chan_qcount_offset: int | None  # runtime.hchan.qcount
     chan_dataqsiz_offset: int | None
     itab_type_offset: int  # offset of _type in runtime.itab / internal/abi.ITab
+    # finds the itabs whose type word the decoder takes from the file (runtime_types.static_itabs:
+    # it reads the module data, 30-140 ms on cmd/compile), when a plan first holds an interface
+    static_itabs_finder: Callable[[], StaticItabs | None] | None = None
+
+    @cached_property
+    def static_itabs(self) -> StaticItabs | None:
+        return self.static_itabs_finder() if self.static_itabs_finder is not None else None
 
 
 _INT_CAST = {1: "int8", 2: "int16", 4: "int32", 8: "int64"}
@@ -376,7 +402,8 @@ class PlanBuilder:
             if not t.empty_interface:
                 type_ptr = self._read(HEX, self._mem("uint64", f"$r{tab.index}", self.runtime.itab_type_offset))
             data = self._read(HEX, data_e)
-            return InterfaceNode(t, tab, type_ptr, data)
+            return InterfaceNode(t, tab, type_ptr, data,
+                                 static_itabs=self.runtime.static_itabs if type_ptr is not None else None)
         if k is Kind.MAP:
             e, why = src.word(off, self.ptr_size, HEX)
             if e is None:

@@ -129,7 +129,8 @@ class Decoder:
     def __init__(self, probes: list[ProbePlan], symbolize=None, type_name=None, max_str: int = 64,
                  read_lines: dict[int, tuple[int, ...]] | None = None, expect: ProgramIdentity | None = None,
                  read_spots: dict[tuple[int, int], tuple[int, int]] | None = None,
-                 early_reads: set[tuple[int, int]] | None = None, program_lines: list[str] | None = None):
+                 early_reads: set[tuple[int, int]] | None = None, program_lines: list[str] | None = None,
+                 itab_type=None):
         self.probes = {p.probe_id: p for p in probes}
         self.expect = expect
         self.identity: ProgramIdentity | None = None  # what the output said about its program
@@ -147,6 +148,8 @@ class Decoder:
         self._bias = 0  # of the event being decoded
         self.symbolize = symbolize or (lambda addr: None)  # code address -> function name
         self.type_name = type_name or (lambda addr: None)  # runtime type address -> Go type name
+        # (a static itab's link address, plan.StaticItabs) -> the link address its type word holds
+        self.itab_type = itab_type or (lambda itab, static: None)
         self.max_str = max_str
         self.pending: dict[tuple[int, int], _Pending] = {}
         self.lost = 0
@@ -604,7 +607,17 @@ class Decoder:
         data = _hex(raw.get(node.data.index))
         if tab == 0:
             return None, "nil"
-        taddr = _hex(raw.get(node.type_ptr.index)) if node.type_ptr is not None else tab
+        if node.type_ptr is None:
+            taddr = tab  # an empty interface's type word is the type
+        elif (node.static_itabs is not None and tab is not None
+              and node.static_itabs.first <= tab - self._bias <= node.static_itabs.last):
+            # a static itab: the probe did not follow it; its type word is the file's
+            link = self.itab_type(tab - self._bias, node.static_itabs)
+            if link is None:
+                return _unavailable(f"itab {tab:#x}: its type word is not known from the binary's file")
+            taddr = link + self._bias
+        else:
+            taddr = _hex(raw.get(node.type_ptr.index))
         name = self.type_name(taddr - self._bias) if taddr else None
         return ({"type": name, "type_addr": hex(taddr or 0), "data": hex(data or 0)},
                 f"{node.type.name}({name or hex(taddr or 0)} @ {data:#x})")

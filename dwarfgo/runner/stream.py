@@ -200,7 +200,7 @@ def decoder_for(prog, program, max_str: int, expect=None) -> Decoder:
     decoder = Decoder(program.probes, symbolize=symbolize, type_name=names, max_str=max_str,
                       read_lines=program.read_lines, expect=expect,
                       read_spots=program.read_spots, early_reads=program.early_reads,
-                      program_lines=program.text.splitlines())
+                      program_lines=program.text.splitlines(), itab_type=names.itab_type)
     if program.aggregates:
         from .aggregates import AggregateReader
         decoder.aggregates = AggregateReader(program.aggregates, type_name=names)
