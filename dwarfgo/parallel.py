@@ -17,7 +17,6 @@ every worker would otherwise read for itself (tables, imports) is read once and 
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
 from typing import Callable, Iterator, TypeVar
 
@@ -49,6 +48,13 @@ def map_functions(prog, symbols: list[Symbol], task: Callable, workers: int | No
             yield result
 
 
+def _can_fork() -> bool:
+    """Whether worker processes can be forked (multiprocessing is imported only then: with
+    hashlib and tempfile, ~5 ms of a command on one function, which never needs it)."""
+    import multiprocessing
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
 def map_symbols(prog, symbols: list[Symbol], task: Callable, workers: int | None = None,
                 progress: Callable[[int, int], None] | None = None,
                 prepare: Callable | None = None) -> Iterator[tuple[Symbol, bool, object]]:
@@ -56,9 +62,10 @@ def map_symbols(prog, symbols: list[Symbol], task: Callable, workers: int | None
     symbol whose function has no Go DWARF."""
     workers = default_workers() if workers is None else workers
     runs = _runs(prog, symbols)
-    if workers <= 1 or len(symbols) < MIN_PARALLEL or "fork" not in multiprocessing.get_all_start_methods():
+    if workers <= 1 or len(symbols) < MIN_PARALLEL or not _can_fork():
         yield from _sequential(prog, symbols, task, progress)
         return
+    import multiprocessing
     if prepare is not None:
         prepare(prog)
     ctx = multiprocessing.get_context("fork")

@@ -11,10 +11,10 @@ import sys
 from conftest import REPO
 
 DEMO = REPO / "fixtures" / "bin" / "demo-go1.22-amd64"
-HEAVY = ("capstone", "rich", "dwarfgo.cheaders", "dwarfgo.emit", "dwarfgo.runner")
+HEAVY = ("capstone", "rich", "dwarfgo.cheaders", "dwarfgo.emit", "dwarfgo.runner", "multiprocessing")
 
 
-def test_funcs_imports_no_disassembler_progress_display_or_emitter():
+def test_funcs_imports_no_disassembler_progress_display_emitter_or_multiprocessing():
     script = ("import json, sys\n"
               "from dwarfgo.cli import app\n"
               "try:\n"
