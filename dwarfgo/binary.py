@@ -14,13 +14,11 @@ import os
 import re
 import stat
 import struct
-import sys
 import zlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Callable
-
 
 from elftools.common.exceptions import ELFCompressionError
 from elftools.dwarf.dwarfinfo import DebugSectionDescriptor
