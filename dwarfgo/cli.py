@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import gc
 import json
 import math
 import os
@@ -16,7 +15,7 @@ from typing import List, Optional
 
 import typer
 
-from . import __version__
+from . import __version__, fewer_collections
 from elftools.common.exceptions import DWARFError, ELFError
 
 from .errors import DwarfgoError, describe
@@ -1099,19 +1098,6 @@ def defer_unused_imports() -> None:
 
     stand_in.__getattr__ = __getattr__
     sys.modules[name] = stand_in
-
-
-YOUNG_OBJECTS = 100_000  # objects allocated between two collections of the youngest generation (Python's: 700)
-
-
-def fewer_collections() -> None:
-    """The cyclic garbage collector runs after YOUNG_OBJECTS new objects, not 700: a command on one
-    function allocates some 50,000 that live to its end (modules, classes, DIEs), and the 75
-    collections that looked at them found nothing to free (17 ms of a warm probe on cmd/compile);
-    a whole-binary `funcs` spent 0.1 s of its process in 345. A long run still collects, as
-    often per object allocated as before (each object is examined once per generation), and
-    Python frees what no cycle holds when its last reference goes, without the collector."""
-    gc.set_threshold(YOUNG_OBJECTS, *gc.get_threshold()[1:])
 
 
 def _nothing_left_at_exit() -> bool:
