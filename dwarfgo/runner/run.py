@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 from dataclasses import dataclass
@@ -59,6 +62,7 @@ class BpftraceRun:
             raise DwarfgoError(f"cannot run {opts.bpftrace}: {e.strerror or e}") from None
         if self.command_output is not None:
             self.command_output.started()
+        self._pipe_size = _widen_pipe(self.proc.stdout.fileno())
         self.stderr_lines: list[str] = []
         self.probe_count = program_text.count("\nuprobe:") + program_text.startswith("uprobe:")
         self.stop_requested: float | None = None
@@ -108,18 +112,19 @@ class BpftraceRun:
             yield [line]
 
     def stop(self, grace: float | None = None) -> None:
-        """SIGTERM (bpftrace prints what it still holds and detaches); SIGKILL after `grace`
-        seconds, so that a bpftrace that hangs cannot hang dwarfgo.
+        """Ask bpftrace to stop: SIGTERM (which it takes like Ctrl-C), sent from a thread of its own
+        once bpftrace can take it without harm (see _signal_when_safe); SIGKILL after `grace`
+        seconds, so that a bpftrace that hangs cannot hang dwarfgo. Returns at once: the caller
+        goes on reading (and so emptying the pipe the signal may wait for).
 
         Why SIGTERM and not SIGINT: bpftrace handles both alike while it traces, but once its
         main loop has returned (it was stopped, or, with -p, it noticed the process exit by
         itself) it restores SIGINT's default action before printing its maps. A SIGINT that lands
         then kills it before the event counter is printed, and the number of events
         never printed can no longer be known (seen in CI: 0.27 with -p, the stop arriving just
-        as the traced process exited). Its SIGTERM handler stays in place to the end, but a
-        SIGTERM that interrupts 0.27 while it waits to write into a full pipe still cuts the
-        maps short. So once the program's END block has printed its line, bpftrace is past its
-        main loop and is sent nothing at all (only SIGKILL after `grace`, if it hangs).
+        as the traced process exited). Its SIGTERM handler stays in place to the end. Once the
+        program's END block has printed its line, bpftrace is past its main loop and is sent
+        nothing at all (only SIGKILL after `grace`, if it hangs).
 
         Detaching is slow: about 0.11 s per uprobe on this kernel with both 0.17 and 0.27
         (65 probes: 7 s), more on a loaded machine, so the default grace grows with the
@@ -134,17 +139,14 @@ class BpftraceRun:
             grace = 30.0 + 1.0 * self.probe_count
         self.stop_requested = time.monotonic()
         if self.proc.poll() is None:
-            if not self.ended:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    return
             threading.Thread(target=self._watch_stop, args=(grace,), daemon=True).start()
 
     def _watch_stop(self, grace: float) -> None:
-        """Until bpftrace exits: SIGTERM again while it polls; SIGKILL once `grace` has passed."""
+        """Until bpftrace exits: the stop signal, then again while it polls; SIGKILL once `grace`
+        has passed."""
         deadline = time.monotonic() + grace
-        while True:
+        sent = self._signal_when_safe(deadline)
+        while sent:
             time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
             if self.proc.poll() is not None:
                 return
@@ -152,11 +154,35 @@ class BpftraceRun:
                 break
             if not self.ended and _main_thread_wchan(self.proc.pid) == "do_epoll_wait":
                 self.signals_resent += 1
+                sent = self._signal_when_safe(deadline)
+        if self.proc.poll() is None:
+            self._kill()
+
+    def _signal_when_safe(self, deadline: float) -> bool:
+        """SIGTERM to bpftrace, never while it waits to write into its output pipe. Its handler is
+        installed without SA_RESTART, so a signal that interrupts a write blocked on a full pipe
+        makes the write fail, and its C++ output stream, once failed, drops everything after it
+        without a word: the rest of the events, the END block's line and the maps, the program's
+        event counter among them, and bpftrace still exits with 0 (0.17 and 0.27 alike; seen in
+        the soak test as a 0.27 run that ended without its counter, when dwarfgo's decoder was
+        behind at the stop). So the signal waits until the reader has emptied the pipe to below
+        half (a megabyte, see _widen_pipe: bpftrace cannot fill half of it again in the
+        microseconds before the signal lands) and no thread of bpftrace sleeps in a pipe write.
+        False when that never came before `deadline` (the caller kills bpftrace), or bpftrace is gone."""
+        fd = self.proc.stdout.fileno()
+        while self.proc.poll() is None:
+            if self.ended:
+                return True  # past its main loop: it stops by itself, and a signal could cut its maps
+            if not _writing_to_pipe(self.proc.pid) and _pipe_fill(fd) < self._pipe_size // 2:
                 try:
                     os.killpg(self.proc.pid, signal.SIGTERM)
                 except ProcessLookupError:
-                    return
-        self._kill()
+                    return False
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return False
 
     def kill(self) -> None:
         """Stop bpftrace at once (a second Ctrl-C): SIGKILL; the kernel detaches its probes."""
@@ -224,6 +250,46 @@ def _stop_when_parent_dies() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
     except (OSError, AttributeError):
         pass
+
+
+PIPE_SIZE = 1 << 20  # bytes: bpftrace's output pipe (the default largest a user may ask for)
+F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032  # fcntl, Linux
+
+
+def _widen_pipe(fd: int) -> int:
+    """The capacity of the pipe at `fd`, made PIPE_SIZE where the kernel allows: bpftrace waits
+    less on a busy decoder, and a stop signal has room to wait for (see _signal_when_safe)."""
+    try:
+        return fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
+    except OSError:
+        try:
+            return fcntl.fcntl(fd, F_GETPIPE_SZ)
+        except OSError:
+            return 65536
+
+
+def _pipe_fill(fd: int) -> int:
+    """Bytes waiting in the pipe at `fd`."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
+
+
+def _writing_to_pipe(pid: int) -> bool:
+    """A thread of the process sleeps in a pipe write (its output pipe is full)."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/wchan") as f:
+                if f.read().strip() == "pipe_write":
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def _main_thread_wchan(pid: int) -> str:
