@@ -68,8 +68,14 @@ class _LazyStream:
         if name.startswith("_"):
             raise AttributeError(name)
         if self._bytes is None:
-            self._bytes = io.BytesIO(self._load())
+            self._bytes = _stream(self._load())
         return getattr(self._bytes, name)
+
+
+def _stream(data):
+    """A section's bytes as pyelftools' stream: a kept section mapped from the store
+    (indexcache.MappedSection) is one already."""
+    return data if hasattr(data, "seek") else io.BytesIO(data)
 
 
 _NAMES_SEARCHED = 8  # names _address_named finds by a search before it makes the table of every name
@@ -99,12 +105,13 @@ class _ELFFile(ELFFile):
             load = section.data
         else:
             return super()._read_dwarf_section(section, relocate_dwarf_sections)
-        return DebugSectionDescriptor(stream=_LazyStream(load) if lazy else io.BytesIO(load()), name=section.name,
+        return DebugSectionDescriptor(stream=_LazyStream(load) if lazy else _stream(load()), name=section.name,
                                       global_offset=section["sh_offset"], size=section.data_size,
                                       address=section["sh_addr"])
 
-    def _kept_inflated(self, name: str, offset: int, stored_size: int, size: int, inflate) -> bytes:
-        """inflate()'s bytes (`size` of them), from the inflated store when it keeps them."""
+    def _kept_inflated(self, name: str, offset: int, stored_size: int, size: int, inflate):
+        """inflate()'s bytes (`size` of them), from the inflated store when it keeps them (then
+        mapped from its file: an indexcache.MappedSection)."""
         kept = size >= KEEP_INFLATED and name.replace(".zdebug", ".debug", 1) in KEPT_SECTIONS
         store = self.inflated_store if kept else None
         if store is not None:
