@@ -676,3 +676,61 @@ def test_a_commands_output_comes_on_its_own_pipe_with_its_pid(tmp_path):
     assert said == b""  # nothing of the command in the stream bpftrace's own output takes
     assert sorted(lines) == sorted([f"out {child.pid}", f"err {child.pid}"])
     assert not os.path.exists(out.command.split(" ")[1])
+
+
+def test_a_long_trace_keeps_no_call_it_has_shown(demo, monkeypatch):
+    """Calls were kept to pair with their return, for every function and forever: without --ret
+    (no return will ever come) a long trace grew by every call it showed. Now only calls of
+    functions whose returns are traced are kept, at most AWAITED_CALLS; a return whose call was
+    dropped is shown at once, without the call's arguments."""
+    import dwarfgo.runner.decode as decode_module
+
+    prog, fn, with_ret = demo
+    entries_only = generate(prog, [fn], Dialect((0, 27, 1)), ProbeOptions(ret=False))
+    d = Decoder(entries_only.probes)
+    calls = [e for ts in range(1000, 1300) for line in _call_lines(entries_only, fn, 10, ts, ts)
+             if (e := d.feed(line)) is not None]
+    assert len(calls) == 300 and d.calls == {}
+
+    monkeypatch.setattr(decode_module, "AWAITED_CALLS", 5)
+    d = Decoder(with_ret.probes)
+    for ts in range(1000, 1020):  # twenty calls that do not return (yet)
+        for line in _call_lines(with_ret, fn, 10, ts, ts):
+            d.feed(line)
+    assert len(d.calls) == 5 and sorted(k[2] for k in d.calls) == list(range(1015, 1020))
+    # the return of a dropped call (the last five dropped are remembered): shown as it comes; of a
+    # kept one: paired with its call
+    late = [e for line in _ret_lines(with_ret, 10, 3000, 5000, 1012) if (e := d.feed(line)) is not None]
+    assert len(late) == 1 and late[0].args_text is None and late[0].to_json()["goroutine"] is None
+    paired = [e for line in _ret_lines(with_ret, 10, 3001, 5001, 1017) if (e := d.feed(line)) is not None]
+    assert len(paired) == 1 and paired[0].args_text and paired[0].to_json()["goroutine"] == 7
+    assert len(d.calls) == 4 and not d.early_returns
+
+
+def test_a_return_whose_call_was_lost_is_shown_once_the_trace_moves_on(demo):
+    """A return that comes before its call (another CPU's buffer) waits for it; when the call was
+    lost, the return was held, unseen, to the end of the trace. Now it is shown once the trace
+    is RETURN_WAIT seconds of trace time past it, or when the output goes quiet."""
+    from dwarfgo.runner.stream import RETURN_WAIT, EventStream
+
+    _, fn, program = demo
+    shown = []
+    stream = EventStream(Decoder(program.probes), shown.append)
+    for line in _ret_lines(program, 10, 1, 1_000_000, 999_000):  # its call (at 999,000 ns) never comes
+        stream.feed(line)
+    stream.release()
+    assert shown == []  # it may still come
+    later = 1_000_000 + int(RETURN_WAIT * 1e9) + int(0.3e9)
+    for line in _call_lines(program, fn, 11, 2, later):
+        stream.feed(line)
+    stream.release()
+    assert [e.kind for e in shown] == ["ret"] and shown[0].args_text is None
+    stream.release(everything=True)
+    assert [e.kind for e in shown] == ["ret", "call"]
+
+    quiet = []
+    stream = EventStream(Decoder(program.probes), quiet.append)
+    for line in _ret_lines(program, 10, 1, 1_000_000, 999_000):
+        stream.feed(line)
+    stream.release(everything=True)  # what the session does when the output has gone quiet
+    assert [e.kind for e in quiet] == ["ret"]

@@ -22,6 +22,9 @@ from ..gotypes import Kind
 _HEX_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
 
 
+AWAITED_CALLS = 100_000  # calls kept for their return at most (see Decoder._await_return)
+
+
 @dataclass
 class Event:
     kind: str  # "call" or "ret"
@@ -153,7 +156,11 @@ class Decoder:
         self.max_str = max_str
         self.pending: dict[tuple[int, int], _Pending] = {}
         self.lost = 0
-        self.calls: dict[tuple, Event] = {}  # (pid, g, ts) -> call event awaiting its return
+        # (pid, g, ts) -> call event awaiting its return: only calls of functions whose returns are
+        # traced, at most AWAITED_CALLS of them (a long trace keeps no event it has shown otherwise)
+        self.calls: dict[tuple, Event] = {}
+        self._returning = {p.function.name for p in probes if p.kind == "ret"}
+        self._forgotten: dict[tuple, None] = {}  # calls dropped from `calls` (oldest first), as many at most
         self.early_returns: dict[tuple, Event] = {}  # returns that arrived before their call
         self.incomplete = 0
         self.held: list[Event] = []
@@ -429,20 +436,50 @@ class Decoder:
         before its call is held until the call arrives."""
         if ev.kind == "call":
             self.calls_shown += 1
-            self.calls[ev.call_id] = ev
             early = self.early_returns.pop(ev.call_id, None)
             if early is not None:
                 self._attach_call(early, ev)
                 self.held.append(early)
+            elif ev.probe.function.name in self._returning:
+                self._await_return(ev)
             return ev
         self.returns_shown += 1
         call = self.calls.pop(ev.call_id, None) if ev.call_id else None
         if call is None and ev.call_id is not None:
+            if self._forgotten.pop(ev.call_id, 0) is None:
+                return ev  # its call was shown long ago (see _await_return): without its arguments
             self.early_returns[ev.call_id] = ev
             return None
         if call is not None:
             self._attach_call(ev, call)
         return ev
+
+    def _await_return(self, call: Event) -> None:
+        """Keep a call until its return pairs with it. A call that never returns (a panic,
+        runtime.Goexit, a goroutine blocked for good, or a return bpftrace lost) would be kept for
+        the whole trace, so past AWAITED_CALLS the oldest is dropped; its return, should it come,
+        is shown without the call's arguments (its id is remembered, as many at most)."""
+        calls = self.calls
+        calls[call.call_id] = call
+        if len(calls) > AWAITED_CALLS:
+            oldest = next(iter(calls))
+            del calls[oldest]
+            self._forgotten[oldest] = None
+            if len(self._forgotten) > AWAITED_CALLS:
+                del self._forgotten[next(iter(self._forgotten))]
+
+    def unpaired_returns(self, before_ts: int | None) -> list[Event]:
+        """Returns held for their call (see _deliver) that have waited long enough: those earlier
+        than `before_ts` (trace time), or all (None: the output has gone quiet, so every buffer
+        has been read and a call not yet come was lost). Shown without the call's arguments."""
+        if not self.early_returns:
+            return []
+        if before_ts is None:
+            out = list(self.early_returns.values())
+            self.early_returns.clear()
+            return out
+        late = [key for key, ev in self.early_returns.items() if ev.ts < before_ts]
+        return [self.early_returns.pop(key) for key in late]
 
     @staticmethod
     def _attach_call(ret: Event, call: Event) -> None:

@@ -19,6 +19,7 @@ from typing import Callable, Iterable
 from .decode import Decoder, Event
 
 DEFAULT_WINDOW = 0.25  # seconds of trace time an event waits for earlier events from other CPUs
+RETURN_WAIT = 2.0  # seconds of trace time a return waits for its call (from another CPU) before it is shown alone
 
 
 @dataclass
@@ -82,6 +83,12 @@ class EventStream:
         if self._waiting:
             return
         horizon = self._newest - int(self.window * 1e9)
+        # a return whose call has not come within RETURN_WAIT of trace time (or by a quiet output)
+        # is shown without it: the call was lost (a long trace would otherwise hold such returns,
+        # unseen, to its end)
+        waited = None if everything else self._newest - int(max(self.window, RETURN_WAIT) * 1e9)
+        for ev in self.decoder.unpaired_returns(waited):
+            self._hold(ev)
         held = self._held
         while held and (everything or held[0][0] <= horizon or len(held) > 100_000):
             self.show(heapq.heappop(held)[2])
