@@ -734,3 +734,50 @@ def test_a_return_whose_call_was_lost_is_shown_once_the_trace_moves_on(demo):
         stream.feed(line)
     stream.release(everything=True)  # what the session does when the output has gone quiet
     assert [e.kind for e in quiet] == ["ret"]
+
+
+def test_the_output_read_ahead_of_the_decoder_is_bounded(demo, monkeypatch):
+    """The reader thread queued bpftrace's output for the decoder without bound: a decoder that
+    could not keep up with a hot function grew without end. The backlog now holds BACKLOG_CHUNKS
+    reads at most (the reader waits, the pipe fills, and bpftrace's drops are counted), and every
+    line still reaches the decoder."""
+    import dwarfgo.runner.session as session_module
+
+    monkeypatch.setattr(session_module, "BACKLOG_CHUNKS", 4)
+    _, fn, program = demo
+    lines = []
+    for seq in range(1, 61):
+        lines += _call_lines(program, fn, 10, seq, 100_000_000 * seq)  # 0.1 s apart: shown as they come
+    shown, backlog = [], []
+    session = TraceSession(_FakeRun(lines), Decoder(program.probes), None, lambda m: None, window=0.05)
+
+    def slow_show(ev):
+        time.sleep(0.005)  # the reader runs meanwhile, as far as the backlog lets it
+        backlog.append(session._chunks.qsize())
+        shown.append(ev)
+
+    session.show = session.stream.show = slow_show
+    outcome = session()
+    assert len(shown) == 60 and outcome.calls == 60
+    assert max(backlog) <= 4 and max(backlog) == 4  # the reader was ahead, and held back
+
+
+def test_events_held_for_time_order_are_bounded(demo, monkeypatch):
+    """Events wait up to the reorder window of trace time; a burst that fits in the window (gofmt
+    under 13 traced functions: 86,536 events in well under a second, some 6 KB each decoded) was held
+    whole. At most HELD_EVENTS are held: past it the earliest is shown at once."""
+    import dwarfgo.runner.stream as stream_module
+    from dwarfgo.runner.stream import EventStream
+
+    monkeypatch.setattr(stream_module, "HELD_EVENTS", 5)
+    _, fn, program = demo
+    shown, held = [], []
+    stream = EventStream(Decoder(program.probes), shown.append)
+    for seq in range(1, 21):  # 20 events 1 µs apart: all inside the 0.25 s window
+        for line in _call_lines(program, fn, 10, seq, 1000 * seq):
+            stream.feed(line)
+        stream.release()
+        held.append(len(stream._held))
+    assert max(held) == 5 and len(shown) == 15
+    stream.release(everything=True)
+    assert [e.ts for e in shown] == [1000 * seq for seq in range(1, 21)]

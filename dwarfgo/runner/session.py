@@ -30,6 +30,11 @@ from .stream import DEFAULT_WINDOW, EventStream, TraceOutcome
 from .target import process_alive
 
 QUIET, DRAIN_MAX = 1.0, 60.0  # after the -p process exits: output quiet this long, or at most this
+# bpftrace's output read ahead of the decoder, in chunks (one read of the pipe each, up to 1 MiB):
+# a burst waits here rather than in bpftrace's buffers; beyond it the reader stops reading, the pipe
+# fills, and what bpftrace then drops is counted as missing. Unbounded, a decoder that could not keep
+# up with a hot function grew without end (2 million calls of bench-trace's program: 416 MiB).
+BACKLOG_CHUNKS = 32
 _EOF = None
 
 
@@ -46,7 +51,7 @@ class TraceSession:
         self.pid = pid
         self.outcome = TraceOutcome()
         self.stream = EventStream(decoder, show, window)  # decoding and time order, shared with decode
-        self._chunks: queue.Queue = queue.Queue()  # lists of lines, as read from bpftrace
+        self._chunks: queue.Queue = queue.Queue(BACKLOG_CHUNKS)  # lists of lines, as read from bpftrace
         self._stops = 0
         self._done = threading.Event()
         self._last_line = time.monotonic()  # when the reader last got a line from bpftrace
@@ -93,11 +98,23 @@ class TraceSession:
                     self._last_line = time.monotonic()  # events still coming (not --interval's printouts)
                 if self.raw_output is not None:
                     self.raw_output.writelines(chunk)
-                self._chunks.put(chunk)
+                if not self._put(chunk):
+                    return
         finally:
             if self.raw_output is not None:
                 self.raw_output.flush()
-            self._chunks.put(_EOF)
+            self._put(_EOF)
+
+    def _put(self, item) -> bool:
+        """Queue `item` for the decoder, waiting while the backlog is full; False once the session
+        has ended (a second Ctrl-C: nothing more is decoded)."""
+        while not self._done.is_set():
+            try:
+                self._chunks.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def _decode_until_eof(self) -> None:
         idle = max(self.window, 0.05)
