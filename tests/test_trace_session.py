@@ -781,3 +781,40 @@ def test_events_held_for_time_order_are_bounded(demo, monkeypatch):
     assert max(held) == 5 and len(shown) == 15
     stream.release(everything=True)
     assert [e.ts for e in shown] == [1000 * seq for seq in range(1, 21)]
+
+
+def test_a_decoder_behind_is_not_taken_for_a_quiet_output_after_the_process_exits(demo, monkeypatch):
+    """With -p, once the process has exited, bpftrace is stopped when its output has been quiet
+    for QUIET seconds (it drops what it still holds when it stops). A reader held back by a full
+    backlog reads nothing meanwhile: that is a busy decoder, not a quiet output, and must not
+    bring the stop forward while bpftrace still has output to give."""
+    import subprocess
+
+    import dwarfgo.runner.session as session_module
+
+    monkeypatch.setattr(session_module, "BACKLOG_CHUNKS", 1)
+    monkeypatch.setattr(session_module, "QUIET", 0.2)
+    _, fn, program = demo
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid that has exited
+
+    chunks = []
+    for c in range(6):  # six reads of 10 events each; decoding one takes ~0.3 s, past QUIET
+        lines = []
+        for seq in range(10 * c + 1, 10 * c + 11):
+            lines += _call_lines(program, fn, 10, seq, 100_000_000 * seq)
+        chunks.append(lines)
+
+    class BurstRun(_FakeRun):
+        read_all_at = None
+
+        def chunks(self):
+            yield from chunks
+            BurstRun.read_all_at = time.monotonic()
+
+    run = BurstRun([])
+    session = TraceSession(run, Decoder(program.probes), lambda ev: time.sleep(0.03), lambda m: None,
+                           window=0.05, pid=gone.pid)
+    outcome = session()
+    assert outcome.calls == 60 and outcome.process_exited
+    assert run.stop_requested is None or run.stop_requested >= BurstRun.read_all_at

@@ -55,6 +55,7 @@ class TraceSession:
         self._stops = 0
         self._done = threading.Event()
         self._last_line = time.monotonic()  # when the reader last got a line from bpftrace
+        self._reader_waits = False  # the reader waits for room in the backlog (see _put)
         self._pending_chunk: list[str] | None = None  # the chunk being decoded, and how far
         self._done_in_chunk = 0
 
@@ -108,13 +109,25 @@ class TraceSession:
     def _put(self, item) -> bool:
         """Queue `item` for the decoder, waiting while the backlog is full; False once the session
         has ended (a second Ctrl-C: nothing more is decoded)."""
-        while not self._done.is_set():
-            try:
-                self._chunks.put(item, timeout=0.5)
-                return True
-            except queue.Full:
-                continue
-        return False
+        try:
+            self._chunks.put_nowait(item)
+            return True
+        except queue.Full:
+            pass
+        # the decoder is behind, not the output quiet: the -p exit watch must not stop bpftrace
+        # meanwhile, while its buffers may still hold events (see _watch_process)
+        self._reader_waits = True
+        try:
+            while not self._done.is_set():
+                try:
+                    self._chunks.put(item, timeout=0.5)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+        finally:
+            self._last_line = time.monotonic()
+            self._reader_waits = False
 
     def _decode_until_eof(self) -> None:
         idle = max(self.window, 0.05)
@@ -159,7 +172,7 @@ class TraceSession:
                 gone = time.monotonic()
                 while not self._done.wait(0.2):
                     now = time.monotonic()
-                    if now - self._last_line >= QUIET or now - gone >= DRAIN_MAX:
+                    if (not self._reader_waits and now - self._last_line >= QUIET) or now - gone >= DRAIN_MAX:
                         break
                 self.request_stop(f"process {self.pid} exited")
                 return
