@@ -43,6 +43,19 @@ _APP_SETTINGS = dict(
 app = typer.Typer(**_APP_SETTINGS)
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from . import __version__
+        typer.echo(f"dwarfgo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                          help="Show dwarfgo's version and exit.")) -> None:
+    """(dwarfgo's own options, before the command.)"""
+
+
 def _one_command_group() -> None:
     """(The callback that keeps _app_for's one-command app a group, as `app` is.)"""
 

@@ -83,6 +83,14 @@ def test_help_teaches_with_examples():
         assert "Examples" in proc.stdout, cmd
 
 
+def test_version_is_said_in_one_line():
+    """For a bug report: `dwarfgo --version` (it was "No such option")."""
+    from dwarfgo import __version__
+
+    proc = dwarfgo("--version")
+    assert proc.returncode == 0 and proc.stdout == f"dwarfgo {__version__}\n" and proc.stderr == ""
+
+
 SHAPES = FIXTURES / "go1.22" / "amd64" / "default" / "shapes"
 
 
