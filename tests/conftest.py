@@ -221,6 +221,17 @@ def repo() -> Path:
     return REPO
 
 
+def fresh_python(script: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    """`script` run by a fresh interpreter (so that what it imports is its own), from the repository
+    and with its dwarfgo first on the path, `env` added to the environment; its exit status asserted
+    0 unless `check` is False."""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO,
+                          env=dict(os.environ, PYTHONPATH=str(REPO), **env))
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
 # the live tests' figures: kept in their modules' lists (test_live.SUMMARY...); a pytest-xdist
 # worker hands its lists to the controller, which prints them all
 LIVE_FIGURES = {"test_live": ("SUMMARY", "RESENT"), "test_live_soak": ("SOAK",)}

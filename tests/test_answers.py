@@ -12,12 +12,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 from typer.testing import CliRunner
 
-from conftest import FIXTURES, REPO, require_file
+from conftest import FIXTURES, REPO, fresh_python, require_file
 from dwarfgo import indexcache
 from dwarfgo.cli import app
 from dwarfgo.elfhead import read_head
@@ -67,10 +66,7 @@ def test_warm_answers_are_the_uncached_ones_read_without_pyelftools(tmp_path, ca
               "print(json.dumps([[r.exit_code, r.stdout] for r in runs]))\n"
               "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('elftools.elf', 'elftools.dwarf', "
               "'elftools.construct', 'capstone', 'iced_x86', 'dwarfgo.program', 'dwarfgo.binary')))))\n")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO,
-                          env=dict(os.environ, PYTHONPATH=str(REPO)))
-    assert proc.returncode == 0, proc.stderr
-    warm, imported = (json.loads(line) for line in proc.stdout.splitlines())
+    warm, imported = (json.loads(line) for line in fresh_python(script).stdout.splitlines())
     assert warm == [[r.exit_code, r.stdout] for r in reference]
     assert imported == []
     # what the commands print is what the demo's source says (fixtures/demo/main.go)

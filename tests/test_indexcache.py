@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import FIXTURES, REPO, require_file
+from conftest import FIXTURES, REPO, fresh_python, require_file
 from dwarfgo import indexcache
 from dwarfgo.errors import DwarfgoError
 from dwarfgo.diescan import DW_TAG_subprogram, DW_TAG_typedef, DieScanner
@@ -179,15 +179,14 @@ def test_a_type_asked_by_its_full_name_is_kept_without_the_table_of_every_name(d
 def test_an_unwritable_cache_directory_means_no_cache_said_once(demo, tmp_path):
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")  # the cache directory would be under a file (root ignores file modes)
-    env = dict(os.environ, XDG_CACHE_HOME=str(blocker), PYTHONPATH=str(REPO))
     script = ("from dwarfgo.program import GoProgram\n"
               "for _ in range(3):\n"
               "    with GoProgram(%r) as p:\n"
               "        print(p.function('main.checkKey').signature())\n" % str(demo))
-    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr
+    proc = fresh_python(script, XDG_CACHE_HOME=str(blocker))
     assert proc.stdout.splitlines() == [CHECK_KEY] * 3
     assert proc.stderr.count("working without a cache") == 1, proc.stderr
+    env = dict(os.environ, XDG_CACHE_HOME=str(blocker), PYTHONPATH=str(REPO))
     proc = subprocess.run([sys.executable, "-m", "dwarfgo", "sig", str(demo), "main.checkKey"], env=env,
                           capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0 and proc.stdout.splitlines()[0] == CHECK_KEY

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO
+from conftest import REPO, fresh_python
 
 DEMO = REPO / "fixtures" / "bin" / "demo-go1.22-amd64"
 HEAVY = ("capstone", "rich", "dwarfgo.cheaders", "dwarfgo.emit", "dwarfgo.runner", "multiprocessing")
@@ -22,10 +22,7 @@ def test_funcs_imports_no_disassembler_progress_display_emitter_or_multiprocessi
               "except SystemExit as e:\n"
               "    assert not e.code, e.code\n"
               f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r} or m in {HEAVY!r})))\n")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO,
-                          env=dict(os.environ, PYTHONPATH=str(REPO)))
-    assert proc.returncode == 0, proc.stderr
-    out = proc.stdout.splitlines()
+    out = fresh_python(script).stdout.splitlines()
     assert out[0].endswith("main.checkKey  func checkKey(key string) error")  # fixtures/demo/main.go
     assert json.loads(out[-1]) == []
 
@@ -36,8 +33,7 @@ def _run_entry(tmp_path, prologue: str, *args: str) -> subprocess.CompletedProce
               f"sys.argv = ['dwarfgo', *{list(args)!r}]\n"
               "from dwarfgo.cli import run\n"
               "run()\n")
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO,
-                          env=dict(os.environ, PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(tmp_path)))
+    return fresh_python(script, check=False, XDG_CACHE_HOME=str(tmp_path))
 
 
 _LAST_OBJECT = ("class Last:\n"
@@ -78,10 +74,7 @@ def _probe_modules(*options: str) -> tuple[list[str], bool]:
               "except SystemExit as e:\n"
               "    assert not e.code, e.code\n"
               "print(json.dumps('dwarfgo.emit.aggregate' in sys.modules))\n")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO,
-                          env=dict(os.environ, PYTHONPATH=str(REPO)))
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
+    lines = fresh_python(script).stdout.splitlines()
     return lines[:-1], json.loads(lines[-1])
 
 
@@ -122,9 +115,9 @@ def test_sig_loads_neither_ctypes_nor_pdb(tmp_path):
     first = subprocess.run([sys.executable, "-m", "dwarfgo", "sig", str(DEMO), "main.checkKey"], capture_output=True,
                            text=True, timeout=120, cwd=REPO, env=env)
     assert first.returncode == 0, first.stderr
-    library = subprocess.run([sys.executable, "-c", "import sys, dwarfgo.binary, dwarfgo.program, elftools.elf.elffile\n"
-                              "print(type(sys.modules['pdb'].__dict__.get('Pdb')).__name__)"],
-                             capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
+    library = fresh_python("import sys, dwarfgo.binary, dwarfgo.program, elftools.elf.elffile\n"
+                           "print(type(sys.modules['pdb'].__dict__.get('Pdb')).__name__)", check=False,
+                           XDG_CACHE_HOME=str(tmp_path))
     assert library.stdout == "type\n", library.stderr  # imported as a library: pdb itself, as pyelftools asks
     script = ("import json, sys\n"
               "from dwarfgo.cli import app, defer_unused_imports\n"
@@ -138,8 +131,6 @@ def test_sig_loads_neither_ctypes_nor_pdb(tmp_path):
               "          'Pdb' in vars(stand_in), 'bdb' in sys.modules]\n"
               "import pdb\n"
               "print(json.dumps(loaded + [pdb.Pdb.__name__, sys.modules['pdb'] is not stand_in]))\n")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
-    assert proc.returncode == 0, proc.stderr
-    out = proc.stdout.splitlines()
+    out = fresh_python(script, XDG_CACHE_HOME=str(tmp_path)).stdout.splitlines()
     assert out[0] == "func (v *main.BarrierView) Put(ctx context.Context, entry *main.StorageEntry) error"
     assert json.loads(out[-1]) == [False, False, True, False, False, "Pdb", True]
