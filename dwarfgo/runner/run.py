@@ -152,7 +152,7 @@ class BpftraceRun:
                 return
             if time.monotonic() >= deadline:
                 break
-            if not self.ended and _main_thread_wchan(self.proc.pid) == "do_epoll_wait":
+            if not self.ended and _wchan(self.proc.pid) == "do_epoll_wait":
                 self.signals_resent += 1
                 sent = self._signal_when_safe(deadline)
         if self.proc.poll() is None:
@@ -276,44 +276,38 @@ def _pipe_fill(fd: int) -> int:
         return 0
 
 
-def _writing_to_pipe(pid: int) -> bool:
-    """A thread of the process sleeps in a pipe write (its output pipe is full)."""
+def _threads(pid: int) -> list[str]:
+    """The thread ids of a process, in order ([] once it is gone)."""
     try:
-        tids = os.listdir(f"/proc/{pid}/task")
+        return sorted(os.listdir(f"/proc/{pid}/task"), key=int)
     except OSError:
-        return False
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/wchan") as f:
-                if f.read().strip() == "pipe_write":
-                    return True
-        except OSError:
-            continue
-    return False
+        return []
 
 
-def _main_thread_wchan(pid: int) -> str:
+def _wchan(pid: int, tid: str | None = None) -> str:
+    """Where in the kernel the process's main thread (or thread `tid`) sleeps ("" when unknown)."""
     try:
-        with open(f"/proc/{pid}/wchan") as f:
+        with open(f"/proc/{pid}/wchan" if tid is None else f"/proc/{pid}/task/{tid}/wchan") as f:
             return f.read().strip()
     except OSError:
         return ""
 
 
+def _writing_to_pipe(pid: int) -> bool:
+    """A thread of the process sleeps in a pipe write (its output pipe is full)."""
+    return any(_wchan(pid, tid) == "pipe_write" for tid in _threads(pid))
+
+
 def _process_state(pid: int) -> str:
     """`state D in synchronize_rcu` for each thread of a process: where it is stuck (for the error)."""
     parts = []
-    try:
-        for tid in sorted(os.listdir(f"/proc/{pid}/task"), key=int):
-            try:
-                state = ProcessStatus.read(f"/proc/{pid}/task/{tid}/stat").state
-                with open(f"/proc/{pid}/task/{tid}/wchan") as f:
-                    wchan = f.read().strip()
-            except OSError:
-                continue
-            parts.append(f"state {state}" + (f" in {wchan}" if wchan and wchan != "0" else ""))
-    except OSError:
-        return ""
+    for tid in _threads(pid):
+        try:
+            state = ProcessStatus.read(f"/proc/{pid}/task/{tid}/stat").state
+        except OSError:
+            continue
+        wchan = _wchan(pid, tid)
+        parts.append(f"state {state}" + (f" in {wchan}" if wchan and wchan != "0" else ""))
     return ", ".join(parts)
 
 
